@@ -1,0 +1,66 @@
+# Shared C types of the routing core, declared once (see ../shared/STYLE.md, 1).
+
+from libc.stdint cimport int32_t, int64_t, uint32_t, uint64_t
+
+ctypedef int64_t time_us_t      # microseconds; the core never reads a clock
+ctypedef int32_t agent_id_t     # dense, 0..n_agents-1
+ctypedef int32_t queue_id_t     # dense, 0..n_queues-1
+ctypedef int64_t contact_id_t   # (generation << 32) | slot; never reused
+
+cdef enum agent_state_t:
+    AS_LOGGED_OUT = 0
+    AS_NOT_READY = 1
+    AS_READY = 2
+    AS_RESERVED = 3
+    AS_BUSY = 4
+    AS_WRAP_UP = 5
+
+cdef enum:
+    N_AGENT_STATES = 6
+    REASON_RONA = -1
+    NO_PENDING = -2            # agent.pending: no not-ready is pending
+
+cdef enum contact_state_t:
+    CS_WAITING = 0
+    CS_OFFERED = 1
+    CS_ACTIVE = 2
+    CS_FREE = 3                # slot not in use
+
+cdef enum strategy_t:
+    ST_LONGEST_IDLE = 0
+    ST_ROUND_ROBIN = 1
+    ST_FEWEST_CONTACTS = 2
+    ST_LEAST_TALK_TIME = 3
+    ST_MOST_SKILLED = 4
+    ST_RANDOM = 5
+    ST_LINEAR = 6
+    N_STRATEGIES = 7
+
+cdef enum decision_kind_t:
+    DK_OFFER = 1
+    DK_RONA = 2
+    DK_WRAP_UP_END = 3
+
+cdef enum timer_kind_t:
+    TK_NONE = 0
+    TK_RING = 1                # obj: contact slot
+    TK_WRAP_UP = 2             # obj: agent id
+
+# Results of the C-level API: 0 on success, one of these on refusal. A refused
+# call has changed nothing but the timers it fired.
+cdef enum err_t:
+    E_OK = 0
+    E_UNKNOWN_AGENT = -1
+    E_UNKNOWN_QUEUE = -2
+    E_UNKNOWN_CONTACT = -3
+    E_INVALID = -4
+    E_CONFIG = -5
+    E_TIME = -6
+    E_NOMEM = -7
+
+cdef struct decision_t:
+    int64_t time
+    int64_t contact
+    int32_t kind
+    int32_t agent
+    int32_t queue

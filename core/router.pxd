@@ -1,0 +1,205 @@
+# The routing core's C-level face: structs and the cdef methods that the event
+# loop (core/) and the benchmark workload call with no Python object per event.
+# The semantics are those of docs/ROUTING.md; router.pyx implements them.
+
+from libc.stdint cimport int32_t, int64_t, uint32_t, uint64_t
+
+from agner.core._types cimport (
+    agent_id_t, contact_id_t, decision_t, queue_id_t, time_us_t,
+)
+from agner.core._structs cimport fenwick_t, heap_t
+
+
+cdef struct skill_t:
+    int32_t skill
+    int32_t level
+
+
+cdef struct member_t:
+    int32_t pool
+    int32_t member            # index of the agent in that pool
+
+
+cdef struct agent_t:
+    int32_t state             # agent_state_t
+    int32_t reason            # not-ready reason (meaningful in NOT_READY)
+    int32_t pending           # pending not-ready reason, NO_PENDING when none
+    int32_t contact           # slot of the offered/held contact, -1 when none
+    int32_t timer             # timer slot of the running wrap-up, -1 when none
+    bint in_pools             # READY and waiting in its pools' idle sets
+    time_us_t idle_since
+    time_us_t state_since
+    time_us_t wrap_up_us      # default wrap-up after complete
+    time_us_t talk_time_us
+    int64_t handled
+    int64_t rona
+    time_us_t time_in_state[6]
+    skill_t* skills           # sorted by skill
+    int32_t n_skills
+    member_t* memb            # the pools this agent belongs to
+    int32_t n_memb
+    int32_t cap_memb
+
+
+cdef struct pool_t:
+    # The agents that meet one requirement, with the READY ones ordered for one
+    # strategy. Members are in increasing agent id order.
+    int32_t strategy
+    skill_t* req
+    int32_t n_req
+    int32_t* member_agent
+    int64_t* member_score     # MOST_SKILLED: sum of levels over the requirement
+    int32_t* pos              # heap strategies: member -> heap index, -1 if absent
+    unsigned char* present    # order strategies: member is READY
+    int32_t n_members
+    int32_t cap_members
+    int32_t n_ready
+    heap_t ready              # heap strategies
+    fenwick_t order           # ROUND_ROBIN, LINEAR, RANDOM
+    int32_t* routes           # routes whose contacts this pool's agents serve
+    int32_t n_routes
+    int32_t cap_routes
+
+
+cdef struct route_t:
+    # The WAITING contacts of one queue that need one pool's agents.
+    int32_t queue
+    int32_t pool
+    heap_t waiting            # key (-priority, arrival, sequence), id = slot
+
+
+cdef struct queue_t:
+    int32_t strategy
+    int32_t priority
+    int32_t base_route
+    int32_t rr_last           # ROUND_ROBIN memory: last agent offered to
+    time_us_t ring_timeout_us
+    time_us_t sl_threshold_us
+    int32_t* routes
+    int32_t n_routes
+    int32_t cap_routes
+    int64_t offered
+    int64_t answered
+    int64_t abandoned
+    int64_t abandoned_within_sl
+    int64_t answered_within_sl
+    int64_t waiting
+    int64_t ring_no_answer
+    time_us_t wait_answered_us
+
+
+cdef struct contact_t:
+    uint32_t gen
+    int32_t state             # contact_state_t
+    int32_t queue
+    int32_t route
+    int32_t agent             # -1 unless OFFERED or ACTIVE
+    int32_t priority
+    int32_t channel
+    int32_t timer             # ring timer slot, -1 when none
+    time_us_t arrival
+    time_us_t offered_at
+    time_us_t answered_at
+    int64_t seq               # arrival order, breaks ties between equal keys
+
+
+cdef struct timer_t:
+    int32_t kind              # timer_kind_t; TK_NONE when the slot is free
+    int32_t obj
+
+
+cdef class Router:
+    cdef readonly time_us_t now
+    cdef uint64_t rng
+    cdef int64_t seq
+    cdef int64_t timer_seq
+
+    cdef agent_t* agents
+    cdef int32_t n_agents_
+    cdef int32_t cap_agents
+    cdef queue_t* queues
+    cdef int32_t n_queues_
+    cdef int32_t cap_queues
+    cdef pool_t* pools
+    cdef int32_t n_pools
+    cdef int32_t cap_pools
+    cdef route_t* routes
+    cdef int32_t n_routes
+    cdef int32_t cap_routes
+
+    cdef contact_t* contacts
+    cdef int32_t* contact_pos     # slot -> index in its route's heap
+    cdef int32_t n_slots
+    cdef int32_t cap_slots
+    cdef int32_t* free_slots
+    cdef int32_t n_free
+    cdef int32_t cap_free
+
+    cdef timer_t* timers
+    cdef int32_t* timer_pos
+    cdef int32_t n_timer_slots
+    cdef int32_t cap_timer_slots
+    cdef int32_t* free_timers
+    cdef int32_t n_free_timers
+    cdef int32_t cap_free_timers
+    cdef heap_t timer_heap        # key (deadline, creation order, 0)
+
+    # Decisions since the last take: the C-level driver reads dec[0:n_dec]
+    # and sets n_dec = 0.
+    cdef decision_t* dec
+    cdef int32_t n_dec
+    cdef int32_t cap_dec
+
+    # Why the last call was refused, for the Python layer's message.
+    cdef int32_t err_state
+
+    cdef dict _pool_index         # (requirement tuple, strategy) -> pool id
+    cdef dict _route_index        # (queue, requirement tuple) -> route id
+    cdef list _queue_req          # queue -> its requirement tuple
+    cdef int64_t _last_now        # the refused `now`, for TimeError's message
+
+    # -- configuration (may allocate; not on the hot path) --
+    cdef int c_add_agent(self, const skill_t* skills, int32_t n, time_us_t wrap_up_us) noexcept
+    cdef int c_add_queue(self, int32_t strategy, int32_t priority, time_us_t ring_timeout_us,
+                         time_us_t sl_threshold_us) noexcept
+    cdef int c_add_route(self, int32_t queue, const skill_t* req, int32_t n_req, int32_t pool) noexcept
+    cdef int c_add_pool(self, int32_t strategy, const skill_t* req, int32_t n_req) noexcept
+
+    # -- events: 0 or an err_t; arrive returns the contact id or an err_t --
+    cdef int c_login(self, int32_t agent, time_us_t now) noexcept
+    cdef int c_logout(self, int32_t agent, time_us_t now) noexcept
+    cdef int c_set_ready(self, int32_t agent, time_us_t now) noexcept
+    cdef int c_set_not_ready(self, int32_t agent, time_us_t now, int32_t reason) noexcept
+    cdef contact_id_t c_arrive(self, int32_t route, time_us_t now, int32_t priority,
+                               int32_t channel) noexcept
+    cdef int c_accept(self, int32_t agent, contact_id_t contact, time_us_t now) noexcept
+    cdef int c_no_answer(self, int32_t agent, contact_id_t contact, time_us_t now) noexcept
+    cdef int c_complete(self, int32_t agent, contact_id_t contact, time_us_t now,
+                        time_us_t wrap_up_us) noexcept
+    cdef int c_abandon(self, contact_id_t contact, time_us_t now) noexcept
+    cdef int c_advance(self, time_us_t now) noexcept
+    cdef time_us_t c_next_deadline(self) noexcept
+
+    # -- internals --
+    cdef int32_t _slot(self, contact_id_t contact) noexcept
+    cdef contact_id_t _cid(self, int32_t slot) noexcept
+    cdef void _set_state(self, agent_t* a, int32_t state, time_us_t now) noexcept
+    cdef int _emit(self, int32_t kind, time_us_t t, contact_id_t c, int32_t agent,
+                   int32_t queue) noexcept
+    cdef int _timer_add(self, time_us_t deadline, int32_t kind, int32_t obj) noexcept
+    cdef void _timer_cancel(self, int32_t t) noexcept
+    cdef int _pool_add_member(self, int32_t pid, int32_t agent, int64_t score) noexcept
+    cdef int _pool_insert_one(self, int32_t pid, int32_t m, int32_t agent) noexcept
+    cdef int _pool_insert(self, int32_t agent) noexcept
+    cdef void _pool_remove(self, int32_t agent) noexcept
+    cdef int32_t _choose(self, pool_t* p, queue_t* q) noexcept
+    cdef int _offer(self, int32_t slot, int32_t agent, time_us_t now) noexcept
+    cdef int _contact_waits(self, int32_t slot, time_us_t now) noexcept
+    cdef int _agent_ready(self, int32_t agent, time_us_t now) noexcept
+    cdef int _release(self, int32_t agent, time_us_t now) noexcept
+    cdef int _take_back(self, int32_t slot, time_us_t now, int32_t agent_state,
+                        int32_t reason) noexcept
+    cdef void _free_contact(self, int32_t slot) noexcept
+    cdef uint64_t _next_random(self) noexcept
+    cdef _raise(self, int code, str op, agent=*, contact=*)
+    cdef int32_t _agent_arg(self, int64_t agent, str op) except -1

@@ -1,0 +1,1148 @@
+# The routing core. docs/ROUTING.md is its contract; tests/reference_router.py
+# is the slow, obvious model it is tested against, decision for decision.
+#
+# Layout: agents, queues, pools, routes, contacts and timers are C arrays of
+# structs indexed by dense ints. Every event method exists twice: `c_*` is the
+# C-level API (returns 0 or an err_t, touches no Python object) and the `def`
+# of the same name is the Python API (validates, calls c_*, raises).
+
+from libc.stdint cimport int32_t, int64_t, uint32_t, uint64_t
+from libc.stdlib cimport free, malloc, realloc
+from libc.string cimport memcpy, memset
+
+from agner.core._structs cimport (
+    fenwick_t, fw_add, fw_prefix, fw_resize, fw_select, grow, h_free, h_less,
+    h_push, h_remove, h_reserve, heap_t, hentry_t,
+)
+from agner.core._types cimport (
+    AS_BUSY, AS_LOGGED_OUT, AS_NOT_READY, AS_READY, AS_RESERVED, AS_WRAP_UP,
+    CS_ACTIVE, CS_FREE, CS_OFFERED, CS_WAITING, DK_OFFER, DK_RONA, DK_WRAP_UP_END,
+    E_CONFIG, E_INVALID, E_NOMEM, E_OK, E_TIME, E_UNKNOWN_AGENT, E_UNKNOWN_CONTACT,
+    E_UNKNOWN_QUEUE, N_AGENT_STATES, NO_PENDING, REASON_RONA, ST_FEWEST_CONTACTS,
+    ST_LEAST_TALK_TIME, ST_LINEAR, ST_LONGEST_IDLE, ST_MOST_SKILLED, ST_RANDOM,
+    ST_ROUND_ROBIN, TK_NONE, TK_RING, TK_WRAP_UP, contact_id_t, decision_t, time_us_t,
+)
+
+from agner.core._api import (
+    AgentState,
+    AgentStats,
+    Channel,
+    ConfigError,
+    ContactState,
+    Decision,
+    DecisionKind,
+    InvalidTransition,
+    QueueStats,
+    Strategy,
+    TimeError,
+    UnknownAgent,
+    UnknownContact,
+    UnknownQueue,
+    make_agent_stats,
+    make_queue_stats,
+)
+
+MAX_SKILL = 65535
+MAX_LEVEL = 1000
+MAX_PRIORITY = 1_000_000
+
+cdef tuple _KINDS = (None, DecisionKind.OFFER, DecisionKind.RONA, DecisionKind.WRAP_UP_END)
+cdef tuple _AGENT_STATES = tuple(AgentState)
+cdef tuple _CONTACT_STATES = tuple(ContactState)
+cdef object _tuple_new = tuple.__new__
+
+
+cdef inline bint _heap_strategy(int32_t s) noexcept nogil:
+    return s == ST_LONGEST_IDLE or s == ST_FEWEST_CONTACTS or s == ST_LEAST_TALK_TIME \
+        or s == ST_MOST_SKILLED
+
+
+cdef inline bint _meets(const skill_t* have, int32_t n_have, const skill_t* req,
+                        int32_t n_req, int64_t* score) noexcept nogil:
+    """Whether sorted skills `have` meet sorted requirement `req`; score = sum of levels."""
+    cdef int32_t i = 0, j = 0
+    score[0] = 0
+    while j < n_req:
+        while i < n_have and have[i].skill < req[j].skill:
+            i += 1
+        if i == n_have or have[i].skill != req[j].skill or have[i].level < req[j].level:
+            return False
+        score[0] += have[i].level
+        j += 1
+    return True
+
+
+cdef inline int32_t _upper_bound(const int32_t* a, int32_t n, int32_t x) noexcept nogil:
+    """First index whose value is greater than x (a is increasing)."""
+    cdef int32_t lo = 0, hi = n, mid
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if a[mid] <= x:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
+
+
+cdef inline int _push_int(int32_t** arr, int32_t* n, int32_t* cap, int32_t v) noexcept nogil:
+    if grow(<void**> arr, cap, n[0] + 1, sizeof(int32_t)) != 0:
+        return -1
+    arr[0][n[0]] = v
+    n[0] += 1
+    return 0
+
+
+def _requirement(mapping, str what):
+    """Validate a skill -> level mapping; return it as a sorted tuple of pairs."""
+    if mapping is None:
+        return ()
+    try:
+        items = sorted((int(k), int(v)) for k, v in mapping.items())
+    except (AttributeError, TypeError, ValueError) as exc:
+        raise ConfigError(f"{what} must map int skills to int levels: {exc}") from None
+    for skill, level in items:
+        if not 0 <= skill <= MAX_SKILL:
+            raise ConfigError(f"{what}: skill {skill} is outside [0, {MAX_SKILL}]")
+        if not 1 <= level <= MAX_LEVEL:
+            raise ConfigError(f"{what}: level {level} of skill {skill} is outside [1, {MAX_LEVEL}]")
+    return tuple(items)
+
+
+def _duration(value, str what):
+    value = int(value)
+    if value < 0:
+        raise ConfigError(f"{what} must be >= 0 microseconds, got {value}")
+    return value
+
+
+def _priority(value):
+    value = int(value)
+    if not -MAX_PRIORITY <= value <= MAX_PRIORITY:
+        raise ConfigError(f"priority {value} is outside [-{MAX_PRIORITY}, {MAX_PRIORITY}]")
+    return value
+
+
+cdef class Router:
+    """The routing core: agents, queues and contacts, with the decisions of an ACD.
+
+    The router never reads a clock: every event method takes ``now``, an ``int``
+    of microseconds that never goes backwards. It offers each waiting contact to
+    the best eligible idle agent (by its queue's strategy) and each agent that
+    becomes ready to the best waiting contact it can serve (by priority, then
+    arrival). What it decides on its own (offers, ring-no-answer, wrap-up ends)
+    is collected for :meth:`take_decisions`. docs/ROUTING.md is the full contract.
+
+    Every event method first fires the timers due at or before ``now`` (as
+    :meth:`advance` does). A call that raises leaves the router as it was, apart
+    from those timers. Errors: :class:`UnknownAgent`, :class:`UnknownQueue`,
+    :class:`UnknownContact`, :class:`InvalidTransition`, :class:`ConfigError`,
+    :class:`TimeError`, all subclasses of :class:`RouterError`.
+
+    Args:
+        seed: seeds the generator of the RANDOM strategy (SplitMix64).
+    """
+
+    def __cinit__(self):
+        self._pool_index = {}
+        self._route_index = {}
+        self._queue_req = []
+
+    def __init__(self, seed: int = 0):
+        self.rng = <uint64_t> (int(seed) & 0xFFFFFFFFFFFFFFFF)
+
+    def __dealloc__(self):
+        cdef int32_t i
+        for i in range(self.n_agents_):
+            free(self.agents[i].skills)
+            free(self.agents[i].memb)
+        free(self.agents)
+        for i in range(self.n_pools):
+            free(self.pools[i].req)
+            free(self.pools[i].member_agent)
+            free(self.pools[i].member_score)
+            free(self.pools[i].pos)
+            free(self.pools[i].present)
+            free(self.pools[i].routes)
+            free(self.pools[i].order.t)
+            h_free(&self.pools[i].ready)
+        free(self.pools)
+        for i in range(self.n_routes):
+            h_free(&self.routes[i].waiting)
+        free(self.routes)
+        for i in range(self.n_queues_):
+            free(self.queues[i].routes)
+        free(self.queues)
+        free(self.contacts)
+        free(self.contact_pos)
+        free(self.free_slots)
+        free(self.timers)
+        free(self.timer_pos)
+        free(self.free_timers)
+        h_free(&self.timer_heap)
+        free(self.dec)
+
+    # ------------------------------------------------------------------ config
+
+    cdef int c_add_agent(self, const skill_t* skills, int32_t n, time_us_t wrap_up_us) noexcept:
+        cdef int32_t aid = self.n_agents_, p
+        cdef agent_t* a
+        cdef int64_t score
+        if grow(<void**> &self.agents, &self.cap_agents, aid + 1, sizeof(agent_t)) != 0:
+            return E_NOMEM
+        a = &self.agents[aid]
+        memset(a, 0, sizeof(agent_t))
+        a.skills = <skill_t*> malloc((n if n else 1) * sizeof(skill_t))
+        if a.skills == NULL:
+            return E_NOMEM
+        memcpy(a.skills, skills, n * sizeof(skill_t))
+        a.n_skills = n
+        a.state = AS_LOGGED_OUT
+        a.pending = NO_PENDING
+        a.contact = -1
+        a.timer = -1
+        a.state_since = self.now
+        a.wrap_up_us = wrap_up_us
+        self.n_agents_ += 1
+        for p in range(self.n_pools):
+            if _meets(skills, n, self.pools[p].req, self.pools[p].n_req, &score):
+                if self._pool_add_member(p, aid, score) != 0:
+                    return E_NOMEM
+        return aid
+
+    cdef int _pool_add_member(self, int32_t pid, int32_t agent, int64_t score) noexcept:
+        cdef pool_t* p = &self.pools[pid]
+        cdef agent_t* a = &self.agents[agent]
+        cdef int32_t m = p.n_members, cap = p.cap_members
+        if m == cap:
+            cap = p.cap_members
+            if grow(<void**> &p.member_agent, &cap, m + 1, sizeof(int32_t)) != 0:
+                return E_NOMEM
+            cap = p.cap_members
+            if grow(<void**> &p.member_score, &cap, m + 1, sizeof(int64_t)) != 0:
+                return E_NOMEM
+            cap = p.cap_members
+            if grow(<void**> &p.pos, &cap, m + 1, sizeof(int32_t)) != 0:
+                return E_NOMEM
+            cap = p.cap_members
+            if grow(<void**> &p.present, &cap, m + 1, sizeof(unsigned char)) != 0:
+                return E_NOMEM
+            p.cap_members = cap
+        p.member_agent[m] = agent
+        p.member_score[m] = score
+        p.pos[m] = -1
+        p.present[m] = 0
+        p.n_members += 1
+        if not _heap_strategy(p.strategy):
+            if fw_resize(&p.order, p.n_members, p.present, p.n_members) != 0:
+                return E_NOMEM
+        if grow(<void**> &a.memb, &a.cap_memb, a.n_memb + 1, sizeof(member_t)) != 0:
+            return E_NOMEM
+        a.memb[a.n_memb].pool = pid
+        a.memb[a.n_memb].member = m
+        a.n_memb += 1
+        if a.in_pools:
+            return self._pool_insert_one(pid, m, agent)
+        return 0
+
+    cdef int c_add_pool(self, int32_t strategy, const skill_t* req, int32_t n_req) noexcept:
+        cdef int32_t pid = self.n_pools, i
+        cdef pool_t* p
+        cdef int64_t score
+        if grow(<void**> &self.pools, &self.cap_pools, pid + 1, sizeof(pool_t)) != 0:
+            return E_NOMEM
+        p = &self.pools[pid]
+        memset(p, 0, sizeof(pool_t))
+        p.strategy = strategy
+        p.req = <skill_t*> malloc((n_req if n_req else 1) * sizeof(skill_t))
+        if p.req == NULL:
+            return E_NOMEM
+        memcpy(p.req, req, n_req * sizeof(skill_t))
+        p.n_req = n_req
+        self.n_pools += 1
+        for i in range(self.n_agents_):
+            if _meets(self.agents[i].skills, self.agents[i].n_skills, req, n_req, &score):
+                if self._pool_add_member(pid, i, score) != 0:
+                    return E_NOMEM
+        return pid
+
+    cdef int c_add_queue(self, int32_t strategy, int32_t priority, time_us_t ring_timeout_us,
+                         time_us_t sl_threshold_us) noexcept:
+        cdef int32_t qid = self.n_queues_
+        cdef queue_t* q
+        if grow(<void**> &self.queues, &self.cap_queues, qid + 1, sizeof(queue_t)) != 0:
+            return E_NOMEM
+        q = &self.queues[qid]
+        memset(q, 0, sizeof(queue_t))
+        q.strategy = strategy
+        q.priority = priority
+        q.ring_timeout_us = ring_timeout_us
+        q.sl_threshold_us = sl_threshold_us
+        q.rr_last = -1
+        q.base_route = -1
+        self.n_queues_ += 1
+        return qid
+
+    cdef int c_add_route(self, int32_t queue, const skill_t* req, int32_t n_req, int32_t pool) noexcept:
+        cdef int32_t rid = self.n_routes
+        cdef route_t* r
+        cdef pool_t* p = &self.pools[pool]
+        cdef queue_t* q = &self.queues[queue]
+        if grow(<void**> &self.routes, &self.cap_routes, rid + 1, sizeof(route_t)) != 0:
+            return E_NOMEM
+        r = &self.routes[rid]
+        memset(r, 0, sizeof(route_t))
+        r.queue = queue
+        r.pool = pool
+        if _push_int(&p.routes, &p.n_routes, &p.cap_routes, rid) != 0:
+            return E_NOMEM
+        if _push_int(&q.routes, &q.n_routes, &q.cap_routes, rid) != 0:
+            return E_NOMEM
+        self.n_routes += 1
+        if q.base_route < 0:
+            q.base_route = rid
+        return rid
+
+    def _pool_for(self, tuple req, int strategy):
+        key = (req, strategy)
+        pid = self._pool_index.get(key)
+        if pid is None:
+            pid = self._with_skills(req, strategy, -1)
+            self._pool_index[key] = pid
+        return pid
+
+    def _route_for(self, int queue, tuple req):
+        key = (queue, req)
+        rid = self._route_index.get(key)
+        if rid is None:
+            pid = self._pool_for(req, self.queues[queue].strategy)
+            rid = self._with_skills(req, queue, pid)
+            self._route_index[key] = rid
+        return rid
+
+    def _with_skills(self, tuple req, int a, int b):
+        """Copy `req` to a C array and add a pool (b < 0) or a route (queue a, pool b)."""
+        cdef int32_t n = len(req), i
+        cdef skill_t* s = <skill_t*> malloc((n if n else 1) * sizeof(skill_t))
+        cdef int r
+        if s == NULL:
+            raise MemoryError()
+        for i in range(n):
+            s[i].skill = req[i][0]
+            s[i].level = req[i][1]
+        if b < 0:
+            r = self.c_add_pool(a, s, n)
+        else:
+            r = self.c_add_route(a, s, n, b)
+        free(s)
+        if r < 0:
+            raise MemoryError()
+        return r
+
+    def add_queue(self, require=None, *, strategy=Strategy.LONGEST_IDLE, priority=0,
+                  ring_timeout_us=15_000_000, sl_threshold_us=20_000_000):
+        """Add a queue and return its id (0, 1, 2, ... in order).
+
+        Args:
+            require: skill -> minimum level an agent needs to take this queue's
+                contacts (None or empty: every agent).
+            strategy: how to choose among eligible idle agents (:class:`Strategy`).
+            priority: default priority of its contacts, in [-1e6, 1e6]; higher first.
+            ring_timeout_us: how long an offer rings before ring-no-answer (0: forever).
+            sl_threshold_us: the service-level threshold T ("answered within T").
+
+        Raises:
+            ConfigError: a value out of range.
+        """
+        req = _requirement(require, "require")
+        try:
+            st = Strategy(strategy)
+        except ValueError:
+            raise ConfigError(f"unknown strategy {strategy!r}") from None
+        prio = _priority(priority)
+        ring = _duration(ring_timeout_us, "ring_timeout_us")
+        sl = _duration(sl_threshold_us, "sl_threshold_us")
+        pid = self._pool_for(req, int(st))
+        qid = self.c_add_queue(int(st), prio, ring, sl)
+        if qid < 0:
+            raise MemoryError()
+        self._queue_req.append(req)
+        self._route_index[(qid, req)] = self._with_skills(req, qid, pid)
+        return qid
+
+    def add_agent(self, skills, *, wrap_up_us=0):
+        """Add an agent (LOGGED_OUT) and return its id (0, 1, 2, ... in order).
+
+        Args:
+            skills: skill -> proficiency level, levels in [1, 1000].
+            wrap_up_us: default wrap-up after each completed contact (0: none).
+
+        Raises:
+            ConfigError: a value out of range.
+        """
+        sk = _requirement(skills, "skills")
+        wrap = _duration(wrap_up_us, "wrap_up_us")
+        cdef int32_t n = len(sk), i
+        cdef skill_t* s = <skill_t*> malloc((n if n else 1) * sizeof(skill_t))
+        if s == NULL:
+            raise MemoryError()
+        for i in range(n):
+            s[i].skill = sk[i][0]
+            s[i].level = sk[i][1]
+        cdef int r = self.c_add_agent(s, n, wrap)
+        free(s)
+        if r < 0:
+            raise MemoryError()
+        return r
+
+    @property
+    def n_agents(self):
+        """How many agents were added."""
+        return self.n_agents_
+
+    @property
+    def n_queues(self):
+        """How many queues were added."""
+        return self.n_queues_
+
+    # --------------------------------------------------------------- internals
+
+    cdef uint64_t _next_random(self) noexcept:
+        # SplitMix64, written out in docs/ROUTING.md so the reference matches.
+        cdef uint64_t z
+        self.rng += <uint64_t> 0x9E3779B97F4A7C15
+        z = self.rng
+        z = (z ^ (z >> 30)) * <uint64_t> 0xBF58476D1CE4E5B9
+        z = (z ^ (z >> 27)) * <uint64_t> 0x94D049BB133111EB
+        return z ^ (z >> 31)
+
+    cdef int32_t _slot(self, contact_id_t contact) noexcept:
+        cdef int64_t slot
+        if contact < 0:
+            return -1
+        slot = contact & 0xFFFFFFFF
+        if slot >= self.n_slots:
+            return -1
+        if self.contacts[slot].state == CS_FREE or self.contacts[slot].gen != <uint32_t> (contact >> 32):
+            return -1
+        return <int32_t> slot
+
+    cdef contact_id_t _cid(self, int32_t slot) noexcept:
+        return (<contact_id_t> self.contacts[slot].gen << 32) | slot
+
+    cdef void _set_state(self, agent_t* a, int32_t state, time_us_t now) noexcept:
+        a.time_in_state[a.state] += now - a.state_since
+        a.state_since = now
+        a.state = state
+
+    cdef int _emit(self, int32_t kind, time_us_t t, contact_id_t c, int32_t agent,
+                   int32_t queue) noexcept:
+        cdef decision_t* d
+        if grow(<void**> &self.dec, &self.cap_dec, self.n_dec + 1, sizeof(decision_t)) != 0:
+            return E_NOMEM
+        d = &self.dec[self.n_dec]
+        d.kind = kind
+        d.time = t
+        d.contact = c
+        d.agent = agent
+        d.queue = queue
+        self.n_dec += 1
+        return 0
+
+    cdef int _timer_add(self, time_us_t deadline, int32_t kind, int32_t obj) noexcept:
+        cdef int32_t t, cap
+        if self.n_free_timers:
+            self.n_free_timers -= 1
+            t = self.free_timers[self.n_free_timers]
+        else:
+            t = self.n_timer_slots
+            cap = self.cap_timer_slots
+            if grow(<void**> &self.timers, &cap, t + 1, sizeof(timer_t)) != 0:
+                return -1
+            cap = self.cap_timer_slots
+            if grow(<void**> &self.timer_pos, &cap, t + 1, sizeof(int32_t)) != 0:
+                return -1
+            self.cap_timer_slots = cap
+            self.n_timer_slots += 1
+        self.timers[t].kind = kind
+        self.timers[t].obj = obj
+        if h_push(&self.timer_heap, deadline, self.timer_seq, 0, t, self.timer_pos) != 0:
+            return -1
+        self.timer_seq += 1
+        return t
+
+    cdef void _timer_cancel(self, int32_t t) noexcept:
+        h_remove(&self.timer_heap, self.timer_pos[t], self.timer_pos)
+        self.timers[t].kind = TK_NONE
+        # The free list never outgrows the slot count, which was reserved.
+        grow(<void**> &self.free_timers, &self.cap_free_timers, self.n_free_timers + 1,
+             sizeof(int32_t))
+        self.free_timers[self.n_free_timers] = t
+        self.n_free_timers += 1
+
+    cdef int _pool_insert_one(self, int32_t pid, int32_t m, int32_t agent) noexcept:
+        cdef pool_t* p = &self.pools[pid]
+        cdef agent_t* a = &self.agents[agent]
+        cdef int32_t s = p.strategy
+        cdef int r = 0
+        if s == ST_LONGEST_IDLE:
+            r = h_push(&p.ready, a.idle_since, agent, 0, m, p.pos)
+        elif s == ST_FEWEST_CONTACTS:
+            r = h_push(&p.ready, a.handled, a.idle_since, agent, m, p.pos)
+        elif s == ST_LEAST_TALK_TIME:
+            r = h_push(&p.ready, a.talk_time_us, a.idle_since, agent, m, p.pos)
+        elif s == ST_MOST_SKILLED:
+            r = h_push(&p.ready, -p.member_score[m], a.idle_since, agent, m, p.pos)
+        else:
+            p.present[m] = 1
+            fw_add(&p.order, m, 1)
+        if r != 0:
+            return E_NOMEM
+        p.n_ready += 1
+        return 0
+
+    cdef int _pool_insert(self, int32_t agent) noexcept:
+        cdef agent_t* a = &self.agents[agent]
+        cdef int32_t i
+        for i in range(a.n_memb):
+            if self._pool_insert_one(a.memb[i].pool, a.memb[i].member, agent) != 0:
+                return E_NOMEM
+        a.in_pools = True
+        return 0
+
+    cdef void _pool_remove(self, int32_t agent) noexcept:
+        cdef agent_t* a = &self.agents[agent]
+        cdef pool_t* p
+        cdef int32_t i, m
+        for i in range(a.n_memb):
+            p = &self.pools[a.memb[i].pool]
+            m = a.memb[i].member
+            if _heap_strategy(p.strategy):
+                h_remove(&p.ready, p.pos[m], p.pos)
+            else:
+                p.present[m] = 0
+                fw_add(&p.order, m, -1)
+            p.n_ready -= 1
+        a.in_pools = False
+
+    cdef int32_t _choose(self, pool_t* p, queue_t* q) noexcept:
+        cdef int32_t k
+        cdef uint64_t x
+        if _heap_strategy(p.strategy):
+            return p.ready.e[0].id
+        if p.strategy == ST_LINEAR:
+            return fw_select(&p.order, 0)
+        if p.strategy == ST_RANDOM:
+            x = self._next_random()
+            return fw_select(&p.order, <int32_t> (x % <uint64_t> p.n_ready))
+        # ROUND_ROBIN: the first ready member after the last agent served, wrapping.
+        k = fw_prefix(&p.order, _upper_bound(p.member_agent, p.n_members, q.rr_last))
+        return fw_select(&p.order, k if k < p.n_ready else 0)
+
+    cdef int _offer(self, int32_t slot, int32_t agent, time_us_t now) noexcept:
+        cdef agent_t* a = &self.agents[agent]
+        cdef contact_t* c = &self.contacts[slot]
+        cdef queue_t* q = &self.queues[c.queue]
+        cdef int32_t t
+        if a.in_pools:
+            self._pool_remove(agent)
+        self._set_state(a, AS_RESERVED, now)
+        a.contact = slot
+        c.state = CS_OFFERED
+        c.agent = agent
+        c.offered_at = now
+        q.rr_last = agent
+        if q.ring_timeout_us > 0:
+            t = self._timer_add(now + q.ring_timeout_us, TK_RING, slot)
+            if t < 0:
+                return E_NOMEM
+            c.timer = t
+        return self._emit(DK_OFFER, now, self._cid(slot), agent, c.queue)
+
+    cdef int _contact_waits(self, int32_t slot, time_us_t now) noexcept:
+        cdef contact_t* c = &self.contacts[slot]
+        cdef route_t* r = &self.routes[c.route]
+        cdef pool_t* p = &self.pools[r.pool]
+        if p.n_ready > 0:
+            return self._offer(slot, p.member_agent[self._choose(p, &self.queues[c.queue])], now)
+        c.state = CS_WAITING
+        if h_push(&r.waiting, -c.priority, c.arrival, c.seq, slot, self.contact_pos) != 0:
+            return E_NOMEM
+        self.queues[c.queue].waiting += 1
+        return 0
+
+    cdef int _agent_ready(self, int32_t agent, time_us_t now) noexcept:
+        # The agent is READY and not yet in its pools: give it the best waiting
+        # contact over every route it can serve, or make it idle.
+        cdef agent_t* a = &self.agents[agent]
+        cdef pool_t* p
+        cdef route_t* r
+        cdef int32_t i, j, best = -1, slot
+        cdef hentry_t* head = NULL
+        for i in range(a.n_memb):
+            p = &self.pools[a.memb[i].pool]
+            for j in range(p.n_routes):
+                r = &self.routes[p.routes[j]]
+                if r.waiting.n and (head == NULL or h_less(&r.waiting.e[0], head)):
+                    head = &r.waiting.e[0]
+                    best = p.routes[j]
+        if best >= 0:
+            slot = head.id
+            h_remove(&self.routes[best].waiting, 0, self.contact_pos)
+            self.queues[self.contacts[slot].queue].waiting -= 1
+            return self._offer(slot, agent, now)
+        a.idle_since = now
+        return self._pool_insert(agent)
+
+    cdef int _release(self, int32_t agent, time_us_t now) noexcept:
+        cdef agent_t* a = &self.agents[agent]
+        if a.pending != NO_PENDING:
+            a.reason = a.pending
+            a.pending = NO_PENDING
+            self._set_state(a, AS_NOT_READY, now)
+            return 0
+        self._set_state(a, AS_READY, now)
+        return self._agent_ready(agent, now)
+
+    cdef int _take_back(self, int32_t slot, time_us_t now, int32_t agent_state,
+                        int32_t reason) noexcept:
+        # An offered contact returns to its queue; its agent goes to agent_state.
+        cdef contact_t* c = &self.contacts[slot]
+        cdef agent_t* a = &self.agents[c.agent]
+        if c.timer >= 0:
+            self._timer_cancel(c.timer)
+            c.timer = -1
+        a.contact = -1
+        a.pending = NO_PENDING
+        if agent_state == AS_NOT_READY:
+            a.reason = reason
+            a.rona += 1
+            self.queues[c.queue].ring_no_answer += 1
+        self._set_state(a, agent_state, now)
+        c.agent = -1
+        return self._contact_waits(slot, now)
+
+    cdef void _free_contact(self, int32_t slot) noexcept:
+        cdef contact_t* c = &self.contacts[slot]
+        c.state = CS_FREE
+        c.gen += 1
+        c.agent = -1
+        # Cannot fail: the free list was sized with the slots in c_arrive.
+        self.free_slots[self.n_free] = slot
+        self.n_free += 1
+
+    # ------------------------------------------------------- C-level event API
+
+    cdef int c_advance(self, time_us_t now) noexcept:
+        cdef int32_t t, obj, kind
+        cdef time_us_t deadline
+        cdef int r
+        if now < 0:
+            return E_CONFIG
+        if now < self.now:
+            return E_TIME
+        while self.timer_heap.n and self.timer_heap.e[0].a <= now:
+            t = self.timer_heap.e[0].id
+            deadline = self.timer_heap.e[0].a
+            kind = self.timers[t].kind
+            obj = self.timers[t].obj
+            self._timer_cancel(t)
+            self.now = deadline
+            if kind == TK_RING:
+                self.contacts[obj].timer = -1
+                r = self._emit(DK_RONA, deadline, self._cid(obj), self.contacts[obj].agent,
+                               self.contacts[obj].queue)
+                if r == 0:
+                    r = self._take_back(obj, deadline, AS_NOT_READY, REASON_RONA)
+            else:
+                self.agents[obj].timer = -1
+                r = self._emit(DK_WRAP_UP_END, deadline, -1, obj, -1)
+                if r == 0:
+                    r = self._release(obj, deadline)
+            if r != 0:
+                return r
+        self.now = now
+        return 0
+
+    cdef time_us_t c_next_deadline(self) noexcept:
+        return self.timer_heap.e[0].a if self.timer_heap.n else -1
+
+    cdef int c_login(self, int32_t agent, time_us_t now) noexcept:
+        cdef int r
+        cdef agent_t* a
+        if agent < 0 or agent >= self.n_agents_:
+            return E_UNKNOWN_AGENT
+        r = self.c_advance(now)
+        if r:
+            return r
+        a = &self.agents[agent]
+        if a.state != AS_LOGGED_OUT:
+            self.err_state = a.state
+            return E_INVALID
+        a.reason = 0
+        a.pending = NO_PENDING
+        self._set_state(a, AS_NOT_READY, now)
+        return 0
+
+    cdef int c_logout(self, int32_t agent, time_us_t now) noexcept:
+        cdef int r
+        cdef agent_t* a
+        if agent < 0 or agent >= self.n_agents_:
+            return E_UNKNOWN_AGENT
+        r = self.c_advance(now)
+        if r:
+            return r
+        a = &self.agents[agent]
+        if a.state == AS_RESERVED:
+            return self._take_back(a.contact, now, AS_LOGGED_OUT, 0)
+        if a.state == AS_LOGGED_OUT or a.state == AS_BUSY:
+            self.err_state = a.state
+            return E_INVALID
+        if a.in_pools:
+            self._pool_remove(agent)
+        if a.timer >= 0:
+            self._timer_cancel(a.timer)
+            a.timer = -1
+        a.pending = NO_PENDING
+        self._set_state(a, AS_LOGGED_OUT, now)
+        return 0
+
+    cdef int c_set_ready(self, int32_t agent, time_us_t now) noexcept:
+        cdef int r
+        cdef agent_t* a
+        if agent < 0 or agent >= self.n_agents_:
+            return E_UNKNOWN_AGENT
+        r = self.c_advance(now)
+        if r:
+            return r
+        a = &self.agents[agent]
+        if a.state == AS_RESERVED or a.state == AS_BUSY:
+            if a.pending == NO_PENDING:
+                self.err_state = a.state
+                return E_INVALID
+            a.pending = NO_PENDING
+            return 0
+        if a.state != AS_NOT_READY and a.state != AS_WRAP_UP:
+            self.err_state = a.state
+            return E_INVALID
+        if a.timer >= 0:
+            self._timer_cancel(a.timer)
+            a.timer = -1
+        a.pending = NO_PENDING
+        self._set_state(a, AS_READY, now)
+        return self._agent_ready(agent, now)
+
+    cdef int c_set_not_ready(self, int32_t agent, time_us_t now, int32_t reason) noexcept:
+        cdef int r
+        cdef agent_t* a
+        if agent < 0 or agent >= self.n_agents_:
+            return E_UNKNOWN_AGENT
+        if reason < 0:
+            return E_CONFIG
+        r = self.c_advance(now)
+        if r:
+            return r
+        a = &self.agents[agent]
+        if a.state == AS_LOGGED_OUT:
+            self.err_state = a.state
+            return E_INVALID
+        if a.state == AS_RESERVED or a.state == AS_BUSY:
+            a.pending = reason
+            return 0
+        if a.in_pools:
+            self._pool_remove(agent)
+        if a.timer >= 0:
+            self._timer_cancel(a.timer)
+            a.timer = -1
+        a.pending = NO_PENDING
+        a.reason = reason
+        if a.state != AS_NOT_READY:
+            self._set_state(a, AS_NOT_READY, now)
+        return 0
+
+    cdef contact_id_t c_arrive(self, int32_t route, time_us_t now, int32_t priority,
+                               int32_t channel) noexcept:
+        cdef int r
+        cdef int32_t slot, cap
+        cdef contact_t* c
+        cdef queue_t* q
+        if route < 0 or route >= self.n_routes:
+            return E_UNKNOWN_QUEUE
+        r = self.c_advance(now)
+        if r:
+            return r
+        if self.n_free:
+            self.n_free -= 1
+            slot = self.free_slots[self.n_free]
+        else:
+            # Reserve everything a contact may need later, so that no transition
+            # can fail half-way for want of memory.
+            slot = self.n_slots
+            cap = self.cap_slots
+            if grow(<void**> &self.contacts, &cap, slot + 1, sizeof(contact_t)) != 0:
+                return E_NOMEM
+            cap = self.cap_slots
+            if grow(<void**> &self.contact_pos, &cap, slot + 1, sizeof(int32_t)) != 0:
+                return E_NOMEM
+            cap = self.cap_slots
+            if grow(<void**> &self.free_slots, &cap, slot + 1, sizeof(int32_t)) != 0:
+                return E_NOMEM
+            self.cap_slots = cap
+            if grow(<void**> &self.free_timers, &self.cap_free_timers,
+                    slot + 1 + self.n_agents_, sizeof(int32_t)) != 0:
+                return E_NOMEM
+            self.contacts[slot].gen = 0
+            self.n_slots += 1
+        c = &self.contacts[slot]
+        q = &self.queues[self.routes[route].queue]
+        c.state = CS_WAITING
+        c.queue = self.routes[route].queue
+        c.route = route
+        c.agent = -1
+        c.priority = priority
+        c.channel = channel
+        c.timer = -1
+        c.arrival = now
+        c.offered_at = -1
+        c.answered_at = -1
+        c.seq = self.seq
+        self.seq += 1
+        q.offered += 1
+        r = self._contact_waits(slot, now)
+        if r:
+            return r
+        return self._cid(slot)
+
+    cdef int c_accept(self, int32_t agent, contact_id_t contact, time_us_t now) noexcept:
+        cdef int r
+        cdef int32_t slot
+        cdef agent_t* a
+        cdef contact_t* c
+        cdef queue_t* q
+        cdef time_us_t wait
+        if agent < 0 or agent >= self.n_agents_:
+            return E_UNKNOWN_AGENT
+        r = self.c_advance(now)
+        if r:
+            return r
+        slot = self._slot(contact)
+        if slot < 0:
+            return E_UNKNOWN_CONTACT
+        a = &self.agents[agent]
+        if a.state != AS_RESERVED or a.contact != slot:
+            self.err_state = a.state
+            return E_INVALID
+        c = &self.contacts[slot]
+        q = &self.queues[c.queue]
+        if c.timer >= 0:
+            self._timer_cancel(c.timer)
+            c.timer = -1
+        c.state = CS_ACTIVE
+        c.answered_at = now
+        wait = now - c.arrival
+        q.answered += 1
+        q.wait_answered_us += wait
+        if wait <= q.sl_threshold_us:
+            q.answered_within_sl += 1
+        self._set_state(a, AS_BUSY, now)
+        return 0
+
+    cdef int c_no_answer(self, int32_t agent, contact_id_t contact, time_us_t now) noexcept:
+        cdef int r
+        cdef int32_t slot
+        cdef agent_t* a
+        if agent < 0 or agent >= self.n_agents_:
+            return E_UNKNOWN_AGENT
+        r = self.c_advance(now)
+        if r:
+            return r
+        slot = self._slot(contact)
+        if slot < 0:
+            return E_UNKNOWN_CONTACT
+        a = &self.agents[agent]
+        if a.state != AS_RESERVED or a.contact != slot:
+            self.err_state = a.state
+            return E_INVALID
+        return self._take_back(slot, now, AS_NOT_READY, REASON_RONA)
+
+    cdef int c_complete(self, int32_t agent, contact_id_t contact, time_us_t now,
+                        time_us_t wrap_up_us) noexcept:
+        cdef int r
+        cdef int32_t slot, t
+        cdef agent_t* a
+        cdef contact_t* c
+        if agent < 0 or agent >= self.n_agents_:
+            return E_UNKNOWN_AGENT
+        if wrap_up_us < -1:
+            return E_CONFIG
+        r = self.c_advance(now)
+        if r:
+            return r
+        slot = self._slot(contact)
+        if slot < 0:
+            return E_UNKNOWN_CONTACT
+        a = &self.agents[agent]
+        if a.state != AS_BUSY or a.contact != slot:
+            self.err_state = a.state
+            return E_INVALID
+        c = &self.contacts[slot]
+        a.talk_time_us += now - c.answered_at
+        a.handled += 1
+        a.contact = -1
+        self._free_contact(slot)
+        if wrap_up_us < 0:
+            wrap_up_us = a.wrap_up_us
+        if wrap_up_us > 0:
+            self._set_state(a, AS_WRAP_UP, now)
+            t = self._timer_add(now + wrap_up_us, TK_WRAP_UP, agent)
+            if t < 0:
+                return E_NOMEM
+            a.timer = t
+            return 0
+        return self._release(agent, now)
+
+    cdef int c_abandon(self, contact_id_t contact, time_us_t now) noexcept:
+        cdef int r
+        cdef int32_t slot, agent
+        cdef contact_t* c
+        cdef queue_t* q
+        r = self.c_advance(now)
+        if r:
+            return r
+        slot = self._slot(contact)
+        if slot < 0:
+            return E_UNKNOWN_CONTACT
+        c = &self.contacts[slot]
+        q = &self.queues[c.queue]
+        if c.state == CS_ACTIVE:
+            self.err_state = c.state
+            return E_INVALID
+        q.abandoned += 1
+        if now - c.arrival <= q.sl_threshold_us:
+            q.abandoned_within_sl += 1
+        if c.state == CS_WAITING:
+            h_remove(&self.routes[c.route].waiting, self.contact_pos[slot], self.contact_pos)
+            q.waiting -= 1
+            self._free_contact(slot)
+            return 0
+        agent = c.agent
+        if c.timer >= 0:
+            self._timer_cancel(c.timer)
+            c.timer = -1
+        self.agents[agent].contact = -1
+        self._free_contact(slot)
+        return self._release(agent, now)
+
+    # ------------------------------------------------------------- Python API
+
+    cdef _raise(self, int code, str op, agent=None, contact=None):
+        if code == E_UNKNOWN_AGENT:
+            raise UnknownAgent(f"{op}: no agent {agent} (agents are 0..{self.n_agents_ - 1})")
+        if code == E_UNKNOWN_QUEUE:
+            raise UnknownQueue(f"{op}: no queue {agent}")
+        if code == E_UNKNOWN_CONTACT:
+            raise UnknownContact(f"{op}: no live contact {contact} (never issued, or ended)")
+        if code == E_TIME:
+            raise TimeError(f"{op}: now={self._last_now} is earlier than the router's time {self.now}")
+        if code == E_CONFIG:
+            raise ConfigError(f"{op}: an argument is out of range (now must be >= 0)")
+        if code == E_INVALID:
+            if agent is None:
+                raise InvalidTransition(
+                    f"{op}: contact {contact} is {_CONTACT_STATES[self.err_state].name}")
+            what = f"agent {agent} is {_AGENT_STATES[self.err_state].name}"
+            if contact is not None:
+                what += f" (contact {contact} is not the one it "
+                what += "handles)" if op == "complete" else "was offered)"
+            raise InvalidTransition(f"{op}: {what}")
+        if code == E_NOMEM:
+            raise MemoryError(f"{op}: out of memory")
+        raise RuntimeError(f"{op}: unexpected result {code}")
+
+    def login(self, int64_t agent, int64_t now):
+        """LOGGED_OUT -> NOT_READY (reason 0). Raises InvalidTransition when logged in."""
+        cdef int r = self.c_login(<int32_t> agent if 0 <= agent < self.n_agents_ else -1, now)
+        if r:
+            self._last_now = now
+            self._raise(r, "login", agent)
+
+    def logout(self, int64_t agent, int64_t now):
+        """Log out from NOT_READY, READY or WRAP_UP; from RESERVED the offered
+        contact goes back to its queue. Raises InvalidTransition when BUSY."""
+        cdef int r = self.c_logout(<int32_t> agent if 0 <= agent < self.n_agents_ else -1, now)
+        if r:
+            self._last_now = now
+            self._raise(r, "logout", agent)
+
+    def set_ready(self, int64_t agent, int64_t now):
+        """NOT_READY or WRAP_UP -> READY (then offered the best waiting contact).
+        In RESERVED/BUSY it cancels a pending not-ready."""
+        cdef int r = self.c_set_ready(<int32_t> agent if 0 <= agent < self.n_agents_ else -1, now)
+        if r:
+            self._last_now = now
+            self._raise(r, "set_ready", agent)
+
+    def set_not_ready(self, int64_t agent, int64_t now, int64_t reason=0):
+        """READY, NOT_READY or WRAP_UP -> NOT_READY(reason >= 0); in RESERVED/BUSY
+        the not-ready is pending until the agent is released."""
+        if not 0 <= reason <= 0x7FFFFFFF:
+            raise ConfigError(f"set_not_ready: reason must be in [0, 2**31), got {reason}")
+        cdef int r = self.c_set_not_ready(
+            <int32_t> agent if 0 <= agent < self.n_agents_ else -1, now, <int32_t> reason)
+        if r:
+            self._last_now = now
+            self._raise(r, "set_not_ready", agent)
+
+    def arrive(self, int64_t queue, int64_t now, *, priority=None, channel=Channel.VOICE,
+               require=None):
+        """A contact arrives in `queue` at `now`; returns its id.
+
+        It is offered at once to the best eligible READY agent (see
+        :meth:`take_decisions`) or waits.
+
+        Args:
+            priority: overrides the queue's priority, in [-1e6, 1e6].
+            channel: a :class:`Channel`.
+            require: skill -> minimum level added to the queue's requirement
+                (the higher minimum wins per skill).
+
+        Raises:
+            UnknownQueue, ConfigError, TimeError.
+        """
+        if not 0 <= queue < self.n_queues_:
+            raise UnknownQueue(f"arrive: no queue {queue} (queues are 0..{self.n_queues_ - 1})")
+        cdef int32_t q = <int32_t> queue
+        cdef int32_t prio = self.queues[q].priority if priority is None else _priority(priority)
+        try:
+            ch = int(Channel(channel))
+        except ValueError:
+            raise ConfigError(f"arrive: unknown channel {channel!r}") from None
+        cdef int32_t route = self.queues[q].base_route
+        if require:
+            extra = dict(_requirement(require, "require"))
+            for skill, level in self._queue_req[q]:
+                if extra.get(skill, 0) < level:
+                    extra[skill] = level
+            route = self._route_for(q, tuple(sorted(extra.items())))
+        if now < 0:
+            raise ConfigError(f"arrive: now must be >= 0, got {now}")
+        cdef contact_id_t c = self.c_arrive(route, now, prio, ch)
+        if c < 0:
+            self._last_now = now
+            self._raise(<int> c, "arrive", queue)
+        return c
+
+    def accept(self, int64_t agent, int64_t contact, int64_t now):
+        """The agent answers the contact offered to it: RESERVED -> BUSY."""
+        cdef int r = self.c_accept(<int32_t> agent if 0 <= agent < self.n_agents_ else -1,
+                                   contact, now)
+        if r:
+            self._last_now = now
+            self._raise(r, "accept", agent, contact)
+
+    def no_answer(self, int64_t agent, int64_t contact, int64_t now):
+        """The agent did not answer: it goes NOT_READY (REASON_RONA) and the contact
+        returns to its queue, keeping its arrival time."""
+        cdef int r = self.c_no_answer(<int32_t> agent if 0 <= agent < self.n_agents_ else -1,
+                                      contact, now)
+        if r:
+            self._last_now = now
+            self._raise(r, "no_answer", agent, contact)
+
+    def complete(self, int64_t agent, int64_t contact, int64_t now, *, wrap_up_us=None):
+        """The contact ends: BUSY -> WRAP_UP for `wrap_up_us` (default: the agent's),
+        or released at once when that is 0."""
+        cdef int64_t wrap = -1
+        if wrap_up_us is not None:
+            wrap = _duration(wrap_up_us, "wrap_up_us")
+        cdef int r = self.c_complete(<int32_t> agent if 0 <= agent < self.n_agents_ else -1,
+                                     contact, now, wrap)
+        if r:
+            self._last_now = now
+            self._raise(r, "complete", agent, contact)
+
+    def abandon(self, int64_t contact, int64_t now):
+        """The caller leaves while WAITING or OFFERED (its agent is then released)."""
+        cdef int r = self.c_abandon(contact, now)
+        if r:
+            self._last_now = now
+            self._raise(r, "abandon", None, contact)
+
+    def advance(self, int64_t now):
+        """Fire every timer due at or before `now`, each at its own deadline."""
+        cdef int r = self.c_advance(now)
+        if r:
+            self._last_now = now
+            self._raise(r, "advance")
+
+    def next_deadline(self):
+        """The earliest pending timer deadline in microseconds, or None."""
+        return self.timer_heap.e[0].a if self.timer_heap.n else None
+
+    def take_decisions(self):
+        """Return the decisions made since the last call (oldest first) and forget them."""
+        cdef int32_t i
+        cdef decision_t* d
+        out = []
+        for i in range(self.n_dec):
+            d = &self.dec[i]
+            out.append(_tuple_new(Decision, (_KINDS[d.kind], d.time, d.contact, d.agent, d.queue)))
+        self.n_dec = 0
+        return out
+
+    cdef int32_t _agent_arg(self, int64_t agent, str op) except -1:
+        if not 0 <= agent < self.n_agents_:
+            raise UnknownAgent(f"{op}: no agent {agent}")
+        return <int32_t> agent
+
+    def agent_state(self, int64_t agent):
+        """The agent's :class:`AgentState`."""
+        return _AGENT_STATES[self.agents[self._agent_arg(agent, "agent_state")].state]
+
+    def agent_contact(self, int64_t agent):
+        """The contact offered to or handled by the agent, or None."""
+        cdef int32_t slot = self.agents[self._agent_arg(agent, "agent_contact")].contact
+        return None if slot < 0 else self._cid(slot)
+
+    def contact_state(self, int64_t contact):
+        """A live contact's :class:`ContactState`; UnknownContact once it has ended."""
+        cdef int32_t slot = self._slot(contact)
+        if slot < 0:
+            raise UnknownContact(f"contact_state: no live contact {contact}")
+        return _CONTACT_STATES[self.contacts[slot].state]
+
+    def contact_agent(self, int64_t contact):
+        """The agent a live contact is offered to or handled by, or None."""
+        cdef int32_t slot = self._slot(contact)
+        if slot < 0:
+            raise UnknownContact(f"contact_agent: no live contact {contact}")
+        return None if self.contacts[slot].agent < 0 else self.contacts[slot].agent
+
+    def queue_stats(self, int64_t queue, int64_t now):
+        """Real-time :class:`QueueStats` of a queue at `now` (no timer is fired)."""
+        if not 0 <= queue < self.n_queues_:
+            raise UnknownQueue(f"queue_stats: no queue {queue}")
+        if now < self.now:
+            raise TimeError(f"queue_stats: now={now} is earlier than the router's time {self.now}")
+        cdef queue_t* q = &self.queues[queue]
+        cdef int32_t i, j
+        cdef heap_t* h
+        cdef time_us_t oldest = now
+        # O(waiting in this queue): a query, not a routing decision.
+        for i in range(q.n_routes):
+            h = &self.routes[q.routes[i]].waiting
+            for j in range(h.n):
+                if h.e[j].b < oldest:
+                    oldest = h.e[j].b
+        return make_queue_stats(
+            q.offered, q.answered, q.abandoned, q.abandoned_within_sl, q.waiting,
+            now - oldest, q.answered_within_sl, q.wait_answered_us, q.ring_no_answer)
+
+    def agent_stats(self, int64_t agent, int64_t now):
+        """Real-time :class:`AgentStats` of an agent at `now` (no timer is fired)."""
+        cdef int32_t aid = self._agent_arg(agent, "agent_stats")
+        if now < self.now:
+            raise TimeError(f"agent_stats: now={now} is earlier than the router's time {self.now}")
+        cdef agent_t* a = &self.agents[aid]
+        times = [a.time_in_state[i] for i in range(N_AGENT_STATES)]
+        times[a.state] += now - a.state_since
+        return make_agent_stats(a.state, a.reason, a.handled, a.talk_time_us, a.rona, tuple(times))

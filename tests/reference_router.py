@@ -1,0 +1,576 @@
+"""A pure-Python reference router: docs/ROUTING.md written out as plainly as possible.
+
+It mirrors the API of ``agner.Router`` (core/router.pyi) call for call, but keeps its
+state in plain lists and dicts and answers every question by scanning and sorting them.
+It is slow on purpose: there is nothing clever in it to get wrong, so the differential
+tests can hold the Cython core to it.
+
+Contact ids here are 0, 1, 2, ... in arrival order; the core's ids are opaque, so the
+tests map the two routers' ids by arrival order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from agner.core._api import (
+    REASON_RONA,
+    AgentState,
+    AgentStats,
+    Channel,
+    ConfigError,
+    ContactState,
+    Decision,
+    DecisionKind,
+    InvalidTransition,
+    QueueStats,
+    Strategy,
+    TimeError,
+    UnknownAgent,
+    UnknownContact,
+    UnknownQueue,
+    make_agent_stats,
+    make_queue_stats,
+)
+
+__all__ = ["ReferenceRouter", "splitmix64"]
+
+MASK64 = (1 << 64) - 1
+SKILL_MAX = 65535
+LEVEL_MIN, LEVEL_MAX = 1, 1000
+PRIORITY_MIN, PRIORITY_MAX = -1_000_000, 1_000_000
+
+RING = "ring"
+WRAP_UP = "wrap_up"
+
+
+def splitmix64(state: int) -> tuple[int, int]:
+    """One SplitMix64 step, exactly as docs/ROUTING.md gives it: (new state, drawn x)."""
+    state = (state + 0x9E3779B97F4A7C15) & MASK64
+    z = state
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & MASK64
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & MASK64
+    return state, z ^ (z >> 31)
+
+
+@dataclass
+class _Agent:
+    skills: dict[int, int]
+    wrap_up_us: int
+    since: int  # start of the current state period
+    state: AgentState = AgentState.LOGGED_OUT
+    reason: int = 0
+    pending: int | None = None  # a pending not-ready reason (RESERVED/BUSY/WRAP_UP)
+    contact: int | None = None  # offered (RESERVED) or handled (BUSY)
+    idle_since: int = 0
+    handled: int = 0
+    talk_time_us: int = 0
+    rona: int = 0
+    time_in_state: list[int] = field(default_factory=lambda: [0] * 6)
+
+
+@dataclass
+class _Queue:
+    require: dict[int, int]
+    strategy: Strategy
+    priority: int
+    ring_timeout_us: int
+    sl_threshold_us: int
+    last_rr: int = -1
+    offered: int = 0
+    answered: int = 0
+    abandoned: int = 0
+    abandoned_within_sl: int = 0
+    answered_within_sl: int = 0
+    wait_answered_us: int = 0
+    ring_no_answer: int = 0
+
+
+@dataclass
+class _Contact:
+    queue: int
+    priority: int
+    channel: Channel
+    require: dict[int, int]  # effective requirement
+    arrival: int
+    seq: int
+    state: ContactState = ContactState.WAITING
+    agent: int | None = None
+    accepted_at: int = 0
+
+
+@dataclass
+class _Timer:
+    deadline: int
+    seq: int  # creation order
+    kind: str
+    agent: int
+    contact: int  # -1 for wrap-up
+
+
+class ReferenceRouter:
+    """Same API and decisions as ``agner.Router``; see docs/ROUTING.md."""
+
+    def __init__(self, seed: int = 0) -> None:
+        self._rng = seed & MASK64
+        self._now = 0
+        self._agents: list[_Agent] = []
+        self._queues: list[_Queue] = []
+        self._contacts: dict[int, _Contact] = {}  # live contacts only
+        self._next_contact = 0
+        self._timers: list[_Timer] = []
+        self._next_timer = 0
+        self._decisions: list[Decision] = []
+
+    # -- properties ------------------------------------------------------------------
+
+    @property
+    def now(self) -> int:
+        return self._now
+
+    @property
+    def n_agents(self) -> int:
+        return len(self._agents)
+
+    @property
+    def n_queues(self) -> int:
+        return len(self._queues)
+
+    # -- configuration ---------------------------------------------------------------
+
+    def add_queue(
+        self,
+        require: Mapping[int, int] | None = None,
+        *,
+        strategy: Strategy = Strategy.LONGEST_IDLE,
+        priority: int = 0,
+        ring_timeout_us: int = 15_000_000,
+        sl_threshold_us: int = 20_000_000,
+    ) -> int:
+        req = _check_skills(require or {})
+        try:
+            strategy = Strategy(strategy)
+        except ValueError:
+            raise ConfigError(f"unknown strategy {strategy!r}") from None
+        _check_priority(priority)
+        _check_duration(ring_timeout_us)
+        _check_duration(sl_threshold_us)
+        self._queues.append(_Queue(req, strategy, priority, ring_timeout_us, sl_threshold_us))
+        return len(self._queues) - 1
+
+    def add_agent(self, skills: Mapping[int, int], *, wrap_up_us: int = 0) -> int:
+        sk = _check_skills(skills)
+        _check_duration(wrap_up_us)
+        # The agent exists from the router's latest time on: its first LOGGED_OUT
+        # period starts there.
+        self._agents.append(_Agent(sk, wrap_up_us, since=self._now))
+        return len(self._agents) - 1
+
+    # -- agent events ----------------------------------------------------------------
+
+    def login(self, agent: int, now: int) -> None:
+        a = self._begin(now, agent=agent)
+        if a.state != AgentState.LOGGED_OUT:
+            raise InvalidTransition("login: agent is logged in")
+        self._set_state(agent, AgentState.NOT_READY, 0)
+
+    def logout(self, agent: int, now: int) -> None:
+        a = self._begin(now, agent=agent)
+        if a.state in (AgentState.LOGGED_OUT, AgentState.BUSY):
+            raise InvalidTransition(f"logout: agent is {a.state.name}")
+        if a.state == AgentState.WRAP_UP:
+            self._cancel(WRAP_UP, agent=agent)
+        returned = None
+        if a.state == AgentState.RESERVED:
+            returned = a.contact
+            self._cancel(RING, contact=returned)
+        a.pending = None
+        a.contact = None
+        self._set_state(agent, AgentState.LOGGED_OUT, 0)
+        if returned is not None:
+            self._return_to_queue(returned)
+
+    def set_ready(self, agent: int, now: int) -> None:
+        a = self._begin(now, agent=agent)
+        if a.state in (AgentState.RESERVED, AgentState.BUSY):
+            if a.pending is None:
+                raise InvalidTransition("set_ready: no pending not-ready to drop")
+            a.pending = None
+            return
+        if a.state not in (AgentState.NOT_READY, AgentState.WRAP_UP):
+            raise InvalidTransition(f"set_ready: agent is {a.state.name}")
+        if a.state == AgentState.WRAP_UP:
+            self._cancel(WRAP_UP, agent=agent)
+        a.pending = None
+        self._make_ready(agent)
+
+    def set_not_ready(self, agent: int, now: int, reason: int = 0) -> None:
+        if reason < 0:
+            # A user reason; the argument check comes after the agent id check.
+            self._check_agent(agent)
+            raise ConfigError("reason must be >= 0")
+        a = self._begin(now, agent=agent)
+        if a.state == AgentState.LOGGED_OUT:
+            raise InvalidTransition("set_not_ready: agent is logged out")
+        if a.state in (AgentState.RESERVED, AgentState.BUSY):
+            a.pending = reason
+            return
+        if a.state == AgentState.WRAP_UP:
+            self._cancel(WRAP_UP, agent=agent)
+        a.pending = None
+        self._set_state(agent, AgentState.NOT_READY, reason)
+
+    # -- contact events --------------------------------------------------------------
+
+    def arrive(
+        self,
+        queue: int,
+        now: int,
+        *,
+        priority: int | None = None,
+        channel: Channel = Channel.VOICE,
+        require: Mapping[int, int] | None = None,
+    ) -> int:
+        self._check_queue(queue)
+        if priority is not None:
+            _check_priority(priority)
+        try:
+            channel = Channel(channel)
+        except ValueError:
+            raise ConfigError(f"unknown channel {channel!r}") from None
+        extra = _check_skills(require or {})
+        self._begin(now)
+        q = self._queues[queue]
+        effective = dict(q.require)
+        for skill, level in extra.items():
+            effective[skill] = max(level, effective.get(skill, 0))
+        cid = self._next_contact
+        self._next_contact += 1
+        self._contacts[cid] = _Contact(
+            queue=queue,
+            priority=q.priority if priority is None else priority,
+            channel=channel,
+            require=effective,
+            arrival=self._now,
+            seq=cid,
+        )
+        q.offered += 1
+        self._dispatch_contact(cid)
+        return cid
+
+    def accept(self, agent: int, contact: int, now: int) -> None:
+        a, c = self._begin_pair(now, agent, contact)
+        if c.state != ContactState.OFFERED or c.agent != agent:
+            raise InvalidTransition("accept: the contact is not offered to this agent")
+        self._cancel(RING, contact=contact)
+        c.state = ContactState.ACTIVE
+        c.accepted_at = self._now
+        q = self._queues[c.queue]
+        wait = self._now - c.arrival
+        q.answered += 1
+        q.wait_answered_us += wait
+        if wait <= q.sl_threshold_us:
+            q.answered_within_sl += 1
+        self._set_state(agent, AgentState.BUSY, 0)
+
+    def no_answer(self, agent: int, contact: int, now: int) -> None:
+        a, c = self._begin_pair(now, agent, contact)
+        if c.state != ContactState.OFFERED or c.agent != agent:
+            raise InvalidTransition("no_answer: the contact is not offered to this agent")
+        self._cancel(RING, contact=contact)
+        self._ring_no_answer(agent, contact)
+
+    def complete(
+        self, agent: int, contact: int, now: int, *, wrap_up_us: int | None = None
+    ) -> None:
+        if wrap_up_us is not None and wrap_up_us < 0:
+            self._check_agent(agent)
+            raise ConfigError("wrap_up_us must be >= 0")
+        a, c = self._begin_pair(now, agent, contact)
+        if c.state != ContactState.ACTIVE or c.agent != agent:
+            raise InvalidTransition("complete: the contact is not handled by this agent")
+        del self._contacts[contact]
+        a.handled += 1
+        a.talk_time_us += self._now - c.accepted_at
+        a.contact = None
+        wrap = a.wrap_up_us if wrap_up_us is None else wrap_up_us
+        if wrap > 0:
+            self._set_state(agent, AgentState.WRAP_UP, 0)
+            self._add_timer(self._now + wrap, WRAP_UP, agent, -1)
+        else:
+            self._release(agent)
+
+    def abandon(self, contact: int, now: int) -> None:
+        self._begin(now)
+        c = self._contact(contact)
+        if c.state == ContactState.ACTIVE:
+            raise InvalidTransition("abandon: the contact is answered")
+        q = self._queues[c.queue]
+        q.abandoned += 1
+        if self._now - c.arrival <= q.sl_threshold_us:
+            q.abandoned_within_sl += 1
+        del self._contacts[contact]
+        if c.state == ContactState.OFFERED:
+            self._cancel(RING, contact=contact)
+            assert c.agent is not None
+            self._agents[c.agent].contact = None
+            self._release(c.agent)
+
+    # -- time ------------------------------------------------------------------------
+
+    def advance(self, now: int) -> None:
+        self._begin(now)
+
+    def next_deadline(self) -> int | None:
+        return min((t.deadline for t in self._timers), default=None)
+
+    def take_decisions(self) -> list[Decision]:
+        out, self._decisions = self._decisions, []
+        return out
+
+    # -- queries ---------------------------------------------------------------------
+
+    def agent_state(self, agent: int) -> AgentState:
+        return self._check_agent(agent).state
+
+    def agent_contact(self, agent: int) -> int | None:
+        return self._check_agent(agent).contact
+
+    def contact_state(self, contact: int) -> ContactState:
+        return self._contact(contact).state
+
+    def contact_agent(self, contact: int) -> int | None:
+        return self._contact(contact).agent
+
+    def queue_stats(self, queue: int, now: int) -> QueueStats:
+        q = self._check_queue(queue)
+        self._check_time(now)
+        waiting = [
+            c
+            for c in self._contacts.values()
+            if c.queue == queue and c.state == ContactState.WAITING
+        ]
+        longest = now - min(c.arrival for c in waiting) if waiting else 0
+        return make_queue_stats(
+            offered=q.offered,
+            answered=q.answered,
+            abandoned=q.abandoned,
+            abandoned_within_sl=q.abandoned_within_sl,
+            waiting=len(waiting),
+            longest_wait_us=longest,
+            answered_within_sl=q.answered_within_sl,
+            wait_answered_us=q.wait_answered_us,
+            ring_no_answer=q.ring_no_answer,
+        )
+
+    def agent_stats(self, agent: int, now: int) -> AgentStats:
+        a = self._check_agent(agent)
+        self._check_time(now)
+        t = list(a.time_in_state)
+        t[a.state] += now - a.since
+        return make_agent_stats(
+            state=a.state,
+            reason=a.reason if a.state == AgentState.NOT_READY else 0,
+            handled=a.handled,
+            talk_time_us=a.talk_time_us,
+            rona=a.rona,
+            time_in_state_us=(t[0], t[1], t[2], t[3], t[4], t[5]),
+        )
+
+    # -- the error-check order of docs/ROUTING.md ---------------------------------------
+
+    def _check_agent(self, agent: int) -> _Agent:
+        if not 0 <= agent < len(self._agents):
+            raise UnknownAgent(agent)
+        return self._agents[agent]
+
+    def _check_queue(self, queue: int) -> _Queue:
+        if not 0 <= queue < len(self._queues):
+            raise UnknownQueue(queue)
+        return self._queues[queue]
+
+    def _check_time(self, now: int) -> None:
+        if now < 0:
+            raise ConfigError("now must be >= 0")
+        if now < self._now:
+            raise TimeError(f"now={now} is earlier than {self._now}")
+
+    def _contact(self, contact: int) -> _Contact:
+        c = self._contacts.get(contact)
+        if c is None:
+            raise UnknownContact(contact)
+        return c
+
+    def _begin(self, now: int, agent: int | None = None) -> _Agent:
+        """Steps 1-3: check the agent id and time, then fire the due timers."""
+        a = self._check_agent(agent) if agent is not None else None
+        self._check_time(now)
+        self._fire_timers(now)
+        return a  # type: ignore[return-value]
+
+    def _begin_pair(self, now: int, agent: int, contact: int) -> tuple[_Agent, _Contact]:
+        a = self._begin(now, agent=agent)
+        return a, self._contact(contact)
+
+    # -- timers ----------------------------------------------------------------------
+
+    def _add_timer(self, deadline: int, kind: str, agent: int, contact: int) -> None:
+        self._timers.append(_Timer(deadline, self._next_timer, kind, agent, contact))
+        self._next_timer += 1
+
+    def _cancel(self, kind: str, *, agent: int = -2, contact: int = -2) -> None:
+        self._timers = [
+            t
+            for t in self._timers
+            if not (t.kind == kind and (t.agent == agent or t.contact == contact))
+        ]
+
+    def _fire_timers(self, now: int) -> None:
+        while True:
+            due = sorted(
+                (t for t in self._timers if t.deadline <= now),
+                key=lambda t: (t.deadline, t.seq),
+            )
+            if not due:
+                break
+            t = due[0]
+            self._timers.remove(t)
+            self._now = t.deadline  # each timer acts at its own deadline
+            if t.kind == RING:
+                self._decisions.append(
+                    Decision(
+                        DecisionKind.RONA,
+                        t.deadline,
+                        t.contact,
+                        t.agent,
+                        self._contacts[t.contact].queue,
+                    )
+                )
+                self._ring_no_answer(t.agent, t.contact)
+            else:
+                self._decisions.append(Decision(DecisionKind.WRAP_UP_END, t.deadline, -1, t.agent, -1))
+                self._release(t.agent)
+        self._now = now
+
+    # -- transitions -----------------------------------------------------------------
+
+    def _set_state(self, agent: int, state: AgentState, reason: int) -> None:
+        a = self._agents[agent]
+        a.time_in_state[a.state] += self._now - a.since
+        a.since = self._now
+        a.state = state
+        a.reason = reason
+
+    def _ring_no_answer(self, agent: int, contact: int) -> None:
+        """no_answer or ring timeout: the agent goes NOT_READY(RONA), the contact back."""
+        a = self._agents[agent]
+        a.pending = None
+        a.contact = None
+        a.rona += 1
+        self._queues[self._contacts[contact].queue].ring_no_answer += 1
+        self._set_state(agent, AgentState.NOT_READY, REASON_RONA)
+        self._return_to_queue(contact)
+
+    def _return_to_queue(self, contact: int) -> None:
+        c = self._contacts[contact]
+        c.state = ContactState.WAITING
+        c.agent = None
+        self._dispatch_contact(contact)
+
+    def _release(self, agent: int) -> None:
+        a = self._agents[agent]
+        if a.pending is not None:
+            reason, a.pending = a.pending, None
+            self._set_state(agent, AgentState.NOT_READY, reason)
+        else:
+            self._make_ready(agent)
+
+    def _make_ready(self, agent: int) -> None:
+        """The agent becomes READY: offer it the best WAITING contact it is eligible for."""
+        self._set_state(agent, AgentState.READY, 0)
+        a = self._agents[agent]
+        candidates = [
+            (-c.priority, c.arrival, c.seq, cid)
+            for cid, c in self._contacts.items()
+            if c.state == ContactState.WAITING and _meets(a.skills, c.require)
+        ]
+        if candidates:
+            self._offer(min(candidates)[3], agent)
+        else:
+            a.idle_since = self._now
+
+    def _dispatch_contact(self, contact: int) -> None:
+        """The contact becomes WAITING: offer it to an eligible READY agent, if any."""
+        c = self._contacts[contact]
+        q = self._queues[c.queue]
+        ready = [
+            i
+            for i, a in enumerate(self._agents)
+            if a.state == AgentState.READY and _meets(a.skills, c.require)
+        ]
+        if not ready:
+            return
+        agents = self._agents
+        if q.strategy == Strategy.LONGEST_IDLE:
+            chosen = min(ready, key=lambda i: (agents[i].idle_since, i))
+        elif q.strategy == Strategy.ROUND_ROBIN:
+            after = [i for i in ready if i > q.last_rr]
+            chosen = min(after) if after else min(ready)
+        elif q.strategy == Strategy.FEWEST_CONTACTS:
+            chosen = min(ready, key=lambda i: (agents[i].handled, agents[i].idle_since, i))
+        elif q.strategy == Strategy.LEAST_TALK_TIME:
+            chosen = min(ready, key=lambda i: (agents[i].talk_time_us, agents[i].idle_since, i))
+        elif q.strategy == Strategy.MOST_SKILLED:
+
+            def key(i: int) -> tuple[int, int, int]:
+                total = sum(agents[i].skills[s] for s in c.require)
+                return (-total, agents[i].idle_since, i)
+
+            chosen = min(ready, key=key)
+        elif q.strategy == Strategy.RANDOM:
+            self._rng, x = splitmix64(self._rng)
+            chosen = sorted(ready)[x % len(ready)]
+        else:  # LINEAR
+            chosen = min(ready)
+        self._offer(contact, chosen)
+
+    def _offer(self, contact: int, agent: int) -> None:
+        c = self._contacts[contact]
+        q = self._queues[c.queue]
+        c.state = ContactState.OFFERED
+        c.agent = agent
+        self._agents[agent].contact = contact
+        self._set_state(agent, AgentState.RESERVED, 0)
+        q.last_rr = agent
+        self._decisions.append(Decision(DecisionKind.OFFER, self._now, contact, agent, c.queue))
+        if q.ring_timeout_us > 0:
+            self._add_timer(self._now + q.ring_timeout_us, RING, agent, contact)
+
+
+# -- argument checks ------------------------------------------------------------------
+
+
+def _meets(skills: Mapping[int, int], require: Mapping[int, int]) -> bool:
+    return all(skills.get(s, 0) >= m for s, m in require.items())
+
+
+def _check_skills(skills: Mapping[int, int]) -> dict[int, int]:
+    out = {}
+    for skill, level in dict(skills).items():
+        if not 0 <= skill <= SKILL_MAX:
+            raise ConfigError(f"skill {skill} out of [0, {SKILL_MAX}]")
+        if not LEVEL_MIN <= level <= LEVEL_MAX:
+            raise ConfigError(f"level {level} out of [{LEVEL_MIN}, {LEVEL_MAX}]")
+        out[int(skill)] = int(level)
+    return out
+
+
+def _check_priority(priority: int) -> None:
+    if not PRIORITY_MIN <= priority <= PRIORITY_MAX:
+        raise ConfigError(f"priority {priority} out of [{PRIORITY_MIN}, {PRIORITY_MAX}]")
+
+
+def _check_duration(us: int) -> None:
+    if us < 0:
+        raise ConfigError(f"duration {us} must be >= 0")

@@ -1,0 +1,304 @@
+"""The router benchmark behind ``agner bench router``.
+
+One workload, three drivers: the C-level API (core/workload.pyx), the Python
+API of :class:`agner.Router`, and the pure-Python reference router of the
+tests. The center has 50 skills, agents with 1 to 8 skills at levels 1-10,
+and 200 queues that each require one or two skills, every strategy in turn;
+arrivals go to queues in proportion to their eligible agents, at 95% of the
+agents' capacity. Each driver also returns a checksum of the agents it saw
+offered, so the run shows the three made the same decisions.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import platform
+import time
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from agner.core._api import DecisionKind, Strategy
+from agner.core.router import Router
+from agner.core.workload import run as run_c
+
+__all__ = ["Workload", "build_router", "drive_python", "run_benchmark", "load_reference"]
+
+_MASK = (1 << 64) - 1
+_NEVER = (1 << 63) - 1
+
+
+@dataclass(frozen=True)
+class Workload:
+    """The shape of the benchmark center and its load (times in microseconds)."""
+
+    agents: int
+    skills: int = 50
+    queues: int = 200
+    load: float = 0.95
+    handle_us: int = 300_000_000
+    patience_us: int = 60_000_000
+    break_us: int = 30_000_000
+    wrap_up_us: int = 5_000_000
+    rona_per_mille: int = 20
+    seed: int = 1
+
+    @property
+    def dt_us(self) -> int:
+        """Time between arrivals for the target load."""
+        return max(1, round(self.handle_us / (self.agents * self.load)))
+
+
+@dataclass(frozen=True)
+class Center:
+    """Agents' skills and queues' requirements, plus the arrival weights."""
+
+    agent_skills: list[dict[int, int]]
+    queue_require: list[dict[int, int]]
+    queue_weight: np.ndarray
+
+
+def build_center(w: Workload) -> Center:
+    rng = np.random.default_rng(w.seed)
+    levels = np.zeros((w.agents, w.skills), dtype=np.int16)
+    agent_skills = []
+    for a in range(w.agents):
+        k = int(rng.integers(1, 9))
+        chosen = rng.choice(w.skills, size=k, replace=False)
+        lv = rng.integers(1, 11, size=k)
+        levels[a, chosen] = lv
+        agent_skills.append({int(s): int(v) for s, v in zip(chosen, lv, strict=True)})
+    queue_require = []
+    weight = np.zeros(w.queues)
+    for _q in range(w.queues):
+        n_req = 2 if rng.random() < 0.2 else 1
+        req_skills = rng.choice(w.skills, size=n_req, replace=False)
+        req = {int(s): int(rng.integers(1, 6)) for s in req_skills}
+        queue_require.append(req)
+        ok = np.ones(w.agents, dtype=bool)
+        for s, lv in req.items():
+            ok &= levels[:, s] >= lv
+        weight[_q] = ok.sum()
+    return Center(agent_skills, queue_require, weight / weight.sum())
+
+
+class RouterLike(Protocol):
+    """The Python API shared by agner.Router and the reference router."""
+
+    def add_queue(self, require: Any = ..., **kw: Any) -> int: ...
+    def add_agent(self, skills: Any, **kw: Any) -> int: ...
+    def login(self, agent: int, now: int) -> None: ...
+    def set_ready(self, agent: int, now: int) -> None: ...
+    def arrive(self, queue: int, now: int) -> int: ...
+    def accept(self, agent: int, contact: int, now: int) -> None: ...
+    def no_answer(self, agent: int, contact: int, now: int) -> None: ...
+    def complete(self, agent: int, contact: int, now: int) -> None: ...
+    def abandon(self, contact: int, now: int) -> None: ...
+    def advance(self, now: int) -> None: ...
+    def next_deadline(self) -> int | None: ...
+    def take_decisions(self) -> list[Any]: ...
+
+
+def build_router(factory: Any, w: Workload, center: Center) -> Any:
+    """A router with the center's queues and agents, every agent logged in and ready."""
+    r = factory(seed=w.seed)
+    strategies = list(Strategy)
+    for q, req in enumerate(center.queue_require):
+        r.add_queue(req, strategy=strategies[q % len(strategies)], priority=q % 3)
+    for a, skills in enumerate(center.agent_skills):
+        r.add_agent(skills, wrap_up_us=w.wrap_up_us if a % 2 else 0)
+    for a in range(w.agents):
+        r.login(a, 0)
+        r.set_ready(a, 0)
+    r.take_decisions()
+    return r
+
+
+def arrival_queues(w: Workload, center: Center, n: int) -> np.ndarray:
+    rng = np.random.default_rng(w.seed + 1)
+    return rng.choice(w.queues, size=n, p=center.queue_weight).astype(np.int32)
+
+
+def _mix(x: int) -> int:
+    x = (x + 0x9E3779B97F4A7C15) & _MASK
+    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & _MASK
+    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & _MASK
+    return x ^ (x >> 31)
+
+
+def drive_python(r: RouterLike, queues: Sequence[int], w: Workload) -> tuple[int, int, int]:
+    """The workload of core/workload.pyx, through the Python API (same order of events).
+
+    Returns (events, offers, checksum) exactly as the C-level driver does.
+    """
+    dt, handle, patience, brk = w.dt_us, w.handle_us, w.patience_us, w.break_us
+    rona, seed = w.rona_per_mille, w.seed
+    active: deque[tuple[int, int, int]] = deque()
+    breaks: deque[tuple[int, int]] = deque()
+    arrived: list[int] = []
+    live: set[int] = set()
+    events = offers = checksum = 0
+    i = ab = 0
+    n = len(queues)
+    offer = DecisionKind.OFFER
+    while i < n:
+        t_arr = (i + 1) * dt
+        t_act = active[0][0] if active else _NEVER
+        t_brk = breaks[0][0] if breaks else _NEVER
+        t_ab = (ab + 1) * dt + patience if ab < i else _NEVER
+        dl = r.next_deadline()
+        t_dl = _NEVER if dl is None else dl
+        t = min(t_dl, t_act, t_brk, t_ab, t_arr)
+        if t == t_dl:
+            r.advance(t)
+        elif t == t_act:
+            _, a, c = active.popleft()
+            r.complete(a, c, t)
+        elif t == t_brk:
+            _, a = breaks.popleft()
+            r.set_ready(a, t)
+        elif t == t_ab:
+            c = arrived[ab]
+            ab += 1
+            if c not in live:
+                continue
+            r.abandon(c, t)
+            live.discard(c)
+        else:
+            c = r.arrive(int(queues[i]), t)
+            live.add(c)
+            arrived.append(c)
+            i += 1
+        events += 1
+        decisions = r.take_decisions()
+        while decisions:
+            for d in decisions:
+                if d.kind != offer:
+                    continue
+                checksum = (checksum * 1000003 + d.agent + 1) & _MASK
+                offers += 1
+                events += 1
+                if _mix(seed + offers) % 1000 < rona:
+                    r.no_answer(d.agent, d.contact, d.time)
+                    breaks.append((d.time + brk, d.agent))
+                else:
+                    r.accept(d.agent, d.contact, d.time)
+                    live.discard(d.contact)
+                    active.append((d.time + handle, d.agent, d.contact))
+            decisions = r.take_decisions()
+    return events, offers, checksum
+
+
+def load_reference() -> type | None:
+    """The reference router of the test suite, when running from a source checkout."""
+    here = Path(__file__).resolve()
+    for root in (here.parent.parent, Path.cwd()):
+        path = root / "tests" / "reference_router.py"
+        if path.is_file():
+            spec = importlib.util.spec_from_file_location("agner_reference_router", path)
+            if spec is None or spec.loader is None:
+                return None
+            module = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(module)
+            return getattr(module, "ReferenceRouter", None)
+    return None
+
+
+def _figures(events: int, seconds: float) -> dict[str, float]:
+    return {
+        "events_per_second": events / seconds,
+        "ns_per_event": seconds * 1e9 / events,
+    }
+
+
+def run_benchmark(
+    agents: int,
+    *,
+    arrivals: int | None = None,
+    python_arrivals: int | None = None,
+    reference_arrivals: int | None = None,
+    seed: int = 1,
+    reference: bool = True,
+) -> dict[str, Any]:
+    """Measure the three drivers on one workload and return the figures.
+
+    Arrival counts default to about 200 mean handle times of load for the
+    C-level API (and at least 1,000,000 arrivals), a tenth of that for the
+    Python API and a hundredth for the reference router. Each driver's
+    (events, offers, checksum) is compared with the C-level driver's on the
+    same arrivals; ``agree`` says whether all matched.
+    """
+    w = Workload(agents=agents, seed=seed)
+    center = build_center(w)
+    n_c = arrivals or max(1_000_000, 200 * agents)
+    n_py = python_arrivals or max(20_000, n_c // 10)
+    n_ref = reference_arrivals or max(2_000, n_c // 100)
+    queues = arrival_queues(w, center, max(n_c, n_py, n_ref))
+
+    def timed_c(n: int) -> tuple[tuple[int, int, int], float]:
+        r = build_router(Router, w, center)
+        t0 = time.perf_counter()
+        out = run_c(r, queues[:n], w.dt_us, w.handle_us, w.patience_us, w.break_us,
+                    w.rona_per_mille, w.seed)
+        return out, time.perf_counter() - t0
+
+    def timed_py(factory: Any, n: int) -> tuple[tuple[int, int, int], float]:
+        r = build_router(factory, w, center)
+        t0 = time.perf_counter()
+        out = drive_python(r, queues[:n].tolist(), w)
+        return out, time.perf_counter() - t0
+
+    c_out, c_s = timed_c(n_c)
+    result: dict[str, Any] = {
+        "agents": agents,
+        "skills": w.skills,
+        "queues": w.queues,
+        "arrivals": n_c,
+        "events": c_out[0],
+        **_figures(c_out[0], c_s),
+    }
+    agree = True
+    py_out, py_s = timed_py(Router, n_py)
+    agree &= py_out == timed_c(n_py)[0]
+    result["python"] = {"arrivals": n_py, "events": py_out[0], **_figures(py_out[0], py_s)}
+    ref_cls = load_reference() if reference else None
+    if ref_cls is not None:
+        ref_out, ref_s = timed_py(ref_cls, n_ref)
+        agree &= ref_out == timed_c(n_ref)[0]
+        result["reference"] = {
+            "arrivals": n_ref,
+            "events": ref_out[0],
+            **_figures(ref_out[0], ref_s),
+        }
+        result["c_over_reference"] = result["events_per_second"] / result["reference"][
+            "events_per_second"
+        ]
+    else:
+        result["reference"] = {
+            "error": "reference router not found (tests/reference_router.py is in a source "
+            "checkout of agner; run from there)" if reference else "skipped (--no-reference)"
+        }
+    result["c_over_python"] = result["events_per_second"] / result["python"]["events_per_second"]
+    result["agree"] = agree
+    result["machine"] = {
+        "cpu": _cpu_model(),
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+    }
+    return result
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"

@@ -7,7 +7,7 @@
 # - fenwick_t: a Fenwick tree of 0/1 counts over positions 0..cap-1: rank and
 #   select in O(log n), for the strategies that choose by member order.
 
-from libc.stdint cimport int32_t, int64_t
+from libc.stdint cimport int32_t, int64_t, uint32_t, uint64_t
 from libc.stdlib cimport free, malloc, realloc
 from libc.string cimport memset
 
@@ -188,4 +188,169 @@ cdef inline int grow(void** p, int32_t* cap, int32_t need, size_t item) noexcept
         return -1
     p[0] = q
     cap[0] = c
+    return 0
+
+
+# -- the READY agents of a pool, for the strategies that order by a key ------
+#
+# A plain (not indexed) min-heap whose entries go stale instead of being
+# removed: an agent leaving READY would otherwise touch a position array in
+# every pool it belongs to, one cache miss each. An entry is live while its
+# agent is still in its pools with the same `epoch` (the count of times the
+# agent became idle); the owner skips stale tops and compacts the heap when
+# stale entries outnumber live ones.
+
+cdef struct rentry_t:
+    int64_t a
+    int64_t b
+    int32_t agent             # also the last tie-breaker
+    uint32_t epoch
+
+cdef struct rheap_t:
+    rentry_t* e
+    int32_t n
+    int32_t cap
+
+
+cdef inline bint r_less(const rentry_t* x, const rentry_t* y) noexcept nogil:
+    if x.a != y.a:
+        return x.a < y.a
+    if x.b != y.b:
+        return x.b < y.b
+    return x.agent < y.agent
+
+
+cdef inline void r_sift_down(rheap_t* h, int32_t i) noexcept nogil:
+    cdef rentry_t x = h.e[i]
+    cdef int32_t n = h.n
+    cdef int32_t c
+    while True:
+        c = 2 * i + 1
+        if c >= n:
+            break
+        if c + 1 < n and r_less(&h.e[c + 1], &h.e[c]):
+            c += 1
+        if not r_less(&h.e[c], &x):
+            break
+        h.e[i] = h.e[c]
+        i = c
+    h.e[i] = x
+
+
+cdef inline int r_push(rheap_t* h, int64_t a, int64_t b, int32_t agent,
+                       uint32_t epoch) noexcept nogil:
+    cdef int32_t i, p
+    cdef rentry_t x
+    if h.n == h.cap and grow(<void**> &h.e, &h.cap, h.n + 1, sizeof(rentry_t)) != 0:
+        return -1
+    x.a = a
+    x.b = b
+    x.agent = agent
+    x.epoch = epoch
+    i = h.n
+    h.n += 1
+    while i > 0:
+        p = (i - 1) >> 1
+        if not r_less(&x, &h.e[p]):
+            break
+        h.e[i] = h.e[p]
+        i = p
+    h.e[i] = x
+    return 0
+
+
+cdef inline void r_pop(rheap_t* h) noexcept nogil:
+    h.n -= 1
+    if h.n > 0:
+        h.e[0] = h.e[h.n]
+        r_sift_down(h, 0)
+
+
+cdef inline void r_heapify(rheap_t* h) noexcept nogil:
+    cdef int32_t i = h.n // 2
+    while i > 0:
+        i -= 1
+        r_sift_down(h, i)
+
+
+# -- a set of positions with rank and select, for member-order strategies ----
+#
+# A bitset, plus a Fenwick tree over the popcount of each 64-bit word: select
+# walks the tree (O(log(n/64))) and then one word. A pool of 10,000 members
+# takes 1.25 kB of bits and 0.6 kB of tree, so it stays in cache.
+
+cdef extern from *:
+    int __builtin_popcountll(unsigned long long) nogil
+    int __builtin_ctzll(unsigned long long) nogil
+
+
+cdef struct rankset_t:
+    uint64_t* bits
+    fenwick_t words           # counts per word
+    int32_t n_words
+
+
+cdef inline void rs_set(rankset_t* s, int32_t i) noexcept nogil:
+    s.bits[i >> 6] |= (<uint64_t> 1) << (i & 63)
+    fw_add(&s.words, i >> 6, 1)
+
+
+cdef inline void rs_clear(rankset_t* s, int32_t i) noexcept nogil:
+    s.bits[i >> 6] &= ~((<uint64_t> 1) << (i & 63))
+    fw_add(&s.words, i >> 6, -1)
+
+
+cdef inline int32_t rs_select(const rankset_t* s, int32_t k) noexcept nogil:
+    """The k-th member of the set in increasing order (k from 0, k < total)."""
+    cdef int32_t w = 0
+    cdef int32_t step = s.words.cap
+    cdef uint64_t x
+    while step:
+        if w + step <= s.words.cap and s.words.t[w + step] <= k:
+            w += step
+            k -= s.words.t[w]
+        step >>= 1
+    # w words lie before the one that holds it; drop its k lowest bits.
+    x = s.bits[w]
+    while k:
+        x &= x - 1
+        k -= 1
+    return (w << 6) + __builtin_ctzll(x)
+
+
+cdef inline int32_t rs_rank(const rankset_t* s, int32_t i) noexcept nogil:
+    """How many members are below position i."""
+    cdef int32_t w = i >> 6
+    cdef uint64_t below = ((<uint64_t> 1) << (i & 63)) - 1
+    return fw_prefix(&s.words, w) + __builtin_popcountll(s.bits[w] & below) if w < s.n_words \
+        else s.words.total
+
+
+cdef inline int rs_resize(rankset_t* s, int32_t n_positions) noexcept nogil:
+    """Make room for positions [0, n_positions), keeping the members."""
+    cdef int32_t need = (n_positions + 63) >> 6
+    cdef int32_t cap = s.words.cap if s.words.cap else 1
+    cdef int32_t w
+    cdef uint64_t* bits
+    cdef int32_t* t
+    if need <= s.n_words:
+        return 0
+    if need > s.words.cap:
+        while cap < need:
+            cap *= 2
+        bits = <uint64_t*> realloc(s.bits, cap * sizeof(uint64_t))
+        if bits == NULL:
+            return -1
+        s.bits = bits
+        memset(&s.bits[s.n_words], 0, (cap - s.n_words) * sizeof(uint64_t))
+        t = <int32_t*> realloc(s.words.t, (cap + 1) * sizeof(int32_t))
+        if t == NULL:
+            return -1
+        memset(t, 0, (cap + 1) * sizeof(int32_t))
+        s.words.t = t
+        s.words.cap = cap
+        s.words.total = 0
+        for w in range(s.n_words):
+            fw_add(&s.words, w, __builtin_popcountll(s.bits[w]))
+    s.n_words = need
     return 0

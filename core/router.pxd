@@ -7,7 +7,7 @@ from libc.stdint cimport int32_t, int64_t, uint32_t, uint64_t
 from agner.core._types cimport (
     agent_id_t, contact_id_t, decision_t, queue_id_t, time_us_t,
 )
-from agner.core._structs cimport fenwick_t, heap_t
+from agner.core._structs cimport heap_t, rankset_t, rentry_t, rheap_t
 
 
 cdef struct skill_t:
@@ -21,44 +21,47 @@ cdef struct member_t:
 
 
 cdef struct agent_t:
+    # Exactly two cache lines, allocated on a 64-byte boundary. The first holds
+    # what routing reads; the second what a state change or a statistic reads.
     int32_t state             # agent_state_t
-    int32_t reason            # not-ready reason (meaningful in NOT_READY)
     int32_t pending           # pending not-ready reason, NO_PENDING when none
     int32_t contact           # slot of the offered/held contact, -1 when none
     int32_t timer             # timer slot of the running wrap-up, -1 when none
-    bint in_pools             # READY and waiting in its pools' idle sets
-    time_us_t idle_since
-    time_us_t state_since
-    time_us_t wrap_up_us      # default wrap-up after complete
-    time_us_t talk_time_us
-    int64_t handled
-    int64_t rona
-    time_us_t time_in_state[6]
-    skill_t* skills           # sorted by skill
-    int32_t n_skills
-    member_t* memb            # the pools this agent belongs to
+    uint32_t epoch            # times it became idle: tells live pool entries
     int32_t n_memb
-    int32_t cap_memb
+    member_t* memb            # the pools it belongs to (capacity: see _memb_cap)
+    time_us_t idle_since
+    int64_t handled
+    time_us_t talk_time_us
+    time_us_t state_since
+    # second line
+    int32_t reason            # not-ready reason (meaningful in NOT_READY)
+    int32_t rona
+    time_us_t wrap_up_us      # default wrap-up after complete
+    time_us_t time_in_state[6]
+
+
+cdef struct skills_t:
+    skill_t* s                # sorted by skill; read when a pool is built
+    int32_t n
 
 
 cdef struct pool_t:
     # The agents that meet one requirement, with the READY ones ordered for one
     # strategy. Members are in increasing agent id order.
     int32_t strategy
-    skill_t* req
-    int32_t n_req
+    int32_t n_ready           # exact, whatever stale entries `ready` holds
+    rheap_t ready             # LONGEST_IDLE, FEWEST_CONTACTS, LEAST_TALK_TIME, MOST_SKILLED
+    rankset_t order           # ROUND_ROBIN, LINEAR, RANDOM: READY members
     int32_t* member_agent
     int64_t* member_score     # MOST_SKILLED: sum of levels over the requirement
-    int32_t* pos              # heap strategies: member -> heap index, -1 if absent
-    unsigned char* present    # order strategies: member is READY
     int32_t n_members
     int32_t cap_members
-    int32_t n_ready
-    heap_t ready              # heap strategies
-    fenwick_t order           # ROUND_ROBIN, LINEAR, RANDOM
     int32_t* routes           # routes whose contacts this pool's agents serve
     int32_t n_routes
     int32_t cap_routes
+    skill_t* req
+    int32_t n_req
 
 
 cdef struct route_t:
@@ -115,6 +118,11 @@ cdef class Router:
     cdef int64_t timer_seq
 
     cdef agent_t* agents
+    cdef skills_t* agent_skills
+    # ready_epoch[a]: the agent's epoch while it is idle in its pools, else 0.
+    # Stale pool entries are recognised here, in 4 bytes an agent that stay in
+    # cache, rather than in the agent's record.
+    cdef uint32_t* ready_epoch
     cdef int32_t n_agents_
     cdef int32_t cap_agents
     cdef queue_t* queues
@@ -193,6 +201,8 @@ cdef class Router:
     cdef int _pool_insert(self, int32_t agent) noexcept
     cdef void _pool_remove(self, int32_t agent) noexcept
     cdef int32_t _choose(self, pool_t* p, queue_t* q) noexcept
+    cdef bint _live(self, const rentry_t* e) noexcept
+    cdef int _compact(self, pool_t* p) noexcept
     cdef int _offer(self, int32_t slot, int32_t agent, time_us_t now) noexcept
     cdef int _contact_waits(self, int32_t slot, time_us_t now) noexcept
     cdef int _agent_ready(self, int32_t agent, time_us_t now) noexcept

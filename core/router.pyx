@@ -8,11 +8,15 @@
 
 from libc.stdint cimport int32_t, int64_t, uint32_t, uint64_t
 from libc.stdlib cimport free, malloc, realloc
+
+
+cdef extern from "<stdlib.h>" nogil:
+    int posix_memalign(void** memptr, size_t alignment, size_t size)
 from libc.string cimport memcpy, memset
 
 from agner.core._structs cimport (
-    fenwick_t, fw_add, fw_prefix, fw_resize, fw_select, grow, h_free, h_less,
-    h_push, h_remove, h_reserve, heap_t, hentry_t,
+    grow, h_free, h_less, h_push, h_remove, heap_t, hentry_t, r_heapify, r_pop, r_push,
+    rentry_t, rs_clear, rs_rank, rs_resize, rs_select, rs_set,
 )
 from agner.core._types cimport (
     AS_BUSY, AS_LOGGED_OUT, AS_NOT_READY, AS_READY, AS_RESERVED, AS_WRAP_UP,
@@ -153,18 +157,19 @@ cdef class Router:
     def __dealloc__(self):
         cdef int32_t i
         for i in range(self.n_agents_):
-            free(self.agents[i].skills)
+            free(self.agent_skills[i].s)
             free(self.agents[i].memb)
         free(self.agents)
+        free(self.agent_skills)
+        free(self.ready_epoch)
         for i in range(self.n_pools):
             free(self.pools[i].req)
             free(self.pools[i].member_agent)
             free(self.pools[i].member_score)
-            free(self.pools[i].pos)
-            free(self.pools[i].present)
             free(self.pools[i].routes)
-            free(self.pools[i].order.t)
-            h_free(&self.pools[i].ready)
+            free(self.pools[i].ready.e)
+            free(self.pools[i].order.bits)
+            free(self.pools[i].order.words.t)
         free(self.pools)
         for i in range(self.n_routes):
             h_free(&self.routes[i].waiting)
@@ -184,18 +189,38 @@ cdef class Router:
     # ------------------------------------------------------------------ config
 
     cdef int c_add_agent(self, const skill_t* skills, int32_t n, time_us_t wrap_up_us) noexcept:
-        cdef int32_t aid = self.n_agents_, p
+        cdef int32_t aid = self.n_agents_, p, cap
         cdef agent_t* a
+        cdef void* block
         cdef int64_t score
-        if grow(<void**> &self.agents, &self.cap_agents, aid + 1, sizeof(agent_t)) != 0:
+        cdef skill_t* copy
+        if aid == self.cap_agents:
+            # Aligned, so that each agent is exactly two cache lines.
+            cap = self.cap_agents * 2 if self.cap_agents else 64
+            if posix_memalign(&block, 64, cap * sizeof(agent_t)) != 0:
+                return E_NOMEM
+            if self.agents != NULL:
+                memcpy(block, self.agents, aid * sizeof(agent_t))
+                free(self.agents)
+            self.agents = <agent_t*> block
+            block = realloc(self.agent_skills, cap * sizeof(skills_t))
+            if block == NULL:
+                return E_NOMEM
+            self.agent_skills = <skills_t*> block
+            block = realloc(self.ready_epoch, cap * sizeof(uint32_t))
+            if block == NULL:
+                return E_NOMEM
+            self.ready_epoch = <uint32_t*> block
+            self.cap_agents = cap
+        copy = <skill_t*> malloc((n if n else 1) * sizeof(skill_t))
+        if copy == NULL:
             return E_NOMEM
+        memcpy(copy, skills, n * sizeof(skill_t))
+        self.agent_skills[aid].s = copy
+        self.agent_skills[aid].n = n
+        self.ready_epoch[aid] = 0
         a = &self.agents[aid]
         memset(a, 0, sizeof(agent_t))
-        a.skills = <skill_t*> malloc((n if n else 1) * sizeof(skill_t))
-        if a.skills == NULL:
-            return E_NOMEM
-        memcpy(a.skills, skills, n * sizeof(skill_t))
-        a.n_skills = n
         a.state = AS_LOGGED_OUT
         a.pending = NO_PENDING
         a.contact = -1
@@ -213,6 +238,7 @@ cdef class Router:
         cdef pool_t* p = &self.pools[pid]
         cdef agent_t* a = &self.agents[agent]
         cdef int32_t m = p.n_members, cap = p.cap_members
+        cdef void* block
         if m == cap:
             cap = p.cap_members
             if grow(<void**> &p.member_agent, &cap, m + 1, sizeof(int32_t)) != 0:
@@ -220,27 +246,24 @@ cdef class Router:
             cap = p.cap_members
             if grow(<void**> &p.member_score, &cap, m + 1, sizeof(int64_t)) != 0:
                 return E_NOMEM
-            cap = p.cap_members
-            if grow(<void**> &p.pos, &cap, m + 1, sizeof(int32_t)) != 0:
-                return E_NOMEM
-            cap = p.cap_members
-            if grow(<void**> &p.present, &cap, m + 1, sizeof(unsigned char)) != 0:
-                return E_NOMEM
             p.cap_members = cap
         p.member_agent[m] = agent
         p.member_score[m] = score
-        p.pos[m] = -1
-        p.present[m] = 0
         p.n_members += 1
         if not _heap_strategy(p.strategy):
-            if fw_resize(&p.order, p.n_members, p.present, p.n_members) != 0:
+            if rs_resize(&p.order, p.n_members) != 0:
                 return E_NOMEM
-        if grow(<void**> &a.memb, &a.cap_memb, a.n_memb + 1, sizeof(member_t)) != 0:
-            return E_NOMEM
+        # Capacity is implied: 4, then doubled whenever n_memb reaches a power of two.
+        cap = a.n_memb
+        if cap == 0 or (cap >= 4 and cap & (cap - 1) == 0):
+            block = realloc(a.memb, (cap * 2 if cap else 4) * sizeof(member_t))
+            if block == NULL:
+                return E_NOMEM
+            a.memb = <member_t*> block
         a.memb[a.n_memb].pool = pid
         a.memb[a.n_memb].member = m
         a.n_memb += 1
-        if a.in_pools:
+        if self.ready_epoch[agent]:
             return self._pool_insert_one(pid, m, agent)
         return 0
 
@@ -260,7 +283,7 @@ cdef class Router:
         p.n_req = n_req
         self.n_pools += 1
         for i in range(self.n_agents_):
-            if _meets(self.agents[i].skills, self.agents[i].n_skills, req, n_req, &score):
+            if _meets(self.agent_skills[i].s, self.agent_skills[i].n, req, n_req, &score):
                 if self._pool_add_member(pid, i, score) != 0:
                     return E_NOMEM
         return pid
@@ -479,71 +502,90 @@ cdef class Router:
         self.free_timers[self.n_free_timers] = t
         self.n_free_timers += 1
 
+    cdef bint _live(self, const rentry_t* e) noexcept:
+        return self.ready_epoch[e.agent] == e.epoch
+
+    cdef int _compact(self, pool_t* p) noexcept:
+        # Drop stale entries once they outnumber the live ones: amortised O(1)
+        # per entry, and it bounds the heap at about twice the READY agents.
+        cdef int32_t i, n = 0
+        for i in range(p.ready.n):
+            if self._live(&p.ready.e[i]):
+                p.ready.e[n] = p.ready.e[i]
+                n += 1
+        p.ready.n = n
+        r_heapify(&p.ready)
+        return 0
+
     cdef int _pool_insert_one(self, int32_t pid, int32_t m, int32_t agent) noexcept:
         cdef pool_t* p = &self.pools[pid]
         cdef agent_t* a = &self.agents[agent]
         cdef int32_t s = p.strategy
         cdef int r = 0
         if s == ST_LONGEST_IDLE:
-            r = h_push(&p.ready, a.idle_since, agent, 0, m, p.pos)
+            r = r_push(&p.ready, a.idle_since, 0, agent, a.epoch)
         elif s == ST_FEWEST_CONTACTS:
-            r = h_push(&p.ready, a.handled, a.idle_since, agent, m, p.pos)
+            r = r_push(&p.ready, a.handled, a.idle_since, agent, a.epoch)
         elif s == ST_LEAST_TALK_TIME:
-            r = h_push(&p.ready, a.talk_time_us, a.idle_since, agent, m, p.pos)
+            r = r_push(&p.ready, a.talk_time_us, a.idle_since, agent, a.epoch)
         elif s == ST_MOST_SKILLED:
-            r = h_push(&p.ready, -p.member_score[m], a.idle_since, agent, m, p.pos)
+            r = r_push(&p.ready, -p.member_score[m], a.idle_since, agent, a.epoch)
         else:
-            p.present[m] = 1
-            fw_add(&p.order, m, 1)
+            rs_set(&p.order, m)
         if r != 0:
             return E_NOMEM
         p.n_ready += 1
+        if p.ready.n > 2 * p.n_ready + 64:
+            self._compact(p)
         return 0
 
     cdef int _pool_insert(self, int32_t agent) noexcept:
         cdef agent_t* a = &self.agents[agent]
         cdef int32_t i
+        a.epoch += 1
+        if a.epoch == 0:
+            a.epoch = 1             # 0 means "not idle" in ready_epoch
+        self.ready_epoch[agent] = a.epoch
         for i in range(a.n_memb):
             if self._pool_insert_one(a.memb[i].pool, a.memb[i].member, agent) != 0:
                 return E_NOMEM
-        a.in_pools = True
         return 0
 
     cdef void _pool_remove(self, int32_t agent) noexcept:
+        # Heap pools keep the agent's entry, now stale (its epoch is over).
         cdef agent_t* a = &self.agents[agent]
         cdef pool_t* p
-        cdef int32_t i, m
+        cdef int32_t i
         for i in range(a.n_memb):
             p = &self.pools[a.memb[i].pool]
-            m = a.memb[i].member
-            if _heap_strategy(p.strategy):
-                h_remove(&p.ready, p.pos[m], p.pos)
-            else:
-                p.present[m] = 0
-                fw_add(&p.order, m, -1)
+            if not _heap_strategy(p.strategy):
+                rs_clear(&p.order, a.memb[i].member)
             p.n_ready -= 1
-        a.in_pools = False
+        self.ready_epoch[agent] = 0
 
     cdef int32_t _choose(self, pool_t* p, queue_t* q) noexcept:
+        # The agent (not member) to offer to; the pool has a READY agent.
         cdef int32_t k
         cdef uint64_t x
         if _heap_strategy(p.strategy):
-            return p.ready.e[0].id
+            while not self._live(&p.ready.e[0]):
+                r_pop(&p.ready)
+            return p.ready.e[0].agent
         if p.strategy == ST_LINEAR:
-            return fw_select(&p.order, 0)
+            return p.member_agent[rs_select(&p.order, 0)]
         if p.strategy == ST_RANDOM:
             x = self._next_random()
-            return fw_select(&p.order, <int32_t> (x % <uint64_t> p.n_ready))
+            return p.member_agent[rs_select(&p.order, <int32_t> (x % <uint64_t> p.n_ready))]
         # ROUND_ROBIN: the first ready member after the last agent served, wrapping.
-        k = fw_prefix(&p.order, _upper_bound(p.member_agent, p.n_members, q.rr_last))
-        return fw_select(&p.order, k if k < p.n_ready else 0)
+        k = rs_rank(&p.order, _upper_bound(p.member_agent, p.n_members, q.rr_last))
+        return p.member_agent[rs_select(&p.order, k if k < p.n_ready else 0)]
 
     cdef int _offer(self, int32_t slot, int32_t agent, time_us_t now) noexcept:
         cdef agent_t* a = &self.agents[agent]
         cdef contact_t* c = &self.contacts[slot]
         cdef queue_t* q = &self.queues[c.queue]
         cdef int32_t t
-        if a.in_pools:
+        if self.ready_epoch[agent]:
             self._pool_remove(agent)
         self._set_state(a, AS_RESERVED, now)
         a.contact = slot
@@ -563,7 +605,7 @@ cdef class Router:
         cdef route_t* r = &self.routes[c.route]
         cdef pool_t* p = &self.pools[r.pool]
         if p.n_ready > 0:
-            return self._offer(slot, p.member_agent[self._choose(p, &self.queues[c.queue])], now)
+            return self._offer(slot, self._choose(p, &self.queues[c.queue]), now)
         c.state = CS_WAITING
         if h_push(&r.waiting, -c.priority, c.arrival, c.seq, slot, self.contact_pos) != 0:
             return E_NOMEM
@@ -697,7 +739,7 @@ cdef class Router:
         if a.state == AS_LOGGED_OUT or a.state == AS_BUSY:
             self.err_state = a.state
             return E_INVALID
-        if a.in_pools:
+        if self.ready_epoch[agent]:
             self._pool_remove(agent)
         if a.timer >= 0:
             self._timer_cancel(a.timer)
@@ -748,7 +790,7 @@ cdef class Router:
         if a.state == AS_RESERVED or a.state == AS_BUSY:
             a.pending = reason
             return 0
-        if a.in_pools:
+        if self.ready_epoch[agent]:
             self._pool_remove(agent)
         if a.timer >= 0:
             self._timer_cancel(a.timer)
@@ -984,6 +1026,8 @@ cdef class Router:
     def set_not_ready(self, int64_t agent, int64_t now, int64_t reason=0):
         """READY, NOT_READY or WRAP_UP -> NOT_READY(reason >= 0); in RESERVED/BUSY
         the not-ready is pending until the agent is released."""
+        if not 0 <= agent < self.n_agents_:
+            raise UnknownAgent(f"set_not_ready: no agent {agent}")
         if not 0 <= reason <= 0x7FFFFFFF:
             raise ConfigError(f"set_not_ready: reason must be in [0, 2**31), got {reason}")
         cdef int r = self.c_set_not_ready(
@@ -1052,6 +1096,8 @@ cdef class Router:
         """The contact ends: BUSY -> WRAP_UP for `wrap_up_us` (default: the agent's),
         or released at once when that is 0."""
         cdef int64_t wrap = -1
+        if not 0 <= agent < self.n_agents_:
+            raise UnknownAgent(f"complete: no agent {agent}")
         if wrap_up_us is not None:
             wrap = _duration(wrap_up_us, "wrap_up_us")
         cdef int r = self.c_complete(<int32_t> agent if 0 <= agent < self.n_agents_ else -1,
@@ -1121,6 +1167,8 @@ cdef class Router:
         """Real-time :class:`QueueStats` of a queue at `now` (no timer is fired)."""
         if not 0 <= queue < self.n_queues_:
             raise UnknownQueue(f"queue_stats: no queue {queue}")
+        if now < 0:
+            raise ConfigError(f"queue_stats: now must be >= 0, got {now}")
         if now < self.now:
             raise TimeError(f"queue_stats: now={now} is earlier than the router's time {self.now}")
         cdef queue_t* q = &self.queues[queue]
@@ -1140,6 +1188,8 @@ cdef class Router:
     def agent_stats(self, int64_t agent, int64_t now):
         """Real-time :class:`AgentStats` of an agent at `now` (no timer is fired)."""
         cdef int32_t aid = self._agent_arg(agent, "agent_stats")
+        if now < 0:
+            raise ConfigError(f"agent_stats: now must be >= 0, got {now}")
         if now < self.now:
             raise TimeError(f"agent_stats: now={now} is earlier than the router's time {self.now}")
         cdef agent_t* a = &self.agents[aid]

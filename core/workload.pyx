@@ -50,7 +50,9 @@ cdef void ring_free(ring_t* r) noexcept:
 
 
 cdef inline void ring_push(ring_t* r, int64_t t, int64_t a, int64_t b) noexcept:
-    cdef int64_t i = (r.head + r.n) % r.cap
+    cdef int64_t i = r.head + r.n
+    if i >= r.cap:
+        i -= r.cap
     r.t[i] = t
     r.a[i] = a
     r.b[i] = b
@@ -58,7 +60,9 @@ cdef inline void ring_push(ring_t* r, int64_t t, int64_t a, int64_t b) noexcept:
 
 
 cdef inline void ring_pop(ring_t* r) noexcept:
-    r.head = (r.head + 1) % r.cap
+    r.head += 1
+    if r.head == r.cap:
+        r.head = 0
     r.n -= 1
 
 

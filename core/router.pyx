@@ -1195,4 +1195,5 @@ cdef class Router:
         cdef agent_t* a = &self.agents[aid]
         times = [a.time_in_state[i] for i in range(N_AGENT_STATES)]
         times[a.state] += now - a.state_since
-        return make_agent_stats(a.state, a.reason, a.handled, a.talk_time_us, a.rona, tuple(times))
+        reason = a.reason if a.state == AS_NOT_READY else 0
+        return make_agent_stats(a.state, reason, a.handled, a.talk_time_us, a.rona, tuple(times))

@@ -14,6 +14,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import platform
+import sys
 import time
 from collections import deque
 from collections.abc import Sequence
@@ -75,15 +76,15 @@ def build_center(w: Workload) -> Center:
         agent_skills.append({int(s): int(v) for s, v in zip(chosen, lv, strict=True)})
     queue_require = []
     weight = np.zeros(w.queues)
-    for _q in range(w.queues):
+    for qi in range(w.queues):
         n_req = 2 if rng.random() < 0.2 else 1
         req_skills = rng.choice(w.skills, size=n_req, replace=False)
-        req = {int(s): int(rng.integers(1, 6)) for s in req_skills}
+        req = {int(sk): int(rng.integers(1, 6)) for sk in req_skills}
         queue_require.append(req)
         ok = np.ones(w.agents, dtype=bool)
-        for s, lv in req.items():
-            ok &= levels[:, s] >= lv
-        weight[_q] = ok.sum()
+        for sk, minimum in req.items():
+            ok &= levels[:, sk] >= minimum
+        weight[qi] = ok.sum()
     return Center(agent_skills, queue_require, weight / weight.sum())
 
 
@@ -204,6 +205,7 @@ def load_reference() -> type | None:
             if spec is None or spec.loader is None:
                 return None
             module = importlib.util.module_from_spec(spec)
+            sys.modules[spec.name] = module  # dataclasses look their module up there
             spec.loader.exec_module(module)
             return getattr(module, "ReferenceRouter", None)
     return None
@@ -243,8 +245,9 @@ def run_benchmark(
     def timed_c(n: int) -> tuple[tuple[int, int, int], float]:
         r = build_router(Router, w, center)
         t0 = time.perf_counter()
-        out = run_c(r, queues[:n], w.dt_us, w.handle_us, w.patience_us, w.break_us,
-                    w.rona_per_mille, w.seed)
+        out = run_c(
+            r, queues[:n], w.dt_us, w.handle_us, w.patience_us, w.break_us, w.rona_per_mille, w.seed
+        )
         return out, time.perf_counter() - t0
 
     def timed_py(factory: Any, n: int) -> tuple[tuple[int, int, int], float]:
@@ -275,13 +278,15 @@ def run_benchmark(
             "events": ref_out[0],
             **_figures(ref_out[0], ref_s),
         }
-        result["c_over_reference"] = result["events_per_second"] / result["reference"][
-            "events_per_second"
-        ]
+        result["c_over_reference"] = (
+            result["events_per_second"] / result["reference"]["events_per_second"]
+        )
     else:
         result["reference"] = {
             "error": "reference router not found (tests/reference_router.py is in a source "
-            "checkout of agner; run from there)" if reference else "skipped (--no-reference)"
+            "checkout of agner; run from there)"
+            if reference
+            else "skipped (--no-reference)"
         }
     result["c_over_python"] = result["events_per_second"] / result["python"]["events_per_second"]
     result["agree"] = agree

@@ -260,7 +260,7 @@ class ReferenceRouter:
         return cid
 
     def accept(self, agent: int, contact: int, now: int) -> None:
-        a, c = self._begin_pair(now, agent, contact)
+        _, c = self._begin_pair(now, agent, contact)
         if c.state != ContactState.OFFERED or c.agent != agent:
             raise InvalidTransition("accept: the contact is not offered to this agent")
         self._cancel(RING, contact=contact)
@@ -275,7 +275,7 @@ class ReferenceRouter:
         self._set_state(agent, AgentState.BUSY, 0)
 
     def no_answer(self, agent: int, contact: int, now: int) -> None:
-        a, c = self._begin_pair(now, agent, contact)
+        _, c = self._begin_pair(now, agent, contact)
         if c.state != ContactState.OFFERED or c.agent != agent:
             raise InvalidTransition("no_answer: the contact is not offered to this agent")
         self._cancel(RING, contact=contact)
@@ -449,7 +449,9 @@ class ReferenceRouter:
                 )
                 self._ring_no_answer(t.agent, t.contact)
             else:
-                self._decisions.append(Decision(DecisionKind.WRAP_UP_END, t.deadline, -1, t.agent, -1))
+                self._decisions.append(
+                    Decision(DecisionKind.WRAP_UP_END, t.deadline, -1, t.agent, -1)
+                )
                 self._release(t.agent)
         self._now = now
 

@@ -1,0 +1,117 @@
+"""The command line: the demo of the README and the router benchmark."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from agner.cli import main
+from agner.sim.routerbench import Workload, build_center, build_router, drive_python, load_reference
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_demo_prints_every_queue_and_group(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["demo"]) == 0
+    out = capsys.readouterr().out
+    for name in ("sales", "support", "billing", "ventas", "bilingual", "occupancy", "ASA s"):
+        assert name in out
+
+
+def test_demo_json_adds_up(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["demo", "--json", "--hours", "0.5", "--seed", "3"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["duration_s"] == 1800
+    for q in out["queues"].values():
+        # Every contact offered is answered, abandoned, or still in the router.
+        assert q["answered"] + q["abandoned"] + q["waiting"] <= q["offered"]
+        assert q["offered"] - q["answered"] - q["abandoned"] - q["waiting"] <= 56
+        assert 0 <= q["service_level_offered"] <= q["service_level_answered"] <= 1
+    assert sum(out["agents_by_state"].values()) == 56
+
+
+def test_demo_is_repeatable(capsys: pytest.CaptureFixture[str]) -> None:
+    main(["demo", "--json", "--seed", "11"])
+    first = capsys.readouterr().out
+    main(["demo", "--json", "--seed", "11"])
+    assert capsys.readouterr().out == first
+
+
+def test_demo_refuses_bad_hours(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["demo", "--hours", "0"]) == 2
+    assert "--hours" in capsys.readouterr().err
+
+
+def test_bench_router_json_has_the_promised_keys(capsys: pytest.CaptureFixture[str]) -> None:
+    args = [
+        "bench",
+        "router",
+        "--agents",
+        "300",
+        "--arrivals",
+        "20000",
+        "--python-arrivals",
+        "3000",
+        "--reference-arrivals",
+        "600",
+        "--json",
+    ]
+    assert main(args) == 0
+    out = json.loads(capsys.readouterr().out)
+    for key in ("events_per_second", "ns_per_event"):
+        assert out[key] > 0
+        assert out["python"][key] > 0
+        assert out["reference"][key] > 0
+    assert out["agree"] is True
+    assert out["agents"] == 300 and out["queues"] == 200 and out["skills"] == 50
+
+
+def test_bench_router_refuses_bad_counts(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["bench", "router", "--agents", "0"]) == 2
+    assert main(["bench", "router", "--agents", "10", "--arrivals", "0"]) == 2
+
+
+def test_the_three_drivers_agree_on_a_busy_center() -> None:
+    # The benchmark's own cross-check, at a size where RONA, abandons and
+    # wrap-ups all happen: C-level driver, Python API and reference alike.
+    from agner import Router
+    from agner.core.workload import run as run_c
+    from agner.sim.routerbench import arrival_queues
+
+    w = Workload(agents=120, seed=5, load=1.05)
+    center = build_center(w)
+    queues = arrival_queues(w, center, 4000)
+    c_out = run_c(
+        build_router(Router, w, center),
+        queues,
+        w.dt_us,
+        w.handle_us,
+        w.patience_us,
+        w.break_us,
+        w.rona_per_mille,
+        w.seed,
+    )
+    py_out = drive_python(build_router(Router, w, center), queues.tolist(), w)
+    ref = load_reference()
+    assert ref is not None
+    ref_out = drive_python(build_router(ref, w, center), queues.tolist(), w)
+    assert c_out == py_out == ref_out
+    assert c_out[1] > 3000  # offers: the run did route
+
+
+def test_agner_console_script_runs() -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "agner.cli", "--help"], capture_output=True, text=True, check=True
+    )
+    assert "demo" in out.stdout and "bench" in out.stdout
+
+
+def test_examples_run() -> None:
+    for example in sorted((ROOT / "examples").glob("*.py")):
+        done = subprocess.run([sys.executable, str(example)], capture_output=True, text=True)
+        assert done.returncode == 0, f"{example.name}: {done.stderr}"
+        assert done.stdout.strip(), example.name

@@ -23,22 +23,23 @@ cdef struct member_t:
 cdef struct agent_t:
     # Exactly two cache lines, allocated on a 64-byte boundary. The first holds
     # what routing reads; the second what a state change or a statistic reads.
+    # The agent's pool memberships are not here but in Router.memb, at an
+    # address computed from the agent id alone, so both load in parallel.
     int32_t state             # agent_state_t
     int32_t pending           # pending not-ready reason, NO_PENDING when none
     int32_t contact           # slot of the offered/held contact, -1 when none
     int32_t timer             # timer slot of the running wrap-up, -1 when none
     uint32_t epoch            # times it became idle: tells live pool entries
-    int32_t n_memb
-    member_t* memb            # the pools it belongs to (capacity: see _memb_cap)
+    int32_t reason            # not-ready reason (meaningful in NOT_READY)
     time_us_t idle_since
     int64_t handled
     time_us_t talk_time_us
     time_us_t state_since
+    int64_t rona
     # second line
-    int32_t reason            # not-ready reason (meaningful in NOT_READY)
-    int32_t rona
     time_us_t wrap_up_us      # default wrap-up after complete
     time_us_t time_in_state[6]
+    int64_t _unused
 
 
 cdef struct skills_t:
@@ -119,6 +120,11 @@ cdef class Router:
 
     cdef agent_t* agents
     cdef skills_t* agent_skills
+    # Pool memberships of every agent, agent after agent (CSR): those of agent
+    # a are memb[memb_off[a]:memb_off[a + 1]].
+    cdef member_t* memb
+    cdef int32_t* memb_off
+    cdef int32_t cap_memb
     # ready_epoch[a]: the agent's epoch while it is idle in its pools, else 0.
     # Stale pool entries are recognised here, in 4 bytes an agent that stay in
     # cache, rather than in the agent's record.
@@ -196,7 +202,7 @@ cdef class Router:
                    int32_t queue) noexcept
     cdef int _timer_add(self, time_us_t deadline, int32_t kind, int32_t obj) noexcept
     cdef void _timer_cancel(self, int32_t t) noexcept
-    cdef int _pool_add_member(self, int32_t pid, int32_t agent, int64_t score) noexcept
+    cdef int32_t _pool_add_member(self, int32_t pid, int32_t agent, int64_t score) noexcept
     cdef int _pool_insert_one(self, int32_t pid, int32_t m, int32_t agent) noexcept
     cdef int _pool_insert(self, int32_t agent) noexcept
     cdef void _pool_remove(self, int32_t agent) noexcept

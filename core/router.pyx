@@ -158,9 +158,10 @@ cdef class Router:
         cdef int32_t i
         for i in range(self.n_agents_):
             free(self.agent_skills[i].s)
-            free(self.agents[i].memb)
         free(self.agents)
         free(self.agent_skills)
+        free(self.memb)
+        free(self.memb_off)
         free(self.ready_epoch)
         for i in range(self.n_pools):
             free(self.pools[i].req)
@@ -189,7 +190,7 @@ cdef class Router:
     # ------------------------------------------------------------------ config
 
     cdef int c_add_agent(self, const skill_t* skills, int32_t n, time_us_t wrap_up_us) noexcept:
-        cdef int32_t aid = self.n_agents_, p, cap
+        cdef int32_t aid = self.n_agents_, p, cap, m
         cdef agent_t* a
         cdef void* block
         cdef int64_t score
@@ -211,6 +212,12 @@ cdef class Router:
             if block == NULL:
                 return E_NOMEM
             self.ready_epoch = <uint32_t*> block
+            block = realloc(self.memb_off, (cap + 1) * sizeof(int32_t))
+            if block == NULL:
+                return E_NOMEM
+            self.memb_off = <int32_t*> block
+            if aid == 0:
+                self.memb_off[0] = 0
             self.cap_agents = cap
         copy = <skill_t*> malloc((n if n else 1) * sizeof(skill_t))
         if copy == NULL:
@@ -227,18 +234,25 @@ cdef class Router:
         a.timer = -1
         a.state_since = self.now
         a.wrap_up_us = wrap_up_us
+        self.memb_off[aid + 1] = self.memb_off[aid]
         self.n_agents_ += 1
+        # The newest agent's memberships go at the end of the CSR array.
         for p in range(self.n_pools):
             if _meets(skills, n, self.pools[p].req, self.pools[p].n_req, &score):
-                if self._pool_add_member(p, aid, score) != 0:
+                m = self._pool_add_member(p, aid, score)
+                if m < 0 or grow(<void**> &self.memb, &self.cap_memb,
+                                 self.memb_off[aid + 1] + 1, sizeof(member_t)) != 0:
                     return E_NOMEM
+                self.memb[self.memb_off[aid + 1]].pool = p
+                self.memb[self.memb_off[aid + 1]].member = m
+                self.memb_off[aid + 1] += 1
         return aid
 
-    cdef int _pool_add_member(self, int32_t pid, int32_t agent, int64_t score) noexcept:
+    cdef int32_t _pool_add_member(self, int32_t pid, int32_t agent, int64_t score) noexcept:
+        # The pool's side of a membership; returns the member index (or E_NOMEM).
+        # An idle agent joins the pool's idle set at once.
         cdef pool_t* p = &self.pools[pid]
-        cdef agent_t* a = &self.agents[agent]
         cdef int32_t m = p.n_members, cap = p.cap_members
-        cdef void* block
         if m == cap:
             cap = p.cap_members
             if grow(<void**> &p.member_agent, &cap, m + 1, sizeof(int32_t)) != 0:
@@ -253,39 +267,69 @@ cdef class Router:
         if not _heap_strategy(p.strategy):
             if rs_resize(&p.order, p.n_members) != 0:
                 return E_NOMEM
-        # Capacity is implied: 4, then doubled whenever n_memb reaches a power of two.
-        cap = a.n_memb
-        if cap == 0 or (cap >= 4 and cap & (cap - 1) == 0):
-            block = realloc(a.memb, (cap * 2 if cap else 4) * sizeof(member_t))
-            if block == NULL:
-                return E_NOMEM
-            a.memb = <member_t*> block
-        a.memb[a.n_memb].pool = pid
-        a.memb[a.n_memb].member = m
-        a.n_memb += 1
-        if self.ready_epoch[agent]:
-            return self._pool_insert_one(pid, m, agent)
-        return 0
+        if self.ready_epoch[agent] and self._pool_insert_one(pid, m, agent) != 0:
+            return E_NOMEM
+        return m
 
     cdef int c_add_pool(self, int32_t strategy, const skill_t* req, int32_t n_req) noexcept:
-        cdef int32_t pid = self.n_pools, i
+        # Config time, O(agents + memberships): the CSR array is rebuilt with the
+        # new pool appended to the memberships of every agent that meets `req`.
+        cdef int32_t pid = self.n_pools, i, j, k, m, n_new = 0, total
         cdef pool_t* p
         cdef int64_t score
+        cdef int32_t* offsets
+        cdef int32_t* member_of = <int32_t*> malloc((self.n_agents_ + 1) * sizeof(int32_t))
+        cdef member_t* memb
+        if member_of == NULL:
+            return E_NOMEM
         if grow(<void**> &self.pools, &self.cap_pools, pid + 1, sizeof(pool_t)) != 0:
+            free(member_of)
             return E_NOMEM
         p = &self.pools[pid]
         memset(p, 0, sizeof(pool_t))
         p.strategy = strategy
         p.req = <skill_t*> malloc((n_req if n_req else 1) * sizeof(skill_t))
         if p.req == NULL:
+            free(member_of)
             return E_NOMEM
         memcpy(p.req, req, n_req * sizeof(skill_t))
         p.n_req = n_req
         self.n_pools += 1
         for i in range(self.n_agents_):
+            member_of[i] = -1
             if _meets(self.agent_skills[i].s, self.agent_skills[i].n, req, n_req, &score):
-                if self._pool_add_member(pid, i, score) != 0:
+                m = self._pool_add_member(pid, i, score)
+                if m < 0:
+                    free(member_of)
                     return E_NOMEM
+                member_of[i] = m
+                n_new += 1
+        if n_new:
+            total = self.memb_off[self.n_agents_]
+            memb = <member_t*> malloc((total + n_new) * sizeof(member_t))
+            offsets = <int32_t*> malloc((self.n_agents_ + 1) * sizeof(int32_t))
+            if memb == NULL or offsets == NULL:
+                free(memb)
+                free(offsets)
+                free(member_of)
+                return E_NOMEM
+            j = 0
+            for i in range(self.n_agents_):
+                offsets[i] = j
+                k = self.memb_off[i + 1] - self.memb_off[i]
+                memcpy(&memb[j], &self.memb[self.memb_off[i]], k * sizeof(member_t))
+                j += k
+                if member_of[i] >= 0:
+                    memb[j].pool = pid
+                    memb[j].member = member_of[i]
+                    j += 1
+            offsets[self.n_agents_] = j
+            memcpy(self.memb_off, offsets, (self.n_agents_ + 1) * sizeof(int32_t))
+            free(offsets)
+            free(self.memb)
+            self.memb = memb
+            self.cap_memb = j
+        free(member_of)
         return pid
 
     cdef int c_add_queue(self, int32_t strategy, int32_t priority, time_us_t ring_timeout_us,
@@ -546,8 +590,8 @@ cdef class Router:
         if a.epoch == 0:
             a.epoch = 1             # 0 means "not idle" in ready_epoch
         self.ready_epoch[agent] = a.epoch
-        for i in range(a.n_memb):
-            if self._pool_insert_one(a.memb[i].pool, a.memb[i].member, agent) != 0:
+        for i in range(self.memb_off[agent], self.memb_off[agent + 1]):
+            if self._pool_insert_one(self.memb[i].pool, self.memb[i].member, agent) != 0:
                 return E_NOMEM
         return 0
 
@@ -556,10 +600,10 @@ cdef class Router:
         cdef agent_t* a = &self.agents[agent]
         cdef pool_t* p
         cdef int32_t i
-        for i in range(a.n_memb):
-            p = &self.pools[a.memb[i].pool]
+        for i in range(self.memb_off[agent], self.memb_off[agent + 1]):
+            p = &self.pools[self.memb[i].pool]
             if not _heap_strategy(p.strategy):
-                rs_clear(&p.order, a.memb[i].member)
+                rs_clear(&p.order, self.memb[i].member)
             p.n_ready -= 1
         self.ready_epoch[agent] = 0
 
@@ -620,8 +664,8 @@ cdef class Router:
         cdef route_t* r
         cdef int32_t i, j, best = -1, slot
         cdef hentry_t* head = NULL
-        for i in range(a.n_memb):
-            p = &self.pools[a.memb[i].pool]
+        for i in range(self.memb_off[agent], self.memb_off[agent + 1]):
+            p = &self.pools[self.memb[i].pool]
             for j in range(p.n_routes):
                 r = &self.routes[p.routes[j]]
                 if r.waiting.n and (head == NULL or h_less(&r.waiting.e[0], head)):

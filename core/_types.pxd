@@ -7,6 +7,12 @@ ctypedef int32_t agent_id_t     # dense, 0..n_agents-1
 ctypedef int32_t queue_id_t     # dense, 0..n_queues-1
 ctypedef int64_t contact_id_t   # (generation << 32) | slot; never reused
 
+
+cdef inline int64_t slot_of(contact_id_t contact) noexcept nogil:
+    # The cast keeps this C arithmetic: to Cython, an untyped literal above
+    # 2**31 is a Python int, and `contact & 0xFFFFFFFF` would build objects.
+    return contact & <int64_t> 0xFFFFFFFF
+
 cdef enum agent_state_t:
     AS_LOGGED_OUT = 0
     AS_NOT_READY = 1

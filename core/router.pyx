@@ -24,7 +24,7 @@ from agner.core._types cimport (
     E_CONFIG, E_INVALID, E_NOMEM, E_OK, E_TIME, E_UNKNOWN_AGENT, E_UNKNOWN_CONTACT,
     E_UNKNOWN_QUEUE, N_AGENT_STATES, NO_PENDING, REASON_RONA, ST_FEWEST_CONTACTS,
     ST_LEAST_TALK_TIME, ST_LINEAR, ST_LONGEST_IDLE, ST_MOST_SKILLED, ST_RANDOM,
-    ST_ROUND_ROBIN, TK_NONE, TK_RING, TK_WRAP_UP, contact_id_t, decision_t, time_us_t,
+    ST_ROUND_ROBIN, TK_NONE, TK_RING, TK_WRAP_UP, contact_id_t, decision_t, slot_of, time_us_t,
 )
 
 from agner.core._api import (
@@ -486,7 +486,7 @@ cdef class Router:
         cdef int64_t slot
         if contact < 0:
             return -1
-        slot = contact & 0xFFFFFFFF
+        slot = slot_of(contact)
         if slot >= self.n_slots:
             return -1
         if self.contacts[slot].state == CS_FREE or self.contacts[slot].gen != <uint32_t> (contact >> 32):

@@ -12,7 +12,7 @@
 from libc.stdint cimport int32_t, int64_t, uint64_t
 from libc.stdlib cimport free, malloc, realloc
 
-from agner.core._types cimport DK_OFFER, contact_id_t, time_us_t
+from agner.core._types cimport DK_OFFER, contact_id_t, slot_of, time_us_t
 from agner.core.router cimport Router
 
 
@@ -92,7 +92,7 @@ cdef int handle_decisions(Router r, ring_t* active, ring_t* breaks, int64_t* liv
             else:
                 if r.c_accept(agent, contact, t) != 0:
                     return -1
-                live[contact & 0xFFFFFFFF] = -1
+                live[slot_of(contact)] = -1
                 ring_push(active, t + handle_us, agent, contact)
         i += 1
     r.n_dec = 0
@@ -157,16 +157,16 @@ def run(Router r, const int32_t[::1] arrival_queue, int64_t dt_us, int64_t handl
             elif t == t_ab:
                 c = arrived[ab]
                 ab += 1
-                if live[c & 0xFFFFFFFF] != c:
+                if live[slot_of(c)] != c:
                     continue            # answered: nothing happens, no event
                 if r.c_abandon(c, t) != 0:
                     raise RuntimeError("abandon refused")
-                live[c & 0xFFFFFFFF] = -1
+                live[slot_of(c)] = -1
             else:
                 c = r.c_arrive(r.queues[arrival_queue[i]].base_route, t, r.queues[arrival_queue[i]].priority, 0)
                 if c < 0:
                     raise RuntimeError("arrive refused")
-                slot = c & 0xFFFFFFFF
+                slot = slot_of(c)
                 if slot >= live_cap:
                     k = slot * 2 + 1
                     p = <int64_t*> realloc(live, k * sizeof(int64_t))

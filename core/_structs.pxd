@@ -354,3 +354,81 @@ cdef inline int rs_resize(rankset_t* s, int32_t n_positions) noexcept nogil:
             fw_add(&s.words, w, __builtin_popcountll(s.bits[w]))
     s.n_words = need
     return 0
+
+
+# -- the READY agents of a LONGEST_IDLE pool ----------------------------------
+#
+# Its key, the time the agent became idle, only grows: a new entry belongs at
+# the back, so a ring buffer in key order does what a heap would with O(1)
+# pushes and pops. Entries go stale as in rheap_t. Equal times are ordered by
+# agent id with an insertion step at the back (usually zero moves).
+
+cdef struct rfifo_t:
+    rentry_t* e
+    int32_t head
+    int32_t n
+    int32_t cap               # a power of two, or 0
+
+
+cdef inline rentry_t* f_at(rfifo_t* f, int32_t i) noexcept nogil:
+    return &f.e[(f.head + i) & (f.cap - 1)]
+
+
+cdef inline int f_contiguous(rfifo_t* f, int32_t cap) noexcept nogil:
+    """Re-lay the ring out from index 0 in a buffer of `cap` entries."""
+    cdef rentry_t* e = <rentry_t*> malloc(cap * sizeof(rentry_t))
+    cdef int32_t i
+    if e == NULL:
+        return -1
+    for i in range(f.n):
+        e[i] = f_at(f, i)[0]
+    free(f.e)
+    f.e = e
+    f.head = 0
+    f.cap = cap
+    return 0
+
+
+cdef inline int f_push(rfifo_t* f, int64_t a, int32_t agent, uint32_t epoch,
+                       bint keep_order) noexcept nogil:
+    cdef int32_t i
+    cdef rentry_t x
+    if f.n == f.cap and f_contiguous(f, f.cap * 2 if f.cap else 16) != 0:
+        return -1
+    x.a = a
+    x.b = 0
+    x.agent = agent
+    x.epoch = epoch
+    i = f.n
+    f.n += 1
+    if keep_order:
+        while i > 0 and r_less(&x, f_at(f, i - 1)):
+            f_at(f, i)[0] = f_at(f, i - 1)[0]
+            i -= 1
+    f_at(f, i)[0] = x
+    return 0
+
+
+cdef inline void f_pop(rfifo_t* f) noexcept nogil:
+    f.head = (f.head + 1) & (f.cap - 1)
+    f.n -= 1
+
+
+cdef inline int r_compare(const void* x, const void* y) noexcept nogil:
+    if r_less(<const rentry_t*> x, <const rentry_t*> y):
+        return -1
+    if r_less(<const rentry_t*> y, <const rentry_t*> x):
+        return 1
+    return 0
+
+
+cdef extern from "<stdlib.h>" nogil:
+    void qsort(void* base, size_t n, size_t size, int (*cmp)(const void*, const void*) noexcept nogil)
+
+
+cdef inline int f_sort(rfifo_t* f) noexcept nogil:
+    """Put the entries in key order (after a bulk load that skipped it)."""
+    if f.cap and f_contiguous(f, f.cap) != 0:
+        return -1
+    qsort(f.e, f.n, sizeof(rentry_t), r_compare)
+    return 0

@@ -7,7 +7,7 @@ from libc.stdint cimport int32_t, int64_t, uint32_t, uint64_t
 from agner.core._types cimport (
     agent_id_t, contact_id_t, decision_t, queue_id_t, time_us_t,
 )
-from agner.core._structs cimport heap_t, rankset_t, rentry_t, rheap_t
+from agner.core._structs cimport heap_t, rankset_t, rentry_t, rfifo_t, rheap_t
 
 
 cdef struct skill_t:
@@ -52,7 +52,8 @@ cdef struct pool_t:
     # strategy. Members are in increasing agent id order.
     int32_t strategy
     int32_t n_ready           # exact, whatever stale entries `ready` holds
-    rheap_t ready             # LONGEST_IDLE, FEWEST_CONTACTS, LEAST_TALK_TIME, MOST_SKILLED
+    rfifo_t idle              # LONGEST_IDLE
+    rheap_t ready             # FEWEST_CONTACTS, LEAST_TALK_TIME, MOST_SKILLED
     rankset_t order           # ROUND_ROBIN, LINEAR, RANDOM: READY members
     int32_t* member_agent
     int64_t* member_score     # MOST_SKILLED: sum of levels over the requirement
@@ -171,6 +172,7 @@ cdef class Router:
     cdef dict _route_index        # (queue, requirement tuple) -> route id
     cdef list _queue_req          # queue -> its requirement tuple
     cdef int64_t _last_now        # the refused `now`, for TimeError's message
+    cdef bint _bulk               # building a pool: LONGEST_IDLE order fixed after
 
     # -- configuration (may allocate; not on the hot path) --
     cdef int c_add_agent(self, const skill_t* skills, int32_t n, time_us_t wrap_up_us) noexcept

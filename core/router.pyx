@@ -15,7 +15,8 @@ cdef extern from "<stdlib.h>" nogil:
 from libc.string cimport memcpy, memset
 
 from agner.core._structs cimport (
-    grow, h_free, h_less, h_push, h_remove, heap_t, hentry_t, r_heapify, r_pop, r_push,
+    f_at, f_pop, f_push, f_sort, grow, h_free, h_less, h_push, h_remove, heap_t, hentry_t,
+    r_heapify, r_pop, r_push,
     rentry_t, rs_clear, rs_rank, rs_resize, rs_select, rs_set,
 )
 from agner.core._types cimport (
@@ -169,6 +170,7 @@ cdef class Router:
             free(self.pools[i].member_score)
             free(self.pools[i].routes)
             free(self.pools[i].ready.e)
+            free(self.pools[i].idle.e)
             free(self.pools[i].order.bits)
             free(self.pools[i].order.words.t)
         free(self.pools)
@@ -295,15 +297,21 @@ cdef class Router:
         memcpy(p.req, req, n_req * sizeof(skill_t))
         p.n_req = n_req
         self.n_pools += 1
+        self._bulk = True           # idle agents join in id order; sorted below
         for i in range(self.n_agents_):
             member_of[i] = -1
             if _meets(self.agent_skills[i].s, self.agent_skills[i].n, req, n_req, &score):
                 m = self._pool_add_member(pid, i, score)
                 if m < 0:
+                    self._bulk = False
                     free(member_of)
                     return E_NOMEM
                 member_of[i] = m
                 n_new += 1
+        self._bulk = False
+        if strategy == ST_LONGEST_IDLE and f_sort(&self.pools[pid].idle) != 0:
+            free(member_of)
+            return E_NOMEM
         if n_new:
             total = self.memb_off[self.n_agents_]
             memb = <member_t*> malloc((total + n_new) * sizeof(member_t))
@@ -553,6 +561,13 @@ cdef class Router:
         # Drop stale entries once they outnumber the live ones: amortised O(1)
         # per entry, and it bounds the heap at about twice the READY agents.
         cdef int32_t i, n = 0
+        if p.strategy == ST_LONGEST_IDLE:
+            for i in range(p.idle.n):
+                if self._live(f_at(&p.idle, i)):
+                    f_at(&p.idle, n)[0] = f_at(&p.idle, i)[0]
+                    n += 1
+            p.idle.n = n
+            return 0
         for i in range(p.ready.n):
             if self._live(&p.ready.e[i]):
                 p.ready.e[n] = p.ready.e[i]
@@ -567,7 +582,7 @@ cdef class Router:
         cdef int32_t s = p.strategy
         cdef int r = 0
         if s == ST_LONGEST_IDLE:
-            r = r_push(&p.ready, a.idle_since, 0, agent, a.epoch)
+            r = f_push(&p.idle, a.idle_since, agent, a.epoch, not self._bulk)
         elif s == ST_FEWEST_CONTACTS:
             r = r_push(&p.ready, a.handled, a.idle_since, agent, a.epoch)
         elif s == ST_LEAST_TALK_TIME:
@@ -579,7 +594,7 @@ cdef class Router:
         if r != 0:
             return E_NOMEM
         p.n_ready += 1
-        if p.ready.n > 2 * p.n_ready + 64:
+        if p.ready.n + p.idle.n > 2 * p.n_ready + 64:
             self._compact(p)
         return 0
 
@@ -611,6 +626,10 @@ cdef class Router:
         # The agent (not member) to offer to; the pool has a READY agent.
         cdef int32_t k
         cdef uint64_t x
+        if p.strategy == ST_LONGEST_IDLE:
+            while not self._live(f_at(&p.idle, 0)):
+                f_pop(&p.idle)
+            return f_at(&p.idle, 0).agent
         if _heap_strategy(p.strategy):
             while not self._live(&p.ready.e[0]):
                 r_pop(&p.ready)

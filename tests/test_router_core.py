@@ -1,0 +1,66 @@
+"""Paths of the compiled core that random streams reach rarely, against the reference."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from agner.core._api import DecisionKind, Strategy
+
+T = 1_000_000
+
+
+def test_pool_built_while_agents_idle_keeps_longest_idle_order(make_router: Any) -> None:
+    # `require=` builds a new pool on the spot; agents already idle join it in id
+    # order, not in the order they became idle, and LONGEST_IDLE must still hold.
+    r = make_router()
+    q = r.add_queue({0: 1}, strategy=Strategy.LONGEST_IDLE)
+    agents = [r.add_agent({0: 5, 1: 5}) for _ in range(40)]
+    for a in agents:
+        r.login(a, 0)
+    # Agents become ready in a scrambled order, several at the same time.
+    order = sorted(agents, key=lambda a: (a * 7919) % 40)
+    for i, a in enumerate(order):
+        r.set_ready(a, T + (i // 3) * T)
+    r.take_decisions()
+    offered = []
+    for k in range(40):
+        c = r.arrive(q, 100 * T + k, require={1: 2})
+        (d,) = r.take_decisions()
+        assert d.kind == DecisionKind.OFFER and d.contact == c
+        offered.append(d.agent)
+    # Longest idle first; equal idle times by agent id.
+    expected = sorted(agents, key=lambda a: (order.index(a) // 3, a))
+    assert offered == expected
+
+
+def test_stale_entries_are_compacted_without_changing_choices() -> None:
+    # Agents serve many queues and become idle and busy again many times, so the
+    # core's pools fill with stale entries and compact. Its choices must stay
+    # those of the reference, which has no such machinery.
+    from reference_router import ReferenceRouter
+
+    from agner import Router
+
+    logs = []
+    for router_cls in (Router, ReferenceRouter):
+        r = router_cls(seed=3)
+        queues = [r.add_queue({s: 1}, strategy=st) for s in range(4) for st in Strategy]
+        agents = [r.add_agent({0: 1 + a % 3, 1: 2, 2: 1 + a % 5, 3: 4}) for a in range(30)]
+        for a in agents:
+            r.login(a, 0)
+            r.set_ready(a, 0)
+        t = T
+        log = []
+        for round_ in range(150):
+            for k, q in enumerate(queues):
+                if k % 3 != round_ % 3:
+                    continue
+                r.arrive(q, t)
+                for d in r.take_decisions():
+                    log.append((d.kind, d.agent, d.queue, d.time))
+                    r.accept(d.agent, d.contact, t)
+                    r.complete(d.agent, d.contact, t + 1)
+                t += 2
+        logs.append(log)
+    assert len(logs[0]) > 1000
+    assert logs[0] == logs[1]

@@ -171,7 +171,7 @@ cdef class Router:
     cdef dict _pool_index         # (requirement tuple, strategy) -> pool id
     cdef dict _route_index        # (queue, requirement tuple) -> route id
     cdef list _queue_req          # queue -> its requirement tuple
-    cdef int64_t _last_now        # the refused `now`, for TimeError's message
+    cdef object _last_now         # the refused `now`, for TimeError's message
     cdef bint _bulk               # building a pool: LONGEST_IDLE order fixed after
 
     # -- configuration (may allocate; not on the hot path) --
@@ -220,4 +220,4 @@ cdef class Router:
     cdef void _free_contact(self, int32_t slot) noexcept
     cdef uint64_t _next_random(self) noexcept
     cdef _raise(self, int code, str op, agent=*, contact=*)
-    cdef int32_t _agent_arg(self, int64_t agent, str op) except -1
+    cdef int32_t _agent_arg(self, object agent, str op) except -1

@@ -50,6 +50,27 @@ from agner.core._api import (
 MAX_SKILL = 65535
 MAX_LEVEL = 1000
 MAX_PRIORITY = 1_000_000
+#: Largest time or duration in microseconds (about 146,000 years): the sum of
+#: two never overflows int64.
+MAX_TIME_US = (1 << 62) - 1
+cdef time_us_t _MAX_TIME = <time_us_t> 4611686018427387903
+
+
+cdef inline int64_t _id(object x) except? -2:
+    # An id of any size: those outside int64 are just as unknown as -1.
+    try:
+        return x
+    except OverflowError:
+        return -1
+
+
+cdef inline time_us_t _time(object x) except? -2:
+    # Out-of-range times go down as -1, which the C-level API refuses (E_CONFIG)
+    # after its id checks, as docs/ROUTING.md orders them.
+    try:
+        return x
+    except OverflowError:
+        return -1
 
 cdef tuple _KINDS = (None, DecisionKind.OFFER, DecisionKind.RONA, DecisionKind.WRAP_UP_END)
 cdef tuple _AGENT_STATES = tuple(AgentState)
@@ -115,8 +136,8 @@ def _requirement(mapping, str what):
 
 def _duration(value, str what):
     value = int(value)
-    if value < 0:
-        raise ConfigError(f"{what} must be >= 0 microseconds, got {value}")
+    if not 0 <= value <= MAX_TIME_US:
+        raise ConfigError(f"{what} must be in [0, 2**62) microseconds, got {value}")
     return value
 
 
@@ -741,7 +762,7 @@ cdef class Router:
         cdef int32_t t, obj, kind
         cdef time_us_t deadline
         cdef int r
-        if now < 0:
+        if now < 0 or now > _MAX_TIME:
             return E_CONFIG
         if now < self.now:
             return E_TIME
@@ -1049,7 +1070,7 @@ cdef class Router:
         if code == E_TIME:
             raise TimeError(f"{op}: now={self._last_now} is earlier than the router's time {self.now}")
         if code == E_CONFIG:
-            raise ConfigError(f"{op}: an argument is out of range (now must be >= 0)")
+            raise ConfigError(f"{op}: an argument is out of range (now must be in [0, 2**62))")
         if code == E_INVALID:
             if agent is None:
                 raise InvalidTransition(
@@ -1063,30 +1084,30 @@ cdef class Router:
             raise MemoryError(f"{op}: out of memory")
         raise RuntimeError(f"{op}: unexpected result {code}")
 
-    def login(self, int64_t agent, int64_t now):
+    def login(self, agent, now):
         """LOGGED_OUT -> NOT_READY (reason 0). Raises InvalidTransition when logged in."""
-        cdef int r = self.c_login(<int32_t> agent if 0 <= agent < self.n_agents_ else -1, now)
+        cdef int r = self.c_login(<int32_t> agent if 0 <= agent < self.n_agents_ else -1, _time(now))
         if r:
             self._last_now = now
             self._raise(r, "login", agent)
 
-    def logout(self, int64_t agent, int64_t now):
+    def logout(self, agent, now):
         """Log out from NOT_READY, READY or WRAP_UP; from RESERVED the offered
         contact goes back to its queue. Raises InvalidTransition when BUSY."""
-        cdef int r = self.c_logout(<int32_t> agent if 0 <= agent < self.n_agents_ else -1, now)
+        cdef int r = self.c_logout(<int32_t> agent if 0 <= agent < self.n_agents_ else -1, _time(now))
         if r:
             self._last_now = now
             self._raise(r, "logout", agent)
 
-    def set_ready(self, int64_t agent, int64_t now):
+    def set_ready(self, agent, now):
         """NOT_READY or WRAP_UP -> READY (then offered the best waiting contact).
         In RESERVED/BUSY it cancels a pending not-ready."""
-        cdef int r = self.c_set_ready(<int32_t> agent if 0 <= agent < self.n_agents_ else -1, now)
+        cdef int r = self.c_set_ready(<int32_t> agent if 0 <= agent < self.n_agents_ else -1, _time(now))
         if r:
             self._last_now = now
             self._raise(r, "set_ready", agent)
 
-    def set_not_ready(self, int64_t agent, int64_t now, int64_t reason=0):
+    def set_not_ready(self, agent, now, reason=0):
         """READY, NOT_READY or WRAP_UP -> NOT_READY(reason >= 0); in RESERVED/BUSY
         the not-ready is pending until the agent is released."""
         if not 0 <= agent < self.n_agents_:
@@ -1094,12 +1115,12 @@ cdef class Router:
         if not 0 <= reason <= 0x7FFFFFFF:
             raise ConfigError(f"set_not_ready: reason must be in [0, 2**31), got {reason}")
         cdef int r = self.c_set_not_ready(
-            <int32_t> agent if 0 <= agent < self.n_agents_ else -1, now, <int32_t> reason)
+            <int32_t> agent if 0 <= agent < self.n_agents_ else -1, _time(now), <int32_t> reason)
         if r:
             self._last_now = now
             self._raise(r, "set_not_ready", agent)
 
-    def arrive(self, int64_t queue, int64_t now, *, priority=None, channel=Channel.VOICE,
+    def arrive(self, queue, now, *, priority=None, channel=Channel.VOICE,
                require=None):
         """A contact arrives in `queue` at `now`; returns its id.
 
@@ -1130,32 +1151,32 @@ cdef class Router:
                 if extra.get(skill, 0) < level:
                     extra[skill] = level
             route = self._route_for(q, tuple(sorted(extra.items())))
-        if now < 0:
-            raise ConfigError(f"arrive: now must be >= 0, got {now}")
-        cdef contact_id_t c = self.c_arrive(route, now, prio, ch)
+        if not 0 <= now <= MAX_TIME_US:
+            raise ConfigError(f"arrive: now must be in [0, 2**62), got {now}")
+        cdef contact_id_t c = self.c_arrive(route, _time(now), prio, ch)
         if c < 0:
             self._last_now = now
             self._raise(<int> c, "arrive", queue)
         return c
 
-    def accept(self, int64_t agent, int64_t contact, int64_t now):
+    def accept(self, agent, contact, now):
         """The agent answers the contact offered to it: RESERVED -> BUSY."""
         cdef int r = self.c_accept(<int32_t> agent if 0 <= agent < self.n_agents_ else -1,
-                                   contact, now)
+                                   _id(contact), _time(now))
         if r:
             self._last_now = now
             self._raise(r, "accept", agent, contact)
 
-    def no_answer(self, int64_t agent, int64_t contact, int64_t now):
+    def no_answer(self, agent, contact, now):
         """The agent did not answer: it goes NOT_READY (REASON_RONA) and the contact
         returns to its queue, keeping its arrival time."""
         cdef int r = self.c_no_answer(<int32_t> agent if 0 <= agent < self.n_agents_ else -1,
-                                      contact, now)
+                                      _id(contact), _time(now))
         if r:
             self._last_now = now
             self._raise(r, "no_answer", agent, contact)
 
-    def complete(self, int64_t agent, int64_t contact, int64_t now, *, wrap_up_us=None):
+    def complete(self, agent, contact, now, *, wrap_up_us=None):
         """The contact ends: BUSY -> WRAP_UP for `wrap_up_us` (default: the agent's),
         or released at once when that is 0."""
         cdef int64_t wrap = -1
@@ -1164,21 +1185,21 @@ cdef class Router:
         if wrap_up_us is not None:
             wrap = _duration(wrap_up_us, "wrap_up_us")
         cdef int r = self.c_complete(<int32_t> agent if 0 <= agent < self.n_agents_ else -1,
-                                     contact, now, wrap)
+                                     _id(contact), _time(now), wrap)
         if r:
             self._last_now = now
             self._raise(r, "complete", agent, contact)
 
-    def abandon(self, int64_t contact, int64_t now):
+    def abandon(self, contact, now):
         """The caller leaves while WAITING or OFFERED (its agent is then released)."""
-        cdef int r = self.c_abandon(contact, now)
+        cdef int r = self.c_abandon(_id(contact), _time(now))
         if r:
             self._last_now = now
             self._raise(r, "abandon", None, contact)
 
-    def advance(self, int64_t now):
+    def advance(self, now):
         """Fire every timer due at or before `now`, each at its own deadline."""
-        cdef int r = self.c_advance(now)
+        cdef int r = self.c_advance(_time(now))
         if r:
             self._last_now = now
             self._raise(r, "advance")
@@ -1198,43 +1219,43 @@ cdef class Router:
         self.n_dec = 0
         return out
 
-    cdef int32_t _agent_arg(self, int64_t agent, str op) except -1:
+    cdef int32_t _agent_arg(self, object agent, str op) except -1:
         if not 0 <= agent < self.n_agents_:
             raise UnknownAgent(f"{op}: no agent {agent}")
         return <int32_t> agent
 
-    def agent_state(self, int64_t agent):
+    def agent_state(self, agent):
         """The agent's :class:`AgentState`."""
         return _AGENT_STATES[self.agents[self._agent_arg(agent, "agent_state")].state]
 
-    def agent_contact(self, int64_t agent):
+    def agent_contact(self, agent):
         """The contact offered to or handled by the agent, or None."""
         cdef int32_t slot = self.agents[self._agent_arg(agent, "agent_contact")].contact
         return None if slot < 0 else self._cid(slot)
 
-    def contact_state(self, int64_t contact):
+    def contact_state(self, contact):
         """A live contact's :class:`ContactState`; UnknownContact once it has ended."""
-        cdef int32_t slot = self._slot(contact)
+        cdef int32_t slot = self._slot(_id(contact))
         if slot < 0:
             raise UnknownContact(f"contact_state: no live contact {contact}")
         return _CONTACT_STATES[self.contacts[slot].state]
 
-    def contact_agent(self, int64_t contact):
+    def contact_agent(self, contact):
         """The agent a live contact is offered to or handled by, or None."""
-        cdef int32_t slot = self._slot(contact)
+        cdef int32_t slot = self._slot(_id(contact))
         if slot < 0:
             raise UnknownContact(f"contact_agent: no live contact {contact}")
         return None if self.contacts[slot].agent < 0 else self.contacts[slot].agent
 
-    def queue_stats(self, int64_t queue, int64_t now):
+    def queue_stats(self, queue, now):
         """Real-time :class:`QueueStats` of a queue at `now` (no timer is fired)."""
         if not 0 <= queue < self.n_queues_:
             raise UnknownQueue(f"queue_stats: no queue {queue}")
-        if now < 0:
-            raise ConfigError(f"queue_stats: now must be >= 0, got {now}")
+        if not 0 <= now <= MAX_TIME_US:
+            raise ConfigError(f"queue_stats: now must be in [0, 2**62), got {now}")
         if now < self.now:
             raise TimeError(f"queue_stats: now={now} is earlier than the router's time {self.now}")
-        cdef queue_t* q = &self.queues[queue]
+        cdef queue_t* q = &self.queues[<int32_t> queue]
         cdef int32_t i, j
         cdef heap_t* h
         cdef time_us_t oldest = now
@@ -1248,11 +1269,11 @@ cdef class Router:
             q.offered, q.answered, q.abandoned, q.abandoned_within_sl, q.waiting,
             now - oldest, q.answered_within_sl, q.wait_answered_us, q.ring_no_answer)
 
-    def agent_stats(self, int64_t agent, int64_t now):
+    def agent_stats(self, agent, now):
         """Real-time :class:`AgentStats` of an agent at `now` (no timer is fired)."""
         cdef int32_t aid = self._agent_arg(agent, "agent_stats")
-        if now < 0:
-            raise ConfigError(f"agent_stats: now must be >= 0, got {now}")
+        if not 0 <= now <= MAX_TIME_US:
+            raise ConfigError(f"agent_stats: now must be in [0, 2**62), got {now}")
         if now < self.now:
             raise TimeError(f"agent_stats: now={now} is earlier than the router's time {self.now}")
         cdef agent_t* a = &self.agents[aid]

@@ -38,6 +38,8 @@ __all__ = ["ReferenceRouter", "splitmix64"]
 
 MASK64 = (1 << 64) - 1
 SKILL_MAX = 65535
+TIME_MAX = 2**62 - 1  # times and durations, in microseconds
+REASON_MAX = 2**31 - 1
 LEVEL_MIN, LEVEL_MAX = 1, 1000
 PRIORITY_MIN, PRIORITY_MAX = -1_000_000, 1_000_000
 
@@ -170,13 +172,13 @@ class ReferenceRouter:
     # -- agent events ----------------------------------------------------------------
 
     def login(self, agent: int, now: int) -> None:
-        a = self._begin(now, agent=agent)
+        a = self._begin_agent(now, agent)
         if a.state != AgentState.LOGGED_OUT:
             raise InvalidTransition("login: agent is logged in")
         self._set_state(agent, AgentState.NOT_READY, 0)
 
     def logout(self, agent: int, now: int) -> None:
-        a = self._begin(now, agent=agent)
+        a = self._begin_agent(now, agent)
         if a.state in (AgentState.LOGGED_OUT, AgentState.BUSY):
             raise InvalidTransition(f"logout: agent is {a.state.name}")
         if a.state == AgentState.WRAP_UP:
@@ -192,7 +194,7 @@ class ReferenceRouter:
             self._return_to_queue(returned)
 
     def set_ready(self, agent: int, now: int) -> None:
-        a = self._begin(now, agent=agent)
+        a = self._begin_agent(now, agent)
         if a.state in (AgentState.RESERVED, AgentState.BUSY):
             if a.pending is None:
                 raise InvalidTransition("set_ready: no pending not-ready to drop")
@@ -206,11 +208,11 @@ class ReferenceRouter:
         self._make_ready(agent)
 
     def set_not_ready(self, agent: int, now: int, reason: int = 0) -> None:
-        if reason < 0:
+        if not 0 <= reason <= REASON_MAX:
             # A user reason; the argument check comes after the agent id check.
             self._check_agent(agent)
-            raise ConfigError("reason must be >= 0")
-        a = self._begin(now, agent=agent)
+            raise ConfigError(f"reason must be in [0, {REASON_MAX}]")
+        a = self._begin_agent(now, agent)
         if a.state == AgentState.LOGGED_OUT:
             raise InvalidTransition("set_not_ready: agent is logged out")
         if a.state in (AgentState.RESERVED, AgentState.BUSY):
@@ -284,9 +286,9 @@ class ReferenceRouter:
     def complete(
         self, agent: int, contact: int, now: int, *, wrap_up_us: int | None = None
     ) -> None:
-        if wrap_up_us is not None and wrap_up_us < 0:
+        if wrap_up_us is not None and not 0 <= wrap_up_us <= TIME_MAX:
             self._check_agent(agent)
-            raise ConfigError("wrap_up_us must be >= 0")
+            raise ConfigError(f"wrap_up_us must be in [0, {TIME_MAX}]")
         a, c = self._begin_pair(now, agent, contact)
         if c.state != ContactState.ACTIVE or c.agent != agent:
             raise InvalidTransition("complete: the contact is not handled by this agent")
@@ -391,8 +393,8 @@ class ReferenceRouter:
         return self._queues[queue]
 
     def _check_time(self, now: int) -> None:
-        if now < 0:
-            raise ConfigError("now must be >= 0")
+        if not 0 <= now <= TIME_MAX:
+            raise ConfigError(f"now must be in [0, {TIME_MAX}]")
         if now < self._now:
             raise TimeError(f"now={now} is earlier than {self._now}")
 
@@ -402,15 +404,20 @@ class ReferenceRouter:
             raise UnknownContact(contact)
         return c
 
-    def _begin(self, now: int, agent: int | None = None) -> _Agent:
-        """Steps 1-3: check the agent id and time, then fire the due timers."""
-        a = self._check_agent(agent) if agent is not None else None
+    def _begin(self, now: int) -> None:
+        """Steps 2-3 (after the argument checks): check the time, fire the due timers."""
         self._check_time(now)
         self._fire_timers(now)
-        return a  # type: ignore[return-value]
+
+    def _begin_agent(self, now: int, agent: int) -> _Agent:
+        """Steps 1-3 of a call on one agent."""
+        a = self._check_agent(agent)
+        self._begin(now)
+        return a
 
     def _begin_pair(self, now: int, agent: int, contact: int) -> tuple[_Agent, _Contact]:
-        a = self._begin(now, agent=agent)
+        """Steps 1-4 (up to UnknownContact) of a call on an agent and a contact."""
+        a = self._begin_agent(now, agent)
         return a, self._contact(contact)
 
     # -- timers ----------------------------------------------------------------------
@@ -574,5 +581,5 @@ def _check_priority(priority: int) -> None:
 
 
 def _check_duration(us: int) -> None:
-    if us < 0:
-        raise ConfigError(f"duration {us} must be >= 0")
+    if not 0 <= us <= TIME_MAX:
+        raise ConfigError(f"duration {us} must be in [0, {TIME_MAX}]")

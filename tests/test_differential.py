@@ -16,11 +16,12 @@ import random
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
-from agner.core._api import AgentState, Channel, ContactState, Strategy
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, rule, run_state_machine_as_test
 from reference_router import ReferenceRouter
+
+from agner.core._api import AgentState, Channel, ContactState, Strategy
 
 X = TypeVar("X")
 
@@ -33,6 +34,7 @@ LEVELS = range(1, 11)
 MIN_LEVELS = (1, 1, 2, 3, 5, 8)  # requirements mostly easy to meet
 LOGGED_OUT, NOT_READY, READY = AgentState.LOGGED_OUT, AgentState.NOT_READY, AgentState.READY
 RESERVED, BUSY, WRAP_UP = AgentState.RESERVED, AgentState.BUSY, AgentState.WRAP_UP
+WAITING, OFFERED = ContactState.WAITING, ContactState.OFFERED
 
 
 class Chooser:
@@ -68,6 +70,15 @@ class Cid(int):
     """A contact argument, given as the reference's id; translated for the core."""
 
 
+def _show(v: Any) -> str:
+    """A value as it would be written in a reproduction script."""
+    if isinstance(v, Cid):
+        return repr(int(v))
+    if isinstance(v, (Strategy, Channel)):
+        return f"{type(v).__name__}.{v.name}"
+    return repr(v)
+
+
 def _outcome(fn: Callable[[], Any]) -> tuple[str, Any]:
     try:
         return ("ok", fn())
@@ -91,6 +102,9 @@ class Differential:
         self.live: set[int] = set()  # reference ids of live contacts
         self.dead: list[int] = []
         self.t = 0
+        # Load alternates between busy spells (contacts queue up, agents never idle)
+        # and quiet ones (queues drain, several agents idle: strategies get to choose).
+        self.busy = True
         self.steps = 0
         self.log: list[str] = [f"r = Router(seed={seed})"]
 
@@ -102,8 +116,8 @@ class Differential:
         return x
 
     def both(self, name: str, *args: Any, **kw: Any) -> Any:
-        shown = ", ".join([repr(int(a)) if isinstance(a, Cid) else repr(a) for a in args])
-        shown += "".join(f", {k}={v!r}" for k, v in kw.items())
+        shown = ", ".join(_show(a) for a in args)
+        shown += "".join(f", {k}={_show(v)}" for k, v in kw.items())
         self.log.append(f"r.{name}({shown})")
         core_args = [self._core_arg(a) for a in args]
         got = _outcome(lambda: getattr(self.core, name)(*core_args, **kw))
@@ -111,7 +125,8 @@ class Differential:
         if name == "arrive" and got[0] == want[0] == "ok":
             core_id, ref_id = got[1], want[1]
             assert ref_id == len(self.core_ids)
-            assert core_id not in self.to_ref, self.fail(f"core reused contact id {core_id}")
+            if core_id in self.to_ref:
+                self.fail(f"core reused contact id {core_id}")
             self.core_ids.append(core_id)
             self.to_ref[core_id] = ref_id
             self.live.add(ref_id)
@@ -178,16 +193,30 @@ class Differential:
                     f"agent_stats({a}, {at})", core.agent_stats(a, at), ref.agent_stats(a, at)
                 )
 
+    def populate(self, ch: Chooser, n_queues: int, n_agents: int) -> None:
+        """Queues (every strategy first), agents, most of them logged in and READY."""
+        strategies = list(Strategy)
+        for i in range(n_queues):
+            self.add_queue(ch, strategies[i] if i < len(strategies) else None)
+        for _ in range(n_agents):
+            self.add_agent(ch)
+        for a in range(n_agents):
+            if ch.chance(90):
+                self.both("login", a, 0)
+                if ch.chance(80):
+                    self.both("set_ready", a, 0)
+        self.compare(stats=True)
+
     # -- choosing calls -----------------------------------------------------------------------
 
     def skills(self, ch: Chooser, lo: int, hi: int, levels: Sequence[int]) -> dict[int, int]:
         n = ch.int(lo, hi)
         return {ch.pick(SKILLS): ch.pick(levels) for _ in range(n)}
 
-    def add_queue(self, ch: Chooser) -> None:
+    def add_queue(self, ch: Chooser, strategy: Strategy | None = None) -> None:
         require = self.skills(ch, 0, 2, MIN_LEVELS)
         kw: dict[str, Any] = {
-            "strategy": ch.pick(list(Strategy)),
+            "strategy": ch.pick(list(Strategy)) if strategy is None else strategy,
             "priority": ch.pick((0, 0, 0, -4, 5, 12)),
             "ring_timeout_us": ch.pick(RING_TIMEOUTS),
             "sl_threshold_us": ch.pick(SL_THRESHOLDS),
@@ -226,21 +255,23 @@ class Differential:
     def step(self, ch: Chooser) -> None:
         """Move time on (often not at all), make one call, compare everything."""
         self.steps += 1
+        if ch.chance(1):
+            self.busy = not self.busy
         self.tick(ch)
         t = self.t
         by_state: dict[AgentState, list[int]] = {s: [] for s in AgentState}
         for a in range(self.ref.n_agents):
             by_state[self.ref.agent_state(a)].append(a)
         logged_in = [a for s, ids in by_state.items() if s != LOGGED_OUT for a in ids]
-        open_contacts = [
-            c for c in sorted(self.live) if self.ref.contact_state(c) != ContactState.ACTIVE
-        ]
+        waiting = [c for c in sorted(self.live) if self.ref.contact_state(c) == WAITING]
+        offered = [c for c in sorted(self.live) if self.ref.contact_state(c) == OFFERED]
         # (weight, action): only actions that apply now, plus a share of invalid calls.
         actions: list[tuple[int, Callable[[], None]]] = [
-            (15, lambda: self.arrive(ch, t)),
             (4, lambda: self.both("advance", t)),
             (5, lambda: self.invalid(ch, t)),
         ]
+        if len(self.live) < self.max_live:
+            actions.append((15 if self.busy else 4, lambda: self.arrive(ch, t)))
         if self.ref.n_queues < self.max_queues:
             actions.append((1, lambda: self.add_queue(ch)))
         if self.ref.n_agents < self.max_agents:
@@ -263,9 +294,11 @@ class Differential:
             actions.append((4, lambda: self.agent_contact_call(ch, "no_answer", RESERVED, t)))
         if by_state[BUSY]:
             actions.append((14, lambda: self.agent_contact_call(ch, "complete", BUSY, t)))
-        if open_contacts:
-            weight = 30 if len(self.live) >= self.max_live else 5
-            actions.append((weight, lambda: self.both("abandon", Cid(ch.pick(open_contacts)), t)))
+        if waiting:
+            weight = 3 if self.busy else 25
+            actions.append((weight, lambda: self.both("abandon", Cid(ch.pick(waiting)), t)))
+        if offered:
+            actions.append((2, lambda: self.both("abandon", Cid(ch.pick(offered)), t)))
         roll = ch.int(0, sum(w for w, _ in actions) - 1)
         for weight, action in actions:
             if roll < weight:
@@ -320,13 +353,21 @@ class Differential:
             self.both("abandon", self.some_contact(ch), t)
         elif kind == 3:
             bad = ch.pick((-1, self.ref.n_agents, self.ref.n_agents + 7))
-            if ch.chance(50):
+            which = ch.int(0, 3)
+            if which == 0:
                 self.both(ch.pick(("agent_state", "agent_contact")), bad)
-            else:
+            elif which == 1:
                 self.both(ch.pick(("login", "logout", "set_ready", "set_not_ready")), bad, t)
+            elif which == 2:  # an unknown agent is reported before a bad value
+                self.both("set_not_ready", bad, ch.pick((t, -1)), -1)
+            else:
+                self.both("complete", bad, self.some_contact(ch), t, wrap_up_us=-1)
         elif kind == 4:
             bad = ch.pick((-1, self.ref.n_queues))
-            self.both(ch.pick(("arrive", "queue_stats")), bad, t)
+            if ch.chance(50):
+                self.both(ch.pick(("arrive", "queue_stats")), bad, t)
+            else:
+                self.both("arrive", bad, -1, priority=2_000_000)
         elif kind == 5 and stale >= 0:
             name = ch.pick(("login", "set_ready", "set_not_ready", "logout"))
             self.both(name, agent, stale)
@@ -375,13 +416,8 @@ class DifferentialMachine(RuleBasedStateMachine):
 
     @initialize(seed=st.integers(0, 2**64 - 1), data=st.data())
     def setup(self, seed: int, data: Any) -> None:
-        self.d = Differential(seed, max_agents=8, max_queues=4, max_live=20)
-        ch = DataChooser(data)
-        for _ in range(ch.int(1, 3)):
-            self.d.add_queue(ch)
-        for _ in range(ch.int(1, 5)):
-            self.d.add_agent(ch)
-        self.d.compare(stats=True)
+        self.d = Differential(seed, max_agents=10, max_queues=5, max_live=16)
+        self.d.populate(DataChooser(data), n_queues=data.draw(st.integers(1, 4)), n_agents=8)
 
     @rule(data=st.data())
     def step(self, data: Any) -> None:
@@ -414,15 +450,7 @@ def test_differential_stateful() -> None:
 def test_differential_long_random_stream() -> None:
     ch = RandomChooser(20240611)
     d = Differential(seed=ch.int(0, 2**64 - 1), max_agents=50, max_queues=10, max_live=150)
-    for _ in range(10):
-        d.add_queue(ch)
-    for _ in range(50):
-        d.add_agent(ch)
-    for a in range(50):
-        d.both("login", a, 0)
-        if ch.chance(70):
-            d.both("set_ready", a, 0)
-    d.compare(stats=True)
+    d.populate(ch, n_queues=10, n_agents=50)
     for _ in range(20_000):
         d.step(ch)
     d.compare(stats=True)

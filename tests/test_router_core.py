@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from agner.core._api import DecisionKind, Strategy
 
 T = 1_000_000
@@ -64,3 +66,33 @@ def test_stale_entries_are_compacted_without_changing_choices() -> None:
         logs.append(log)
     assert len(logs[0]) > 1000
     assert logs[0] == logs[1]
+
+
+def test_times_and_ids_of_any_size_are_refused_cleanly(make_router: Any) -> None:
+    # Found by the differential work: 2**62 + 2**62 wrapped the core's int64
+    # deadlines, and 2**63 raised OverflowError instead of a RouterError.
+    from agner.core._api import ConfigError, UnknownAgent, UnknownContact
+
+    big = 2**62
+    r = make_router()
+    with pytest.raises(ConfigError):
+        r.add_queue(ring_timeout_us=big)
+    q = r.add_queue(ring_timeout_us=big - 1)
+    a = r.add_agent({})
+    r.login(a, 0)
+    r.set_ready(a, 0)
+    c = r.arrive(q, big - 1)
+    assert r.next_deadline() == 2 * (big - 1)  # far, but not wrapped around
+    for now in (big, 2**63, 2**80):
+        with pytest.raises(ConfigError):
+            r.advance(now)
+        with pytest.raises(ConfigError):
+            r.queue_stats(q, now)
+    with pytest.raises(UnknownAgent):
+        r.login(2**70, 0)
+    with pytest.raises(UnknownContact):
+        r.contact_state(2**80)
+    with pytest.raises(ConfigError):
+        r.set_not_ready(a, big - 1, 2**31)
+    r.set_not_ready(a, big - 1, 2**31 - 1)  # pending: the agent has the contact
+    assert r.contact_agent(c) == a

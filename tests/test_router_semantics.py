@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import pytest
+
 from agner.core._api import (
     REASON_RONA,
     AgentState,
@@ -415,6 +416,21 @@ def test_random_with_other_seeds(make_router: Any) -> None:
         _, x = splitmix64(seed)
         r.arrive(q, 1)
         assert offered_agent(r) == a[x % 7]
+
+
+def test_random_draws_even_for_a_single_eligible_agent(make_router: Any) -> None:
+    # "Drawn once per RANDOM choice": a choice among one agent is still a choice.
+    seed = 99
+    r = make_router(seed=seed)
+    q = r.add_queue(strategy=Strategy.RANDOM)
+    (first,) = ready_agents(r, [{}])
+    r.arrive(q, 1)
+    assert offered_agent(r) == first
+    others = ready_agents(r, [{}] * 4, now=2)
+    state, _ = splitmix64(seed)
+    _, x = splitmix64(state)
+    r.arrive(q, 3)
+    assert offered_agent(r) == others[x % 4]
 
 
 def test_linear_takes_the_smallest_id(make_router: Any) -> None:
@@ -1386,6 +1402,46 @@ def test_stats_of_fresh_objects(make_router: Any) -> None:
     assert st == (LOGGED_OUT, 0, 0, 0, 0, (7, 0, 0, 0, 0, 0), 0, None)
     r.login(a, 7)
     assert r.agent_stats(a, 9).occupancy is None
+
+
+def test_reason_is_reported_only_while_not_ready(make_router: Any) -> None:
+    # A reason belongs to NOT_READY; in every other state agent_stats reports 0.
+    r = make_router()
+    q = r.add_queue(ring_timeout_us=10)
+    a = r.add_agent({})
+
+    def reason(now: int) -> tuple[AgentState, int]:
+        st = r.agent_stats(a, now)
+        return st.state, st.reason
+
+    r.login(a, 0)
+    assert reason(0) == (NOT_READY, 0)
+    r.set_not_ready(a, 1, 5)
+    assert reason(1) == (NOT_READY, 5)
+    r.set_ready(a, 2)
+    assert reason(2) == (READY, 0)
+    c = r.arrive(q, 3)
+    r.set_not_ready(a, 3, 7)  # pending: not yet the agent's reason
+    assert reason(3) == (RESERVED, 0)
+    r.advance(13)  # ring timeout: NOT_READY(RONA), the pending reason dropped
+    assert reason(13) == (NOT_READY, REASON_RONA)
+    r.set_ready(a, 14)  # offered c again
+    assert reason(14) == (RESERVED, 0)
+    r.accept(a, c, 15)
+    assert reason(15) == (BUSY, 0)
+    r.set_not_ready(a, 16, 8)
+    r.complete(a, c, 17)  # released into the pending NOT_READY(8)
+    assert reason(17) == (NOT_READY, 8)
+    r.logout(a, 18)
+    assert reason(18) == (LOGGED_OUT, 0)
+
+
+def test_logged_out_time_starts_when_the_agent_is_added(make_router: Any) -> None:
+    r = make_router()
+    q = r.add_queue()
+    r.arrive(q, 100)
+    a = r.add_agent({})
+    assert r.agent_stats(a, 150).time_in_state_us == (50, 0, 0, 0, 0, 0)
 
 
 def test_stats_queries_change_nothing(make_router: Any) -> None:

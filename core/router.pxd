@@ -178,7 +178,7 @@ cdef class Router:
     cdef int c_add_agent(self, const skill_t* skills, int32_t n, time_us_t wrap_up_us) noexcept
     cdef int c_add_queue(self, int32_t strategy, int32_t priority, time_us_t ring_timeout_us,
                          time_us_t sl_threshold_us) noexcept
-    cdef int c_add_route(self, int32_t queue, const skill_t* req, int32_t n_req, int32_t pool) noexcept
+    cdef int c_add_route(self, int32_t queue, int32_t pool) noexcept
     cdef int c_add_pool(self, int32_t strategy, const skill_t* req, int32_t n_req) noexcept
 
     # -- events: 0 or an err_t; arrive returns the contact id or an err_t --

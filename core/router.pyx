@@ -134,6 +134,18 @@ def _requirement(mapping, str what):
     return tuple(items)
 
 
+cdef skill_t* _skill_array(tuple pairs) except NULL:
+    # A validated ((skill, level), ...) tuple as a C array; the caller frees it.
+    cdef int32_t i, n = len(pairs)
+    cdef skill_t* s = <skill_t*> malloc((n if n else 1) * sizeof(skill_t))
+    if s == NULL:
+        raise MemoryError()
+    for i in range(n):
+        s[i].skill = pairs[i][0]
+        s[i].level = pairs[i][1]
+    return s
+
+
 def _duration(value, str what):
     value = int(value)
     if not 0 <= value <= MAX_TIME_US:
@@ -378,7 +390,7 @@ cdef class Router:
         self.n_queues_ += 1
         return qid
 
-    cdef int c_add_route(self, int32_t queue, const skill_t* req, int32_t n_req, int32_t pool) noexcept:
+    cdef int c_add_route(self, int32_t queue, int32_t pool) noexcept:
         cdef int32_t rid = self.n_routes
         cdef route_t* r
         cdef pool_t* p = &self.pools[pool]
@@ -402,7 +414,11 @@ cdef class Router:
         key = (req, strategy)
         pid = self._pool_index.get(key)
         if pid is None:
-            pid = self._with_skills(req, strategy, -1)
+            s = _skill_array(req)
+            pid = self.c_add_pool(strategy, s, len(req))
+            free(s)
+            if pid < 0:
+                raise MemoryError()
             self._pool_index[key] = pid
         return pid
 
@@ -410,29 +426,11 @@ cdef class Router:
         key = (queue, req)
         rid = self._route_index.get(key)
         if rid is None:
-            pid = self._pool_for(req, self.queues[queue].strategy)
-            rid = self._with_skills(req, queue, pid)
+            rid = self.c_add_route(queue, self._pool_for(req, self.queues[queue].strategy))
+            if rid < 0:
+                raise MemoryError()
             self._route_index[key] = rid
         return rid
-
-    def _with_skills(self, tuple req, int a, int b):
-        """Copy `req` to a C array and add a pool (b < 0) or a route (queue a, pool b)."""
-        cdef int32_t n = len(req), i
-        cdef skill_t* s = <skill_t*> malloc((n if n else 1) * sizeof(skill_t))
-        cdef int r
-        if s == NULL:
-            raise MemoryError()
-        for i in range(n):
-            s[i].skill = req[i][0]
-            s[i].level = req[i][1]
-        if b < 0:
-            r = self.c_add_pool(a, s, n)
-        else:
-            r = self.c_add_route(a, s, n, b)
-        free(s)
-        if r < 0:
-            raise MemoryError()
-        return r
 
     def add_queue(self, require=None, *, strategy=Strategy.LONGEST_IDLE, priority=0,
                   ring_timeout_us=15_000_000, sl_threshold_us=20_000_000):
@@ -457,12 +455,11 @@ cdef class Router:
         prio = _priority(priority)
         ring = _duration(ring_timeout_us, "ring_timeout_us")
         sl = _duration(sl_threshold_us, "sl_threshold_us")
-        pid = self._pool_for(req, int(st))
         qid = self.c_add_queue(int(st), prio, ring, sl)
         if qid < 0:
             raise MemoryError()
         self._queue_req.append(req)
-        self._route_index[(qid, req)] = self._with_skills(req, qid, pid)
+        self._route_for(qid, req)
         return qid
 
     def add_agent(self, skills, *, wrap_up_us=0):
@@ -477,14 +474,8 @@ cdef class Router:
         """
         sk = _requirement(skills, "skills")
         wrap = _duration(wrap_up_us, "wrap_up_us")
-        cdef int32_t n = len(sk), i
-        cdef skill_t* s = <skill_t*> malloc((n if n else 1) * sizeof(skill_t))
-        if s == NULL:
-            raise MemoryError()
-        for i in range(n):
-            s[i].skill = sk[i][0]
-            s[i].level = sk[i][1]
-        cdef int r = self.c_add_agent(s, n, wrap)
+        cdef skill_t* s = _skill_array(sk)
+        cdef int r = self.c_add_agent(s, len(sk), wrap)
         free(s)
         if r < 0:
             raise MemoryError()

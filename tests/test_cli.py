@@ -115,3 +115,21 @@ def test_examples_run() -> None:
         done = subprocess.run([sys.executable, str(example)], capture_output=True, text=True)
         assert done.returncode == 0, f"{example.name}: {done.stderr}"
         assert done.stdout.strip(), example.name
+
+
+def test_readme_python_snippets_run() -> None:
+    # The README shows code; it must be code that works.
+    text = (ROOT / "README.md").read_text()
+    blocks = [b.split("```", 1)[0] for b in text.split("```python\n")[1:]]
+    assert blocks
+    for block in blocks:
+        done = subprocess.run([sys.executable, "-c", block], capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+
+
+def test_readme_opens_with_the_two_commands() -> None:
+    text = (ROOT / "README.md").read_text()
+    shell = [b.split("```", 1)[0].strip() for b in text.split("```sh\n")[1:3]]
+    assert shell[0] == "python -m pip install . && agner demo"
+    assert shell[1] == 'python -m pip install -e ".[test]" && python -m pytest -q'
+    assert shell[1] in (ROOT / ".ci" / "run").read_text()

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
+import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 __all__ = ["main"]
 
@@ -84,6 +87,331 @@ def _bench_router(args: argparse.Namespace) -> int:
     return 0 if res["agree"] else 1
 
 
+# --------------------------------------------------------------------------
+# agner erlang b|c|a
+
+
+class _Usage(ValueError):
+    """Bad command-line input: reported on stderr, exit status 2."""
+
+
+def _duration(text: str, option: str) -> float:
+    """Seconds from '30m', '1h', '900s', '0.5h' or a bare number of seconds."""
+    m = re.fullmatch(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*(s|sec|m|min|h)?\s*", text)
+    if not m:
+        raise _Usage(f"{option} must be a duration such as 30m, 1h or 900s, not {text!r}")
+    value = (
+        float(m.group(1)) * {None: 1, "s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600}[m.group(2)]
+    )
+    if value <= 0:
+        raise _Usage(f"{option} must be > 0")
+    return value
+
+
+def _share(text: str, option: str) -> float:
+    """A fraction from '0.01' or '1%', strictly between 0 and 1."""
+    t = text.strip()
+    try:
+        value = float(t[:-1]) / 100 if t.endswith("%") else float(t)
+    except ValueError:
+        raise _Usage(
+            f"{option} must be a fraction such as 0.05 or a percentage such as 5%"
+        ) from None
+    if not 0 < value < 1:
+        raise _Usage(f"{option} must be strictly between 0 and 1 (or 0% and 100%), not {text}")
+    return value
+
+
+def _sl_target(text: str) -> tuple[float, float]:
+    """'80/20' -> (0.8, 20.0): percent answered within seconds."""
+    m = re.fullmatch(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*%?\s*/\s*(\d+(?:\.\d*)?|\.\d+)\s*s?\s*", text)
+    if not m:
+        raise _Usage(f"--target must be PERCENT/SECONDS such as 80/20, not {text!r}")
+    pct, seconds = float(m.group(1)), float(m.group(2))
+    if not 0 < pct < 100:
+        raise _Usage(f"--target: the percentage must be strictly between 0 and 100, not {pct:g}")
+    return pct / 100, seconds
+
+
+def _positive(value: float | None, option: str) -> float | None:
+    if value is not None and not 0 < value < float("inf"):
+        raise _Usage(f"{option} must be a finite number > 0")
+    return value
+
+
+def _erlang_load(args: argparse.Namespace, *, aht_required: bool) -> tuple[float, dict[str, Any]]:
+    """The offered load in Erlang, from --load or --calls/--interval/--aht."""
+    aht = _positive(args.aht, "--aht")
+    if aht_required and aht is None:
+        raise _Usage("--aht (mean handle time, seconds) is needed")
+    if (args.load is None) == (args.calls is None):
+        raise _Usage("give the load as --load ERLANGS or as --calls N [--interval 30m] --aht S")
+    if args.load is not None:
+        load = _positive(args.load, "--load")
+        assert load is not None
+        return load, {"load_erlangs": load}
+    calls = _positive(args.calls, "--calls")
+    interval = _duration(args.interval, "--interval")
+    if aht is None:
+        raise _Usage("--calls needs --aht (mean handle time, seconds) to make a load")
+    assert calls is not None
+    return calls * aht / interval, {"calls": calls, "interval_s": interval}
+
+
+def _describe_load(load: float, given: dict[str, Any], aht: float | None) -> str:
+    text = f"{load:g} Erlang offered"
+    if "calls" in given:
+        text += f" ({given['calls']:g} calls per {_seconds_text(given['interval_s'])}"
+        text += f", AHT {aht:g} s)" if aht is not None else ")"
+    elif aht is not None:
+        text += f", AHT {aht:g} s"
+    return text
+
+
+def _seconds_text(s: float) -> str:
+    if s % 3600 == 0:
+        return f"{s / 3600:g}h"
+    if s % 60 == 0:
+        return f"{s / 60:g}m"
+    return f"{s:g}s"
+
+
+def _json_out(obj: dict[str, Any]) -> None:
+    """One JSON object; infinities and NaN (unstable queues) become null."""
+
+    def clean(v: Any) -> Any:
+        if isinstance(v, float) and not math.isfinite(v):
+            return None
+        if isinstance(v, dict):
+            return {k: clean(x) for k, x in v.items()}
+        return v
+
+    print(json.dumps(clean(obj), allow_nan=False))
+
+
+def _pct(p: float) -> str:
+    return f"{100 * p:.2f}%"
+
+
+def _erlang_run(args: argparse.Namespace, name: str, body: Callable[[], int]) -> int:
+    try:
+        return body()
+    except ValueError as exc:  # _Usage, or the calculators' own checks
+        print(f"agner erlang {name}: {exc}", file=sys.stderr)
+        return 2
+
+
+def _erlang_b(args: argparse.Namespace) -> int:
+    from agner.sim import erlang
+
+    def body() -> int:
+        if args.lines is not None and args.lines < 1:
+            raise _Usage("--lines must be >= 1")
+        blocking = None if args.blocking is None else _share(args.blocking, "--blocking")
+        has_load = args.load is not None or args.calls is not None
+        if [args.lines is not None, has_load, blocking is not None].count(True) != 2:
+            raise _Usage(
+                "give two of --lines, the load (--load, or --calls with --aht) and "
+                "--blocking; the third is computed"
+            )
+        aht = _positive(args.aht, "--aht")
+        out: dict[str, Any] = {"model": "B"}
+        if blocking is None:  # lines and load -> blocking
+            load, given = _erlang_load(args, aht_required=False)
+            b = erlang.erlang_b(args.lines, load)
+            out |= given | {"load_erlangs": load, "lines": args.lines, "blocking": b}
+            out["carried_erlangs"] = load * (1 - b)
+            text = [
+                f"Erlang B: {_describe_load(load, given, aht)} to {args.lines} lines",
+                f"  blocking   {b:.7f}   ({_pct(b)} of calls find every line busy)",
+                f"  carried    {load * (1 - b):.4f} Erlang",
+            ]
+        elif args.lines is None:  # load and blocking -> lines
+            load, given = _erlang_load(args, aht_required=False)
+            n = erlang.staff_erlang_b(load, blocking)
+            b = erlang.erlang_b(n, load)
+            out |= given | {"load_erlangs": load, "target_blocking": blocking}
+            out |= {"lines": n, "blocking": b}
+            text = [
+                f"Erlang B: {_describe_load(load, given, aht)}, at most {_pct(blocking)} blocked",
+                f"  fewest lines   {n}   (blocking {b:.7f} = {_pct(b)})",
+            ]
+        else:  # lines and blocking -> load
+            load = erlang.erlang_b_load(args.lines, blocking)
+            out |= {"lines": args.lines, "blocking": blocking, "load_erlangs": load}
+            text = [
+                f"Erlang B: {args.lines} lines at {_pct(blocking)} blocking",
+                f"  most load   {load:.4f} Erlang",
+            ]
+            if aht is not None:
+                interval = _duration(args.interval, "--interval")
+                calls = load * interval / aht
+                out |= {"aht_s": aht, "interval_s": interval, "calls": calls}
+                text.append(
+                    f"  most calls  {calls:.1f} per {_seconds_text(interval)} at AHT {aht:g} s"
+                )
+        if aht is not None:
+            out["aht_s"] = aht
+        if args.json:
+            _json_out(out)
+        else:
+            print("\n".join(text))
+        return 0
+
+    return _erlang_run(args, "b", body)
+
+
+def _staffing_request(
+    args: argparse.Namespace, *, extra: str, extra_value: float | None
+) -> tuple[tuple[float, float] | None, float]:
+    """The --target service level (if any) and the threshold to report against."""
+    target = None if args.target is None else _sl_target(args.target)
+    wants_target = target is not None or extra_value is not None
+    if args.agents is not None and wants_target:
+        raise _Usage(f"give --agents N or a target (--target, {extra}), not both")
+    if args.agents is None and not wants_target:
+        raise _Usage(f"give --agents N, or a target (--target 80/20 or {extra}) to staff for")
+    if args.agents is not None and args.agents < 1:
+        raise _Usage("--agents must be >= 1")
+    if args.threshold is not None and not 0 <= args.threshold < float("inf"):
+        raise _Usage("--threshold must be >= 0 seconds")
+    threshold = 20.0 if args.threshold is None else args.threshold
+    if target is not None:
+        if args.threshold is not None and args.threshold != target[1]:
+            raise _Usage(f"--threshold {args.threshold:g} differs from --target {args.target}")
+        threshold = target[1]
+    return target, threshold
+
+
+def _target_text(target: tuple[float, float] | None, more: list[str]) -> str:
+    parts = [] if target is None else [f"{100 * target[0]:g}% within {target[1]:g} s"]
+    return " and ".join(parts + more)
+
+
+def _erlang_c(args: argparse.Namespace) -> int:
+    from agner.sim import erlang
+
+    def body() -> int:
+        load, given = _erlang_load(args, aht_required=True)
+        max_asa = _positive(args.max_asa, "--max-asa")
+        target, threshold = _staffing_request(args, extra="--max-asa", extra_value=max_asa)
+        aht = args.aht
+        out: dict[str, Any] = {"model": "C"} | given | {"load_erlangs": load, "aht_s": aht}
+        text = [f"Erlang C (M/M/n): {_describe_load(load, given, aht)}"]
+        if args.agents is not None:
+            agents = args.agents
+            text[0] += f", {agents} agents"
+        else:
+            sl = None if target is None else target[0]
+            agents = erlang.staff_erlang_c(
+                load, aht, service_level=sl, threshold_s=threshold, asa_s=max_asa
+            )
+            rule = erlang.square_root_staffing(
+                load, aht, service_level=sl, threshold_s=threshold, asa_s=max_asa
+            )
+            want = _target_text(target, [] if max_asa is None else [f"ASA <= {max_asa:g} s"])
+            out["target"] = {"service_level": sl, "threshold_s": threshold, "asa_s": max_asa}
+            out |= {"square_root_agents": rule.agents, "beta": rule.beta}
+            text.append(
+                f"  fewest agents for {want}: {agents}   "
+                f"(square-root rule: {rule.agents}, beta {rule.beta:.3f})"
+            )
+            text.append(f"  with {agents} agents:")
+        m = erlang.erlang_c_metrics(agents, load, aht, threshold)
+        out |= {"agents": agents, "threshold_s": threshold} | m._asdict()
+        out["mean_wait_s"] = m.asa_s
+        if load >= agents:
+            text.append("  unstable: the load reaches the agents; the queue grows without bound")
+        text += [
+            f"  P(wait)         {m.p_wait:.7f}   ({_pct(m.p_wait)} of calls wait)",
+            f"  service level   {m.service_level:.7f}   "
+            f"({_pct(m.service_level)} answered within {threshold:g} s)",
+            f"  ASA             {m.asa_s:.4f} s   (mean wait of all calls; "
+            f"{m.asa_waiting_s:.4f} s for those that wait)",
+            f"  occupancy       {m.occupancy:.7f}   ({_pct(m.occupancy)})",
+        ]
+        if args.json:
+            _json_out(out)
+        else:
+            print("\n".join(text))
+        return 0
+
+    return _erlang_run(args, "c", body)
+
+
+def _erlang_a(args: argparse.Namespace) -> int:
+    from agner.sim import erlang
+
+    def body() -> int:
+        load, given = _erlang_load(args, aht_required=True)
+        patience = _positive(args.patience, "--patience")
+        if patience is None:
+            raise _Usage("--patience (mean patience, seconds) is needed")
+        abandon = None if args.max_abandon is None else _share(args.max_abandon, "--max-abandon")
+        target, threshold = _staffing_request(args, extra="--max-abandon", extra_value=abandon)
+        aht = args.aht
+        out: dict[str, Any] = {"model": "A"} | given
+        out |= {"load_erlangs": load, "aht_s": aht, "patience_s": patience}
+        head = f"Erlang A (M/M/n+M): {_describe_load(load, given, aht)}, patience {patience:g} s"
+        text = [head]
+        if args.agents is not None:
+            agents = args.agents
+            text[0] += f", {agents} agents"
+        else:
+            sl = None if target is None else target[0]
+            agents = erlang.staff_erlang_a(
+                load,
+                aht,
+                patience,
+                service_level=sl,
+                threshold_s=threshold,
+                abandon=abandon,
+                definition=args.target_of,
+            )
+            rule = erlang.square_root_staffing(
+                load,
+                aht,
+                service_level=sl,
+                threshold_s=threshold,
+                patience_s=patience,
+                abandon=abandon,
+            )
+            more = [] if abandon is None else [f"at most {_pct(abandon)} abandoned"]
+            want = _target_text(target, more)
+            if target is not None:
+                want = want.replace(" s", f" s (of {args.target_of} calls)", 1)
+            out["target"] = {
+                "service_level": sl,
+                "threshold_s": threshold,
+                "of": args.target_of,
+                "abandon": abandon,
+            }
+            out |= {"square_root_agents": rule.agents, "beta": rule.beta}
+            text.append(
+                f"  fewest agents for {want}: {agents}   "
+                f"(square-root rule: {rule.agents}, beta {rule.beta:.3f})"
+            )
+            text.append(f"  with {agents} agents:")
+        m = erlang.erlang_a(agents, load, aht, patience, threshold)
+        out |= {"agents": agents, "threshold_s": threshold} | m._asdict()
+        text += [
+            f"  P(wait)         {m.p_wait:.7f}   ({_pct(m.p_wait)} of calls wait)",
+            f"  abandoned       {m.p_abandon:.7f}   ({_pct(m.p_abandon)} of offered calls)",
+            f"  service level   {m.service_level:.7f}   ({_pct(m.service_level)} of offered "
+            f"answered within {threshold:g} s; {_pct(m.service_level_answered)} of answered)",
+            f"  ASA             {m.asa_s:.4f} s   (mean wait of answered calls)",
+            f"  mean wait       {m.mean_wait_s:.4f} s   (all offered calls, abandoned included)",
+            f"  occupancy       {m.occupancy:.7f}   ({_pct(m.occupancy)})",
+        ]
+        if args.json:
+            _json_out(out)
+        else:
+            print("\n".join(text))
+        return 0
+
+    return _erlang_run(args, "a", body)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="agner",
@@ -131,6 +459,100 @@ def build_parser() -> argparse.ArgumentParser:
     router.add_argument("--seed", type=int, default=1, help="workload seed (default 1)")
     router.add_argument("--json", action="store_true", help="print one JSON object")
     router.set_defaults(func=_bench_router)
+
+    erlang = sub.add_parser(
+        "erlang",
+        help="Erlang B, C and A calculators and staffing",
+        description="Closed-form queueing for one queue of identical agents with random "
+        "(Poisson) arrivals and exponential handle times: Erlang B (lines, no queue), "
+        "Erlang C (callers wait as long as it takes) and Erlang A (callers hang up after "
+        "an exponential patience). Formulas and methods: docs/ERLANG.md.",
+    )
+    erlang_sub = erlang.add_subparsers(dest="model", metavar="MODEL")
+    erlang_sub.required = True
+
+    def load_options(p: argparse.ArgumentParser, aht_help: str) -> None:
+        p.add_argument("--load", type=float, metavar="ERLANGS", help="offered load in Erlang")
+        p.add_argument(
+            "--calls", type=float, metavar="N", help="calls offered per --interval (with --aht)"
+        )
+        p.add_argument(
+            "--interval",
+            default="1h",
+            metavar="DURATION",
+            help="length of the --calls interval: 30m, 1h, 900s or seconds (default 1h)",
+        )
+        p.add_argument("--aht", type=float, metavar="SECONDS", help=aht_help)
+        p.add_argument("--json", action="store_true", help="print one JSON object")
+
+    b = erlang_sub.add_parser(
+        "b",
+        help="lines and blocking, no queue (M/M/n/n)",
+        description="Erlang B: calls that find every line busy are lost. Give two of "
+        "--lines, the load and --blocking; the third is computed: the blocking, the "
+        "fewest lines, or the most load (and, with --aht, calls per --interval).",
+    )
+    b.add_argument("--lines", type=int, metavar="N", help="lines (trunks, servers)")
+    b.add_argument("--blocking", metavar="SHARE", help="share of calls blocked: 0.01 or 1%%")
+    load_options(b, "mean holding time, seconds (with --calls)")
+    b.set_defaults(func=_erlang_b)
+
+    def queue_options(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--agents", type=int, metavar="N", help="agents to evaluate")
+        p.add_argument(
+            "--threshold",
+            type=float,
+            metavar="SECONDS",
+            help="service-level threshold (default 20, or the --target's)",
+        )
+        p.add_argument(
+            "--target",
+            metavar="PCT/SECONDS",
+            help="find the fewest agents answering PCT%% of calls within SECONDS, e.g. 80/20",
+        )
+
+    c = erlang_sub.add_parser(
+        "c",
+        help="waiting callers who never hang up (M/M/n)",
+        description="Erlang C: P(wait), service level, ASA and occupancy for --agents; or "
+        "the fewest agents meeting --target and/or --max-asa, with the square-root "
+        "rule's estimate beside it.",
+    )
+    queue_options(c)
+    c.add_argument(
+        "--max-asa",
+        type=float,
+        metavar="SECONDS",
+        help="find the fewest agents with ASA at most this",
+    )
+    load_options(c, "mean handle time, seconds (required)")
+    c.set_defaults(func=_erlang_c)
+
+    a = erlang_sub.add_parser(
+        "a",
+        help="waiting callers who hang up after a while (M/M/n+M)",
+        description="Erlang A: P(wait), abandonment, service level (over offered and over "
+        "answered calls), ASA, mean wait and occupancy for --agents; or the fewest agents "
+        "meeting --target and/or --max-abandon, with the square-root rule's estimate "
+        "beside it.",
+    )
+    queue_options(a)
+    a.add_argument(
+        "--target-of",
+        choices=("offered", "answered"),
+        default="offered",
+        help="calls the --target share is taken of (default offered: abandons count against)",
+    )
+    a.add_argument(
+        "--max-abandon",
+        metavar="SHARE",
+        help="find the fewest agents with at most this share abandoned: 0.05 or 5%%",
+    )
+    a.add_argument(
+        "--patience", type=float, metavar="SECONDS", help="mean patience, seconds (required)"
+    )
+    load_options(a, "mean handle time, seconds (required)")
+    a.set_defaults(func=_erlang_a)
     return parser
 
 

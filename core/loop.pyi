@@ -1,0 +1,26 @@
+from collections.abc import Sequence
+
+import numpy as np
+
+from agner.core.router import Router
+
+DIST_KINDS: dict[str, int]
+
+# (kind, p0, p1, samples): see sim/engine.py's Dist.spec
+DistSpec = tuple[str, float, float, np.ndarray | None]
+
+class EventLoop:
+    arrivals: int
+    events: int
+    def __init__(
+        self,
+        router: Router,
+        rates: Sequence[float],
+        handle: Sequence[DistSpec],
+        patience: Sequence[DistSpec],
+        thresholds_us: Sequence[int],
+        seed: int,
+        warmup_us: int,
+    ) -> None: ...
+    def run(self, max_arrivals: int, until_us: int) -> int: ...
+    def queue_counts(self, q: int) -> dict[str, int | float]: ...

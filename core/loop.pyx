@@ -1,0 +1,400 @@
+# The simulator's discrete-event loop: it feeds the routing core virtual time.
+#
+# Events (arrivals, completions, abandons) sit in a heap keyed on (time,
+# sequence), so same-time events run first-in first-out and a run repeats
+# exactly for a seed; the router's own timers (wrap-up, ring) are merged in
+# through Router.c_next_deadline. Random variates come from a xoshiro256**
+# generator in C. Nothing per event is a Python object or an allocation:
+# storage grows with the contacts in the system, never with the calls run.
+#
+# Offers are answered at once (a simulated agent picks up), so a contact's wait
+# ends at its OFFER decision. Statistics count the contacts that arrive after
+# the warm-up; sim/engine.py turns them into the planner's figures.
+
+from libc.math cimport cos, exp, log, log1p, sqrt, M_PI
+from libc.stdint cimport int32_t, int64_t, uint64_t
+from libc.stdlib cimport free, malloc, realloc
+from libc.string cimport memset
+
+from agner.core._structs cimport grow
+from agner.core._types cimport DK_OFFER, contact_id_t, slot_of, time_us_t, CS_WAITING
+from agner.core.router cimport Router
+
+import numpy as np
+
+cdef enum:
+    EV_ARRIVAL = 0            # x: queue
+    EV_COMPLETE = 1           # x: contact, y: agent
+    EV_ABANDON = 2            # x: contact
+
+cdef enum:
+    D_NONE = 0                # never (patience absent)
+    D_DETERMINISTIC = 1       # p0
+    D_EXPONENTIAL = 2         # p0 = mean
+    D_LOGNORMAL = 3           # p0 = mu, p1 = sigma of the underlying normal
+    D_GAMMA = 4               # p0 = shape k, p1 = scale theta
+    D_EMPIRICAL = 5           # samples[0:n], drawn uniformly
+
+#: Distribution kinds, as sim/engine.py names them.
+DIST_KINDS = {"none": D_NONE, "deterministic": D_DETERMINISTIC,
+              "exponential": D_EXPONENTIAL, "lognormal": D_LOGNORMAL,
+              "gamma": D_GAMMA, "empirical": D_EMPIRICAL}
+
+
+cdef struct dist_t:
+    int32_t kind
+    double p0
+    double p1
+    double* samples           # seconds, for D_EMPIRICAL
+    int32_t n
+
+
+cdef struct ev_t:
+    time_us_t t
+    int64_t seq
+    int64_t x
+    int32_t kind
+    int32_t y
+
+
+cdef struct qstat_t:
+    int64_t offered
+    int64_t answered
+    int64_t abandoned
+    int64_t delayed           # not offered at the moment it arrived
+    int64_t answered_within
+    double wait_answered_s
+    double wait_abandoned_s
+
+
+cdef inline bint ev_less(const ev_t* x, const ev_t* y) noexcept nogil:
+    return x.t < y.t or (x.t == y.t and x.seq < y.seq)
+
+
+cdef class EventLoop:
+    """Drives a Router with random arrivals, talk times and patience.
+
+    Built and run by sim/engine.py; see there for the meaning of the arguments.
+    """
+    cdef Router r
+    cdef uint64_t s[4]
+    cdef bint have_spare
+    cdef double spare
+    cdef ev_t* heap
+    cdef int32_t n_ev
+    cdef int32_t cap_ev
+    cdef int64_t seq
+    cdef int32_t n_queues
+    cdef double* rate                 # arrivals per second, per queue
+    cdef dist_t* handle
+    cdef dist_t* patience
+    cdef time_us_t* threshold         # service-level threshold per queue
+    cdef qstat_t* st
+    cdef time_us_t* arrived_at        # per contact slot
+    cdef unsigned char* counted       # per contact slot: arrived after warm-up
+    cdef int32_t cap_slots
+    cdef time_us_t warmup
+    cdef readonly int64_t arrivals
+    cdef readonly int64_t events
+    cdef object _keep                 # numpy arrays the C pointers point into
+
+    def __cinit__(self, Router router, rates, handle, patience, thresholds_us,
+                  int64_t seed, int64_t warmup_us):
+        cdef int32_t q
+        self.r = router
+        self.n_queues = len(rates)
+        if self.n_queues != router.n_queues_:
+            raise ValueError("one arrival rate per queue of the router is needed")
+        self.rate = <double*> malloc(self.n_queues * sizeof(double))
+        self.handle = <dist_t*> malloc(self.n_queues * sizeof(dist_t))
+        self.patience = <dist_t*> malloc(self.n_queues * sizeof(dist_t))
+        self.threshold = <time_us_t*> malloc(self.n_queues * sizeof(time_us_t))
+        self.st = <qstat_t*> malloc(self.n_queues * sizeof(qstat_t))
+        if not (self.rate and self.handle and self.patience and self.threshold and self.st):
+            raise MemoryError()
+        memset(self.st, 0, self.n_queues * sizeof(qstat_t))
+        self._keep = []
+        for q in range(self.n_queues):
+            self.rate[q] = float(rates[q])
+            self.threshold[q] = int(thresholds_us[q])
+            self._dist(&self.handle[q], handle[q])
+            self._dist(&self.patience[q], patience[q])
+        self.warmup = warmup_us
+        self._seed(<uint64_t> seed)
+
+    def __dealloc__(self):
+        free(self.rate)
+        free(self.handle)
+        free(self.patience)
+        free(self.threshold)
+        free(self.st)
+        free(self.heap)
+        free(self.arrived_at)
+        free(self.counted)
+
+    cdef _dist(self, dist_t* d, spec):
+        kind, p0, p1, samples = spec
+        d.kind = DIST_KINDS[kind]
+        d.p0 = p0
+        d.p1 = p1
+        d.samples = NULL
+        d.n = 0
+        cdef double[::1] view
+        if d.kind == D_EMPIRICAL:
+            arr = np.ascontiguousarray(samples, dtype=np.float64)
+            self._keep.append(arr)
+            view = arr
+            d.samples = &view[0]
+            d.n = <int32_t> arr.shape[0]
+
+    # -- random variates ---------------------------------------------------
+
+    cdef void _seed(self, uint64_t seed) noexcept:
+        cdef int i
+        cdef uint64_t z
+        for i in range(4):
+            # SplitMix64 spreads the one seed over the generator's state.
+            seed += <uint64_t> 0x9E3779B97F4A7C15
+            z = seed
+            z = (z ^ (z >> 30)) * <uint64_t> 0xBF58476D1CE4E5B9
+            z = (z ^ (z >> 27)) * <uint64_t> 0x94D049BB133111EB
+            self.s[i] = z ^ (z >> 31)
+
+    cdef inline uint64_t _next(self) noexcept:
+        # xoshiro256**
+        cdef uint64_t result = ((self.s[1] * 5) << 7 | (self.s[1] * 5) >> 57) * 9
+        cdef uint64_t t = self.s[1] << 17
+        self.s[2] ^= self.s[0]
+        self.s[3] ^= self.s[1]
+        self.s[1] ^= self.s[2]
+        self.s[0] ^= self.s[3]
+        self.s[2] ^= t
+        self.s[3] = (self.s[3] << 45) | (self.s[3] >> 19)
+        return result
+
+    cdef inline double _uniform(self) noexcept:
+        # In [0, 1), 53 random bits.
+        return (self._next() >> 11) * (1.0 / 9007199254740992.0)
+
+    cdef inline double _normal(self) noexcept:
+        cdef double u, v, r
+        if self.have_spare:
+            self.have_spare = False
+            return self.spare
+        u = 1.0 - self._uniform()
+        v = self._uniform()
+        r = sqrt(-2.0 * log(u))
+        self.spare = r * cos(2.0 * M_PI * v - M_PI / 2.0)    # = r sin(2 pi v)
+        self.have_spare = True
+        return r * cos(2.0 * M_PI * v)
+
+    cdef double _gamma(self, double k) noexcept:
+        # Marsaglia and Tsang; for k < 1 through Gamma(k + 1) * U^(1/k).
+        cdef double d, c, x, v, u
+        if k < 1.0:
+            return self._gamma(k + 1.0) * exp(log(1.0 - self._uniform()) / k)
+        d = k - 1.0 / 3.0
+        c = 1.0 / sqrt(9.0 * d)
+        while True:
+            x = self._normal()
+            v = 1.0 + c * x
+            if v <= 0.0:
+                continue
+            v = v * v * v
+            u = 1.0 - self._uniform()
+            if log(u) < 0.5 * x * x + d - d * v + d * log(v):
+                return d * v
+
+    cdef double _draw_s(self, const dist_t* d) noexcept:
+        """A variate in seconds; a negative result means never."""
+        if d.kind == D_EXPONENTIAL:
+            return -d.p0 * log1p(-self._uniform())
+        if d.kind == D_DETERMINISTIC:
+            return d.p0
+        if d.kind == D_LOGNORMAL:
+            return exp(d.p0 + d.p1 * self._normal())
+        if d.kind == D_GAMMA:
+            return self._gamma(d.p0) * d.p1
+        if d.kind == D_EMPIRICAL:
+            return d.samples[<int32_t> (self._uniform() * d.n)]
+        return -1.0
+
+    cdef inline time_us_t _us(self, double seconds) noexcept:
+        # At least 1 us, so that what follows an event is strictly later.
+        cdef time_us_t t = <time_us_t> (seconds * 1e6 + 0.5)
+        return t if t > 0 else 1
+
+    # -- the event heap ----------------------------------------------------
+
+    cdef int _push(self, time_us_t t, int32_t kind, int64_t x, int32_t y) noexcept:
+        cdef int32_t i, p
+        cdef ev_t e
+        if self.n_ev == self.cap_ev and grow(<void**> &self.heap, &self.cap_ev, self.n_ev + 1,
+                                            sizeof(ev_t)) != 0:
+            return -1
+        e.t = t
+        e.seq = self.seq
+        e.x = x
+        e.kind = kind
+        e.y = y
+        self.seq += 1
+        i = self.n_ev
+        self.n_ev += 1
+        while i > 0:
+            p = (i - 1) >> 1
+            if not ev_less(&e, &self.heap[p]):
+                break
+            self.heap[i] = self.heap[p]
+            i = p
+        self.heap[i] = e
+        return 0
+
+    cdef void _pop(self) noexcept:
+        cdef ev_t x
+        cdef int32_t i = 0, c, n
+        self.n_ev -= 1
+        n = self.n_ev
+        if n == 0:
+            return
+        x = self.heap[n]
+        while True:
+            c = 2 * i + 1
+            if c >= n:
+                break
+            if c + 1 < n and ev_less(&self.heap[c + 1], &self.heap[c]):
+                c += 1
+            if not ev_less(&self.heap[c], &x):
+                break
+            self.heap[i] = self.heap[c]
+            i = c
+        self.heap[i] = x
+
+    # -- running -------------------------------------------------------------
+
+    cdef int _remember(self, contact_id_t c, time_us_t t) noexcept:
+        cdef int64_t slot = slot_of(c)
+        cdef int32_t cap
+        if slot >= self.cap_slots:
+            cap = self.cap_slots
+            if grow(<void**> &self.arrived_at, &cap, <int32_t> slot + 1, sizeof(time_us_t)) != 0:
+                return -1
+            cap = self.cap_slots
+            if grow(<void**> &self.counted, &cap, <int32_t> slot + 1, sizeof(unsigned char)) != 0:
+                return -1
+            self.cap_slots = cap
+        self.arrived_at[slot] = t
+        self.counted[slot] = t >= self.warmup
+        return 0
+
+    cdef int _decisions(self) noexcept:
+        # Answer every offer at once and book its wait.
+        cdef int32_t i = 0, q
+        cdef int64_t slot
+        cdef contact_id_t c
+        cdef time_us_t t, wait
+        cdef Router r = self.r      # one reference per batch of decisions, not per event
+        while i < r.n_dec:
+            if r.dec[i].kind == DK_OFFER:
+                c = r.dec[i].contact
+                t = r.dec[i].time
+                q = r.dec[i].queue
+                slot = slot_of(c)
+                if r.c_accept(r.dec[i].agent, c, t) != 0:
+                    return -1
+                self.events += 1
+                if self.counted[slot]:
+                    wait = t - self.arrived_at[slot]
+                    self.st[q].answered += 1
+                    self.st[q].wait_answered_s += wait * 1e-6
+                    if wait > 0:
+                        self.st[q].delayed += 1
+                    if wait <= self.threshold[q]:
+                        self.st[q].answered_within += 1
+                if self._push(t + self._us(self._draw_s(&self.handle[q])), EV_COMPLETE, c,
+                              r.dec[i].agent) != 0:
+                    return -1
+            i += 1
+        r.n_dec = 0
+        return 0
+
+    def run(self, int64_t max_arrivals, int64_t until_us):
+        """Run until `max_arrivals` contacts have arrived after the warm-up, or
+        until virtual time `until_us` (whichever comes first; -1: no limit).
+        Returns the virtual time reached. May be called again to go on."""
+        cdef Router r = self.r
+        cdef ev_t e
+        cdef time_us_t dl, t
+        cdef contact_id_t c
+        cdef int32_t q
+        cdef double pat
+        cdef int64_t slot
+        if self.seq == 0:
+            for q in range(self.n_queues):
+                if self.rate[q] > 0 and self._push(
+                        r.now + self._us(-log1p(-self._uniform()) / self.rate[q]),
+                        EV_ARRIVAL, q, 0) != 0:
+                    raise MemoryError()
+        while self.n_ev or r.timer_heap.n:
+            dl = r.c_next_deadline()
+            if self.n_ev == 0 or (dl >= 0 and dl <= self.heap[0].t):
+                t = dl
+                if until_us >= 0 and t > until_us:
+                    break
+                if r.c_advance(t) != 0:
+                    raise RuntimeError("the router refused to advance")
+                self.events += 1
+            else:
+                e = self.heap[0]
+                if until_us >= 0 and e.t > until_us:
+                    break
+                if e.kind == EV_ARRIVAL and max_arrivals >= 0 and self.arrivals >= max_arrivals \
+                        and e.t >= self.warmup:
+                    break
+                self._pop()
+                t = e.t
+                if e.kind == EV_ARRIVAL:
+                    q = <int32_t> e.x
+                    c = r.c_arrive(r.queues[q].base_route, t, r.queues[q].priority, 0)
+                    if c < 0 or self._remember(c, t) != 0:
+                        raise RuntimeError("the router refused an arrival")
+                    slot = slot_of(c)
+                    if self.counted[slot]:
+                        self.arrivals += 1
+                        self.st[q].offered += 1
+                    pat = self._draw_s(&self.patience[q])
+                    if pat >= 0 and self._push(t + self._us(pat), EV_ABANDON, c, q) != 0:
+                        raise MemoryError()
+                    if self._push(t + self._us(-log1p(-self._uniform()) / self.rate[q]),
+                                  EV_ARRIVAL, q, 0) != 0:
+                        raise MemoryError()
+                elif e.kind == EV_COMPLETE:
+                    if r.c_complete(e.y, e.x, t, -1) != 0:
+                        raise RuntimeError("the router refused a completion")
+                else:
+                    slot = r._slot(e.x)
+                    if slot < 0 or r.contacts[slot].state != CS_WAITING:
+                        continue          # answered meanwhile: nothing happens
+                    q = e.y
+                    if r.c_abandon(e.x, t) != 0:
+                        raise RuntimeError("the router refused an abandon")
+                    if self.counted[slot]:
+                        self.st[q].abandoned += 1
+                        self.st[q].delayed += 1
+                        self.st[q].wait_abandoned_s += (t - self.arrived_at[slot]) * 1e-6
+                self.events += 1
+            if r.n_dec and self._decisions() != 0:
+                raise RuntimeError("the router refused an answer")
+        return r.now
+
+    def queue_counts(self, int32_t q):
+        """Streaming counters of queue q for contacts that arrived after the warm-up."""
+        cdef qstat_t* s = &self.st[q]
+        return {
+            "offered": s.offered,
+            "answered": s.answered,
+            "abandoned": s.abandoned,
+            "delayed": s.delayed,
+            "answered_within": s.answered_within,
+            "wait_answered_s": s.wait_answered_s,
+            "wait_abandoned_s": s.wait_abandoned_s,
+        }

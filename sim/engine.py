@@ -1,0 +1,239 @@
+"""The fast simulator: the real router on the Cython event loop of core/loop.pyx.
+
+A center is queues with their load and agent groups; :func:`simulate` routes it
+in virtual time and returns the planner's figures. This is the engine of
+``agner simulate`` (issue 4); the scenario file format and the command line are
+built on it.
+
+Definitions used in the results (contacts that arrive after the warm-up):
+
+- ``p_wait``: share of offered contacts not answered at the moment they arrived
+  (they waited, or abandoned);
+- ``p_abandon``: abandoned / offered;
+- ``asa_s``: mean wait of answered contacts;
+- ``mean_wait_s``: mean wait of answered and abandoned contacts;
+- ``service_level``: answered within the queue's threshold / offered;
+- ``service_level_answered``: answered within the threshold / answered;
+- ``occupancy``: (reserved + busy + wrap-up time) / (that + ready time) of the
+  agents, over the measured period.
+
+Contacts still in the system when the run stops count as offered only.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from agner.core._api import AgentState, Strategy
+from agner.core.loop import EventLoop
+from agner.core.router import Router
+
+__all__ = ["AgentGroup", "Dist", "QueueLoad", "SimResult", "simulate"]
+
+_US = 1_000_000
+
+
+@dataclass(frozen=True)
+class Dist:
+    """A distribution of durations in seconds.
+
+    kind: ``exponential`` (mean_s), ``deterministic`` (mean_s), ``lognormal`` and
+    ``gamma`` (mean_s and sd_s), ``empirical`` (samples, drawn uniformly).
+    """
+
+    kind: str
+    mean_s: float = 0.0
+    sd_s: float = 0.0
+    samples: tuple[float, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("exponential", "deterministic", "lognormal", "gamma", "empirical"):
+            raise ValueError(f"unknown distribution {self.kind!r}")
+        if self.kind == "empirical":
+            if not self.samples or any(not (s >= 0 and math.isfinite(s)) for s in self.samples):
+                raise ValueError("empirical: samples must be finite numbers >= 0, at least one")
+            return
+        if not (self.mean_s > 0 and math.isfinite(self.mean_s)):
+            raise ValueError(f"{self.kind}: mean_s must be > 0, got {self.mean_s}")
+        if self.kind in ("lognormal", "gamma") and not (self.sd_s > 0 and math.isfinite(self.sd_s)):
+            raise ValueError(f"{self.kind}: sd_s must be > 0, got {self.sd_s}")
+
+    def spec(self) -> tuple[str, float, float, np.ndarray | None]:
+        """The (kind, p0, p1, samples) the event loop draws from."""
+        m, s = self.mean_s, self.sd_s
+        if self.kind == "lognormal":
+            sigma2 = math.log1p((s / m) ** 2)
+            return ("lognormal", math.log(m) - sigma2 / 2, math.sqrt(sigma2), None)
+        if self.kind == "gamma":
+            return ("gamma", (m / s) ** 2, s * s / m, None)
+        if self.kind == "empirical":
+            return ("empirical", 0.0, 0.0, np.asarray(self.samples, dtype=np.float64))
+        return (self.kind, m, 0.0, None)
+
+
+_NEVER = ("none", 0.0, 0.0, None)
+
+
+@dataclass(frozen=True)
+class QueueLoad:
+    """A queue and the load on it."""
+
+    name: str
+    rate_per_s: float
+    handle: Dist
+    patience: Dist | None = None  # None: callers never hang up
+    require: Mapping[int, int] = field(default_factory=dict)
+    strategy: Strategy = Strategy.LONGEST_IDLE
+    priority: int = 0
+    sl_threshold_s: float = 20.0
+
+
+@dataclass(frozen=True)
+class AgentGroup:
+    """Agents with the same skills, all logged in and ready from the start."""
+
+    name: str
+    count: int
+    skills: Mapping[int, int]
+    wrap_up_s: float = 0.0
+
+
+@dataclass
+class SimResult:
+    queues: dict[str, dict[str, float | int | None]]
+    overall: dict[str, float | int | None]
+    occupancy: dict[str, float | None]
+    arrivals: int
+    events: int
+    simulated_s: float
+    wall_s: float
+
+    @property
+    def calls_per_second(self) -> float:
+        return self.arrivals / self.wall_s if self.wall_s > 0 else math.inf
+
+
+def _ratio(num: float, den: float) -> float | None:
+    return num / den if den else None
+
+
+def _figures(c: Mapping[str, Any]) -> dict[str, float | int | None]:
+    finished = c["answered"] + c["abandoned"]
+    return {
+        "offered": c["offered"],
+        "answered": c["answered"],
+        "abandoned": c["abandoned"],
+        "p_wait": _ratio(c["delayed"], c["offered"]),
+        "p_abandon": _ratio(c["abandoned"], c["offered"]),
+        "asa_s": _ratio(c["wait_answered_s"], c["answered"]),
+        "mean_wait_s": _ratio(c["wait_answered_s"] + c["wait_abandoned_s"], finished),
+        "service_level": _ratio(c["answered_within"], c["offered"]),
+        "service_level_answered": _ratio(c["answered_within"], c["answered"]),
+    }
+
+
+def _busy_ready(r: Router, agents: Sequence[int], now: int) -> tuple[int, int]:
+    busy = ready = 0
+    for a in agents:
+        t = r.agent_stats(a, now).time_in_state_us
+        busy += t[AgentState.RESERVED] + t[AgentState.BUSY] + t[AgentState.WRAP_UP]
+        ready += t[AgentState.READY]
+    return busy, ready
+
+
+def simulate(
+    queues: Sequence[QueueLoad],
+    groups: Sequence[AgentGroup],
+    *,
+    arrivals: int | None = None,
+    duration_s: float | None = None,
+    warmup_s: float = 0.0,
+    seed: int = 0,
+) -> SimResult:
+    """Route `queues`' load to `groups` in virtual time and measure it.
+
+    Stops after `arrivals` contacts have arrived after the warm-up, or at virtual
+    time `duration_s` (counted from 0, warm-up included), whichever comes first;
+    at least one of them is needed. The same inputs and seed give the same result.
+
+    Raises:
+        ValueError: no stop given, a negative rate, an empty center.
+    """
+    if arrivals is None and duration_s is None:
+        raise ValueError("give arrivals or duration_s")
+    if arrivals is not None and arrivals < 1:
+        raise ValueError(f"arrivals must be >= 1, got {arrivals}")
+    if duration_s is not None and not duration_s > warmup_s:
+        raise ValueError("duration_s must be longer than the warm-up")
+    if not queues or not groups:
+        raise ValueError("a center needs at least one queue and one agent group")
+    for q in queues:
+        if not (q.rate_per_s >= 0 and math.isfinite(q.rate_per_s)):
+            raise ValueError(f"queue {q.name!r}: rate_per_s must be >= 0, got {q.rate_per_s}")
+    r = Router(seed=seed)
+    for q in queues:
+        r.add_queue(
+            q.require,
+            strategy=q.strategy,
+            priority=q.priority,
+            ring_timeout_us=0,
+            sl_threshold_us=round(q.sl_threshold_s * _US),
+        )
+    members: dict[str, list[int]] = {}
+    for g in groups:
+        if g.count < 0:
+            raise ValueError(f"group {g.name!r}: count must be >= 0")
+        ids = [r.add_agent(g.skills, wrap_up_us=round(g.wrap_up_s * _US)) for _ in range(g.count)]
+        members[g.name] = ids
+        for a in ids:
+            r.login(a, 0)
+            r.set_ready(a, 0)
+    r.take_decisions()
+
+    warmup_us = round(warmup_s * _US)
+    loop = EventLoop(
+        r,
+        [q.rate_per_s for q in queues],
+        [q.handle.spec() for q in queues],
+        [q.patience.spec() if q.patience else _NEVER for q in queues],
+        [round(q.sl_threshold_s * _US) for q in queues],
+        seed,
+        warmup_us,
+    )
+    until = -1 if duration_s is None else round(duration_s * _US)
+    start = time.perf_counter()
+    if warmup_us:
+        loop.run(-1, warmup_us)
+    at_warmup = {name: _busy_ready(r, ids, r.now) for name, ids in members.items()}
+    end = loop.run(-1 if arrivals is None else arrivals, until)
+    wall = time.perf_counter() - start
+
+    per_queue = {q.name: loop.queue_counts(i) for i, q in enumerate(queues)}
+    total = {k: sum(c[k] for c in per_queue.values()) for k in next(iter(per_queue.values()))}
+    occupancy: dict[str, float | None] = {}
+    sums = [0, 0]
+    for name, ids in members.items():
+        busy, ready = _busy_ready(r, ids, end)
+        busy -= at_warmup[name][0]
+        ready -= at_warmup[name][1]
+        occupancy[name] = _ratio(busy, busy + ready)
+        sums[0] += busy
+        sums[1] += busy + ready
+    occupancy["overall"] = _ratio(sums[0], sums[1])
+    overall = _figures(total)
+    overall["occupancy"] = occupancy["overall"]
+    return SimResult(
+        queues={name: _figures(c) for name, c in per_queue.items()},
+        overall=overall,
+        occupancy=occupancy,
+        arrivals=int(total["offered"]),
+        events=loop.events,
+        simulated_s=(end - warmup_us) / _US,
+        wall_s=wall,
+    )

@@ -1,0 +1,247 @@
+"""Scenario files: the routing configuration plus load, as TOML read by msgspec.
+
+The shape is the one of ../shared/ARCHITECTURE.md::
+
+    seed = 1
+    warmup_s = 3600
+    calls = 1_000_000                  # or duration_s
+
+    [[queues]]
+    name = "sales"
+    priority = 1
+    strategy = "longest_idle"
+    service_level = { threshold_s = 20, target = 0.8 }
+    steps = [ { after_s = 0, require = { sales = 5 } } ]
+
+    [[agent_groups]]
+    name = "tier1"
+    count = 380
+    skills = { sales = 5 }
+    wrap_up_s = 0
+
+    [[arrivals]]
+    queue = "sales"
+    rate_per_s = 2.0
+    handle = { dist = "exponential", mean_s = 180 }
+    patience = { dist = "exponential", mean_s = 120 }   # absent: never hang up
+
+Skills are named; ids are given in order of first appearance. What the core
+cannot do yet is refused by name: more than one requirement step (issue 3),
+per-interval arrival profiles and shifts (issue 4, to come).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Literal
+
+import msgspec
+
+from agner.core._api import Strategy
+from agner.sim.engine import AgentGroup, Dist, QueueLoad, SimResult, simulate
+
+__all__ = ["ScenarioError", "Scenario", "load_scenario", "run_scenario"]
+
+
+class ScenarioError(ValueError):
+    """A scenario that cannot be run; the message names the field."""
+
+
+class ServiceLevel(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    threshold_s: float = 20.0
+    target: float = 0.8
+
+
+class Step(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    after_s: float = 0.0
+    require: dict[str, int] = {}
+
+
+class Queue(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    name: str
+    priority: int = 0
+    strategy: str = "longest_idle"
+    service_level: ServiceLevel = ServiceLevel()
+    require: dict[str, int] | None = None
+    steps: list[Step] | None = None
+
+
+class AgentGroupSpec(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    name: str
+    count: int
+    skills: dict[str, int] = {}
+    wrap_up_s: float = 0.0
+
+
+class DistSpec(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    dist: Literal["exponential", "deterministic", "lognormal", "gamma", "empirical"]
+    mean_s: float = 0.0
+    sd_s: float = 0.0
+    samples: list[float] = []
+
+
+class Arrivals(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    queue: str
+    rate_per_s: float
+    handle: DistSpec
+    patience: DistSpec | None = None
+
+
+class Scenario(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    queues: list[Queue]
+    agent_groups: list[AgentGroupSpec]
+    arrivals: list[Arrivals]
+    seed: int = 0
+    warmup_s: float = 0.0
+    calls: int | None = None
+    duration_s: float | None = None
+
+
+def load_scenario(path: str | Path) -> Scenario:
+    """Read and check a scenario file.
+
+    Raises:
+        ScenarioError: unreadable TOML, a wrong type, or a value that makes no
+            sense; the message names the file and the field.
+    """
+    path = Path(path)
+    try:
+        text = path.read_bytes()
+    except OSError as exc:
+        raise ScenarioError(f"{path}: cannot read: {exc.strerror}") from None
+    try:
+        sc = msgspec.toml.decode(text, type=Scenario)
+    except msgspec.ValidationError as exc:
+        raise ScenarioError(f"{path}: {exc}") from None
+    except msgspec.DecodeError as exc:
+        raise ScenarioError(f"{path}: not valid TOML: {exc}") from None
+    check(sc, str(path))
+    return sc
+
+
+def _require(q: Queue, where: str) -> dict[str, int]:
+    if q.steps is not None and q.require is not None:
+        raise ScenarioError(f"{where}: give `require` or `steps`, not both")
+    if q.steps is None:
+        return dict(q.require or {})
+    if len(q.steps) != 1 or q.steps[0].after_s != 0:
+        raise ScenarioError(
+            f"{where}.steps: only one step at after_s = 0 is supported so far "
+            "(time-based requirement steps come with the routing extensions)"
+        )
+    return dict(q.steps[0].require)
+
+
+def check(sc: Scenario, where: str = "scenario") -> None:
+    """Refuse what makes no sense, naming the field."""
+    names = [q.name for q in sc.queues]
+    if not names:
+        raise ScenarioError(f"{where}: queues: at least one queue is needed")
+    if len(set(names)) != len(names):
+        raise ScenarioError(f"{where}: queues: names must be unique")
+    if not sc.agent_groups:
+        raise ScenarioError(f"{where}: agent_groups: at least one group is needed")
+    if sc.calls is None and sc.duration_s is None:
+        raise ScenarioError(
+            f"{where}: give `calls` or `duration_s` (or pass one on the command line)"
+        )
+    if sc.calls is not None and sc.calls < 1:
+        raise ScenarioError(f"{where}: calls must be >= 1")
+    if sc.warmup_s < 0:
+        raise ScenarioError(f"{where}: warmup_s must be >= 0")
+    if sc.duration_s is not None and not sc.duration_s > sc.warmup_s:
+        raise ScenarioError(f"{where}: duration_s must be longer than warmup_s")
+    known_skills = {s for g in sc.agent_groups for s in g.skills}
+    for i, g in enumerate(sc.agent_groups):
+        if g.count < 0:
+            raise ScenarioError(f"{where}: agent_groups[{i}] ({g.name}).count must be >= 0")
+        if g.wrap_up_s < 0:
+            raise ScenarioError(f"{where}: agent_groups[{i}] ({g.name}).wrap_up_s must be >= 0")
+        for s, lv in g.skills.items():
+            if not 1 <= lv <= 1000:
+                at = f"{where}: agent_groups[{i}] ({g.name}).skills.{s}"
+                raise ScenarioError(f"{at}: level {lv} is outside [1, 1000]")
+    for i, q in enumerate(sc.queues):
+        at = f"{where}: queues[{i}] ({q.name})"
+        if q.strategy not in {s.name.lower() for s in Strategy}:
+            raise ScenarioError(f"{at}.strategy: unknown strategy {q.strategy!r}")
+        if not (q.service_level.threshold_s >= 0 and 0 <= q.service_level.target <= 1):
+            raise ScenarioError(f"{at}.service_level: threshold_s >= 0 and target in [0, 1]")
+        req = _require(q, at)
+        for s, lv in req.items():
+            if s not in known_skills:
+                raise ScenarioError(f"{at}: requires skill {s!r}, which no agent group has")
+            if not 1 <= lv <= 1000:
+                raise ScenarioError(f"{at}: require.{s}: level {lv} is outside [1, 1000]")
+        if not any(
+            g.count > 0 and all(g.skills.get(s, 0) >= lv for s, lv in req.items())
+            for g in sc.agent_groups
+        ):
+            raise ScenarioError(f"{at}: no agent group can ever serve this queue")
+    for i, a in enumerate(sc.arrivals):
+        at = f"{where}: arrivals[{i}]"
+        if a.queue not in names:
+            raise ScenarioError(f"{at}.queue: unknown queue {a.queue!r}")
+        if not (a.rate_per_s >= 0 and math.isfinite(a.rate_per_s)):
+            raise ScenarioError(f"{at}.rate_per_s must be >= 0, got {a.rate_per_s}")
+        for field in ("handle", "patience"):
+            spec = getattr(a, field)
+            if spec is not None:
+                try:
+                    _dist(spec)
+                except ValueError as exc:
+                    raise ScenarioError(f"{at}.{field}: {exc}") from None
+    if len({a.queue for a in sc.arrivals}) != len(sc.arrivals):
+        raise ScenarioError(f"{where}: arrivals: one entry per queue")
+
+
+def _dist(d: DistSpec) -> Dist:
+    return Dist(d.dist, d.mean_s, d.sd_s, tuple(d.samples))
+
+
+def run_scenario(
+    sc: Scenario,
+    *,
+    calls: int | None = None,
+    duration_s: float | None = None,
+    seed: int | None = None,
+) -> SimResult:
+    """Simulate a checked scenario; arguments override the file's values."""
+    skill_ids: dict[str, int] = {}
+    for g in sc.agent_groups:
+        for s in g.skills:
+            skill_ids.setdefault(s, len(skill_ids))
+    load = {a.queue: a for a in sc.arrivals}
+    queues = []
+    for q in sc.queues:
+        req = _require(q, q.name)
+        a = load.get(q.name)
+        queues.append(
+            QueueLoad(
+                name=q.name,
+                rate_per_s=a.rate_per_s if a else 0.0,
+                handle=_dist(a.handle) if a else Dist("exponential", 1.0),
+                patience=_dist(a.patience) if a and a.patience else None,
+                require={skill_ids[s]: lv for s, lv in req.items()},
+                strategy=Strategy[q.strategy.upper()],
+                priority=q.priority,
+                sl_threshold_s=q.service_level.threshold_s,
+            )
+        )
+    groups = [
+        AgentGroup(g.name, g.count, {skill_ids[s]: lv for s, lv in g.skills.items()}, g.wrap_up_s)
+        for g in sc.agent_groups
+    ]
+    if calls is None and duration_s is None:
+        calls, duration_s = sc.calls, sc.duration_s
+    if calls is None and duration_s is None:
+        raise ScenarioError("give `calls` or `duration_s`, in the scenario or on the command line")
+    return simulate(
+        queues,
+        groups,
+        arrivals=calls,
+        duration_s=duration_s,
+        warmup_s=sc.warmup_s,
+        seed=sc.seed if seed is None else seed,
+    )

@@ -1,0 +1,191 @@
+"""The fast simulator (core/loop.pyx through sim/engine.py) against Erlang C and A.
+
+Each check runs R seeded replications (R = 10 for Erlang C, 8 for Erlang A) and
+asks that the analytic value lie in the replications' confidence interval
+(Student t). The file makes 27 such checks, so each interval is at the
+Bonferroni level 1 - 0.05/27: together they hold with 95% confidence. (With a
+plain 95% interval per check, some one of 27 true checks would fail in three
+runs out of four.) Each configuration has its own seeds, so a run either always passes or
+always fails, and sizes keep the file to a few seconds.
+"""
+
+from __future__ import annotations
+
+import math
+import zlib
+from statistics import mean, stdev
+
+import pytest
+
+from agner.sim.engine import AgentGroup, Dist, QueueLoad, simulate
+from agner.sim.erlang import erlang_a, erlang_c_metrics
+
+CHECKS = 27  # 4 metrics x 3 Erlang C cases + 5 x 3 Erlang A cases
+# Student t quantiles at 1 - 0.05 / (2 * CHECKS), by replications (df = R - 1);
+# computed by integrating the t density (SciPy is not a dependency).
+T_FAMILY = {8: 4.852, 10: 4.349}
+
+
+def within_ci(samples: list[float], expected: float, what: str) -> None:
+    r = len(samples)
+    m = mean(samples)
+    half = T_FAMILY[r] * stdev(samples) / math.sqrt(r)
+    assert abs(m - expected) <= half + 1e-12, (
+        f"{what}: simulated {m:.6g} +- {half:.3g} (family-wise 95%), theory {expected:.6g}"
+    )
+
+
+def replicate(
+    servers: int,
+    load: float,
+    aht_s: float,
+    patience_s: float | None,
+    arrivals: int,
+    reps: int,
+) -> list[dict[str, float | int | None]]:
+    rate = load / aht_s
+    # Seeds of their own per configuration: replications of different checks
+    # must not share random streams.
+    base = zlib.crc32(f"{servers}/{load}/{aht_s}/{patience_s}".encode()) % 1_000_000 * 100
+    out = []
+    for seed in range(reps):
+        res = simulate(
+            [
+                QueueLoad(
+                    "q",
+                    rate,
+                    Dist("exponential", aht_s),
+                    Dist("exponential", patience_s) if patience_s else None,
+                )
+            ],
+            [AgentGroup("g", servers, {})],
+            arrivals=arrivals,
+            warmup_s=20 * aht_s,
+            seed=base + seed,
+        )
+        out.append(res.overall)
+    return out
+
+
+@pytest.mark.parametrize(
+    ("servers", "load", "arrivals"),
+    [
+        (1, 0.5, 40_000),  # M/M/1, light
+        (14, 10.0, 40_000),  # the public check: 100 calls per 30 min, 180 s
+        (100, 92.0, 100_000),  # heavy
+    ],
+)
+def test_erlang_c(servers: int, load: float, arrivals: int) -> None:
+    aht = 180.0
+    theory = erlang_c_metrics(servers, load, aht, 20.0)
+    runs = replicate(servers, load, aht, None, arrivals, 10)
+    within_ci([float(r["p_wait"] or 0) for r in runs], theory.p_wait, "P(wait)")
+    within_ci([float(r["service_level"] or 0) for r in runs], theory.service_level, "SL 20 s")
+    within_ci([float(r["asa_s"] or 0) for r in runs], theory.asa_s, "ASA")
+    within_ci([float(r["occupancy"] or 0) for r in runs], load / servers, "occupancy")
+    assert all(r["abandoned"] == 0 for r in runs)
+
+
+@pytest.mark.parametrize(
+    ("servers", "load", "patience", "arrivals"),
+    [
+        (50, 60.0, 60.0, 60_000),  # overloaded, abandonment carries it
+        (380, 360.0, 120.0, 200_000),  # the M/M/380+M model of the benchmark
+        (1000, 980.0, 300.0, 300_000),
+    ],
+)
+def test_erlang_a(servers: int, load: float, patience: float, arrivals: int) -> None:
+    aht = 180.0
+    theory = erlang_a(servers, load, aht, patience, 20.0)
+    runs = replicate(servers, load, aht, patience, arrivals, 8)
+    within_ci([float(r["p_wait"] or 0) for r in runs], theory.p_wait, "P(wait)")
+    within_ci([float(r["p_abandon"] or 0) for r in runs], theory.p_abandon, "P(abandon)")
+    within_ci([float(r["service_level"] or 0) for r in runs], theory.service_level, "SL")
+    within_ci([float(r["asa_s"] or 0) for r in runs], theory.asa_s, "ASA")
+    within_ci([float(r["occupancy"] or 0) for r in runs], theory.occupancy, "occupancy")
+
+
+def small_center(seed: int) -> dict[str, object]:
+    res = simulate(
+        [
+            QueueLoad(
+                "sales",
+                0.05,
+                Dist("lognormal", 200, 120),
+                Dist("gamma", 90, 60),
+                require={0: 3},
+                priority=1,
+            ),
+            QueueLoad(
+                "support", 0.04, Dist("gamma", 300, 200), Dist("exponential", 150), require={1: 1}
+            ),
+            QueueLoad(
+                "billing", 0.02, Dist("empirical", samples=(60.0, 120.0, 400.0)), require={2: 1}
+            ),
+        ],
+        [
+            AgentGroup("a", 8, {0: 5, 2: 2}, wrap_up_s=10),
+            AgentGroup("b", 12, {1: 4}, wrap_up_s=20),
+            AgentGroup("c", 5, {2: 4, 1: 2}),
+        ],
+        duration_s=4 * 3600,
+        warmup_s=1800,
+        seed=seed,
+    )
+    return {"queues": res.queues, "occupancy": res.occupancy, "events": res.events}
+
+
+def test_same_seed_same_run_other_seed_other_run() -> None:
+    assert small_center(7) == small_center(7)
+    assert small_center(7) != small_center(8)
+
+
+def test_counts_add_up() -> None:
+    out = small_center(3)
+    for name, q in out["queues"].items():  # type: ignore[attr-defined]
+        assert q["offered"] > 100, name
+        assert q["answered"] + q["abandoned"] <= q["offered"]
+        assert 0 <= q["service_level"] <= q["service_level_answered"] <= 1
+        assert q["p_abandon"] <= q["p_wait"] <= 1
+    assert out["queues"]["billing"]["abandoned"] == 0  # type: ignore[index]
+    for occ in out["occupancy"].values():  # type: ignore[attr-defined]
+        assert occ is not None and 0 < occ < 1
+
+
+def test_deterministic_handle_time_gives_exact_occupancy() -> None:
+    # One agent, arrivals at 0.5/s... of 1 s talks: occupancy is the offered load.
+    res = simulate(
+        [QueueLoad("q", 0.5, Dist("deterministic", 1.0))],
+        [AgentGroup("g", 4, {})],
+        arrivals=200_000,
+        seed=2,
+    )
+    assert res.overall["occupancy"] == pytest.approx(0.5 / 4, rel=0.01)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({}, "arrivals or duration_s"),
+        ({"arrivals": 0}, "arrivals must be >= 1"),
+        ({"duration_s": 10, "warmup_s": 20}, "longer than the warm-up"),
+    ],
+)
+def test_refuses_bad_runs(kwargs: dict[str, float], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        simulate([QueueLoad("q", 1, Dist("exponential", 1))], [AgentGroup("g", 1, {})], **kwargs)
+
+
+def test_refuses_bad_load() -> None:
+    with pytest.raises(ValueError, match="rate_per_s"):
+        simulate(
+            [QueueLoad("q", -1, Dist("exponential", 1))], [AgentGroup("g", 1, {})], arrivals=10
+        )
+    with pytest.raises(ValueError, match="mean_s"):
+        Dist("exponential", 0)
+    with pytest.raises(ValueError, match="sd_s"):
+        Dist("lognormal", 10)
+    with pytest.raises(ValueError, match="unknown distribution"):
+        Dist("weibull", 10)
+    with pytest.raises(ValueError, match="samples"):
+        Dist("empirical")

@@ -1,0 +1,94 @@
+"""Scenario files: the examples run, and nonsense is refused with the field named."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from agner.sim.scenario import ScenarioError, load_scenario, run_scenario
+
+ROOT = Path(__file__).resolve().parent.parent
+
+BASE = """
+seed = 3
+calls = 2000
+[[queues]]
+name = "sales"
+require = { sales = 2 }
+[[agent_groups]]
+name = "g"
+count = 5
+skills = { sales = 3 }
+[[arrivals]]
+queue = "sales"
+rate_per_s = 0.02
+handle = { dist = "exponential", mean_s = 180 }
+"""
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "s.toml"
+    path.write_text(text)
+    return path
+
+
+@pytest.mark.parametrize("name", ["mm380.toml", "multiskill.toml"])
+def test_examples_run(name: str) -> None:
+    sc = load_scenario(ROOT / "examples" / name)
+    res = run_scenario(sc, calls=20_000)
+    assert res.overall["offered"] == 20_000
+    assert res.arrivals == 20_000
+    for q in res.queues.values():
+        assert q["answered"] + q["abandoned"] <= q["offered"]  # type: ignore[operator]
+
+
+def test_base_scenario_runs_and_repeats(tmp_path: Path) -> None:
+    sc = load_scenario(write(tmp_path, BASE))
+    first = run_scenario(sc)
+    assert first.queues == run_scenario(sc).queues
+    assert first.queues != run_scenario(sc, seed=4).queues
+    assert run_scenario(sc, duration_s=36_000).simulated_s == pytest.approx(36_000, rel=0.01)
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        (("rate_per_s = 0.02", "rate_per_s = -1"), "arrivals[0].rate_per_s"),
+        (("require = { sales = 2 }", "require = { spanish = 1 }"), "spanish"),
+        (("require = { sales = 2 }", "require = { sales = 9 }"), "no agent group can ever serve"),
+        (('queue = "sales"', 'queue = "nope"'), "arrivals[0].queue"),
+        (("count = 5", "count = -2"), "agent_groups[0] (g).count"),
+        (
+            ('dist = "exponential", mean_s = 180', 'dist = "lognormal", mean_s = 180'),
+            "arrivals[0].handle: lognormal: sd_s",
+        ),
+        (('dist = "exponential"', 'dist = "weibull"'), "handle.dist"),
+        (("calls = 2000", "calls = 0"), "calls must be >= 1"),
+        (("calls = 2000", "calls = 2000\nbogus = 1"), "bogus"),
+        (("count = 5", 'count = "five"'), "count"),
+        (
+            (
+                "require = { sales = 2 }",
+                "steps = [ { after_s = 0, require = { sales = 2 } }, { after_s = 30 } ]",
+            ),
+            "only one step",
+        ),
+        (('name = "sales"', 'name = "sales"\nstrategy = "fastest"'), "unknown strategy"),
+    ],
+)
+def test_nonsense_is_refused_naming_the_field(
+    tmp_path: Path, change: tuple[str, str], field: str
+) -> None:
+    old, new = change
+    assert old in BASE
+    with pytest.raises(ScenarioError, match=None) as info:
+        load_scenario(write(tmp_path, BASE.replace(old, new, 1)))
+    assert field in str(info.value)
+
+
+def test_unreadable_files_are_refused(tmp_path: Path) -> None:
+    with pytest.raises(ScenarioError, match="cannot read"):
+        load_scenario(tmp_path / "missing.toml")
+    with pytest.raises(ScenarioError, match="not valid TOML"):
+        load_scenario(write(tmp_path, "[[queues]\nname ="))

@@ -20,7 +20,8 @@ Units: the offered load is in Erlang (arrival rate x mean handle time, see
 [0, 1], never percentages. Bad input raises ValueError naming the argument.
 
 The formulas and their numerical methods are written down in docs/ERLANG.md.
-The functions are exact (no asymptotics) and stay finite and in range up to
+The functions are exact to rounding (the many-server approximations serve only
+as the staffing search's starting point) and stay finite and in range up to
 tens of thousands of servers: Erlang B runs its classic recursion, switching to
 logarithms only where the value would underflow; Erlang A sums its birth-death
 chain's queue states in a window around their mode, in logarithms, so no term
@@ -78,7 +79,7 @@ def _count(name: str, value: object) -> int:
 
 
 def _number(name: str, value: object) -> float:
-    if isinstance(value, bool):
+    if isinstance(value, (bool, str, bytes)):
         raise ValueError(f"{name} must be a number, not {value!r}")
     try:
         v = float(value)  # type: ignore[arg-type]
@@ -571,8 +572,8 @@ def erlang_a(
     Garnett-Mandelbaum-Reiman incomplete-gamma closed forms, evaluated term by
     term); the wait within ``threshold_s`` from the exact law of the virtual
     wait, P(V > t | V > 0) = lower_gamma(x, y e**(-t/patience)) / lower_gamma(x, y)
-    with x = n patience / aht, y = A patience / aht. No asymptotic formula is
-    involved; it is stable to 10,000 agents and beyond.
+    with x = n patience / aht, y = A patience / aht. Exact to rounding (no
+    many-server approximation); stable to 10,000 agents and beyond.
 
     Returns an :class:`ErlangA`. Raises ValueError for servers not an integer
     >= 0, a negative load or threshold, a non-positive handle time or

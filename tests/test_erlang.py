@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import math
+import shlex
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -15,6 +17,7 @@ from hypothesis import strategies as st
 from agner.cli import main
 from agner.sim import erlang as e
 
+ROOT = Path(__file__).resolve().parent.parent
 # 100 calls per 30 minutes at 180 s handle time: 10 Erlang.
 LOAD = e.offered_load(100, 1800, 180)
 
@@ -521,3 +524,25 @@ def test_cli_refuses_bad_input(capsys: pytest.CaptureFixture[str], argv: str, wo
     captured = capsys.readouterr()
     assert words in captured.err and not captured.out
     assert "Traceback" not in captured.err
+
+
+def test_docs_show_true_output(capsys: pytest.CaptureFixture[str]) -> None:
+    # Every "$ agner erlang ..." in docs/ERLANG.md prints exactly what follows it.
+    text = (ROOT / "docs" / "ERLANG.md").read_text()
+    seen = 0
+    for block in text.split("```\n")[1::2]:
+        for chunk in ("\n" + block).split("\n$ ")[1:]:
+            command, _, expected = chunk.partition("\n")
+            assert main(shlex.split(command)[1:]) == 0, command
+            assert capsys.readouterr().out.rstrip("\n") == expected.rstrip("\n"), command
+            seen += 1
+    assert seen >= 5
+
+
+def test_readme_erlang_command_is_true(capsys: pytest.CaptureFixture[str]) -> None:
+    text = (ROOT / "README.md").read_text()
+    commands = [b.split("```", 1)[0].strip() for b in text.split("```sh\n")[1:]]
+    (command,) = [c for c in commands if c.startswith("agner erlang")]
+    assert main(shlex.split(command)[1:]) == 0
+    out = capsys.readouterr().out
+    assert "0.1741319" in out and "88.84% answered within 20 s" in out and "7.8359 s" in out

@@ -1,0 +1,185 @@
+"""Replications of a scenario, run through a concurrent.futures executor, and the
+report ``agner simulate`` prints.
+
+Replication i runs with seed ``seed + i``. With R > 1 every figure is the mean of
+the replications and carries ``<name>_ci95``: the half-width of its 95%
+confidence interval (Student t with R - 1 degrees of freedom).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Executor, ProcessPoolExecutor
+from statistics import mean, stdev
+from typing import Any
+
+from agner.sim.engine import SimResult
+from agner.sim.scenario import Scenario, run_scenario
+
+__all__ = ["FIGURES", "format_report", "simulate_replications", "t975"]
+
+#: The figures reported per queue and overall, in order.
+FIGURES = (
+    "offered",
+    "answered",
+    "abandoned",
+    "p_wait",
+    "p_abandon",
+    "asa_s",
+    "mean_wait_s",
+    "service_level",
+    "service_level_answered",
+    "occupancy",
+)
+
+# Student t, 97.5% quantile, by degrees of freedom.
+_T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228,
+         2.201, 2.179, 2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086,
+         2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042)  # fmt: skip
+
+
+def t975(df: int) -> float:
+    """The 97.5% quantile of Student's t with `df` degrees of freedom."""
+    if df < 1:
+        raise ValueError("df must be >= 1")
+    if df <= len(_T975):
+        return _T975[df - 1]
+    z = 1.959964
+    return z + (z**3 + z) / (4 * df) + (5 * z**5 + 16 * z**3 + 3 * z) / (96 * df**2)
+
+
+def _one(args: tuple[Scenario, int | None, float | None, int]) -> SimResult:
+    sc, calls, duration_s, seed = args
+    return run_scenario(sc, calls=calls, duration_s=duration_s, seed=seed)
+
+
+def _combine(rows: Sequence[Mapping[str, float | int | None]]) -> dict[str, float | int | None]:
+    if len(rows) == 1:  # one run: its own figures, counts as ints
+        return {key: rows[0].get(key) for key in FIGURES}
+    out: dict[str, float | int | None] = {}
+    for key in FIGURES:
+        values = [row.get(key) for row in rows]
+        if any(v is None for v in values):
+            out[key] = None
+            out[f"{key}_ci95"] = None
+            continue
+        xs = [float(v) for v in values if v is not None]
+        out[key] = mean(xs)
+        out[f"{key}_ci95"] = t975(len(xs) - 1) * stdev(xs) / math.sqrt(len(xs))
+    return out
+
+
+def simulate_replications(
+    sc: Scenario,
+    *,
+    replications: int = 1,
+    calls: int | None = None,
+    duration_s: float | None = None,
+    seed: int | None = None,
+    workers: int | None = None,
+    executor: Executor | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> dict[str, Any]:
+    """Run `replications` of a checked scenario and return the JSON report.
+
+    Replications run in `executor` if given, else in a process pool of
+    `workers` processes (default: one per CPU, at most R); with one replication
+    or one worker, in this process.
+    """
+    if replications < 1:
+        raise ValueError("replications must be >= 1")
+    base = sc.seed if seed is None else seed
+    jobs = [(sc, calls, duration_s, base + i) for i in range(replications)]
+    n_workers = min(replications, workers or os.cpu_count() or 1)
+    start = time.perf_counter()
+    results: list[SimResult] = []
+    if executor is None and (replications == 1 or n_workers == 1):
+        for job in jobs:
+            results.append(_one(job))
+            if progress:
+                progress(len(results), replications)
+    else:
+        own = executor is None
+        ex = executor or ProcessPoolExecutor(max_workers=n_workers)
+        try:
+            for res in ex.map(_one, jobs):
+                results.append(res)
+                if progress:
+                    progress(len(results), replications)
+        finally:
+            if own:
+                ex.shutdown()
+    wall = time.perf_counter() - start
+    queues = {name: _combine([r.queues[name] for r in results]) for name in results[0].queues}
+    overall = _combine([r.overall for r in results])
+    groups = {
+        name: _combine([{"occupancy": r.occupancy[name]} for r in results])
+        for name in results[0].occupancy
+        if name != "overall"
+    }
+    total_calls = sum(r.arrivals for r in results)
+    return {
+        "replications": replications,
+        "seed": base,
+        "queues": queues,
+        "overall": overall,
+        "agent_groups": groups,
+        "simulated_s": mean(r.simulated_s for r in results),
+        "calls": total_calls,
+        "calls_per_second": total_calls / sum(r.wall_s for r in results),
+        "wall_s": wall,
+    }
+
+
+def _cell(report: Mapping[str, Any], key: str, pct: bool) -> str:
+    v = report.get(key)
+    if v is None:
+        return "-"
+    text = f"{100 * v:.1f}%" if pct else (f"{v:.1f}" if isinstance(v, float) else str(v))
+    ci = report.get(f"{key}_ci95")
+    if ci is not None:
+        text += f" ±{100 * ci:.1f}" if pct else f" ±{ci:.1f}"
+    return text
+
+
+def format_report(report: Mapping[str, Any]) -> str:
+    """The table ``agner simulate`` prints."""
+    cols = [
+        ("offered", "offered", False),
+        ("answered", "answered", False),
+        ("abandoned", "abandoned", False),
+        ("p_abandon", "abandon", True),
+        ("asa_s", "ASA s", False),
+        ("service_level", "SL/offered", True),
+        ("service_level_answered", "SL/answered", True),
+    ]
+    rows = [("queue", *(title for _, title, _ in cols))]
+    for name, q in [*report["queues"].items(), ("overall", report["overall"])]:
+        rows.append((name, *(_cell(q, key, pct) for key, _, pct in cols)))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = [
+        "  ".join(
+            c.ljust(w) if i == 0 else c.rjust(w)
+            for i, (c, w) in enumerate(zip(r, widths, strict=True))
+        )
+        for r in rows
+    ]
+    lines.append("")
+    lines.append(
+        "occupancy: "
+        + ", ".join(
+            f"{name} {_cell(g, 'occupancy', True)}" for name, g in report["agent_groups"].items()
+        )
+        + f"; overall {_cell(report['overall'], 'occupancy', True)}"
+    )
+    r = report["replications"]
+    lines.append(
+        f"{report['calls']:,} calls in {r} replication{'s' if r > 1 else ''} "
+        f"({report['simulated_s'] / 3600:.1f} simulated h each), "
+        f"{report['calls_per_second']:,.0f} calls/s per process, {report['wall_s']:.2f} s"
+        + (" (± : 95% confidence half-width)" if r > 1 else "")
+    )
+    return "\n".join(lines)

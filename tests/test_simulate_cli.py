@@ -1,0 +1,81 @@
+"""agner simulate: the scenario examples through the command line."""
+
+from __future__ import annotations
+
+import json
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from agner.cli import main
+from agner.sim.erlang import erlang_a
+from agner.sim.replicate import FIGURES, simulate_replications, t975
+from agner.sim.scenario import load_scenario
+
+ROOT = Path(__file__).resolve().parent.parent
+MM380 = str(ROOT / "examples" / "mm380.toml")
+
+
+def run_json(capsys: pytest.CaptureFixture[str], *argv: str) -> dict:  # type: ignore[type-arg]
+    assert main(["simulate", *argv, "--json"]) == 0
+    return json.loads(capsys.readouterr().out)  # type: ignore[no-any-return]
+
+
+def test_one_run_reports_every_figure(capsys: pytest.CaptureFixture[str]) -> None:
+    out = run_json(capsys, MM380, "--calls", "100000")
+    assert out["overall"]["offered"] == 100_000 and out["calls"] == 100_000
+    for key in FIGURES:
+        assert key in out["overall"] and key in out["queues"]["support"]
+        assert f"{key}_ci95" not in out["overall"]
+    assert out["calls_per_second"] > 0 and out["wall_s"] > 0
+    theory = erlang_a(380, 360.0, 180.0, 120.0, 20.0)
+    assert out["overall"]["p_abandon"] == pytest.approx(theory.p_abandon, abs=0.003)
+    assert out["overall"]["occupancy"] == pytest.approx(theory.occupancy, abs=0.01)
+
+
+def test_replications_carry_confidence_half_widths(capsys: pytest.CaptureFixture[str]) -> None:
+    out = run_json(capsys, MM380, "--calls", "20000", "--replications", "3", "--workers", "2")
+    assert out["replications"] == 3 and out["calls"] == 60_000
+    o = out["overall"]
+    assert o["offered"] == 20_000 and o["offered_ci95"] == 0
+    assert o["p_abandon_ci95"] > 0 and o["asa_s_ci95"] > 0
+
+
+def test_replications_are_the_seeds_run_one_by_one() -> None:
+    sc = load_scenario(MM380)
+    pooled = simulate_replications(
+        sc, replications=3, calls=5000, seed=11, executor=ThreadPoolExecutor(2)
+    )
+    alone = [simulate_replications(sc, calls=5000, seed=11 + i) for i in range(3)]
+    mean_abandoned = sum(a["overall"]["abandoned"] for a in alone) / 3
+    assert pooled["overall"]["abandoned"] == pytest.approx(mean_abandoned)
+
+
+def test_table_output(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["simulate", str(ROOT / "examples" / "multiskill.toml"), "--duration", "7200"]) == 0
+    out = capsys.readouterr().out
+    for word in ("sales", "support", "billing", "overall", "occupancy", "SL/offered"):
+        assert word in out
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["/no/such.toml"], "cannot read"),
+        ([MM380, "--calls", "0"], "--calls must be >= 1"),
+        ([MM380, "--replications", "0"], "--replications"),
+        ([MM380, "--duration", "-5"], "--duration"),
+    ],
+)
+def test_bad_input_exits_2(
+    capsys: pytest.CaptureFixture[str], argv: list[str], message: str
+) -> None:
+    assert main(["simulate", *argv]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_t_quantiles() -> None:
+    assert t975(1) == 12.706 and t975(30) == 2.042
+    assert t975(31) == pytest.approx(2.040, abs=1e-3)
+    assert t975(1000) == pytest.approx(1.962, abs=1e-3)

@@ -98,6 +98,7 @@ def test_erlang_a(servers: int, load: float, patience: float, arrivals: int) -> 
     aht = 180.0
     theory = erlang_a(servers, load, aht, patience, 20.0)
     runs = replicate(servers, load, aht, patience, arrivals, 8)
+    assert all(r["offered"] == arrivals and r["abandoned"] for r in runs)
     within_ci([float(r["p_wait"] or 0) for r in runs], theory.p_wait, "P(wait)")
     within_ci([float(r["p_abandon"] or 0) for r in runs], theory.p_abandon, "P(abandon)")
     within_ci([float(r["service_level"] or 0) for r in runs], theory.service_level, "SL")

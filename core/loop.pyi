@@ -15,12 +15,15 @@ class EventLoop:
     def __init__(
         self,
         router: Router,
-        rates: Sequence[float],
+        rates: Sequence[float | Sequence[float]],
         handle: Sequence[DistSpec],
         patience: Sequence[DistSpec],
         thresholds_us: Sequence[int],
         seed: int,
         warmup_us: int,
+        interval_us: int = 0,
     ) -> None: ...
+    @property
+    def n_intervals(self) -> int: ...
     def run(self, max_arrivals: int, until_us: int) -> int: ...
-    def queue_counts(self, q: int) -> dict[str, int | float]: ...
+    def queue_counts(self, q: int, interval: int = -1) -> dict[str, int | float]: ...

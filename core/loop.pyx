@@ -9,7 +9,10 @@
 #
 # Offers are answered at once (a simulated agent picks up), so a contact's wait
 # ends at its OFFER decision. Statistics count the contacts that arrive after
-# the warm-up; sim/engine.py turns them into the planner's figures.
+# the warm-up, per queue and per interval of the day they arrived in;
+# sim/engine.py turns them into the planner's figures. Arrival rates may change
+# by interval (a daily profile, repeating): arrivals are then drawn by thinning
+# a Poisson stream at the queue's highest rate, which is exact.
 
 from libc.math cimport cos, exp, log, log1p, sqrt, M_PI
 from libc.stdint cimport int32_t, int64_t, uint64_t
@@ -85,7 +88,12 @@ cdef class EventLoop:
     cdef int32_t cap_ev
     cdef int64_t seq
     cdef int32_t n_queues
-    cdef double* rate                 # arrivals per second, per queue
+    cdef int32_t n_int                # intervals of the day (1: no profile)
+    cdef time_us_t interval_us        # their length (0: no profile)
+    cdef double* rate                 # arrivals per second, [queue * n_int + interval]
+    cdef double* rate_max             # per queue: the thinning stream's rate
+    cdef unsigned char* constant      # per queue: one rate all day, no thinning
+    cdef int32_t* slot_interval       # per contact slot: interval it arrived in
     cdef dist_t* handle
     cdef dist_t* patience
     cdef time_us_t* threshold         # service-level threshold per queue
@@ -99,23 +107,42 @@ cdef class EventLoop:
     cdef object _keep                 # numpy arrays the C pointers point into
 
     def __cinit__(self, Router router, rates, handle, patience, thresholds_us,
-                  int64_t seed, int64_t warmup_us):
-        cdef int32_t q
+                  int64_t seed, int64_t warmup_us, int64_t interval_us=0):
+        # rates[q]: a number (all day), or one number per interval of the day.
+        cdef int32_t q, i
         self.r = router
         self.n_queues = len(rates)
         if self.n_queues != router.n_queues_:
             raise ValueError("one arrival rate per queue of the router is needed")
-        self.rate = <double*> malloc(self.n_queues * sizeof(double))
+        lengths = {len(x) for x in rates if not isinstance(x, (int, float))}
+        if len(lengths) > 1:
+            raise ValueError("every arrival profile needs the same number of intervals")
+        self.n_int = lengths.pop() if lengths else 1
+        if self.n_int < 1 or (self.n_int > 1 and interval_us <= 0):
+            raise ValueError("an arrival profile needs intervals of a length > 0")
+        self.interval_us = interval_us if interval_us > 0 else 0
+        cdef int64_t cells = <int64_t> self.n_queues * self.n_int
+        self.rate = <double*> malloc(cells * sizeof(double))
+        self.rate_max = <double*> malloc(self.n_queues * sizeof(double))
+        self.constant = <unsigned char*> malloc(self.n_queues)
         self.handle = <dist_t*> malloc(self.n_queues * sizeof(dist_t))
         self.patience = <dist_t*> malloc(self.n_queues * sizeof(dist_t))
         self.threshold = <time_us_t*> malloc(self.n_queues * sizeof(time_us_t))
-        self.st = <qstat_t*> malloc(self.n_queues * sizeof(qstat_t))
-        if not (self.rate and self.handle and self.patience and self.threshold and self.st):
+        self.st = <qstat_t*> malloc(cells * sizeof(qstat_t))
+        if not (self.rate and self.rate_max and self.constant and self.handle
+                and self.patience and self.threshold and self.st):
             raise MemoryError()
-        memset(self.st, 0, self.n_queues * sizeof(qstat_t))
+        memset(self.st, 0, cells * sizeof(qstat_t))
         self._keep = []
         for q in range(self.n_queues):
-            self.rate[q] = float(rates[q])
+            row = [float(rates[q])] * self.n_int if isinstance(rates[q], (int, float)) \
+                else [float(x) for x in rates[q]]
+            for i in range(self.n_int):
+                if not row[i] >= 0:
+                    raise ValueError(f"queue {q}: arrival rates must be >= 0")
+                self.rate[q * self.n_int + i] = row[i]
+            self.rate_max[q] = max(row)
+            self.constant[q] = min(row) == max(row)
             self.threshold[q] = int(thresholds_us[q])
             self._dist(&self.handle[q], handle[q])
             self._dist(&self.patience[q], patience[q])
@@ -124,6 +151,9 @@ cdef class EventLoop:
 
     def __dealloc__(self):
         free(self.rate)
+        free(self.rate_max)
+        free(self.constant)
+        free(self.slot_interval)
         free(self.handle)
         free(self.patience)
         free(self.threshold)
@@ -281,10 +311,24 @@ cdef class EventLoop:
             cap = self.cap_slots
             if grow(<void**> &self.counted, &cap, <int32_t> slot + 1, sizeof(unsigned char)) != 0:
                 return -1
+            cap = self.cap_slots
+            if grow(<void**> &self.slot_interval, &cap, <int32_t> slot + 1,
+                    sizeof(int32_t)) != 0:
+                return -1
             self.cap_slots = cap
         self.arrived_at[slot] = t
         self.counted[slot] = t >= self.warmup
+        self.slot_interval[slot] = self._interval(t)
         return 0
+
+    cdef inline int32_t _interval(self, time_us_t t) noexcept:
+        if self.interval_us == 0:
+            return 0
+        return <int32_t> ((t // self.interval_us) % self.n_int)
+
+    cdef inline time_us_t _next_candidate(self, int32_t q, time_us_t t) noexcept:
+        # The next arrival of queue q's stream at its highest rate.
+        return t + self._us(-log1p(-self._uniform()) / self.rate_max[q])
 
     cdef int _decisions(self) noexcept:
         # Answer every offer at once and book its wait.
@@ -292,6 +336,7 @@ cdef class EventLoop:
         cdef int64_t slot
         cdef contact_id_t c
         cdef time_us_t t, wait
+        cdef qstat_t* s
         cdef Router r = self.r      # one reference per batch of decisions, not per event
         while i < r.n_dec:
             if r.dec[i].kind == DK_OFFER:
@@ -304,12 +349,13 @@ cdef class EventLoop:
                 self.events += 1
                 if self.counted[slot]:
                     wait = t - self.arrived_at[slot]
-                    self.st[q].answered += 1
-                    self.st[q].wait_answered_s += wait * 1e-6
+                    s = &self.st[q * self.n_int + self.slot_interval[slot]]
+                    s.answered += 1
+                    s.wait_answered_s += wait * 1e-6
                     if wait > 0:
-                        self.st[q].delayed += 1
+                        s.delayed += 1
                     if wait <= self.threshold[q]:
-                        self.st[q].answered_within += 1
+                        s.answered_within += 1
                 if self._push(t + self._us(self._draw_s(&self.handle[q])), EV_COMPLETE, c,
                               r.dec[i].agent) != 0:
                     return -1
@@ -327,12 +373,12 @@ cdef class EventLoop:
         cdef contact_id_t c
         cdef int32_t q
         cdef double pat
+        cdef qstat_t* st
         cdef int64_t slot
         if self.seq == 0:
             for q in range(self.n_queues):
-                if self.rate[q] > 0 and self._push(
-                        r.now + self._us(-log1p(-self._uniform()) / self.rate[q]),
-                        EV_ARRIVAL, q, 0) != 0:
+                if self.rate_max[q] > 0 and self._push(
+                        self._next_candidate(q, r.now), EV_ARRIVAL, q, 0) != 0:
                     raise MemoryError()
         while self.n_ev or r.timer_heap.n:
             dl = r.c_next_deadline()
@@ -354,18 +400,20 @@ cdef class EventLoop:
                 t = e.t
                 if e.kind == EV_ARRIVAL:
                     q = <int32_t> e.x
+                    if self._push(self._next_candidate(q, t), EV_ARRIVAL, q, 0) != 0:
+                        raise MemoryError()
+                    if not self.constant[q] and self._uniform() * self.rate_max[q] >= \
+                            self.rate[q * self.n_int + self._interval(t)]:
+                        continue            # thinned out: no arrival, no event
                     c = r.c_arrive(r.queues[q].base_route, t, r.queues[q].priority, 0)
                     if c < 0 or self._remember(c, t) != 0:
                         raise RuntimeError("the router refused an arrival")
                     slot = slot_of(c)
                     if self.counted[slot]:
                         self.arrivals += 1
-                        self.st[q].offered += 1
+                        self.st[q * self.n_int + self.slot_interval[slot]].offered += 1
                     pat = self._draw_s(&self.patience[q])
                     if pat >= 0 and self._push(t + self._us(pat), EV_ABANDON, c, q) != 0:
-                        raise MemoryError()
-                    if self._push(t + self._us(-log1p(-self._uniform()) / self.rate[q]),
-                                  EV_ARRIVAL, q, 0) != 0:
                         raise MemoryError()
                 elif e.kind == EV_COMPLETE:
                     if r.c_complete(e.y, e.x, t, -1) != 0:
@@ -378,23 +426,43 @@ cdef class EventLoop:
                     if r.c_abandon(e.x, t) != 0:
                         raise RuntimeError("the router refused an abandon")
                     if self.counted[slot]:
-                        self.st[q].abandoned += 1
-                        self.st[q].delayed += 1
-                        self.st[q].wait_abandoned_s += (t - self.arrived_at[slot]) * 1e-6
+                        st = &self.st[q * self.n_int + self.slot_interval[slot]]
+                        st.abandoned += 1
+                        st.delayed += 1
+                        st.wait_abandoned_s += (t - self.arrived_at[slot]) * 1e-6
                 self.events += 1
             if r.n_dec and self._decisions() != 0:
                 raise RuntimeError("the router refused an answer")
         return r.now
 
-    def queue_counts(self, int32_t q):
-        """Streaming counters of queue q for contacts that arrived after the warm-up."""
-        cdef qstat_t* s = &self.st[q]
+    @property
+    def n_intervals(self):
+        """Intervals of the day the counters are kept for (1 without a profile)."""
+        return self.n_int
+
+    def queue_counts(self, int32_t q, int32_t interval=-1):
+        """Counters of queue q for contacts that arrived after the warm-up, in one
+        interval of the day or (-1) in all."""
+        cdef int32_t i
+        cdef qstat_t tot
+        memset(&tot, 0, sizeof(qstat_t))
+        for i in range(self.n_int):
+            if interval >= 0 and i != interval:
+                continue
+            s = &self.st[q * self.n_int + i]
+            tot.offered += s.offered
+            tot.answered += s.answered
+            tot.abandoned += s.abandoned
+            tot.delayed += s.delayed
+            tot.answered_within += s.answered_within
+            tot.wait_answered_s += s.wait_answered_s
+            tot.wait_abandoned_s += s.wait_abandoned_s
         return {
-            "offered": s.offered,
-            "answered": s.answered,
-            "abandoned": s.abandoned,
-            "delayed": s.delayed,
-            "answered_within": s.answered_within,
-            "wait_answered_s": s.wait_answered_s,
-            "wait_abandoned_s": s.wait_abandoned_s,
+            "offered": tot.offered,
+            "answered": tot.answered,
+            "abandoned": tot.abandoned,
+            "delayed": tot.delayed,
+            "answered_within": tot.answered_within,
+            "wait_answered_s": tot.wait_answered_s,
+            "wait_abandoned_s": tot.wait_abandoned_s,
         }

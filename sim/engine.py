@@ -85,7 +85,7 @@ class QueueLoad:
     """A queue and the load on it."""
 
     name: str
-    rate_per_s: float
+    rate_per_s: float | Sequence[float]  # or one rate per interval of the day
     handle: Dist
     patience: Dist | None = None  # None: callers never hang up
     require: Mapping[int, int] = field(default_factory=dict)
@@ -108,6 +108,9 @@ class AgentGroup:
 class SimResult:
     queues: dict[str, dict[str, float | int | None]]
     overall: dict[str, float | int | None]
+    # Per interval of the day (by arrival time), when the center has a profile:
+    # {"start_s": ..., "queues": {...}, "overall": {...}} (no occupancy).
+    intervals: list[dict[str, Any]]
     occupancy: dict[str, float | None]
     arrivals: int
     events: int
@@ -155,12 +158,17 @@ def simulate(
     duration_s: float | None = None,
     warmup_s: float = 0.0,
     seed: int = 0,
+    interval_s: float | None = None,
 ) -> SimResult:
     """Route `queues`' load to `groups` in virtual time and measure it.
 
     Stops after `arrivals` contacts have arrived after the warm-up, or at virtual
     time `duration_s` (counted from 0, warm-up included), whichever comes first;
     at least one of them is needed. The same inputs and seed give the same result.
+
+    A queue's `rate_per_s` may be one rate per interval of `interval_s` seconds:
+    a daily profile starting at time 0 and repeating. Results are then also
+    given per interval (contacts by the interval they arrived in).
 
     Raises:
         ValueError: no stop given, a negative rate, an empty center.
@@ -173,9 +181,17 @@ def simulate(
         raise ValueError("duration_s must be longer than the warm-up")
     if not queues or not groups:
         raise ValueError("a center needs at least one queue and one agent group")
+    n_int = 1
     for q in queues:
-        if not (q.rate_per_s >= 0 and math.isfinite(q.rate_per_s)):
+        rates = [q.rate_per_s] if isinstance(q.rate_per_s, int | float) else list(q.rate_per_s)
+        if not rates or any(not (x >= 0 and math.isfinite(x)) for x in rates):
             raise ValueError(f"queue {q.name!r}: rate_per_s must be >= 0, got {q.rate_per_s}")
+        if len(rates) > 1:
+            if n_int not in (1, len(rates)):
+                raise ValueError(f"queue {q.name!r}: every profile needs the same intervals")
+            n_int = len(rates)
+    if n_int > 1 and not (interval_s and interval_s > 0):
+        raise ValueError("a per-interval rate profile needs interval_s > 0")
     r = Router(seed=seed)
     for q in queues:
         r.add_queue(
@@ -205,6 +221,7 @@ def simulate(
         [round(q.sl_threshold_s * _US) for q in queues],
         seed,
         warmup_us,
+        round(interval_s * _US) if interval_s else 0,
     )
     until = -1 if duration_s is None else round(duration_s * _US)
     start = time.perf_counter()
@@ -228,9 +245,22 @@ def simulate(
     occupancy["overall"] = _ratio(sums[0], sums[1])
     overall = _figures(total)
     overall["occupancy"] = occupancy["overall"]
+    intervals = []
+    if interval_s and loop.n_intervals >= 1 and n_int > 1:
+        for i in range(loop.n_intervals):
+            counts = {q.name: loop.queue_counts(k, i) for k, q in enumerate(queues)}
+            both = {k: sum(c[k] for c in counts.values()) for k in total}
+            intervals.append(
+                {
+                    "start_s": i * interval_s,
+                    "queues": {name: _figures(c) for name, c in counts.items()},
+                    "overall": _figures(both),
+                }
+            )
     return SimResult(
         queues={name: _figures(c) for name, c in per_queue.items()},
         overall=overall,
+        intervals=intervals,
         occupancy=occupancy,
         arrivals=int(total["offered"]),
         events=loop.events,

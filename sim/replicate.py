@@ -120,6 +120,17 @@ def simulate_replications(
         for name in results[0].occupancy
         if name != "overall"
     }
+    intervals = [
+        {
+            "start_s": first["start_s"],
+            "queues": {
+                name: _combine([r.intervals[i]["queues"][name] for r in results])
+                for name in first["queues"]
+            },
+            "overall": _combine([r.intervals[i]["overall"] for r in results]),
+        }
+        for i, first in enumerate(results[0].intervals)
+    ]
     total_calls = sum(r.arrivals for r in results)
     return {
         "replications": replications,
@@ -127,6 +138,7 @@ def simulate_replications(
         "queues": queues,
         "overall": overall,
         "agent_groups": groups,
+        "intervals": intervals,
         "simulated_s": mean(r.simulated_s for r in results),
         "calls": total_calls,
         "calls_per_second": total_calls / sum(r.wall_s for r in results),
@@ -167,6 +179,16 @@ def format_report(report: Mapping[str, Any]) -> str:
         )
         for r in rows
     ]
+    if report.get("intervals"):
+        lines.append("")
+        lines.append("per interval (all queues): start  offered  abandon  SL/offered")
+        for iv in report["intervals"]:
+            o = iv["overall"]
+            h, m = divmod(int(iv["start_s"]) // 60, 60)
+            lines.append(
+                f"  {h:02d}:{m:02d}  {_cell(o, 'offered', False):>10}  "
+                f"{_cell(o, 'p_abandon', True):>10}  {_cell(o, 'service_level', True):>12}"
+            )
     lines.append("")
     lines.append(
         "occupancy: "

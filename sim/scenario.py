@@ -21,13 +21,15 @@ The shape is the one of ../shared/ARCHITECTURE.md::
 
     [[arrivals]]
     queue = "sales"
-    rate_per_s = 2.0
+    rate_per_s = 2.0                   # or one rate per interval: [0.5, 1.2, ...]
     handle = { dist = "exponential", mean_s = 180 }
     patience = { dist = "exponential", mean_s = 120 }   # absent: never hang up
 
-Skills are named; ids are given in order of first appearance. What the core
-cannot do yet is refused by name: more than one requirement step (issue 3),
-per-interval arrival profiles and shifts (issue 4, to come).
+A per-interval profile needs ``interval_s`` at the top level: the profile
+starts at time 0, repeats every ``len(rates) * interval_s`` seconds, and the
+results are then also given per interval. Skills are named; ids are given in
+order of first appearance. What cannot be simulated yet is refused by name:
+more than one requirement step (issue 3); shifts are not in the format yet.
 """
 
 from __future__ import annotations
@@ -83,7 +85,7 @@ class DistSpec(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
 
 class Arrivals(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     queue: str
-    rate_per_s: float
+    rate_per_s: float | list[float]
     handle: DistSpec
     patience: DistSpec | None = None
 
@@ -94,6 +96,7 @@ class Scenario(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     arrivals: list[Arrivals]
     seed: int = 0
     warmup_s: float = 0.0
+    interval_s: float | None = None
     calls: int | None = None
     duration_s: float | None = None
 
@@ -183,8 +186,11 @@ def check(sc: Scenario, where: str = "scenario") -> None:
         at = f"{where}: arrivals[{i}]"
         if a.queue not in names:
             raise ScenarioError(f"{at}.queue: unknown queue {a.queue!r}")
-        if not (a.rate_per_s >= 0 and math.isfinite(a.rate_per_s)):
+        rates = a.rate_per_s if isinstance(a.rate_per_s, list) else [a.rate_per_s]
+        if not rates or any(not (x >= 0 and math.isfinite(x)) for x in rates):
             raise ScenarioError(f"{at}.rate_per_s must be >= 0, got {a.rate_per_s}")
+        if len(rates) > 1 and not (sc.interval_s and sc.interval_s > 0):
+            raise ScenarioError(f"{at}.rate_per_s: a profile needs interval_s > 0 at the top")
         for field in ("handle", "patience"):
             spec = getattr(a, field)
             if spec is not None:
@@ -194,6 +200,9 @@ def check(sc: Scenario, where: str = "scenario") -> None:
                     raise ScenarioError(f"{at}.{field}: {exc}") from None
     if len({a.queue for a in sc.arrivals}) != len(sc.arrivals):
         raise ScenarioError(f"{where}: arrivals: one entry per queue")
+    lengths = {len(a.rate_per_s) for a in sc.arrivals if isinstance(a.rate_per_s, list)}
+    if len(lengths - {1}) > 1:
+        raise ScenarioError(f"{where}: arrivals: every rate profile needs as many intervals")
 
 
 def _dist(d: DistSpec) -> Dist:
@@ -244,4 +253,5 @@ def run_scenario(
         duration_s=duration_s,
         warmup_s=sc.warmup_s,
         seed=sc.seed if seed is None else seed,
+        interval_s=sc.interval_s,
     )

@@ -190,3 +190,49 @@ def test_refuses_bad_load() -> None:
         Dist("weibull", 10)
     with pytest.raises(ValueError, match="samples"):
         Dist("empirical")
+
+
+def test_rate_profile_by_interval() -> None:
+    # A profile of four half-hours repeated for 200 "days" of two hours: closed,
+    # quiet, busy, quiet. Arrivals follow it (thinning), and the per-interval
+    # figures add up to the totals.
+    rates = (0.0, 0.01, 0.05, 0.01)
+    days = 200
+    res = simulate(
+        [QueueLoad("q", rates, Dist("exponential", 100), Dist("exponential", 60))],
+        [AgentGroup("g", 4, {})],
+        duration_s=days * 4 * 1800,
+        interval_s=1800,
+        seed=5,
+    )
+    assert [iv["start_s"] for iv in res.intervals] == [0, 1800, 3600, 5400]
+    offered = [iv["overall"]["offered"] for iv in res.intervals]
+    assert offered[0] == 0
+    for rate, n in zip(rates[1:], offered[1:], strict=True):
+        expected = rate * 1800 * days
+        assert abs(n - expected) <= 4 * math.sqrt(expected)  # Poisson count, 4 sd
+    assert sum(offered) == res.overall["offered"]
+    for key in ("answered", "abandoned"):
+        assert sum(iv["overall"][key] for iv in res.intervals) == res.overall[key]
+    # The busy half-hour is worse off than the quiet ones.
+    p_ab = [iv["overall"]["p_abandon"] for iv in res.intervals]
+    assert p_ab[2] > p_ab[1] and p_ab[2] > p_ab[3]
+
+
+def test_profile_needs_intervals() -> None:
+    with pytest.raises(ValueError, match="interval_s"):
+        simulate(
+            [QueueLoad("q", (0.1, 0.2), Dist("exponential", 1))],
+            [AgentGroup("g", 1, {})],
+            arrivals=10,
+        )
+    with pytest.raises(ValueError, match="same intervals"):
+        simulate(
+            [
+                QueueLoad("a", (0.1, 0.2), Dist("exponential", 1)),
+                QueueLoad("b", (0.1, 0.2, 0.3), Dist("exponential", 1)),
+            ],
+            [AgentGroup("g", 1, {})],
+            arrivals=10,
+            interval_s=60,
+        )

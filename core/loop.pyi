@@ -22,6 +22,7 @@ class EventLoop:
         seed: int,
         warmup_us: int,
         interval_us: int = 0,
+        shifts: Sequence[tuple[int, int, int]] = (),
     ) -> None: ...
     @property
     def n_intervals(self) -> int: ...

@@ -20,7 +20,10 @@ from libc.stdlib cimport free, malloc, realloc
 from libc.string cimport memset
 
 from agner.core._structs cimport grow
-from agner.core._types cimport DK_OFFER, contact_id_t, slot_of, time_us_t, CS_WAITING
+from agner.core._types cimport (
+    AS_BUSY, AS_LOGGED_OUT, AS_NOT_READY, AS_RESERVED, AS_WRAP_UP, CS_WAITING, DK_OFFER,
+    DK_WRAP_UP_END, contact_id_t, slot_of, time_us_t,
+)
 from agner.core.router cimport Router
 
 import numpy as np
@@ -29,6 +32,11 @@ cdef enum:
     EV_ARRIVAL = 0            # x: queue
     EV_COMPLETE = 1           # x: contact, y: agent
     EV_ABANDON = 2            # x: contact
+    EV_SHIFT_START = 3        # y: agent
+    EV_SHIFT_END = 4          # y: agent
+
+cdef enum:
+    REASON_SHIFT_END = 1      # the not-ready reason of an agent whose shift is over
 
 cdef enum:
     D_NONE = 0                # never (patience absent)
@@ -101,13 +109,17 @@ cdef class EventLoop:
     cdef time_us_t* arrived_at        # per contact slot
     cdef unsigned char* counted       # per contact slot: arrived after warm-up
     cdef int32_t cap_slots
+    cdef unsigned char* off_shift     # per agent: its shift is over, log out when free
+    cdef bint started                 # the first arrivals are scheduled
     cdef time_us_t warmup
     cdef readonly int64_t arrivals
     cdef readonly int64_t events
     cdef object _keep                 # numpy arrays the C pointers point into
 
     def __cinit__(self, Router router, rates, handle, patience, thresholds_us,
-                  int64_t seed, int64_t warmup_us, int64_t interval_us=0):
+                  int64_t seed, int64_t warmup_us, int64_t interval_us=0, shifts=()):
+        # shifts: (agent, start_us, end_us) triples; the agent is logged out
+        # outside them (agents with no shift are the caller's to log in).
         # rates[q]: a number (all day), or one number per interval of the day.
         cdef int32_t q, i
         self.r = router
@@ -148,12 +160,22 @@ cdef class EventLoop:
             self._dist(&self.patience[q], patience[q])
         self.warmup = warmup_us
         self._seed(<uint64_t> seed)
+        self.off_shift = <unsigned char*> malloc(router.n_agents_ + 1)
+        if self.off_shift == NULL:
+            raise MemoryError()
+        memset(self.off_shift, 0, router.n_agents_ + 1)
+        for agent, start, end in shifts:
+            if not (0 <= agent < router.n_agents_ and 0 <= start < end):
+                raise ValueError(f"bad shift {(agent, start, end)}")
+            if self._push(start, EV_SHIFT_START, 0, agent) or self._push(end, EV_SHIFT_END, 0, agent):
+                raise MemoryError()
 
     def __dealloc__(self):
         free(self.rate)
         free(self.rate_max)
         free(self.constant)
         free(self.slot_interval)
+        free(self.off_shift)
         free(self.handle)
         free(self.patience)
         free(self.threshold)
@@ -359,9 +381,22 @@ cdef class EventLoop:
                 if self._push(t + self._us(self._draw_s(&self.handle[q])), EV_COMPLETE, c,
                               r.dec[i].agent) != 0:
                     return -1
+            elif r.dec[i].kind == DK_WRAP_UP_END and self.off_shift[r.dec[i].agent]:
+                if self._leave(r.dec[i].agent, r.dec[i].time) != 0:
+                    return -1
             i += 1
         r.n_dec = 0
         return 0
+
+    cdef int _leave(self, int32_t agent, time_us_t t) noexcept:
+        # An agent whose shift is over logs out as soon as it has no contact;
+        # while it has one, a pending not-ready keeps new offers away.
+        cdef int32_t st = self.r.agents[agent].state
+        if st == AS_LOGGED_OUT:
+            return 0
+        if st == AS_BUSY or st == AS_RESERVED:
+            return self.r.c_set_not_ready(agent, t, REASON_SHIFT_END)
+        return self.r.c_logout(agent, t)
 
     def run(self, int64_t max_arrivals, int64_t until_us):
         """Run until `max_arrivals` contacts have arrived after the warm-up, or
@@ -375,7 +410,8 @@ cdef class EventLoop:
         cdef double pat
         cdef qstat_t* st
         cdef int64_t slot
-        if self.seq == 0:
+        if not self.started:
+            self.started = True
             for q in range(self.n_queues):
                 if self.rate_max[q] > 0 and self._push(
                         self._next_candidate(q, r.now), EV_ARRIVAL, q, 0) != 0:
@@ -418,6 +454,23 @@ cdef class EventLoop:
                 elif e.kind == EV_COMPLETE:
                     if r.c_complete(e.y, e.x, t, -1) != 0:
                         raise RuntimeError("the router refused a completion")
+                    if self.off_shift[e.y] and self._leave(e.y, t) != 0:
+                        raise RuntimeError("the router refused a shift end")
+                elif e.kind == EV_SHIFT_START:
+                    self.off_shift[e.y] = 0
+                    if r.agents[e.y].state == AS_LOGGED_OUT:
+                        if r.c_login(e.y, t) != 0 or r.c_set_ready(e.y, t) != 0:
+                            raise RuntimeError("the router refused a shift start")
+                    elif r.agents[e.y].state == AS_NOT_READY:
+                        # back-to-back shifts: still finishing the last contact
+                        if r.c_set_ready(e.y, t) != 0:
+                            raise RuntimeError("the router refused a shift start")
+                    else:
+                        r.c_set_ready(e.y, t)   # cancels a pending not-ready, if any
+                elif e.kind == EV_SHIFT_END:
+                    self.off_shift[e.y] = 1
+                    if self._leave(e.y, t) != 0:
+                        raise RuntimeError("the router refused a shift end")
                 else:
                     slot = r._slot(e.x)
                     if slot < 0 or r.contacts[slot].state != CS_WAITING:

@@ -96,12 +96,28 @@ class QueueLoad:
 
 @dataclass(frozen=True)
 class AgentGroup:
-    """Agents with the same skills, all logged in and ready from the start."""
+    """Agents with the same skills.
+
+    Without `shifts` they are logged in and ready from time 0 to the end. With
+    shifts ((start_s, end_s) pairs, from time 0, not overlapping) they log in at
+    each start; at each end an idle agent logs out at once and a busy one after
+    its contact (a pending not-ready keeps new offers away meanwhile).
+    """
 
     name: str
     count: int
     skills: Mapping[int, int]
     wrap_up_s: float = 0.0
+    shifts: tuple[tuple[float, float], ...] = ()
+
+    def __post_init__(self) -> None:
+        last_end = -math.inf
+        for start, end in sorted(self.shifts):
+            if not (0 <= start < end and math.isfinite(end)):
+                raise ValueError(f"group {self.name!r}: a shift needs 0 <= start_s < end_s")
+            if start < last_end:
+                raise ValueError(f"group {self.name!r}: shifts overlap")
+            last_end = end
 
 
 @dataclass
@@ -202,14 +218,18 @@ def simulate(
             sl_threshold_us=round(q.sl_threshold_s * _US),
         )
     members: dict[str, list[int]] = {}
+    shifts: list[tuple[int, int, int]] = []
     for g in groups:
         if g.count < 0:
             raise ValueError(f"group {g.name!r}: count must be >= 0")
         ids = [r.add_agent(g.skills, wrap_up_us=round(g.wrap_up_s * _US)) for _ in range(g.count)]
         members[g.name] = ids
         for a in ids:
-            r.login(a, 0)
-            r.set_ready(a, 0)
+            if g.shifts:
+                shifts += [(a, round(s0 * _US), round(s1 * _US)) for s0, s1 in g.shifts]
+            else:
+                r.login(a, 0)
+                r.set_ready(a, 0)
     r.take_decisions()
 
     warmup_us = round(warmup_s * _US)
@@ -222,6 +242,7 @@ def simulate(
         seed,
         warmup_us,
         round(interval_s * _US) if interval_s else 0,
+        shifts,
     )
     until = -1 if duration_s is None else round(duration_s * _US)
     start = time.perf_counter()

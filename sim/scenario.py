@@ -18,6 +18,7 @@ The shape is the one of ../shared/ARCHITECTURE.md::
     count = 380
     skills = { sales = 5 }
     wrap_up_s = 0
+    shifts = [ { start_s = 0, end_s = 28800 } ]        # absent: on duty throughout
 
     [[arrivals]]
     queue = "sales"
@@ -29,7 +30,7 @@ A per-interval profile needs ``interval_s`` at the top level: the profile
 starts at time 0, repeats every ``len(rates) * interval_s`` seconds, and the
 results are then also given per interval. Skills are named; ids are given in
 order of first appearance. What cannot be simulated yet is refused by name:
-more than one requirement step (issue 3); shifts are not in the format yet.
+more than one requirement step (issue 3).
 """
 
 from __future__ import annotations
@@ -69,11 +70,17 @@ class Queue(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     steps: list[Step] | None = None
 
 
+class Shift(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    start_s: float
+    end_s: float
+
+
 class AgentGroupSpec(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     name: str
     count: int
     skills: dict[str, int] = {}
     wrap_up_s: float = 0.0
+    shifts: list[Shift] = []  # none: on duty all the time
 
 
 class DistSpec(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
@@ -161,6 +168,10 @@ def check(sc: Scenario, where: str = "scenario") -> None:
             raise ScenarioError(f"{where}: agent_groups[{i}] ({g.name}).count must be >= 0")
         if g.wrap_up_s < 0:
             raise ScenarioError(f"{where}: agent_groups[{i}] ({g.name}).wrap_up_s must be >= 0")
+        try:
+            _group(g, {s: k for k, s in enumerate(g.skills)})
+        except ValueError as exc:
+            raise ScenarioError(f"{where}: agent_groups[{i}].shifts: {exc}") from None
         for s, lv in g.skills.items():
             if not 1 <= lv <= 1000:
                 at = f"{where}: agent_groups[{i}] ({g.name}).skills.{s}"
@@ -205,6 +216,16 @@ def check(sc: Scenario, where: str = "scenario") -> None:
         raise ScenarioError(f"{where}: arrivals: every rate profile needs as many intervals")
 
 
+def _group(g: AgentGroupSpec, skill_ids: dict[str, int]) -> AgentGroup:
+    return AgentGroup(
+        g.name,
+        g.count,
+        {skill_ids[s]: lv for s, lv in g.skills.items()},
+        g.wrap_up_s,
+        tuple((sh.start_s, sh.end_s) for sh in g.shifts),
+    )
+
+
 def _dist(d: DistSpec) -> Dist:
     return Dist(d.dist, d.mean_s, d.sd_s, tuple(d.samples))
 
@@ -238,10 +259,7 @@ def run_scenario(
                 sl_threshold_s=q.service_level.threshold_s,
             )
         )
-    groups = [
-        AgentGroup(g.name, g.count, {skill_ids[s]: lv for s, lv in g.skills.items()}, g.wrap_up_s)
-        for g in sc.agent_groups
-    ]
+    groups = [_group(g, skill_ids) for g in sc.agent_groups]
     if calls is None and duration_s is None:
         calls, duration_s = sc.calls, sc.duration_s
     if calls is None and duration_s is None:

@@ -236,3 +236,55 @@ def test_profile_needs_intervals() -> None:
             arrivals=10,
             interval_s=60,
         )
+
+
+def test_shifts_decide_when_contacts_can_be_answered() -> None:
+    # One two-hour day in half-hours; agents work 00:30 to 01:30 only.
+    res = simulate(
+        [QueueLoad("q", (0.05,) * 4, Dist("exponential", 60), Dist("exponential", 30))],
+        [AgentGroup("g", 5, {}, shifts=((1800, 5400),))],
+        duration_s=7200,
+        interval_s=1800,
+        seed=9,
+    )
+    answered = [iv["overall"]["answered"] for iv in res.intervals]
+    offered = [iv["overall"]["offered"] for iv in res.intervals]
+    assert min(offered) > 50
+    # Before the shift nobody is answered at once: the few patient enough were
+    # answered when it began.
+    assert res.intervals[0]["overall"]["p_wait"] == 1.0
+    assert answered[0] <= 3
+    assert answered[1] > 0.8 * offered[1] and answered[2] > 0.8 * offered[2]
+    assert answered[3] == 0  # after it: nobody takes new contacts
+
+
+def test_a_busy_agent_finishes_its_contact_after_its_shift() -> None:
+    from agner import AgentState, Router
+    from agner.core.loop import EventLoop
+
+    r = Router()
+    r.add_queue(ring_timeout_us=0)
+    agents = [r.add_agent({}) for _ in range(2)]
+    loop = EventLoop(
+        r,
+        [1.0],
+        [("deterministic", 1000.0, 0.0, None)],
+        [("none", 0.0, 0.0, None)],
+        [20_000_000],
+        3,
+        0,
+        0,
+        [(a, 0, 100_000_000) for a in agents],
+    )
+    loop.run(-1, 2_000_000_000)  # 2000 s: shifts ended at 100 s, talks at ~1000 s
+    for a in agents:
+        st = r.agent_stats(a, r.now)
+        assert st.state == AgentState.LOGGED_OUT
+        assert st.handled == 1 and st.talk_time_us == 1_000_000_000
+
+
+def test_shifts_are_checked() -> None:
+    with pytest.raises(ValueError, match="overlap"):
+        AgentGroup("g", 1, {}, shifts=((0, 100), (50, 200)))
+    with pytest.raises(ValueError, match="start_s < end_s"):
+        AgentGroup("g", 1, {}, shifts=((100, 100),))

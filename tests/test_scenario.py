@@ -92,3 +92,14 @@ def test_unreadable_files_are_refused(tmp_path: Path) -> None:
         load_scenario(tmp_path / "missing.toml")
     with pytest.raises(ScenarioError, match="not valid TOML"):
         load_scenario(write(tmp_path, "[[queues]\nname ="))
+
+
+def test_shifts_in_scenarios(tmp_path: Path) -> None:
+    text = BASE.replace("count = 5", "count = 5\nshifts = [ { start_s = 0, end_s = 3600 } ]")
+    sc = load_scenario(write(tmp_path, text))
+    res = run_scenario(sc, duration_s=7200)
+    # Nobody works the second hour: its callers wait (and, never hanging up, stay).
+    assert res.overall["answered"] < res.overall["offered"]
+    bad = BASE.replace("count = 5", "count = 5\nshifts = [ { start_s = 50, end_s = 10 } ]")
+    with pytest.raises(ScenarioError, match="agent_groups"):
+        load_scenario(write(tmp_path, bad))

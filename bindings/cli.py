@@ -460,6 +460,42 @@ def _simulate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _staff(args: argparse.Namespace) -> int:
+    from agner.sim.scenario import ScenarioError, load_scenario
+    from agner.sim.staff import parse_target, staff_scenario
+
+    try:
+        target = parse_target(args.target)
+        if args.replications < 1 or args.calls < 100:
+            raise ValueError("--replications must be >= 1 and --calls >= 100")
+        report = staff_scenario(
+            load_scenario(args.scenario),
+            target,
+            replications=args.replications,
+            calls=args.calls,
+        )
+    except (ScenarioError, ValueError) as exc:
+        print(f"agner staff: {exc}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps(report))
+        return 0
+    t = report["target"]
+    print(
+        f"fewest agents for {100 * t['service_level']:g}% answered within "
+        f"{t['threshold_s']:g} s (of offered), per interval"
+    )
+    print(f"{'start':>5}  {'Erlang':>6}  {'agents':>6}  {'how':<10}  groups")
+    for row in report["intervals"]:
+        h, m = divmod(int(row["start_s"]) // 60, 60)
+        groups = ", ".join(f"{k} {v}" for k, v in row["groups"].items())
+        print(
+            f"{h:02d}:{m:02d}  {row['erlang_total']:>6}  {row['agents']:>6}  "
+            f"{row['confirmed_by']:<10}  {groups}"
+        )
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="agner",
@@ -635,6 +671,31 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sim.add_argument("--json", action="store_true", help="print one JSON object")
     sim.set_defaults(func=_simulate)
+    staff = sub.add_parser(
+        "staff",
+        help="fewest agents per interval for a service-level target",
+        description="For each interval of a scenario (or its steady state), the fewest "
+        "agents meeting --target (answered within T / offered): Erlang C or A per queue "
+        "(A when callers have a patience; its mean is used); for a multi-skill center the "
+        "agent groups are scaled together in the scenario's proportions and the smallest "
+        "total meeting the target on every queue is found by simulation.",
+    )
+    staff.add_argument("scenario", help="the scenario file (TOML)")
+    staff.add_argument("--target", required=True, help="e.g. 80/20: 80%% within 20 s")
+    staff.add_argument(
+        "--replications",
+        type=int,
+        default=3,
+        help="simulations per candidate, multi-skill only (default 3)",
+    )
+    staff.add_argument(
+        "--calls",
+        type=int,
+        default=20_000,
+        help="calls per simulation, multi-skill only (default 20000)",
+    )
+    staff.add_argument("--json", action="store_true", help="print one JSON object")
+    staff.set_defaults(func=_staff)
     return parser
 
 

@@ -130,7 +130,7 @@ def load_scenario(path: str | Path) -> Scenario:
     return sc
 
 
-def _require(q: Queue, where: str) -> dict[str, int]:
+def requirement_of(q: Queue, where: str) -> dict[str, int]:
     if q.steps is not None and q.require is not None:
         raise ScenarioError(f"{where}: give `require` or `steps`, not both")
     if q.steps is None:
@@ -152,10 +152,6 @@ def check(sc: Scenario, where: str = "scenario") -> None:
         raise ScenarioError(f"{where}: queues: names must be unique")
     if not sc.agent_groups:
         raise ScenarioError(f"{where}: agent_groups: at least one group is needed")
-    if sc.calls is None and sc.duration_s is None:
-        raise ScenarioError(
-            f"{where}: give `calls` or `duration_s` (or pass one on the command line)"
-        )
     if sc.calls is not None and sc.calls < 1:
         raise ScenarioError(f"{where}: calls must be >= 1")
     if sc.warmup_s < 0:
@@ -169,7 +165,7 @@ def check(sc: Scenario, where: str = "scenario") -> None:
         if g.wrap_up_s < 0:
             raise ScenarioError(f"{where}: agent_groups[{i}] ({g.name}).wrap_up_s must be >= 0")
         try:
-            _group(g, {s: k for k, s in enumerate(g.skills)})
+            agent_group_of(g, {s: k for k, s in enumerate(g.skills)})
         except ValueError as exc:
             raise ScenarioError(f"{where}: agent_groups[{i}].shifts: {exc}") from None
         for s, lv in g.skills.items():
@@ -182,7 +178,7 @@ def check(sc: Scenario, where: str = "scenario") -> None:
             raise ScenarioError(f"{at}.strategy: unknown strategy {q.strategy!r}")
         if not (q.service_level.threshold_s >= 0 and 0 <= q.service_level.target <= 1):
             raise ScenarioError(f"{at}.service_level: threshold_s >= 0 and target in [0, 1]")
-        req = _require(q, at)
+        req = requirement_of(q, at)
         for s, lv in req.items():
             if s not in known_skills:
                 raise ScenarioError(f"{at}: requires skill {s!r}, which no agent group has")
@@ -206,7 +202,7 @@ def check(sc: Scenario, where: str = "scenario") -> None:
             spec = getattr(a, field)
             if spec is not None:
                 try:
-                    _dist(spec)
+                    dist_of(spec)
                 except ValueError as exc:
                     raise ScenarioError(f"{at}.{field}: {exc}") from None
     if len({a.queue for a in sc.arrivals}) != len(sc.arrivals):
@@ -216,7 +212,7 @@ def check(sc: Scenario, where: str = "scenario") -> None:
         raise ScenarioError(f"{where}: arrivals: every rate profile needs as many intervals")
 
 
-def _group(g: AgentGroupSpec, skill_ids: dict[str, int]) -> AgentGroup:
+def agent_group_of(g: AgentGroupSpec, skill_ids: dict[str, int]) -> AgentGroup:
     return AgentGroup(
         g.name,
         g.count,
@@ -226,7 +222,7 @@ def _group(g: AgentGroupSpec, skill_ids: dict[str, int]) -> AgentGroup:
     )
 
 
-def _dist(d: DistSpec) -> Dist:
+def dist_of(d: DistSpec) -> Dist:
     return Dist(d.dist, d.mean_s, d.sd_s, tuple(d.samples))
 
 
@@ -245,21 +241,21 @@ def run_scenario(
     load = {a.queue: a for a in sc.arrivals}
     queues = []
     for q in sc.queues:
-        req = _require(q, q.name)
+        req = requirement_of(q, q.name)
         a = load.get(q.name)
         queues.append(
             QueueLoad(
                 name=q.name,
                 rate_per_s=a.rate_per_s if a else 0.0,
-                handle=_dist(a.handle) if a else Dist("exponential", 1.0),
-                patience=_dist(a.patience) if a and a.patience else None,
+                handle=dist_of(a.handle) if a else Dist("exponential", 1.0),
+                patience=dist_of(a.patience) if a and a.patience else None,
                 require={skill_ids[s]: lv for s, lv in req.items()},
                 strategy=Strategy[q.strategy.upper()],
                 priority=q.priority,
                 sl_threshold_s=q.service_level.threshold_s,
             )
         )
-    groups = [_group(g, skill_ids) for g in sc.agent_groups]
+    groups = [agent_group_of(g, skill_ids) for g in sc.agent_groups]
     if calls is None and duration_s is None:
         calls, duration_s = sc.calls, sc.duration_s
     if calls is None and duration_s is None:

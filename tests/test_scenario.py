@@ -103,3 +103,10 @@ def test_shifts_in_scenarios(tmp_path: Path) -> None:
     bad = BASE.replace("count = 5", "count = 5\nshifts = [ { start_s = 50, end_s = 10 } ]")
     with pytest.raises(ScenarioError, match="agent_groups"):
         load_scenario(write(tmp_path, bad))
+
+
+def test_a_run_length_may_come_from_the_command_line(tmp_path: Path) -> None:
+    sc = load_scenario(write(tmp_path, BASE.replace("calls = 2000\n", "")))
+    with pytest.raises(ScenarioError, match="calls"):
+        run_scenario(sc)
+    assert run_scenario(sc, calls=500).arrivals == 500

@@ -99,7 +99,9 @@ def staff_scenario(
     n_int = max(
         (len(a.rate_per_s) for a in sc.arrivals if isinstance(a.rate_per_s, list)), default=1
     )
-    reqs = {q.name: {skill_ids[s]: lv for s, lv in requirement_of(q, q.name).items()} for q in sc.queues}
+    reqs = {
+        q.name: {skill_ids[s]: lv for s, lv in requirement_of(q, q.name).items()} for q in sc.queues
+    }
     serves = {
         q.name: [
             i

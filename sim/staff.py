@@ -16,7 +16,9 @@ profile), the fewest agents that meet a service-level target:
    queue's mean service level over the replications meets the target.
 
 In a center where each queue has its own group (single-skill), the Erlang
-figure is the answer and no simulation runs.
+figure is the answer and no simulation runs. The simulated search is as good
+as its replications: with few calls per candidate, neighbouring intervals can
+differ by an agent either way.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from agner.core._api import Strategy
 from agner.sim import erlang
 from agner.sim.engine import AgentGroup, Dist, QueueLoad, simulate
 from agner.sim.scenario import (
@@ -113,8 +116,6 @@ def staff_scenario(
     single_skill = all(len(v) == 1 for v in serves.values()) and len(
         {i for v in serves.values() for i in v}
     ) == len(sc.queues)
-    from agner.core._api import Strategy
-
     intervals = []
     for i in range(n_int):
         per_queue: dict[str, int] = {}

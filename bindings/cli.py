@@ -448,6 +448,7 @@ def _simulate(args: argparse.Namespace) -> int:
             duration_s=args.duration,
             seed=args.seed,
             workers=args.workers,
+            scheduler=args.scheduler,
             progress=progress,
         )
     except (ScenarioError, ValueError) as exc:
@@ -668,6 +669,11 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         metavar="W",
         help="processes for the replications (default: one per CPU)",
+    )
+    sim.add_argument(
+        "--scheduler",
+        metavar="tcp://HOST:PORT",
+        help="run the replications on this Dask cluster (needs distributed)",
     )
     sim.add_argument("--json", action="store_true", help="print one JSON object")
     sim.set_defaults(func=_simulate)

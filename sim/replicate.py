@@ -81,13 +81,19 @@ def simulate_replications(
     seed: int | None = None,
     workers: int | None = None,
     executor: Executor | None = None,
+    scheduler: str | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> dict[str, Any]:
     """Run `replications` of a checked scenario and return the JSON report.
 
-    Replications run in `executor` if given, else in a process pool of
+    Replications run in `executor` if given; else on the Dask cluster whose
+    scheduler is at `scheduler` (``tcp://host:port``; needs the ``distributed``
+    package, and agner installed on the workers); else in a process pool of
     `workers` processes (default: one per CPU, at most R); with one replication
     or one worker, in this process.
+
+    Raises:
+        ValueError: R < 1, or the scheduler cannot be reached.
     """
     if replications < 1:
         raise ValueError("replications must be >= 1")
@@ -96,6 +102,25 @@ def simulate_replications(
     n_workers = min(replications, workers or os.cpu_count() or 1)
     start = time.perf_counter()
     results: list[SimResult] = []
+    if scheduler is not None and executor is None:
+        try:
+            from distributed import Client
+        except ImportError:
+            raise ValueError("--scheduler needs Dask: pip install distributed") from None
+        try:
+            client = Client(scheduler, timeout=3)  # type: ignore[no-untyped-call]
+        except (OSError, TimeoutError) as exc:
+            raise ValueError(f"cannot reach the Dask scheduler at {scheduler}: {exc}") from None
+        with client:
+            return simulate_replications(
+                sc,
+                replications=replications,
+                calls=calls,
+                duration_s=duration_s,
+                seed=seed,
+                executor=client.get_executor(),  # type: ignore[no-untyped-call]
+                progress=progress,
+            )
     if executor is None and (replications == 1 or n_workers == 1):
         for job in jobs:
             results.append(_one(job))

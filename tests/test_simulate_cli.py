@@ -79,3 +79,58 @@ def test_t_quantiles() -> None:
     assert t975(1) == 12.706 and t975(30) == 2.042
     assert t975(31) == pytest.approx(2.040, abs=1e-3)
     assert t975(1000) == pytest.approx(1.962, abs=1e-3)
+
+
+def test_replications_on_a_local_dask_cluster(capsys: pytest.CaptureFixture[str]) -> None:
+    from distributed import LocalCluster
+
+    with LocalCluster(
+        n_workers=2,
+        threads_per_worker=1,
+        processes=True,
+        host="127.0.0.1",
+        scheduler_port=0,
+        dashboard_address=None,
+    ) as cluster:
+        out = run_json(
+            capsys,
+            MM380,
+            "--calls",
+            "5000",
+            "--replications",
+            "3",
+            "--seed",
+            "5",
+            "--scheduler",
+            cluster.scheduler_address,
+        )
+    # The same seeds give the same figures wherever they run.
+    local = run_json(
+        capsys, MM380, "--calls", "5000", "--replications", "3", "--seed", "5", "--workers", "1"
+    )
+    assert out["queues"] == local["queues"]
+    assert out["replications"] == 3
+
+
+def test_unreachable_scheduler_is_a_clear_error(capsys: pytest.CaptureFixture[str]) -> None:
+    import socket
+
+    with socket.socket() as s:  # a free port on loopback that nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    assert (
+        main(
+            [
+                "simulate",
+                MM380,
+                "--calls",
+                "1000",
+                "--replications",
+                "2",
+                "--scheduler",
+                f"tcp://127.0.0.1:{port}",
+            ]
+        )
+        == 2
+    )
+    assert "cannot reach the Dask scheduler" in capsys.readouterr().err

@@ -23,6 +23,8 @@ The shape is the one of ../shared/ARCHITECTURE.md::
     [[arrivals]]
     queue = "sales"
     rate_per_s = 2.0                   # or one rate per interval: [0.5, 1.2, ...]
+    # or history_csv = "sales.csv": rows `interval,calls` (interval of the day,
+    # from 0; one row per day seen), averaged into a rate per interval
     handle = { dist = "exponential", mean_s = 180 }
     patience = { dist = "exponential", mean_s = 120 }   # absent: never hang up
 
@@ -92,9 +94,17 @@ class DistSpec(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
 
 class Arrivals(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     queue: str
-    rate_per_s: float | list[float]
     handle: DistSpec
     patience: DistSpec | None = None
+    rate_per_s: float | list[float] | None = None  # None: history_csv gives it
+    history_csv: str | None = None
+
+    @property
+    def rate(self) -> float | list[float]:
+        """The rate(s) per second, once load_scenario has read any history_csv."""
+        if self.rate_per_s is None:
+            raise ScenarioError(f"arrivals for {self.queue!r}: give rate_per_s or history_csv")
+        return self.rate_per_s
 
 
 class Scenario(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
@@ -126,8 +136,62 @@ def load_scenario(path: str | Path) -> Scenario:
         raise ScenarioError(f"{path}: {exc}") from None
     except msgspec.DecodeError as exc:
         raise ScenarioError(f"{path}: not valid TOML: {exc}") from None
+    sc = _with_history(sc, path)
     check(sc, str(path))
     return sc
+
+
+def _with_history(sc: Scenario, path: Path) -> Scenario:
+    # Replace each history_csv by the rates it implies, so that the rest of the
+    # code sees rate_per_s only.
+    arrivals = []
+    for i, a in enumerate(sc.arrivals):
+        at = f"{path}: arrivals[{i}]"
+        if a.history_csv is None:
+            if a.rate_per_s is None:
+                raise ScenarioError(f"{at}: give rate_per_s or history_csv")
+            arrivals.append(a)
+            continue
+        if a.rate_per_s is not None:
+            raise ScenarioError(f"{at}: give rate_per_s or history_csv, not both")
+        if not (sc.interval_s and sc.interval_s > 0):
+            raise ScenarioError(f"{at}.history_csv: needs interval_s > 0 at the top")
+        rates = history_rates(path.parent / a.history_csv, sc.interval_s, f"{at}.history_csv")
+        arrivals.append(msgspec.structs.replace(a, rate_per_s=rates, history_csv=None))
+    return msgspec.structs.replace(sc, arrivals=arrivals)
+
+
+def history_rates(csv_path: Path, interval_s: float, where: str) -> list[float]:
+    """Mean calls per interval of the day, as rates per second.
+
+    The CSV has a header with the columns ``interval`` (0, 1, ... within the
+    day) and ``calls`` (a count >= 0); each row is one interval of one day.
+    Intervals of the day with no row count as 0 calls on the days seen.
+    """
+    import csv
+
+    try:
+        with open(csv_path, newline="") as f:
+            rows = list(csv.DictReader(f))
+    except OSError as exc:
+        raise ScenarioError(f"{where}: cannot read {csv_path}: {exc.strerror}") from None
+    if not rows or not {"interval", "calls"} <= set(rows[0]):
+        raise ScenarioError(f"{where}: {csv_path} needs a header with `interval` and `calls`")
+    sums: dict[int, float] = {}
+    seen: dict[int, int] = {}
+    for n, row in enumerate(rows, start=2):
+        try:
+            k, calls = int(row["interval"]), float(row["calls"])
+        except (TypeError, ValueError):
+            raise ScenarioError(
+                f"{where}: {csv_path} line {n}: interval and calls must be numbers"
+            ) from None
+        if k < 0 or not (calls >= 0 and math.isfinite(calls)):
+            raise ScenarioError(f"{where}: {csv_path} line {n}: interval >= 0 and calls >= 0")
+        sums[k] = sums.get(k, 0.0) + calls
+        seen[k] = seen.get(k, 0) + 1
+    days = max(seen.values())
+    return [sums.get(k, 0.0) / days / interval_s for k in range(max(sums) + 1)]
 
 
 def requirement_of(q: Queue, where: str) -> dict[str, int]:
@@ -193,7 +257,7 @@ def check(sc: Scenario, where: str = "scenario") -> None:
         at = f"{where}: arrivals[{i}]"
         if a.queue not in names:
             raise ScenarioError(f"{at}.queue: unknown queue {a.queue!r}")
-        rates = a.rate_per_s if isinstance(a.rate_per_s, list) else [a.rate_per_s]
+        rates = a.rate if isinstance(a.rate, list) else [a.rate]
         if not rates or any(not (x >= 0 and math.isfinite(x)) for x in rates):
             raise ScenarioError(f"{at}.rate_per_s must be >= 0, got {a.rate_per_s}")
         if len(rates) > 1 and not (sc.interval_s and sc.interval_s > 0):
@@ -207,7 +271,7 @@ def check(sc: Scenario, where: str = "scenario") -> None:
                     raise ScenarioError(f"{at}.{field}: {exc}") from None
     if len({a.queue for a in sc.arrivals}) != len(sc.arrivals):
         raise ScenarioError(f"{where}: arrivals: one entry per queue")
-    lengths = {len(a.rate_per_s) for a in sc.arrivals if isinstance(a.rate_per_s, list)}
+    lengths = {len(a.rate) for a in sc.arrivals if isinstance(a.rate, list)}
     if len(lengths - {1}) > 1:
         raise ScenarioError(f"{where}: arrivals: every rate profile needs as many intervals")
 
@@ -246,7 +310,7 @@ def run_scenario(
         queues.append(
             QueueLoad(
                 name=q.name,
-                rate_per_s=a.rate_per_s if a else 0.0,
+                rate_per_s=a.rate if a else 0.0,
                 handle=dist_of(a.handle) if a else Dist("exponential", 1.0),
                 patience=dist_of(a.patience) if a and a.patience else None,
                 require={skill_ids[s]: lv for s, lv in req.items()},

@@ -99,9 +99,7 @@ def staff_scenario(
     if any(g.count <= 0 for g in groups):
         raise ScenarioError("agner staff: every agent group needs a count > 0 (its weight)")
     load = {a.queue: a for a in sc.arrivals}
-    n_int = max(
-        (len(a.rate_per_s) for a in sc.arrivals if isinstance(a.rate_per_s, list)), default=1
-    )
+    n_int = max((len(a.rate) for a in sc.arrivals if isinstance(a.rate, list)), default=1)
     reqs = {
         q.name: {skill_ids[s]: lv for s, lv in requirement_of(q, q.name).items()} for q in sc.queues
     }
@@ -121,7 +119,7 @@ def staff_scenario(
         per_queue: dict[str, int] = {}
         for q in sc.queues:
             a = load.get(q.name)
-            rate = _rates(a.rate_per_s, n_int)[i] if a else 0.0
+            rate = _rates(a.rate, n_int)[i] if a else 0.0
             if not a or rate == 0:
                 per_queue[q.name] = 0
                 continue
@@ -163,7 +161,7 @@ def staff_scenario(
                 queues.append(
                     QueueLoad(
                         q.name,
-                        _rates(a.rate_per_s, n_int)[i] if a else 0.0,
+                        _rates(a.rate, n_int)[i] if a else 0.0,
                         dist_of(a.handle) if a else Dist("exponential", 1.0),
                         dist_of(a.patience) if a and a.patience else None,
                         reqs[q.name],

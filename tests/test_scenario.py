@@ -110,3 +110,58 @@ def test_a_run_length_may_come_from_the_command_line(tmp_path: Path) -> None:
     with pytest.raises(ScenarioError, match="calls"):
         run_scenario(sc)
     assert run_scenario(sc, calls=500).arrivals == 500
+
+
+HISTORY = """
+seed = 4
+interval_s = 1800
+duration_s = 7200
+[[queues]]
+name = "sales"
+[[agent_groups]]
+name = "g"
+count = 6
+skills = { sales = 1 }
+[[arrivals]]
+queue = "sales"
+history_csv = "sales.csv"
+handle = { dist = "exponential", mean_s = 100 }
+"""
+
+
+def test_arrivals_from_a_csv_of_history(tmp_path: Path) -> None:
+    # Two days of four half-hours; interval 3 is missing on day two (0 calls).
+    (tmp_path / "sales.csv").write_text(
+        "interval,calls\n0,18\n1,36\n2,90\n3,54\n0,18\n1,72\n2,90\n"
+    )
+    sc = load_scenario(write(tmp_path, HISTORY))
+    assert sc.arrivals[0].rate == pytest.approx([0.01, 0.03, 0.05, 0.015])
+    res = run_scenario(sc)
+    assert len(res.intervals) == 4
+    assert res.intervals[2]["overall"]["offered"] > res.intervals[0]["overall"]["offered"]
+
+
+@pytest.mark.parametrize(
+    ("csv", "message"),
+    [
+        (None, "cannot read"),
+        ("when,calls\n0,1\n", "header with `interval` and `calls`"),
+        ("interval,calls\n0,ten\n", "line 2: interval and calls must be numbers"),
+        ("interval,calls\n0,5\n-1,3\n", "line 3"),
+    ],
+)
+def test_bad_history_is_refused(tmp_path: Path, csv: str | None, message: str) -> None:
+    if csv is not None:
+        (tmp_path / "sales.csv").write_text(csv)
+    with pytest.raises(ScenarioError, match="history_csv") as info:
+        load_scenario(write(tmp_path, HISTORY))
+    assert message in str(info.value)
+
+
+def test_rate_or_history_not_both_nor_neither(tmp_path: Path) -> None:
+    (tmp_path / "sales.csv").write_text("interval,calls\n0,5\n")
+    both = HISTORY.replace('history_csv = "sales.csv"', 'history_csv = "sales.csv"\nrate_per_s = 1')
+    with pytest.raises(ScenarioError, match="not both"):
+        load_scenario(write(tmp_path, both))
+    with pytest.raises(ScenarioError, match="give rate_per_s or history_csv"):
+        load_scenario(write(tmp_path, HISTORY.replace('history_csv = "sales.csv"\n', "")))

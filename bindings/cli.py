@@ -454,6 +454,19 @@ def _simulate(args: argparse.Namespace) -> int:
     except (ScenarioError, ValueError) as exc:
         print(f"agner simulate: {exc}", file=sys.stderr)
         return 2
+    targets = {q.name: q.service_level.target for q in sc.queues}
+    try:
+        if args.plot:
+            from agner.sim.plots import save_plot
+
+            save_plot(report, args.plot, targets)
+        if args.report:
+            from agner.sim.plots import save_html_report
+
+            save_html_report(report, args.report, f"agner simulate {args.scenario}", targets)
+    except ValueError as exc:
+        print(f"agner simulate: {exc}", file=sys.stderr)
+        return 2
     if args.json:
         print(json.dumps(report))
     else:
@@ -674,6 +687,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--scheduler",
         metavar="tcp://HOST:PORT",
         help="run the replications on this Dask cluster (needs distributed)",
+    )
+    sim.add_argument(
+        "--plot",
+        metavar="FILE.png",
+        help="draw the service level (per interval, or per queue) with targets",
+    )
+    sim.add_argument(
+        "--report", metavar="FILE.html", help="write a self-contained HTML page of the results"
     )
     sim.add_argument("--json", action="store_true", help="print one JSON object")
     sim.set_defaults(func=_simulate)

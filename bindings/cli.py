@@ -487,6 +487,8 @@ def _staff(args: argparse.Namespace) -> int:
             target,
             replications=args.replications,
             calls=args.calls,
+            workers=args.workers,
+            scheduler=args.scheduler,
         )
     except (ScenarioError, ValueError) as exc:
         print(f"agner staff: {exc}", file=sys.stderr)
@@ -720,6 +722,17 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=20_000,
         help="calls per simulation, multi-skill only (default 20000)",
+    )
+    staff.add_argument(
+        "--workers",
+        type=int,
+        metavar="W",
+        help="processes for the simulations (default: one per CPU)",
+    )
+    staff.add_argument(
+        "--scheduler",
+        metavar="tcp://HOST:PORT",
+        help="run the simulations on this Dask cluster (needs distributed)",
     )
     staff.add_argument("--json", action="store_true", help="print one JSON object")
     staff.set_defaults(func=_staff)

@@ -11,15 +11,16 @@ from __future__ import annotations
 import math
 import os
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor
+from contextlib import contextmanager, nullcontext
 from statistics import mean, stdev
 from typing import Any
 
 from agner.sim.engine import SimResult
 from agner.sim.scenario import Scenario, run_scenario
 
-__all__ = ["FIGURES", "format_report", "simulate_replications", "t975"]
+__all__ = ["FIGURES", "format_report", "open_executor", "simulate_replications", "t975"]
 
 #: The figures reported per queue and overall, in order.
 FIGURES = (
@@ -72,6 +73,45 @@ def _combine(rows: Sequence[Mapping[str, float | int | None]]) -> dict[str, floa
     return out
 
 
+class _InProcess(Executor):
+    """Runs each call at once, here: one worker, or nothing worth a pool."""
+
+    def map(self, fn: Callable[..., Any], *iterables: Any, **_: Any) -> Iterator[Any]:
+        return map(fn, *iterables)
+
+
+@contextmanager
+def open_executor(
+    jobs: int, workers: int | None = None, scheduler: str | None = None
+) -> Iterator[Executor]:
+    """Where independent simulations run: the Dask cluster at `scheduler`
+    (``tcp://host:port``; needs the ``distributed`` package and agner on the
+    workers), else a process pool of `workers` processes (default one per CPU,
+    at most `jobs`), else, for one job or one worker, this process.
+
+    Raises:
+        ValueError: the scheduler cannot be reached, or distributed is missing.
+    """
+    if scheduler is not None:
+        try:
+            from distributed import Client
+        except ImportError:
+            raise ValueError("--scheduler needs Dask: pip install distributed") from None
+        try:
+            client = Client(scheduler, timeout=3)  # type: ignore[no-untyped-call]
+        except (OSError, TimeoutError) as exc:
+            raise ValueError(f"cannot reach the Dask scheduler at {scheduler}: {exc}") from None
+        with client:
+            yield client.get_executor()  # type: ignore[no-untyped-call]
+        return
+    n = min(jobs, workers or os.cpu_count() or 1)
+    if n <= 1:
+        yield _InProcess()
+        return
+    with ProcessPoolExecutor(max_workers=n) as pool:
+        yield pool
+
+
 def simulate_replications(
     sc: Scenario,
     *,
@@ -86,11 +126,8 @@ def simulate_replications(
 ) -> dict[str, Any]:
     """Run `replications` of a checked scenario and return the JSON report.
 
-    Replications run in `executor` if given; else on the Dask cluster whose
-    scheduler is at `scheduler` (``tcp://host:port``; needs the ``distributed``
-    package, and agner installed on the workers); else in a process pool of
-    `workers` processes (default: one per CPU, at most R); with one replication
-    or one worker, in this process.
+    Replications run in `executor` if given, else where :func:`open_executor`
+    puts them.
 
     Raises:
         ValueError: R < 1, or the scheduler cannot be reached.
@@ -99,44 +136,17 @@ def simulate_replications(
         raise ValueError("replications must be >= 1")
     base = sc.seed if seed is None else seed
     jobs = [(sc, calls, duration_s, base + i) for i in range(replications)]
-    n_workers = min(replications, workers or os.cpu_count() or 1)
     start = time.perf_counter()
     results: list[SimResult] = []
-    if scheduler is not None and executor is None:
-        try:
-            from distributed import Client
-        except ImportError:
-            raise ValueError("--scheduler needs Dask: pip install distributed") from None
-        try:
-            client = Client(scheduler, timeout=3)  # type: ignore[no-untyped-call]
-        except (OSError, TimeoutError) as exc:
-            raise ValueError(f"cannot reach the Dask scheduler at {scheduler}: {exc}") from None
-        with client:
-            return simulate_replications(
-                sc,
-                replications=replications,
-                calls=calls,
-                duration_s=duration_s,
-                seed=seed,
-                executor=client.get_executor(),  # type: ignore[no-untyped-call]
-                progress=progress,
-            )
-    if executor is None and (replications == 1 or n_workers == 1):
-        for job in jobs:
-            results.append(_one(job))
+    with (
+        nullcontext(executor)
+        if executor is not None
+        else open_executor(replications, workers, scheduler)
+    ) as ex:
+        for res in ex.map(_one, jobs):
+            results.append(res)
             if progress:
                 progress(len(results), replications)
-    else:
-        own = executor is None
-        ex = executor or ProcessPoolExecutor(max_workers=n_workers)
-        try:
-            for res in ex.map(_one, jobs):
-                results.append(res)
-                if progress:
-                    progress(len(results), replications)
-        finally:
-            if own:
-                ex.shutdown()
     wall = time.perf_counter() - start
     queues = {name: _combine([r.queues[name] for r in results]) for name in results[0].queues}
     overall = _combine([r.overall for r in results])

@@ -25,12 +25,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Any
 
 from agner.core._api import Strategy
 from agner.sim import erlang
 from agner.sim.engine import AgentGroup, Dist, QueueLoad, simulate
+from agner.sim.replicate import open_executor
 from agner.sim.scenario import (
     Scenario,
     ScenarioError,
@@ -88,9 +90,39 @@ def staff_scenario(
     *,
     replications: int = 3,
     calls: int = 20_000,
+    workers: int | None = None,
+    scheduler: str | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> dict[str, Any]:
-    """Staff every interval of a checked scenario; returns the JSON report."""
+    """Staff every interval of a checked scenario; returns the JSON report.
+
+    The replications of each candidate run where
+    :func:`agner.sim.replicate.open_executor` puts them (a process pool, or the
+    Dask cluster at `scheduler`).
+    """
+    with open_executor(replications, workers, scheduler) as ex:
+        return _staff(sc, target, replications, calls, ex, progress)
+
+
+def _simulated_sls(
+    args: tuple[list[QueueLoad], list[AgentGroup], int, float, int],
+) -> dict[str, float | None]:
+    queues, groups, calls, warm, seed = args
+    res = simulate(queues, groups, arrivals=calls, warmup_s=warm, seed=seed)
+    return {
+        name: (float(f["service_level"] or 0) if f["offered"] else None)
+        for name, f in res.queues.items()
+    }
+
+
+def _staff(
+    sc: Scenario,
+    target: StaffTarget,
+    replications: int,
+    calls: int,
+    ex: Executor,
+    progress: Callable[[int, int], None] | None,
+) -> dict[str, Any]:
     skill_ids: dict[str, int] = {}
     for g in sc.agent_groups:
         for s in g.skills:
@@ -174,18 +206,15 @@ def staff_scenario(
 
             def meets(total: int, queues: list[QueueLoad] = queues, warm: float = warm) -> bool:
                 staffed = _scaled(groups, total)
+                jobs = [
+                    (queues, staffed, calls, warm, sc.seed + 1000 * r + total)
+                    for r in range(replications)
+                ]
                 sls: dict[str, list[float]] = {q.name: [] for q in queues}
-                for r in range(replications):
-                    res = simulate(
-                        queues,
-                        staffed,
-                        arrivals=calls,
-                        warmup_s=warm,
-                        seed=sc.seed + 1000 * r + total,
-                    )
-                    for name, figures in res.queues.items():
-                        if figures["offered"]:
-                            sls[name].append(float(figures["service_level"] or 0))
+                for run in ex.map(_simulated_sls, jobs):
+                    for name, sl in run.items():
+                        if sl is not None:
+                            sls[name].append(sl)
                 return all(sum(v) / len(v) >= target.service_level for v in sls.values() if v)
 
             n = max(erlang_total, len(groups))

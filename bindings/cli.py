@@ -450,6 +450,7 @@ def _simulate(args: argparse.Namespace) -> int:
             workers=args.workers,
             scheduler=args.scheduler,
             progress=progress,
+            records=args.records,
         )
     except (ScenarioError, ValueError) as exc:
         print(f"agner simulate: {exc}", file=sys.stderr)
@@ -689,6 +690,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--scheduler",
         metavar="tcp://HOST:PORT",
         help="run the replications on this Dask cluster (needs distributed)",
+    )
+    sim.add_argument(
+        "--records",
+        metavar="FILE.csv",
+        help="write one row per contact (queue, times, wait, talk, agent, outcome) as the "
+        "run goes; one replication only",
     )
     sim.add_argument(
         "--plot",

@@ -1,10 +1,11 @@
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
 from agner.core.router import Router
 
 DIST_KINDS: dict[str, int]
+RECORD_DTYPE: np.dtype[np.void]
 
 # (kind, p0, p1, samples): see sim/engine.py's Dist.spec
 DistSpec = tuple[str, float, float, np.ndarray | None]
@@ -23,6 +24,7 @@ class EventLoop:
         warmup_us: int,
         interval_us: int = 0,
         shifts: Sequence[tuple[int, int, int]] = (),
+        records: Callable[[np.ndarray], None] | None = None,
     ) -> None: ...
     @property
     def n_intervals(self) -> int: ...

@@ -78,6 +78,23 @@ cdef struct qstat_t:
     double wait_abandoned_s
 
 
+cdef packed struct rec_t:
+    # One contact's record, written when it ends (answered and completed, or
+    # abandoned). Field order and types match RECORD_DTYPE below.
+    int64_t arrival_us
+    int64_t answered_us       # -1: abandoned
+    int64_t ended_us
+    int32_t queue
+    int32_t agent             # -1: abandoned
+
+#: The numpy dtype of the record chunks passed to the records sink.
+RECORD_DTYPE = np.dtype([("arrival_us", "<i8"), ("answered_us", "<i8"), ("ended_us", "<i8"),
+                         ("queue", "<i4"), ("agent", "<i4")])
+
+cdef enum:
+    REC_CHUNK = 65536
+
+
 cdef inline bint ev_less(const ev_t* x, const ev_t* y) noexcept nogil:
     return x.t < y.t or (x.t == y.t and x.seq < y.seq)
 
@@ -111,13 +128,21 @@ cdef class EventLoop:
     cdef int32_t cap_slots
     cdef unsigned char* off_shift     # per agent: its shift is over, log out when free
     cdef bint started                 # the first arrivals are scheduled
+    cdef time_us_t* answered_at       # per contact slot, for the records
+    cdef int32_t* slot_queue          # per contact slot, for the records
+    cdef rec_t* rec                   # records not yet handed to the sink
+    cdef int32_t n_rec
+    cdef object sink                  # callable(numpy chunk) or None: no records
     cdef time_us_t warmup
     cdef readonly int64_t arrivals
     cdef readonly int64_t events
     cdef object _keep                 # numpy arrays the C pointers point into
 
     def __cinit__(self, Router router, rates, handle, patience, thresholds_us,
-                  int64_t seed, int64_t warmup_us, int64_t interval_us=0, shifts=()):
+                  int64_t seed, int64_t warmup_us, int64_t interval_us=0, shifts=(),
+                  records=None):
+        # records: None, or a callable given chunks (numpy arrays of RECORD_DTYPE)
+        # of the records of contacts that arrived after the warm-up.
         # shifts: (agent, start_us, end_us) triples; the agent is logged out
         # outside them (agents with no shift are the caller's to log in).
         # rates[q]: a number (all day), or one number per interval of the day.
@@ -160,6 +185,11 @@ cdef class EventLoop:
             self._dist(&self.patience[q], patience[q])
         self.warmup = warmup_us
         self._seed(<uint64_t> seed)
+        self.sink = records
+        if records is not None:
+            self.rec = <rec_t*> malloc(REC_CHUNK * sizeof(rec_t))
+            if self.rec == NULL:
+                raise MemoryError()
         self.off_shift = <unsigned char*> malloc(router.n_agents_ + 1)
         if self.off_shift == NULL:
             raise MemoryError()
@@ -176,6 +206,9 @@ cdef class EventLoop:
         free(self.constant)
         free(self.slot_interval)
         free(self.off_shift)
+        free(self.answered_at)
+        free(self.slot_queue)
+        free(self.rec)
         free(self.handle)
         free(self.patience)
         free(self.threshold)
@@ -337,10 +370,41 @@ cdef class EventLoop:
             if grow(<void**> &self.slot_interval, &cap, <int32_t> slot + 1,
                     sizeof(int32_t)) != 0:
                 return -1
+            cap = self.cap_slots
+            if grow(<void**> &self.answered_at, &cap, <int32_t> slot + 1,
+                    sizeof(time_us_t)) != 0:
+                return -1
+            cap = self.cap_slots
+            if grow(<void**> &self.slot_queue, &cap, <int32_t> slot + 1, sizeof(int32_t)) != 0:
+                return -1
             self.cap_slots = cap
         self.arrived_at[slot] = t
         self.counted[slot] = t >= self.warmup
         self.slot_interval[slot] = self._interval(t)
+        return 0
+
+    cdef int _record(self, int64_t slot, time_us_t ended, int32_t agent) noexcept:
+        cdef rec_t* x
+        if self.sink is None or not self.counted[slot]:
+            return 0
+        if self.n_rec == REC_CHUNK and self._flush() != 0:
+            return -1
+        x = &self.rec[self.n_rec]
+        x.arrival_us = self.arrived_at[slot]
+        x.answered_us = self.answered_at[slot] if agent >= 0 else -1
+        x.ended_us = ended
+        x.queue = self.slot_queue[slot]
+        x.agent = agent
+        self.n_rec += 1
+        return 0
+
+    cdef int _flush(self) except -1:
+        # Hands a copy of the buffered records to the sink; the buffer is reused.
+        if self.n_rec:
+            chunk = np.frombuffer(
+                (<char*> self.rec)[:self.n_rec * sizeof(rec_t)], dtype=RECORD_DTYPE).copy()
+            self.n_rec = 0
+            self.sink(chunk)
         return 0
 
     cdef inline int32_t _interval(self, time_us_t t) noexcept:
@@ -368,6 +432,7 @@ cdef class EventLoop:
                 slot = slot_of(c)
                 if r.c_accept(r.dec[i].agent, c, t) != 0:
                     return -1
+                self.answered_at[slot] = t
                 self.events += 1
                 if self.counted[slot]:
                     wait = t - self.arrived_at[slot]
@@ -445,6 +510,7 @@ cdef class EventLoop:
                     if c < 0 or self._remember(c, t) != 0:
                         raise RuntimeError("the router refused an arrival")
                     slot = slot_of(c)
+                    self.slot_queue[slot] = q
                     if self.counted[slot]:
                         self.arrivals += 1
                         self.st[q * self.n_int + self.slot_interval[slot]].offered += 1
@@ -452,8 +518,11 @@ cdef class EventLoop:
                     if pat >= 0 and self._push(t + self._us(pat), EV_ABANDON, c, q) != 0:
                         raise MemoryError()
                 elif e.kind == EV_COMPLETE:
+                    slot = slot_of(e.x)
                     if r.c_complete(e.y, e.x, t, -1) != 0:
                         raise RuntimeError("the router refused a completion")
+                    if self._record(slot, t, e.y) != 0:
+                        raise MemoryError()
                     if self.off_shift[e.y] and self._leave(e.y, t) != 0:
                         raise RuntimeError("the router refused a shift end")
                 elif e.kind == EV_SHIFT_START:
@@ -478,6 +547,8 @@ cdef class EventLoop:
                     q = e.y
                     if r.c_abandon(e.x, t) != 0:
                         raise RuntimeError("the router refused an abandon")
+                    if self._record(slot, t, -1) != 0:
+                        raise MemoryError()
                     if self.counted[slot]:
                         st = &self.st[q * self.n_int + self.slot_interval[slot]]
                         st.abandoned += 1
@@ -486,6 +557,8 @@ cdef class EventLoop:
                 self.events += 1
             if r.n_dec and self._decisions() != 0:
                 raise RuntimeError("the router refused an answer")
+        if self.sink is not None:
+            self._flush()
         return r.now
 
     @property

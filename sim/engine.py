@@ -26,6 +26,7 @@ import math
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -138,6 +139,48 @@ class SimResult:
         return self.arrivals / self.wall_s if self.wall_s > 0 else math.inf
 
 
+class _RecordWriter:
+    """Writes the loop's record chunks to a CSV file, as they come."""
+
+    HEADER = "queue,arrival_s,answered_s,ended_s,wait_s,talk_s,agent,outcome\n"
+
+    def __init__(self, path: str | Path | None, queue_names: Sequence[str]) -> None:
+        self.path = path
+        self.names = np.array(queue_names, dtype=object)
+        self.file: Any = None
+
+    def __enter__(self) -> _RecordWriter:
+        if self.path is not None:
+            try:
+                self.file = open(self.path, "w", newline="")
+            except OSError as exc:
+                raise ValueError(f"cannot write {self.path}: {exc.strerror}") from None
+            self.file.write(self.HEADER)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.file is not None:
+            self.file.close()
+
+    def write(self, chunk: np.ndarray) -> None:
+        arrival = chunk["arrival_us"] / _US
+        answered = chunk["answered_us"]
+        ended = chunk["ended_us"] / _US
+        ok = answered >= 0
+        lines = []
+        for name, a, ans, e, good, agent in zip(
+            self.names[chunk["queue"]], arrival, answered, ended, ok, chunk["agent"], strict=True
+        ):
+            if good:
+                t = ans / _US
+                lines.append(
+                    f"{name},{a:.6f},{t:.6f},{e:.6f},{t - a:.6f},{e - t:.6f},{agent},answered\n"
+                )
+            else:
+                lines.append(f"{name},{a:.6f},,{e:.6f},{e - a:.6f},,,abandoned\n")
+        self.file.writelines(lines)
+
+
 def _ratio(num: float, den: float) -> float | None:
     return num / den if den else None
 
@@ -175,12 +218,19 @@ def simulate(
     warmup_s: float = 0.0,
     seed: int = 0,
     interval_s: float | None = None,
+    records: str | Path | None = None,
 ) -> SimResult:
     """Route `queues`' load to `groups` in virtual time and measure it.
 
     Stops after `arrivals` contacts have arrived after the warm-up, or at virtual
     time `duration_s` (counted from 0, warm-up included), whichever comes first;
     at least one of them is needed. The same inputs and seed give the same result.
+
+    With `records`, one CSV row per contact that arrived after the warm-up and
+    ended (answered and completed, or abandoned) is written to that file, as the
+    run goes: queue, arrival_s, answered_s (empty when abandoned), ended_s,
+    wait_s, talk_s, agent (empty when abandoned), outcome. Contacts still in the
+    system at the end have no row.
 
     A queue's `rate_per_s` may be one rate per interval of `interval_s` seconds:
     a daily profile starting at time 0 and repeating. Results are then also
@@ -233,24 +283,26 @@ def simulate(
     r.take_decisions()
 
     warmup_us = round(warmup_s * _US)
-    loop = EventLoop(
-        r,
-        [q.rate_per_s for q in queues],
-        [q.handle.spec() for q in queues],
-        [q.patience.spec() if q.patience else _NEVER for q in queues],
-        [round(q.sl_threshold_s * _US) for q in queues],
-        seed,
-        warmup_us,
-        round(interval_s * _US) if interval_s else 0,
-        shifts,
-    )
     until = -1 if duration_s is None else round(duration_s * _US)
-    start = time.perf_counter()
-    if warmup_us:
-        loop.run(-1, warmup_us)
-    at_warmup = {name: _busy_ready(r, ids, r.now) for name, ids in members.items()}
-    end = loop.run(-1 if arrivals is None else arrivals, until)
-    wall = time.perf_counter() - start
+    with _RecordWriter(records, [q.name for q in queues]) as writer:
+        loop = EventLoop(
+            r,
+            [q.rate_per_s for q in queues],
+            [q.handle.spec() for q in queues],
+            [q.patience.spec() if q.patience else _NEVER for q in queues],
+            [round(q.sl_threshold_s * _US) for q in queues],
+            seed,
+            warmup_us,
+            round(interval_s * _US) if interval_s else 0,
+            shifts,
+            writer.write if records is not None else None,
+        )
+        start = time.perf_counter()
+        if warmup_us:
+            loop.run(-1, warmup_us)
+        at_warmup = {name: _busy_ready(r, ids, r.now) for name, ids in members.items()}
+        end = loop.run(-1 if arrivals is None else arrivals, until)
+        wall = time.perf_counter() - start
 
     per_queue = {q.name: loop.queue_counts(i) for i, q in enumerate(queues)}
     total = {k: sum(c[k] for c in per_queue.values()) for k in next(iter(per_queue.values()))}

@@ -52,9 +52,9 @@ def t975(df: int) -> float:
     return z + (z**3 + z) / (4 * df) + (5 * z**5 + 16 * z**3 + 3 * z) / (96 * df**2)
 
 
-def _one(args: tuple[Scenario, int | None, float | None, int]) -> SimResult:
-    sc, calls, duration_s, seed = args
-    return run_scenario(sc, calls=calls, duration_s=duration_s, seed=seed)
+def _one(args: tuple[Scenario, int | None, float | None, int, str | None]) -> SimResult:
+    sc, calls, duration_s, seed, records = args
+    return run_scenario(sc, calls=calls, duration_s=duration_s, seed=seed, records=records)
 
 
 def _combine(rows: Sequence[Mapping[str, float | int | None]]) -> dict[str, float | int | None]:
@@ -123,8 +123,12 @@ def simulate_replications(
     executor: Executor | None = None,
     scheduler: str | None = None,
     progress: Callable[[int, int], None] | None = None,
+    records: str | None = None,
 ) -> dict[str, Any]:
     """Run `replications` of a checked scenario and return the JSON report.
+
+    With `records` (one replication only), one CSV row per contact is written
+    to that file.
 
     Replications run in `executor` if given, else where :func:`open_executor`
     puts them.
@@ -134,8 +138,10 @@ def simulate_replications(
     """
     if replications < 1:
         raise ValueError("replications must be >= 1")
+    if records is not None and replications != 1:
+        raise ValueError("per-call records are written for one replication only")
     base = sc.seed if seed is None else seed
-    jobs = [(sc, calls, duration_s, base + i) for i in range(replications)]
+    jobs = [(sc, calls, duration_s, base + i, records) for i in range(replications)]
     start = time.perf_counter()
     results: list[SimResult] = []
     with (

@@ -296,8 +296,10 @@ def run_scenario(
     calls: int | None = None,
     duration_s: float | None = None,
     seed: int | None = None,
+    records: str | None = None,
 ) -> SimResult:
-    """Simulate a checked scenario; arguments override the file's values."""
+    """Simulate a checked scenario; arguments override the file's values.
+    `records`: a CSV file for one row per contact (see agner.sim.engine.simulate)."""
     skill_ids: dict[str, int] = {}
     for g in sc.agent_groups:
         for s in g.skills:
@@ -332,4 +334,5 @@ def run_scenario(
         warmup_s=sc.warmup_s,
         seed=sc.seed if seed is None else seed,
         interval_s=sc.interval_s,
+        records=records,
     )

@@ -134,3 +134,45 @@ def test_unreachable_scheduler_is_a_clear_error(capsys: pytest.CaptureFixture[st
         == 2
     )
     assert "cannot reach the Dask scheduler" in capsys.readouterr().err
+
+
+def test_per_call_records(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import csv
+
+    path = tmp_path / "calls.csv"
+    out = run_json(capsys, MM380, "--calls", "30000", "--records", str(path))
+    rows = list(csv.DictReader(path.open()))
+    answered = [r for r in rows if r["outcome"] == "answered"]
+    abandoned = [r for r in rows if r["outcome"] == "abandoned"]
+    o = out["overall"]
+    assert len(abandoned) == o["abandoned"]
+    # Answered rows are the completed calls: those still talking at the end have none.
+    assert o["answered"] - 380 <= len(answered) <= o["answered"]
+    for r in answered[:200]:
+        assert float(r["wait_s"]) == pytest.approx(
+            float(r["answered_s"]) - float(r["arrival_s"]), abs=2e-6
+        )
+        assert float(r["talk_s"]) > 0 and r["agent"] != "" and r["queue"] == "support"
+    for r in abandoned[:50]:
+        assert r["answered_s"] == "" and r["agent"] == "" and float(r["wait_s"]) > 0
+    waits = [float(r["wait_s"]) for r in answered]
+    assert sum(waits) / len(waits) == pytest.approx(o["asa_s"], rel=0.05)
+
+
+def test_records_need_one_replication(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    assert (
+        main(
+            [
+                "simulate",
+                MM380,
+                "--calls",
+                "100",
+                "--replications",
+                "2",
+                "--records",
+                str(tmp_path / "x.csv"),
+            ]
+        )
+        == 2
+    )
+    assert "one replication" in capsys.readouterr().err

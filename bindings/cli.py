@@ -430,11 +430,14 @@ def _simulate(args: argparse.Namespace) -> int:
         return 2
     show = sys.stderr.isatty() and not args.json
 
-    def progress(done: int, total: int) -> None:
-        if show and total > 1:
+    def progress(share: float) -> None:
+        if show:
+            width = 40
+            filled = round(share * width)
+            bar = "#" * filled + "-" * (width - filled)
             print(
-                f"\r  replication {done}/{total}",
-                end="" if done < total else "\n",
+                f"\r  [{bar}] {100 * share:5.1f}%",
+                end="" if share < 1 else "\n",
                 file=sys.stderr,
                 flush=True,
             )

@@ -122,7 +122,7 @@ def simulate_replications(
     workers: int | None = None,
     executor: Executor | None = None,
     scheduler: str | None = None,
-    progress: Callable[[int, int], None] | None = None,
+    progress: Callable[[float], None] | None = None,
     records: str | None = None,
 ) -> dict[str, Any]:
     """Run `replications` of a checked scenario and return the JSON report.
@@ -131,7 +131,7 @@ def simulate_replications(
     to that file.
 
     Replications run in `executor` if given, else where :func:`open_executor`
-    puts them.
+    puts them. `progress`, if given, is called with the share done (0 to 1).
 
     Raises:
         ValueError: R < 1, or the scheduler cannot be reached.
@@ -149,10 +149,24 @@ def simulate_replications(
         if executor is not None
         else open_executor(replications, workers, scheduler)
     ) as ex:
-        for res in ex.map(_one, jobs):
-            results.append(res)
-            if progress:
-                progress(len(results), replications)
+        if replications == 1 and isinstance(ex, _InProcess):
+            # One run here: report its progress from inside it.
+            sc1, calls1, duration1, seed1, records1 = jobs[0]
+            results.append(
+                run_scenario(
+                    sc1,
+                    calls=calls1,
+                    duration_s=duration1,
+                    seed=seed1,
+                    records=records1,
+                    progress=progress,
+                )
+            )
+        else:
+            for res in ex.map(_one, jobs):
+                results.append(res)
+                if progress:
+                    progress(len(results) / replications)
     wall = time.perf_counter() - start
     queues = {name: _combine([r.queues[name] for r in results]) for name in results[0].queues}
     overall = _combine([r.overall for r in results])

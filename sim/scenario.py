@@ -38,6 +38,7 @@ more than one requirement step (issue 3).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from pathlib import Path
 from typing import Literal
 
@@ -297,6 +298,7 @@ def run_scenario(
     duration_s: float | None = None,
     seed: int | None = None,
     records: str | None = None,
+    progress: Callable[[float], None] | None = None,
 ) -> SimResult:
     """Simulate a checked scenario; arguments override the file's values.
     `records`: a CSV file for one row per contact (see agner.sim.engine.simulate)."""
@@ -335,4 +337,5 @@ def run_scenario(
         seed=sc.seed if seed is None else seed,
         interval_s=sc.interval_s,
         records=records,
+        progress=progress,
     )

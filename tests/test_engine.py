@@ -288,3 +288,18 @@ def test_shifts_are_checked() -> None:
         AgentGroup("g", 1, {}, shifts=((0, 100), (50, 200)))
     with pytest.raises(ValueError, match="start_s < end_s"):
         AgentGroup("g", 1, {}, shifts=((100, 100),))
+
+
+def test_progress_slices_change_nothing() -> None:
+    seen: list[float] = []
+    args = (
+        [QueueLoad("q", 0.05, Dist("exponential", 100), Dist("exponential", 60))],
+        [AgentGroup("g", 5, {})],
+    )
+    whole = simulate(*args, arrivals=5000, warmup_s=600, seed=4)
+    sliced = simulate(*args, arrivals=5000, warmup_s=600, seed=4, progress=seen.append)
+    assert sliced.queues == whole.queues and sliced.overall == whole.overall
+    assert len(seen) == 50 and seen[-1] == 1.0 and seen == sorted(seen)
+    by_time = simulate(*args, duration_s=20_000, warmup_s=600, seed=4)
+    sliced = simulate(*args, duration_s=20_000, warmup_s=600, seed=4, progress=lambda s: None)
+    assert sliced.queues == by_time.queues

@@ -421,7 +421,7 @@ def _simulate(args: argparse.Namespace) -> int:
         problems.append("--calls must be >= 1")
     if args.duration is not None and not args.duration > 0:
         problems.append("--duration must be > 0")
-    if args.replications < 1:
+    if args.replications is not None and args.replications < 1:
         problems.append("--replications must be >= 1")
     if args.workers is not None and args.workers < 1:
         problems.append("--workers must be >= 1")
@@ -446,7 +446,7 @@ def _simulate(args: argparse.Namespace) -> int:
         sc = load_scenario(args.scenario)
         report = simulate_replications(
             sc,
-            replications=args.replications,
+            replications=sc.replications if args.replications is None else args.replications,
             calls=args.calls,
             duration_s=args.duration,
             seed=args.seed,
@@ -678,9 +678,8 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument(
         "--replications",
         type=int,
-        default=1,
         metavar="R",
-        help="independent runs, seeds seed..seed+R-1 (default 1)",
+        help="independent runs, seeds seed..seed+R-1 (default: the scenario's, or 1)",
     )
     sim.add_argument("--seed", type=int, help="first seed (default: the scenario's)")
     sim.add_argument(

@@ -3,6 +3,7 @@
 The shape is the one of ../shared/ARCHITECTURE.md::
 
     seed = 1
+    replications = 1                   # independent runs, seeds seed, seed + 1, ...
     warmup_s = 3600
     calls = 1_000_000                  # or duration_s
 
@@ -113,6 +114,7 @@ class Scenario(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     agent_groups: list[AgentGroupSpec]
     arrivals: list[Arrivals]
     seed: int = 0
+    replications: int = 1
     warmup_s: float = 0.0
     interval_s: float | None = None
     calls: int | None = None
@@ -217,6 +219,8 @@ def check(sc: Scenario, where: str = "scenario") -> None:
         raise ScenarioError(f"{where}: queues: names must be unique")
     if not sc.agent_groups:
         raise ScenarioError(f"{where}: agent_groups: at least one group is needed")
+    if sc.replications < 1:
+        raise ScenarioError(f"{where}: replications must be >= 1")
     if sc.calls is not None and sc.calls < 1:
         raise ScenarioError(f"{where}: calls must be >= 1")
     if sc.warmup_s < 0:

@@ -176,3 +176,15 @@ def test_records_need_one_replication(capsys: pytest.CaptureFixture[str], tmp_pa
         == 2
     )
     assert "one replication" in capsys.readouterr().err
+
+
+def test_scenario_replications_are_the_default(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    text = Path(MM380).read_text().replace("seed = 1\n", "seed = 1\nreplications = 2\n")
+    path = tmp_path / "two.toml"
+    path.write_text(text)
+    assert run_json(capsys, str(path), "--calls", "2000")["replications"] == 2
+    assert (
+        run_json(capsys, str(path), "--calls", "2000", "--replications", "1")["replications"] == 1
+    )

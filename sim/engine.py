@@ -15,7 +15,8 @@ Definitions used in the results (contacts that arrive after the warm-up):
 - ``service_level``: answered within the queue's threshold / offered;
 - ``service_level_answered``: answered within the threshold / answered;
 - ``occupancy``: (reserved + busy + wrap-up time) / (that + ready time) of the
-  agents, over the measured period.
+  agents, over the measured period; for a queue, of the agents who can serve it
+  (on all their work, whichever queue it came from).
 
 Contacts still in the system when the run stops count as offered only.
 """
@@ -320,15 +321,16 @@ def simulate(
     per_queue = {q.name: loop.queue_counts(i) for i, q in enumerate(queues)}
     total = {k: sum(c[k] for c in per_queue.values()) for k in next(iter(per_queue.values()))}
     occupancy: dict[str, float | None] = {}
-    sums = [0, 0]
+    group_time: dict[str, tuple[int, int]] = {}
     for name, ids in members.items():
         busy, ready = _busy_ready(r, ids, end)
         busy -= at_warmup[name][0]
         ready -= at_warmup[name][1]
+        group_time[name] = (busy, busy + ready)
         occupancy[name] = _ratio(busy, busy + ready)
-        sums[0] += busy
-        sums[1] += busy + ready
-    occupancy["overall"] = _ratio(sums[0], sums[1])
+    occupancy["overall"] = _ratio(
+        sum(b for b, _ in group_time.values()), sum(a for _, a in group_time.values())
+    )
     overall = _figures(total)
     overall["occupancy"] = occupancy["overall"]
     intervals = []
@@ -343,8 +345,17 @@ def simulate(
                     "overall": _figures(both),
                 }
             )
+    by_queue = {name: _figures(c) for name, c in per_queue.items()}
+    for q in queues:
+        # The occupancy of the agents who can serve the queue, on all their work.
+        able = [
+            g.name for g in groups if all(g.skills.get(s, 0) >= lv for s, lv in q.require.items())
+        ]
+        by_queue[q.name]["occupancy"] = _ratio(
+            sum(group_time[n][0] for n in able), sum(group_time[n][1] for n in able)
+        )
     return SimResult(
-        queues={name: _figures(c) for name, c in per_queue.items()},
+        queues=by_queue,
         overall=overall,
         intervals=intervals,
         occupancy=occupancy,

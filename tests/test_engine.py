@@ -303,3 +303,18 @@ def test_progress_slices_change_nothing() -> None:
     by_time = simulate(*args, duration_s=20_000, warmup_s=600, seed=4)
     sliced = simulate(*args, duration_s=20_000, warmup_s=600, seed=4, progress=lambda s: None)
     assert sliced.queues == by_time.queues
+
+
+def test_queue_occupancy_is_that_of_the_agents_who_can_serve_it() -> None:
+    res = simulate(
+        [
+            QueueLoad("a", 0.05, Dist("exponential", 60), require={0: 1}),
+            QueueLoad("b", 0.02, Dist("exponential", 60), require={1: 1}),
+        ],
+        [AgentGroup("as", 5, {0: 1}), AgentGroup("bs", 5, {1: 1})],
+        arrivals=50_000,
+        seed=6,
+    )
+    assert res.queues["a"]["occupancy"] == res.occupancy["as"]
+    assert res.queues["b"]["occupancy"] == res.occupancy["bs"]
+    assert res.queues["a"]["occupancy"] == pytest.approx(0.05 * 60 / 5, rel=0.03)

@@ -81,29 +81,21 @@ def test_t_quantiles() -> None:
     assert t975(1000) == pytest.approx(1.962, abs=1e-3)
 
 
-def test_replications_on_a_local_dask_cluster(capsys: pytest.CaptureFixture[str]) -> None:
-    from distributed import LocalCluster
-
-    with LocalCluster(
-        n_workers=2,
-        threads_per_worker=1,
-        processes=True,
-        host="127.0.0.1",
-        scheduler_port=0,
-        dashboard_address=None,
-    ) as cluster:
-        out = run_json(
-            capsys,
-            MM380,
-            "--calls",
-            "5000",
-            "--replications",
-            "3",
-            "--seed",
-            "5",
-            "--scheduler",
-            cluster.scheduler_address,
-        )
+def test_replications_on_a_local_dask_cluster(
+    capsys: pytest.CaptureFixture[str], dask_scheduler: str
+) -> None:
+    out = run_json(
+        capsys,
+        MM380,
+        "--calls",
+        "5000",
+        "--replications",
+        "3",
+        "--seed",
+        "5",
+        "--scheduler",
+        dask_scheduler,
+    )
     # The same seeds give the same figures wherever they run.
     local = run_json(
         capsys, MM380, "--calls", "5000", "--replications", "3", "--seed", "5", "--workers", "1"

@@ -93,26 +93,12 @@ def test_cli(capsys: pytest.CaptureFixture[str]) -> None:
     assert "fewest agents for 80% answered within 20 s" in capsys.readouterr().out
 
 
-def test_staffing_search_on_a_local_dask_cluster(tmp_path: Path) -> None:
-    from distributed import LocalCluster
-
+def test_staffing_search_on_a_local_dask_cluster(tmp_path: Path, dask_scheduler: str) -> None:
     path = tmp_path / "multi.toml"
     path.write_text(MULTI)
     sc = load_scenario(path)
     here = staff_scenario(sc, StaffTarget(0.8, 20), replications=2, calls=4000, workers=1)
-    with LocalCluster(
-        n_workers=2,
-        threads_per_worker=1,
-        processes=True,
-        host="127.0.0.1",
-        scheduler_port=0,
-        dashboard_address=None,
-    ) as cluster:
-        there = staff_scenario(
-            sc,
-            StaffTarget(0.8, 20),
-            replications=2,
-            calls=4000,
-            scheduler=cluster.scheduler_address,
-        )
+    there = staff_scenario(
+        sc, StaffTarget(0.8, 20), replications=2, calls=4000, scheduler=dask_scheduler
+    )
     assert here == there

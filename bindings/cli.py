@@ -442,19 +442,47 @@ def _simulate(args: argparse.Namespace) -> int:
                 flush=True,
             )
 
+    if args.engine == "simpy":
+        refused = [
+            flag
+            for flag, value in (
+                ("--records", args.records),
+                ("--scheduler", args.scheduler),
+                ("--workers", args.workers),
+            )
+            if value is not None
+        ]
+        if refused:
+            print(
+                f"agner simulate: {', '.join(refused)} not supported with --engine simpy "
+                "(its replications run one after the other in this process)",
+                file=sys.stderr,
+            )
+            return 2
     try:
         sc = load_scenario(args.scenario)
-        report = simulate_replications(
-            sc,
-            replications=sc.replications if args.replications is None else args.replications,
-            calls=args.calls,
-            duration_s=args.duration,
-            seed=args.seed,
-            workers=args.workers,
-            scheduler=args.scheduler,
-            progress=progress,
-            records=args.records,
-        )
+        if args.engine == "simpy":
+            from agner.sim.simpy_harness import simpy_replications
+
+            report = simpy_replications(
+                sc,
+                replications=sc.replications if args.replications is None else args.replications,
+                calls=args.calls,
+                duration_s=args.duration,
+                seed=args.seed,
+            )
+        else:
+            report = simulate_replications(
+                sc,
+                replications=sc.replications if args.replications is None else args.replications,
+                calls=args.calls,
+                duration_s=args.duration,
+                seed=args.seed,
+                workers=args.workers,
+                scheduler=args.scheduler,
+                progress=progress,
+                records=args.records,
+            )
     except (ScenarioError, ValueError) as exc:
         print(f"agner simulate: {exc}", file=sys.stderr)
         return 2
@@ -661,13 +689,14 @@ def build_parser() -> argparse.ArgumentParser:
         "simulate",
         help="simulate a scenario file through the real router",
         description="Route a scenario's load (a TOML file: queues, agent groups, arrivals; "
-        "see examples/) through the routing core on the fast event loop and print, per "
-        "queue and overall, offered, answered and abandoned contacts, P(wait), "
+        "see examples/ and docs/SIMULATOR.md) through the routing core, on the fast Cython "
+        "event loop or (--engine simpy) in a SimPy model driving the same router, and "
+        "print, per queue and overall, offered, answered and abandoned contacts, P(wait), "
         "P(abandon), ASA (mean wait of answered), mean wait (answered and abandoned), "
         "service level (answered within the queue's threshold / offered, and / answered) "
-        "and occupancy per agent group. With --replications R > 1 every figure is a mean "
-        "with a 95%% confidence half-width (_ci95). Exits 2 on a scenario that makes no "
-        "sense, naming the field.",
+        "and occupancy (per agent group, and per queue: of the agents who can serve it). "
+        "With --replications R > 1 every figure is a mean with a 95%% confidence "
+        "half-width (_ci95). Exits 2 on a scenario that makes no sense, naming the field.",
     )
     sim.add_argument("scenario", help="the scenario file (TOML)")
     stop = sim.add_mutually_exclusive_group()
@@ -706,6 +735,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sim.add_argument(
         "--report", metavar="FILE.html", help="write a self-contained HTML page of the results"
+    )
+    sim.add_argument(
+        "--engine",
+        choices=("fast", "simpy"),
+        default="fast",
+        help="fast: the Cython event loop (default); simpy: the SimPy model driving the "
+        "same router (slower, an independent check; no --records, --workers, --scheduler)",
     )
     sim.add_argument("--json", action="store_true", help="print one JSON object")
     sim.set_defaults(func=_simulate)

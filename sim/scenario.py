@@ -48,7 +48,7 @@ import msgspec
 from agner.core._api import Strategy
 from agner.sim.engine import AgentGroup, Dist, QueueLoad, SimResult, simulate
 
-__all__ = ["ScenarioError", "Scenario", "load_scenario", "run_scenario"]
+__all__ = ["Scenario", "ScenarioError", "center_of", "load_scenario", "run_scenario"]
 
 
 class ScenarioError(ValueError):
@@ -295,17 +295,8 @@ def dist_of(d: DistSpec) -> Dist:
     return Dist(d.dist, d.mean_s, d.sd_s, tuple(d.samples))
 
 
-def run_scenario(
-    sc: Scenario,
-    *,
-    calls: int | None = None,
-    duration_s: float | None = None,
-    seed: int | None = None,
-    records: str | None = None,
-    progress: Callable[[float], None] | None = None,
-) -> SimResult:
-    """Simulate a checked scenario; arguments override the file's values.
-    `records`: a CSV file for one row per contact (see agner.sim.engine.simulate)."""
+def center_of(sc: Scenario) -> tuple[list[QueueLoad], list[AgentGroup]]:
+    """The queues and agent groups of a checked scenario, as both engines run them."""
     skill_ids: dict[str, int] = {}
     for g in sc.agent_groups:
         for s in g.skills:
@@ -327,7 +318,21 @@ def run_scenario(
                 sl_threshold_s=q.service_level.threshold_s,
             )
         )
-    groups = [agent_group_of(g, skill_ids) for g in sc.agent_groups]
+    return queues, [agent_group_of(g, skill_ids) for g in sc.agent_groups]
+
+
+def run_scenario(
+    sc: Scenario,
+    *,
+    calls: int | None = None,
+    duration_s: float | None = None,
+    seed: int | None = None,
+    records: str | None = None,
+    progress: Callable[[float], None] | None = None,
+) -> SimResult:
+    """Simulate a checked scenario; arguments override the file's values.
+    `records`: a CSV file for one row per contact (see agner.sim.engine.simulate)."""
+    queues, groups = center_of(sc)
     if calls is None and duration_s is None:
         calls, duration_s = sc.calls, sc.duration_s
     if calls is None and duration_s is None:

@@ -1,0 +1,739 @@
+"""The SimPy harness: the real router driven by an independent discrete-event model.
+
+Callers (with patience), agents (handle times, not answering, logging out in the
+middle of a contact, shifts) and the router's own clock are SimPy processes and
+events. Every routing decision is the real router's (:class:`agner.Router`,
+through its Python API), made in SimPy's virtual time, counted in integer
+microseconds. Variates come from a numpy ``Generator(seed)``: the streams are
+not those of the fast engine (agner.sim.engine), so the two agree statistically,
+not exactly.
+
+:func:`simulate_simpy` takes the arguments of :func:`agner.sim.engine.simulate`
+and returns the same :class:`~agner.sim.engine.SimResult`, with the same figures
+and the same definitions (see agner.sim.engine). Faults may be injected:
+
+- ``no_answer_prob``: an offered agent does not answer; after ``ring_s`` the
+  harness calls ``no_answer`` (the contact goes back to its queue, the agent to
+  NOT_READY(RONA)) and the agent is made ready again after ``rona_break_s``;
+- ``logout_prob``: an agent logs out in the middle of a contact: the contact is
+  completed first (the router refuses a logout while BUSY), then the agent logs
+  out and logs back in after ``logout_break_s``;
+- ``burst = (start_s, end_s, factor)``: arrival rates are multiplied by `factor`
+  in that window.
+
+With ``check=True`` (the default) the harness checks, as it goes and at the end,
+that every contact ends in exactly one terminal state, that no contact is offered
+to two agents at once or answered twice, that no agent holds two contacts, and
+that per queue offered = answered + abandoned + still in the system (contacts
+arrived after the warm-up), and that its own books match the router's. A
+violation raises AssertionError.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from collections.abc import Generator, Mapping, Sequence
+from dataclasses import dataclass
+from statistics import mean
+from typing import Any
+
+import numpy as np
+import simpy
+
+from agner.core._api import (
+    REASON_RONA,
+    AgentState,
+    ContactState,
+    DecisionKind,
+    RouterError,
+)
+from agner.core.router import Router
+from agner.sim.engine import AgentGroup, Dist, QueueLoad, SimResult, _figures, _ratio
+from agner.sim.scenario import Scenario, ScenarioError, center_of
+
+__all__ = [
+    "Faults",
+    "SimpyCenter",
+    "run_scenario_simpy",
+    "simpy_replications",
+    "simulate_simpy",
+]
+
+_US = 1_000_000
+REASON_SHIFT_END = 1  # as in core/loop.pyx
+REASON_LOGOUT = 2  # an agent about to log out in the middle of a contact
+
+_COUNTS = (
+    "offered",
+    "answered",
+    "abandoned",
+    "delayed",
+    "answered_within",
+    "wait_answered_s",
+    "wait_abandoned_s",
+)
+
+
+def _us(seconds: float) -> int:
+    return max(0, round(seconds * _US))
+
+
+def _dur(seconds: float) -> int:
+    # A drawn duration, at least 1 us (as the fast engine's), so that what
+    # follows an event is strictly later.
+    return max(1, round(seconds * _US))
+
+
+@dataclass
+class _Contact:
+    queue: int
+    arrival: int
+    interval: int
+    counted: bool
+    state: str = "waiting"  # waiting, offered, active, completed, abandoned
+    agent: int = -1
+    answered: bool = False
+    event: Any = None  # the caller's "answered" event
+
+
+@dataclass
+class _Agent:
+    group: str
+    off_shift: bool = False
+    holding: int = -1  # the contact offered to or handled by the agent
+    breaks: int = 0  # generation of the current break, to ignore stale ones
+
+
+@dataclass
+class Faults:
+    """Faults injected in the model (see the module's docstring)."""
+
+    no_answer_prob: float = 0.0
+    ring_s: float = 10.0
+    rona_break_s: float = 60.0
+    logout_prob: float = 0.0
+    logout_break_s: float = 300.0
+    burst: tuple[float, float, float] | None = None
+
+
+class SimpyCenter:
+    """One run of a center in SimPy; :meth:`run` gives the SimResult.
+
+    After the run, ``rona``, ``fault_logouts``, ``in_system`` (per queue, counted
+    contacts still waiting, ringing or in service at the end) and ``r`` (the router)
+    are there to look at.
+    """
+
+    def __init__(
+        self,
+        queues: Sequence[QueueLoad],
+        groups: Sequence[AgentGroup],
+        *,
+        seed: int = 0,
+        warmup_s: float = 0.0,
+        interval_s: float | None = None,
+        faults: Faults | None = None,
+        check: bool = True,
+    ) -> None:
+        if not queues or not groups:
+            raise ValueError("a center needs at least one queue and one agent group")
+        self.queues = list(queues)
+        self.groups = list(groups)
+        self.faults = faults or Faults()
+        f = self.faults
+        if not (0 <= f.no_answer_prob <= 1 and 0 <= f.logout_prob <= 1):
+            raise ValueError("no_answer_prob and logout_prob must be in [0, 1]")
+        if f.burst is not None and not (0 <= f.burst[0] < f.burst[1] and f.burst[2] >= 0):
+            raise ValueError("burst: (start_s, end_s, factor) with start_s < end_s, factor >= 0")
+        self.check = check
+        self.rng = np.random.Generator(np.random.PCG64(seed))
+        self.env = simpy.Environment()
+        self.r = Router(seed=seed)
+        self.warmup = _us(warmup_s)
+        self.rates: list[list[float]] = []
+        n_int = 1
+        for q in queues:
+            rates = (
+                [float(q.rate_per_s)]
+                if isinstance(q.rate_per_s, int | float)
+                else list(map(float, q.rate_per_s))
+            )
+            if not rates or any(not (x >= 0 and math.isfinite(x)) for x in rates):
+                raise ValueError(f"queue {q.name!r}: rate_per_s must be >= 0, got {q.rate_per_s}")
+            if len(rates) > 1:
+                if n_int not in (1, len(rates)):
+                    raise ValueError(f"queue {q.name!r}: every profile needs the same intervals")
+                n_int = len(rates)
+            self.rates.append(rates)
+        if n_int > 1 and not (interval_s and interval_s > 0):
+            raise ValueError("a per-interval rate profile needs interval_s > 0")
+        self.n_int = n_int
+        self.interval_s = interval_s
+        self.interval_us = _us(interval_s) if interval_s else 0
+        self.thresholds = [_us(q.sl_threshold_s) for q in queues]
+        self.stats = [[dict.fromkeys(_COUNTS, 0.0) for _ in range(n_int)] for _ in queues]
+        for q in queues:
+            self.r.add_queue(
+                q.require,
+                strategy=q.strategy,
+                priority=q.priority,
+                ring_timeout_us=0,
+                sl_threshold_us=_us(q.sl_threshold_s),
+            )
+        self.members: dict[str, list[int]] = {}
+        self.agents: list[_Agent] = []
+        self.shifts: list[tuple[int, int, int]] = []
+        for g in groups:
+            if g.count < 0:
+                raise ValueError(f"group {g.name!r}: count must be >= 0")
+            ids = [self.r.add_agent(g.skills, wrap_up_us=_us(g.wrap_up_s)) for _ in range(g.count)]
+            self.members[g.name] = ids
+            for a in ids:
+                self.agents.append(_Agent(g.name))
+                self.shifts += [(a, _us(s0), _us(s1)) for s0, s1 in g.shifts]
+        self.contacts: dict[int, _Contact] = {}
+        self.counted_arrivals = 0
+        self.all_arrivals = 0
+        self.all_answered = 0
+        self.all_abandoned = 0
+        self.completed = [0] * len(queues)  # counted contacts answered and completed
+        self.rona = 0
+        self.fault_logouts = 0
+        self.events = 0
+        self.in_system: dict[str, int] = {}
+        self.clock_target: int | None = None
+        self.poke: simpy.Event = self.env.event()
+        self.max_arrivals: int | None = None
+        self.stop: simpy.Event = self.env.event()
+        self.at_warmup: dict[str, tuple[int, int]] = {}
+
+    # -- the router, called in SimPy's time ------------------------------------
+
+    @property
+    def now(self) -> int:
+        return max(int(self.env.now), self.r.now)
+
+    def _after_call(self) -> None:
+        # Decisions the call caused, then wake the clock if its deadline moved.
+        while True:
+            decisions = self.r.take_decisions()
+            if not decisions:
+                break
+            for d in decisions:
+                self.events += 1
+                if d.kind == DecisionKind.OFFER:
+                    self._offer(d.agent, d.contact, d.queue)
+                elif d.kind == DecisionKind.WRAP_UP_END:
+                    self._settle(d.agent)
+                else:  # RONA: no ring timeout is set, the harness calls no_answer
+                    raise AssertionError(f"unexpected decision {d}")
+        dl = self.r.next_deadline()
+        if dl != self.clock_target and not self.poke.triggered:
+            self.poke.succeed()
+
+    def _offer(self, a: int, c: int, q: int) -> None:
+        rec = self.contacts[c]
+        ag = self.agents[a]
+        if self.check:
+            assert rec.state == "waiting", f"contact {c} offered while {rec.state}"
+            assert ag.holding < 0, f"agent {a} offered {c} while holding {ag.holding}"
+            assert rec.queue == q
+        rec.state, rec.agent = "offered", a
+        ag.holding = c
+        if self.faults.no_answer_prob and self.rng.random() < self.faults.no_answer_prob:
+            self.env.process(self._ring_no_answer(a, c))
+            return
+        now = self.now
+        self.r.accept(a, c, now)  # produces no decision
+        if self.check:
+            assert not rec.answered, f"contact {c} answered twice"
+        rec.state, rec.answered = "active", True
+        self.all_answered += 1
+        if rec.counted:
+            wait = now - rec.arrival
+            s = self.stats[q][rec.interval]
+            s["answered"] += 1
+            s["wait_answered_s"] += wait * 1e-6
+            if wait > 0:
+                s["delayed"] += 1
+            if wait <= self.thresholds[q]:
+                s["answered_within"] += 1
+        if rec.event is not None:
+            rec.event.succeed()
+        self.env.process(self._serve(a, c, q))
+
+    def _leave(self, a: int) -> None:
+        # An agent whose shift is over logs out as soon as it has no contact;
+        # while it has one, a pending not-ready keeps new offers away.
+        st = self.r.agent_state(a)
+        if st == AgentState.LOGGED_OUT:
+            return
+        if st in (AgentState.BUSY, AgentState.RESERVED):
+            self.r.set_not_ready(a, self.now, REASON_SHIFT_END)
+        else:
+            self.r.logout(a, self.now)
+
+    def _settle(self, a: int) -> None:
+        # After the agent was released: out of its shift, it leaves.
+        if self.agents[a].off_shift:
+            self._leave(a)
+
+    def _release(self, a: int, c: int) -> None:
+        ag = self.agents[a]
+        if self.check:
+            assert ag.holding == c, f"agent {a} releases {c} but holds {ag.holding}"
+        ag.holding = -1
+
+    # -- processes ---------------------------------------------------------------
+
+    def _clock(self) -> Generator[simpy.Event, Any, None]:
+        # Fires the router's timers (wrap-up ends) at their deadlines.
+        while True:
+            dl = self.r.next_deadline()
+            self.clock_target = dl
+            if self.poke.triggered:
+                self.poke = self.env.event()
+            if dl is None:
+                yield self.poke
+                continue
+            wait = max(0, dl - int(self.env.now))
+            yield self.poke | self.env.timeout(wait)
+            if int(self.env.now) >= dl and self.r.next_deadline() == dl:
+                self.r.advance(max(dl, self.r.now))
+                self.events += 1
+                self._after_call()
+
+    def _rate(self, q: int, t: int) -> float:
+        rates = self.rates[q]
+        x = rates[self._interval(t)] if len(rates) > 1 else rates[0]
+        b = self.faults.burst
+        if b is not None and _us(b[0]) <= t < _us(b[1]):
+            x *= b[2]
+        return x
+
+    def _interval(self, t: int) -> int:
+        if self.interval_us == 0:
+            return 0
+        return (t // self.interval_us) % self.n_int
+
+    def _arrivals(self, q: int) -> Generator[simpy.Event, Any, None]:
+        # Poisson arrivals by thinning at the highest rate (profile and burst).
+        top = max(self.rates[q])
+        b = self.faults.burst
+        if b is not None:
+            top *= max(1.0, b[2])
+        if top <= 0:
+            return
+        while True:
+            yield self.env.timeout(_dur(self.rng.exponential(1.0 / top)))
+            t = int(self.env.now)
+            x = self._rate(q, t)
+            if x < top and self.rng.random() * top >= x:
+                continue
+            counted = t >= self.warmup
+            if (
+                counted
+                and self.max_arrivals is not None
+                and self.counted_arrivals >= self.max_arrivals
+            ):
+                if not self.stop.triggered:
+                    self.stop.succeed()
+                return
+            self._arrive(q, t, counted)
+
+    def _arrive(self, q: int, t: int, counted: bool) -> None:
+        ql = self.queues[q]
+        rec = _Contact(q, t, self._interval(t), counted)
+        patience = _draw(self.rng, ql.patience) if ql.patience is not None else None
+        if patience is not None:
+            rec.event = self.env.event()
+        self.all_arrivals += 1
+        if counted:
+            self.counted_arrivals += 1
+            self.stats[q][rec.interval]["offered"] += 1
+        c = self.r.arrive(q, t)
+        if self.check:
+            assert c not in self.contacts, f"contact id {c} issued twice"
+        self.contacts[c] = rec
+        self.events += 1
+        self._after_call()
+        if patience is not None and rec.state != "active":
+            self.env.process(self._caller(c, rec, _dur(patience)))
+
+    def _caller(self, c: int, rec: _Contact, patience_us: int) -> Generator[simpy.Event, Any, None]:
+        # The caller's patience races the answer.
+        yield rec.event | self.env.timeout(patience_us)
+        if rec.state not in ("waiting", "offered"):
+            return  # answered meanwhile
+        now = self.now
+        ringing = rec.agent if rec.state == "offered" else -1
+        self.r.abandon(c, now)
+        rec.state = "abandoned"
+        self.all_abandoned += 1
+        del self.contacts[c]
+        if rec.counted:
+            s = self.stats[rec.queue][rec.interval]
+            s["abandoned"] += 1
+            s["delayed"] += 1
+            s["wait_abandoned_s"] += (now - rec.arrival) * 1e-6
+        if ringing >= 0:
+            self._release(ringing, c)
+            self._after_call()
+            self._settle(ringing)
+        self.events += 1
+        self._after_call()
+
+    def _serve(self, a: int, c: int, q: int) -> Generator[simpy.Event, Any, None]:
+        # The agent talks for the handle time, then completes (wrap-up is the router's).
+        yield self.env.timeout(_dur(_draw(self.rng, self.queues[q].handle)))
+        now = self.now
+        rec = self.contacts.pop(c)
+        if self.check:
+            assert rec.state == "active" and rec.agent == a, f"contact {c} completed twice"
+        rec.state = "completed"
+        if rec.counted:
+            self.completed[q] += 1
+        leaving = bool(self.faults.logout_prob) and self.rng.random() < self.faults.logout_prob
+        if leaving:
+            # The router refuses a logout while BUSY: a pending not-ready keeps
+            # new offers away, the contact is completed, then the agent logs out.
+            self.r.set_not_ready(a, now, REASON_LOGOUT)
+        self.r.complete(a, c, now)
+        self._release(a, c)
+        self.events += 1
+        self._after_call()
+        if leaving:
+            if self.r.agent_state(a) != AgentState.LOGGED_OUT:
+                self.r.logout(a, now)
+            self.fault_logouts += 1
+            self.agents[a].breaks += 1
+            self.env.process(self._logout_break(a, self.agents[a].breaks))
+        else:
+            self._settle(a)
+        self._after_call()
+
+    def _ring_no_answer(self, a: int, c: int) -> Generator[simpy.Event, Any, None]:
+        yield self.env.timeout(_us(self.faults.ring_s))
+        rec = self.contacts.get(c)
+        if rec is None or rec.state != "offered" or rec.agent != a:
+            return  # the caller hung up while it rang
+        self.r.no_answer(a, c, self.now)
+        self.rona += 1
+        rec.state, rec.agent = "waiting", -1
+        self._release(a, c)
+        self.agents[a].breaks += 1
+        self._after_call()
+        if self.agents[a].off_shift:
+            self._leave(a)
+            self._after_call()
+        else:
+            self.env.process(self._rona_break(a, self.agents[a].breaks))
+
+    def _rona_break(self, a: int, gen: int) -> Generator[simpy.Event, Any, None]:
+        yield self.env.timeout(_us(self.faults.rona_break_s))
+        ag = self.agents[a]
+        if ag.off_shift or ag.breaks != gen:
+            return
+        st = self.r.agent_stats(a, self.now)
+        if st.state == AgentState.NOT_READY and st.reason == REASON_RONA:
+            self.r.set_ready(a, self.now)
+            self._after_call()
+
+    def _logout_break(self, a: int, gen: int) -> Generator[simpy.Event, Any, None]:
+        yield self.env.timeout(_us(self.faults.logout_break_s))
+        ag = self.agents[a]
+        if ag.off_shift or ag.breaks != gen:
+            return
+        if self.r.agent_state(a) == AgentState.LOGGED_OUT:
+            self.r.login(a, self.now)
+            self.r.set_ready(a, self.now)
+            self._after_call()
+
+    def _shift(self, a: int, start: int, end: int) -> Generator[simpy.Event, Any, None]:
+        yield self.env.timeout(start - int(self.env.now))
+        ag = self.agents[a]
+        ag.off_shift = False
+        ag.breaks += 1  # a shift start ends any break
+        now = self.now
+        st = self.r.agent_state(a)
+        if st == AgentState.LOGGED_OUT:
+            self.r.login(a, now)
+            self.r.set_ready(a, now)
+        elif st == AgentState.NOT_READY:
+            self.r.set_ready(a, now)
+        elif st != AgentState.READY:
+            with contextlib.suppress(RouterError):
+                self.r.set_ready(a, now)  # cancels a pending not-ready, if any
+        self._after_call()
+        yield self.env.timeout(end - int(self.env.now))
+        ag.off_shift = True
+        self._leave(a)
+        self._after_call()
+
+    def _snapshot(self) -> Generator[simpy.Event, Any, None]:
+        yield self.env.timeout(self.warmup)
+        self.at_warmup = {n: self._busy_ready(ids, self.now) for n, ids in self.members.items()}
+
+    def _busy_ready(self, agents: Sequence[int], now: int) -> tuple[int, int]:
+        busy = ready = 0
+        for a in agents:
+            t = self.r.agent_stats(a, now).time_in_state_us
+            busy += t[AgentState.RESERVED] + t[AgentState.BUSY] + t[AgentState.WRAP_UP]
+            ready += t[AgentState.READY]
+        return busy, ready
+
+    # -- the run -------------------------------------------------------------------
+
+    def run(self, *, arrivals: int | None = None, duration_s: float | None = None) -> SimResult:
+        """Run until `arrivals` contacts arrived after the warm-up, or until
+        virtual time `duration_s`, whichever comes first."""
+        if arrivals is None and duration_s is None:
+            raise ValueError("give arrivals or duration_s")
+        if arrivals is not None and arrivals < 1:
+            raise ValueError(f"arrivals must be >= 1, got {arrivals}")
+        if duration_s is not None and not duration_s > self.warmup / _US:
+            raise ValueError("duration_s must be longer than the warm-up")
+        self.max_arrivals = arrivals
+        shifted = {a for a, _, _ in self.shifts}
+        for a in range(len(self.agents)):
+            if a not in shifted:
+                self.r.login(a, 0)
+                self.r.set_ready(a, 0)
+        self.r.take_decisions()
+        for a, s0, s1 in self.shifts:
+            self.env.process(self._shift(a, s0, s1))
+        self.env.process(self._clock())
+        for q in range(len(self.queues)):
+            self.env.process(self._arrivals(q))
+        if self.warmup:
+            self.env.process(self._snapshot())
+        else:
+            self.at_warmup = {n: (0, 0) for n in self.members}
+        until: simpy.Event = self.stop
+        if duration_s is not None:
+            horizon = self.env.timeout(_us(duration_s))
+            until = self.stop | horizon
+        start = time.perf_counter()
+        self.env.run(until=until)
+        wall = time.perf_counter() - start
+        end = self.now
+        if self.check:
+            self._check_end()
+        return self._result(end, wall)
+
+    def _check_end(self) -> None:
+        r = self.r
+        for c, rec in self.contacts.items():
+            want = {"waiting": ContactState.WAITING, "offered": ContactState.OFFERED}.get(
+                rec.state, ContactState.ACTIVE
+            )
+            assert rec.state in ("waiting", "offered", "active"), (c, rec.state)
+            assert r.contact_state(c) == want, f"contact {c}: router {r.contact_state(c)}"
+            if rec.state != "waiting":
+                assert r.contact_agent(c) == rec.agent
+        for a, ag in enumerate(self.agents):
+            held = r.agent_contact(a)
+            assert (held if held is not None else -1) == ag.holding, f"agent {a}: {held}"
+        held_by = [ag.holding for ag in self.agents if ag.holding >= 0]
+        assert len(held_by) == len(set(held_by)), "a contact held by two agents"
+        tot = [r.queue_stats(q, self.now) for q in range(len(self.queues))]
+        assert sum(s.offered for s in tot) == self.all_arrivals
+        assert sum(s.answered for s in tot) == self.all_answered
+        assert sum(s.abandoned for s in tot) == self.all_abandoned
+        for q, ql in enumerate(self.queues):
+            live = [rec for rec in self.contacts.values() if rec.queue == q and rec.counted]
+            n = {k: sum(st[k] for st in self.stats[q]) for k in _COUNTS}
+            active = sum(1 for rec in live if rec.state == "active")
+            assert n["answered"] == self.completed[q] + active, f"{ql.name}: answered"
+            assert n["offered"] == n["answered"] + n["abandoned"] + len(live) - active, (
+                f"{ql.name}: offered != answered + abandoned + still in the system"
+            )
+            self.in_system[ql.name] = len(live)
+
+    def _result(self, end: int, wall: float) -> SimResult:
+        per_queue = {
+            q.name: {k: sum(s[k] for s in self.stats[i]) for k in _COUNTS}
+            for i, q in enumerate(self.queues)
+        }
+        total = {k: sum(c[k] for c in per_queue.values()) for k in _COUNTS}
+        occupancy: dict[str, float | None] = {}
+        group_time: dict[str, tuple[int, int]] = {}
+        for name, ids in self.members.items():
+            busy, ready = self._busy_ready(ids, end)
+            busy -= self.at_warmup.get(name, (0, 0))[0]
+            ready -= self.at_warmup.get(name, (0, 0))[1]
+            group_time[name] = (busy, busy + ready)
+            occupancy[name] = _ratio(busy, busy + ready)
+        occupancy["overall"] = _ratio(
+            sum(b for b, _ in group_time.values()), sum(a for _, a in group_time.values())
+        )
+        overall = _figures(_ints(total))
+        overall["occupancy"] = occupancy["overall"]
+        intervals = []
+        if self.interval_s and self.n_int > 1:
+            for i in range(self.n_int):
+                counts = {q.name: self.stats[k][i] for k, q in enumerate(self.queues)}
+                both = {key: sum(c[key] for c in counts.values()) for key in _COUNTS}
+                intervals.append(
+                    {
+                        "start_s": i * self.interval_s,
+                        "queues": {name: _figures(_ints(c)) for name, c in counts.items()},
+                        "overall": _figures(_ints(both)),
+                    }
+                )
+        by_queue = {name: _figures(_ints(c)) for name, c in per_queue.items()}
+        for q in self.queues:
+            able = [
+                g.name
+                for g in self.groups
+                if all(g.skills.get(s, 0) >= lv for s, lv in q.require.items())
+            ]
+            by_queue[q.name]["occupancy"] = _ratio(
+                sum(group_time[n][0] for n in able), sum(group_time[n][1] for n in able)
+            )
+        return SimResult(
+            queues=by_queue,
+            overall=overall,
+            intervals=intervals,
+            occupancy=occupancy,
+            arrivals=int(total["offered"]),
+            events=self.events,
+            simulated_s=(end - self.warmup) / _US,
+            wall_s=wall,
+        )
+
+
+def _ints(c: Mapping[str, float]) -> dict[str, float | int]:
+    # Counts as ints, as the fast engine reports them.
+    return {k: (v if k.startswith("wait") else int(v)) for k, v in c.items()}
+
+
+def _draw(rng: np.random.Generator, d: Dist) -> float:
+    kind, p0, p1, samples = d.spec()
+    if kind == "exponential":
+        return float(rng.exponential(p0))
+    if kind == "deterministic":
+        return p0
+    if kind == "lognormal":
+        return float(rng.lognormal(p0, p1))
+    if kind == "gamma":
+        return float(rng.gamma(p0, p1))
+    assert samples is not None
+    return float(samples[rng.integers(len(samples))])
+
+
+def simulate_simpy(
+    queues: Sequence[QueueLoad],
+    groups: Sequence[AgentGroup],
+    *,
+    arrivals: int | None = None,
+    duration_s: float | None = None,
+    warmup_s: float = 0.0,
+    seed: int = 0,
+    interval_s: float | None = None,
+    no_answer_prob: float = 0.0,
+    ring_s: float = 10.0,
+    rona_break_s: float = 60.0,
+    logout_prob: float = 0.0,
+    logout_break_s: float = 300.0,
+    burst: tuple[float, float, float] | None = None,
+    check: bool = True,
+) -> SimResult:
+    """Route `queues`' load to `groups` in SimPy and measure it, as
+    :func:`agner.sim.engine.simulate` does (same stop rules, same figures).
+
+    Raises:
+        ValueError: no stop given, a negative rate, an empty center, bad faults.
+        AssertionError: with `check`, a broken invariant.
+    """
+    if arrivals is None and duration_s is None:
+        raise ValueError("give arrivals or duration_s")
+    center = SimpyCenter(
+        queues,
+        groups,
+        seed=seed,
+        warmup_s=warmup_s,
+        interval_s=interval_s,
+        faults=Faults(no_answer_prob, ring_s, rona_break_s, logout_prob, logout_break_s, burst),
+        check=check,
+    )
+    return center.run(arrivals=arrivals, duration_s=duration_s)
+
+
+def run_scenario_simpy(
+    sc: Scenario,
+    calls: int | None = None,
+    duration_s: float | None = None,
+    seed: int | None = None,
+    **faults: Any,
+) -> SimResult:
+    """Simulate a checked scenario in SimPy; arguments override the file's values.
+    `faults`: the fault and check arguments of :func:`simulate_simpy`."""
+    queues, groups = center_of(sc)
+    if calls is None and duration_s is None:
+        calls, duration_s = sc.calls, sc.duration_s
+    if calls is None and duration_s is None:
+        raise ScenarioError("give `calls` or `duration_s`, in the scenario or on the command line")
+    return simulate_simpy(
+        queues,
+        groups,
+        arrivals=calls,
+        duration_s=duration_s,
+        warmup_s=sc.warmup_s,
+        seed=sc.seed if seed is None else seed,
+        interval_s=sc.interval_s,
+        **faults,
+    )
+
+
+def simpy_replications(
+    sc: Scenario,
+    *,
+    replications: int = 1,
+    calls: int | None = None,
+    duration_s: float | None = None,
+    seed: int | None = None,
+) -> dict[str, Any]:
+    """Replications with the SimPy harness, in this process, as the report of
+    agner.sim.replicate.simulate_replications (same fields)."""
+    from agner.sim.replicate import _combine
+
+    if replications < 1:
+        raise ValueError("replications must be >= 1")
+    base = sc.seed if seed is None else seed
+    start = time.perf_counter()
+    results = [
+        run_scenario_simpy(sc, calls=calls, duration_s=duration_s, seed=base + i)
+        for i in range(replications)
+    ]
+    wall = time.perf_counter() - start
+    first = results[0]
+    total_calls = sum(r.arrivals for r in results)
+    return {
+        "replications": replications,
+        "seed": base,
+        "queues": {n: _combine([r.queues[n] for r in results]) for n in first.queues},
+        "overall": _combine([r.overall for r in results]),
+        "agent_groups": {
+            n: _combine([{"occupancy": r.occupancy[n]} for r in results])
+            for n in first.occupancy
+            if n != "overall"
+        },
+        "intervals": [
+            {
+                "start_s": iv["start_s"],
+                "queues": {
+                    n: _combine([r.intervals[i]["queues"][n] for r in results])
+                    for n in iv["queues"]
+                },
+                "overall": _combine([r.intervals[i]["overall"] for r in results]),
+            }
+            for i, iv in enumerate(first.intervals)
+        ],
+        "simulated_s": mean(r.simulated_s for r in results),
+        "calls": total_calls,
+        "calls_per_second": total_calls / max(sum(r.wall_s for r in results), 1e-9),
+        "wall_s": wall,
+    }

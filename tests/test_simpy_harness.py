@@ -1,0 +1,212 @@
+"""The SimPy harness (sim/simpy_harness.py): the real router in an independent model.
+
+- single skill against Erlang C and Erlang A (9 checks, Bonferroni at 1 - 0.05/9);
+- the multi-skill example run by both engines: every per-queue figure agrees
+  within the combined confidence interval (12 checks, Bonferroni at 1 - 0.05/12);
+- invariants under faults (ring-no-answer, logout mid-contact, a 10x burst);
+- ``agner simulate --engine simpy``.
+
+Every run is seeded, so the file either always passes or always fails.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from statistics import mean, stdev
+
+import pytest
+
+from agner.cli import main
+from agner.sim.engine import AgentGroup, Dist, QueueLoad
+from agner.sim.erlang import erlang_a, erlang_c_metrics
+from agner.sim.scenario import load_scenario, run_scenario
+from agner.sim.simpy_harness import (
+    Faults,
+    SimpyCenter,
+    center_of,
+    run_scenario_simpy,
+    simulate_simpy,
+)
+
+ROOT = Path(__file__).resolve().parent.parent
+MULTISKILL = str(ROOT / "examples" / "multiskill.toml")
+
+# Student t quantiles at 1 - 0.05 / (2 * checks) (from scipy.stats.t.ppf; SciPy is
+# not a dependency).
+T_ERLANG = 4.655  # 9 checks, df = 5 (6 replications)
+T_ENGINES = 3.808  # 12 checks, df = 9 (10 replications per engine, conservative)
+
+
+def erlang_runs(load: float, patience: float | None, seed0: int) -> list[dict[str, float]]:
+    out = []
+    for seed in range(seed0, seed0 + 6):
+        res = simulate_simpy(
+            [
+                QueueLoad(
+                    "q",
+                    load / 180.0,
+                    Dist("exponential", 180.0),
+                    Dist("exponential", patience) if patience else None,
+                )
+            ],
+            [AgentGroup("g", 14, {})],
+            arrivals=5000,
+            warmup_s=3600,
+            seed=seed,
+        )
+        assert res.overall["offered"] == 5000
+        out.append({k: float(v or 0) for k, v in res.overall.items()})
+    return out
+
+
+def within_ci(runs: list[dict[str, float]], key: str, expected: float) -> None:
+    xs = [r[key] for r in runs]
+    m, half = mean(xs), T_ERLANG * stdev(xs) / math.sqrt(len(xs))
+    assert abs(m - expected) <= half, f"{key}: simpy {m:.5g} +- {half:.3g}, theory {expected:.5g}"
+
+
+def test_single_skill_against_erlang_c() -> None:
+    theory = erlang_c_metrics(14, 10.0, 180.0, 20.0)
+    runs = erlang_runs(10.0, None, 1000)
+    assert all(r["abandoned"] == 0 for r in runs)
+    within_ci(runs, "p_wait", theory.p_wait)
+    within_ci(runs, "service_level", theory.service_level)
+    within_ci(runs, "asa_s", theory.asa_s)
+    within_ci(runs, "occupancy", 10.0 / 14)
+
+
+def test_single_skill_against_erlang_a() -> None:
+    theory = erlang_a(14, 14.0, 180.0, 120.0, 20.0)
+    runs = erlang_runs(14.0, 120.0, 2000)
+    within_ci(runs, "p_wait", theory.p_wait)
+    within_ci(runs, "p_abandon", theory.p_abandon)
+    within_ci(runs, "service_level", theory.service_level)
+    within_ci(runs, "asa_s", theory.asa_s)
+    within_ci(runs, "occupancy", theory.occupancy)
+
+
+def test_multiskill_center_agrees_between_engines() -> None:
+    sc = load_scenario(MULTISKILL)
+    reps = 10
+    fast = [run_scenario(sc, seed=500 + i) for i in range(reps)]
+    slow = [run_scenario_simpy(sc, seed=500 + i) for i in range(reps)]
+    assert len(sc.queues) >= 3 and len(sc.agent_groups) >= 4
+    problems = []
+    for q in fast[0].queues:
+        for key in ("p_abandon", "asa_s", "service_level", "occupancy"):
+            a = [float(r.queues[q][key] or 0) for r in fast]
+            b = [float(r.queues[q][key] or 0) for r in slow]
+            se = math.sqrt(stdev(a) ** 2 / reps + stdev(b) ** 2 / reps)
+            if abs(mean(a) - mean(b)) > T_ENGINES * se:
+                bound = T_ENGINES * se
+                problems.append(
+                    f"{q}.{key}: fast {mean(a):.4g}, simpy {mean(b):.4g}, bound {bound:.3g}"
+                )
+    assert not problems, "; ".join(problems)
+    # The same fields, with per-interval figures.
+    assert fast[0].queues.keys() == slow[0].queues.keys()
+    assert fast[0].overall.keys() == slow[0].overall.keys()
+    assert fast[0].occupancy.keys() == slow[0].occupancy.keys()
+    assert len(fast[0].intervals) == len(slow[0].intervals) == 17
+
+
+def test_invariants_hold_under_faults() -> None:
+    sc = load_scenario(MULTISKILL)
+    queues, groups = center_of(sc)
+    center = SimpyCenter(
+        queues,
+        groups,
+        seed=3,
+        warmup_s=600,
+        interval_s=sc.interval_s,
+        faults=Faults(no_answer_prob=0.05, logout_prob=0.02, burst=(3600, 5400, 10.0)),
+        check=True,
+    )
+    res = center.run(duration_s=4 * 3600)  # checks as it goes and at the end
+    assert center.rona > 20 and center.fault_logouts > 5
+    for name, q in res.queues.items():
+        offered, answered, abandoned = (
+            int(q[k] or 0) for k in ("offered", "answered", "abandoned")
+        )
+        assert 0 <= offered - answered - abandoned <= center.in_system[name]
+    # The burst: ten times the calls of its neighbours in the interval it covers.
+    per_interval = [int(iv["overall"]["offered"] or 0) for iv in res.intervals]
+    assert per_interval[2] > 5 * max(per_interval[1], per_interval[3])
+    assert res.overall["p_abandon"] is not None and float(res.overall["p_abandon"]) > 0.2
+    # Router books agree with the harness's (all arrivals, warm-up included).
+    r = center.r
+    assert sum(r.queue_stats(i, r.now).offered for i in range(len(queues))) == center.all_arrivals
+
+
+def test_checks_catch_a_lost_contact() -> None:
+    sc = load_scenario(MULTISKILL)
+    queues, groups = center_of(sc)
+    center = SimpyCenter(queues, groups, seed=1, interval_s=sc.interval_s)
+    real = center._arrive
+
+    def losing(q: int, t: int, counted: bool) -> None:
+        real(q, t, counted)
+        if center.all_arrivals == 50:
+            center.stats[q][center._interval(t)]["offered"] += 1  # a contact the books lost
+
+    center._arrive = losing  # type: ignore[method-assign]
+    with pytest.raises(AssertionError, match="offered"):
+        center.run(duration_s=3600)
+
+
+def test_cli_engine_simpy(capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["simulate", MULTISKILL, "--duration", "7200", "--replications", "2", "--json"]
+    assert main([*argv, "--engine", "simpy"]) == 0
+    slow = json.loads(capsys.readouterr().out)
+    assert main(argv) == 0
+    fast = json.loads(capsys.readouterr().out)
+    assert slow.keys() == fast.keys()
+    assert slow["queues"]["sales"].keys() == fast["queues"]["sales"].keys()
+    assert slow["replications"] == 2 and slow["calls"] > 0
+    assert main(["simulate", MULTISKILL, "--duration", "3600", "--engine", "simpy"]) == 0
+    assert "occupancy:" in capsys.readouterr().out
+
+
+def test_cli_engine_bad_use(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["simulate", MULTISKILL, "--engine", "slow"])
+    assert exc.value.code == 2
+    capsys.readouterr()
+    records = str(tmp_path / "r.csv")
+    assert main(["simulate", MULTISKILL, "--engine", "simpy", "--records", records]) == 2
+    assert "--records" in capsys.readouterr().err
+    assert main(["simulate", MULTISKILL, "--engine", "simpy", "--calls", "0"]) == 2
+
+
+def test_seeded_and_checked_arguments() -> None:
+    q = [QueueLoad("q", 0.05, Dist("exponential", 180.0), Dist("exponential", 60.0))]
+    g = [AgentGroup("g", 10, {}, wrap_up_s=5)]
+    one = simulate_simpy(q, g, arrivals=500, seed=4)
+    assert one.overall == simulate_simpy(q, g, arrivals=500, seed=4).overall
+    assert one.overall != simulate_simpy(q, g, arrivals=500, seed=5).overall
+    with pytest.raises(ValueError, match="arrivals or duration_s"):
+        simulate_simpy(q, g)
+    with pytest.raises(ValueError, match="warm-up"):
+        simulate_simpy(q, g, duration_s=10, warmup_s=20)
+    with pytest.raises(ValueError, match="no_answer_prob"):
+        simulate_simpy(q, g, arrivals=10, no_answer_prob=2.0)
+    with pytest.raises(ValueError, match="profile"):
+        simulate_simpy([QueueLoad("q", [0.1, 0.2], Dist("exponential", 1.0))], g, arrivals=10)
+
+
+def test_a_busy_agent_finishes_its_contact_after_its_shift() -> None:
+    from agner.core._api import AgentState
+
+    center = SimpyCenter(
+        [QueueLoad("q", 1.0, Dist("deterministic", 1000.0))],
+        [AgentGroup("g", 2, {}, wrap_up_s=30, shifts=((0, 100),))],
+        seed=3,
+    )
+    center.run(duration_s=2000)
+    for a in range(2):
+        st = center.r.agent_stats(a, center.r.now)
+        assert st.state == AgentState.LOGGED_OUT
+        assert st.handled == 1 and st.talk_time_us == 1_000_000_000
+        assert st.time_in_state_us[AgentState.WRAP_UP] == 0  # logged out, wrap-up cancelled

@@ -572,7 +572,7 @@ def build_parser() -> argparse.ArgumentParser:
         "router",
         help="events per second of the router: C-level API, Python API, reference",
         description="Drive one workload (50 skills, agents with 1-8 skills, 200 queues "
-        "using every strategy, 95%% load, 2%% ring-no-answer, abandonment) through the "
+        "using every strategy, 95% load, 2% ring-no-answer, abandonment) through the "
         "C-level API, the Python API and the pure-Python reference router, in one run, "
         "and report events per second and ns per event for each. Every router call is an "
         "event. Exits 1 if the drivers' decisions differ.",
@@ -695,7 +695,7 @@ def build_parser() -> argparse.ArgumentParser:
         "P(abandon), ASA (mean wait of answered), mean wait (answered and abandoned), "
         "service level (answered within the queue's threshold / offered, and / answered) "
         "and occupancy (per agent group, and per queue: of the agents who can serve it). "
-        "With --replications R > 1 every figure is a mean with a 95%% confidence "
+        "With --replications R > 1 every figure is a mean with a 95% confidence "
         "half-width (_ci95). Exits 2 on a scenario that makes no sense, naming the field.",
     )
     sim.add_argument("scenario", help="the scenario file (TOML)")

@@ -442,47 +442,20 @@ def _simulate(args: argparse.Namespace) -> int:
                 flush=True,
             )
 
-    if args.engine == "simpy":
-        refused = [
-            flag
-            for flag, value in (
-                ("--records", args.records),
-                ("--scheduler", args.scheduler),
-                ("--workers", args.workers),
-            )
-            if value is not None
-        ]
-        if refused:
-            print(
-                f"agner simulate: {', '.join(refused)} not supported with --engine simpy "
-                "(its replications run one after the other in this process)",
-                file=sys.stderr,
-            )
-            return 2
     try:
         sc = load_scenario(args.scenario)
-        if args.engine == "simpy":
-            from agner.sim.simpy_harness import simpy_replications
-
-            report = simpy_replications(
-                sc,
-                replications=sc.replications if args.replications is None else args.replications,
-                calls=args.calls,
-                duration_s=args.duration,
-                seed=args.seed,
-            )
-        else:
-            report = simulate_replications(
-                sc,
-                replications=sc.replications if args.replications is None else args.replications,
-                calls=args.calls,
-                duration_s=args.duration,
-                seed=args.seed,
-                workers=args.workers,
-                scheduler=args.scheduler,
-                progress=progress,
-                records=args.records,
-            )
+        report = simulate_replications(
+            sc,
+            replications=sc.replications if args.replications is None else args.replications,
+            calls=args.calls,
+            duration_s=args.duration,
+            seed=args.seed,
+            workers=args.workers,
+            scheduler=args.scheduler,
+            progress=progress,
+            records=args.records,
+            engine=args.engine,
+        )
     except (ScenarioError, ValueError) as exc:
         print(f"agner simulate: {exc}", file=sys.stderr)
         return 2
@@ -741,7 +714,7 @@ def build_parser() -> argparse.ArgumentParser:
         choices=("fast", "simpy"),
         default="fast",
         help="fast: the Cython event loop (default); simpy: the SimPy model driving the "
-        "same router (slower, an independent check; no --records, --workers, --scheduler)",
+        "same router (slower, an independent check; no --records)",
     )
     sim.add_argument("--json", action="store_true", help="print one JSON object")
     sim.set_defaults(func=_simulate)

@@ -52,8 +52,12 @@ def t975(df: int) -> float:
     return z + (z**3 + z) / (4 * df) + (5 * z**5 + 16 * z**3 + 3 * z) / (96 * df**2)
 
 
-def _one(args: tuple[Scenario, int | None, float | None, int, str | None]) -> SimResult:
-    sc, calls, duration_s, seed, records = args
+def _one(args: tuple[Scenario, int | None, float | None, int, str | None, str]) -> SimResult:
+    sc, calls, duration_s, seed, records, engine = args
+    if engine == "simpy":
+        from agner.sim.simpy_harness import run_scenario_simpy
+
+        return run_scenario_simpy(sc, calls=calls, duration_s=duration_s, seed=seed)
     return run_scenario(sc, calls=calls, duration_s=duration_s, seed=seed, records=records)
 
 
@@ -124,11 +128,13 @@ def simulate_replications(
     scheduler: str | None = None,
     progress: Callable[[float], None] | None = None,
     records: str | None = None,
+    engine: str = "fast",
 ) -> dict[str, Any]:
     """Run `replications` of a checked scenario and return the JSON report.
 
     With `records` (one replication only), one CSV row per contact is written
-    to that file.
+    to that file. `engine`: ``fast`` (core/loop.pyx) or ``simpy`` (the SimPy
+    harness driving the same router; no records).
 
     Replications run in `executor` if given, else where :func:`open_executor`
     puts them. `progress`, if given, is called with the share done (0 to 1).
@@ -138,10 +144,14 @@ def simulate_replications(
     """
     if replications < 1:
         raise ValueError("replications must be >= 1")
+    if engine not in ("fast", "simpy"):
+        raise ValueError(f"unknown engine {engine!r}")
     if records is not None and replications != 1:
         raise ValueError("per-call records are written for one replication only")
+    if records is not None and engine != "fast":
+        raise ValueError("per-call records (--records) come from the fast engine only")
     base = sc.seed if seed is None else seed
-    jobs = [(sc, calls, duration_s, base + i, records) for i in range(replications)]
+    jobs = [(sc, calls, duration_s, base + i, records, engine) for i in range(replications)]
     start = time.perf_counter()
     results: list[SimResult] = []
     with (
@@ -149,9 +159,9 @@ def simulate_replications(
         if executor is not None
         else open_executor(replications, workers, scheduler)
     ) as ex:
-        if replications == 1 and isinstance(ex, _InProcess):
+        if replications == 1 and isinstance(ex, _InProcess) and engine == "fast":
             # One run here: report its progress from inside it.
-            sc1, calls1, duration1, seed1, records1 = jobs[0]
+            sc1, calls1, duration1, seed1, records1, _ = jobs[0]
             results.append(
                 run_scenario(
                     sc1,

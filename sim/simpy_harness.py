@@ -36,7 +36,6 @@ import math
 import time
 from collections.abc import Generator, Mapping, Sequence
 from dataclasses import dataclass
-from statistics import mean
 from typing import Any
 
 import numpy as np
@@ -57,7 +56,6 @@ __all__ = [
     "Faults",
     "SimpyCenter",
     "run_scenario_simpy",
-    "simpy_replications",
     "simulate_simpy",
 ]
 
@@ -686,54 +684,3 @@ def run_scenario_simpy(
         interval_s=sc.interval_s,
         **faults,
     )
-
-
-def simpy_replications(
-    sc: Scenario,
-    *,
-    replications: int = 1,
-    calls: int | None = None,
-    duration_s: float | None = None,
-    seed: int | None = None,
-) -> dict[str, Any]:
-    """Replications with the SimPy harness, in this process, as the report of
-    agner.sim.replicate.simulate_replications (same fields)."""
-    from agner.sim.replicate import _combine
-
-    if replications < 1:
-        raise ValueError("replications must be >= 1")
-    base = sc.seed if seed is None else seed
-    start = time.perf_counter()
-    results = [
-        run_scenario_simpy(sc, calls=calls, duration_s=duration_s, seed=base + i)
-        for i in range(replications)
-    ]
-    wall = time.perf_counter() - start
-    first = results[0]
-    total_calls = sum(r.arrivals for r in results)
-    return {
-        "replications": replications,
-        "seed": base,
-        "queues": {n: _combine([r.queues[n] for r in results]) for n in first.queues},
-        "overall": _combine([r.overall for r in results]),
-        "agent_groups": {
-            n: _combine([{"occupancy": r.occupancy[n]} for r in results])
-            for n in first.occupancy
-            if n != "overall"
-        },
-        "intervals": [
-            {
-                "start_s": iv["start_s"],
-                "queues": {
-                    n: _combine([r.intervals[i]["queues"][n] for r in results])
-                    for n in iv["queues"]
-                },
-                "overall": _combine([r.intervals[i]["overall"] for r in results]),
-            }
-            for i, iv in enumerate(first.intervals)
-        ],
-        "simulated_s": mean(r.simulated_s for r in results),
-        "calls": total_calls,
-        "calls_per_second": total_calls / max(sum(r.wall_s for r in results), 1e-9),
-        "wall_s": wall,
-    }

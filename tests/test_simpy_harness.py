@@ -210,3 +210,26 @@ def test_a_busy_agent_finishes_its_contact_after_its_shift() -> None:
         assert st.state == AgentState.LOGGED_OUT
         assert st.handled == 1 and st.talk_time_us == 1_000_000_000
         assert st.time_in_state_us[AgentState.WRAP_UP] == 0  # logged out, wrap-up cancelled
+
+
+def test_simpy_replications_run_in_a_pool_like_anywhere(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    argv = [
+        "simulate",
+        MULTISKILL,
+        "--engine",
+        "simpy",
+        "--duration",
+        "7200",
+        "--replications",
+        "2",
+        "--seed",
+        "3",
+        "--json",
+    ]
+    assert main([*argv, "--workers", "2"]) == 0
+    pooled = json.loads(capsys.readouterr().out)
+    assert main([*argv, "--workers", "1"]) == 0
+    alone = json.loads(capsys.readouterr().out)
+    assert pooled["queues"] == alone["queues"] and pooled["replications"] == 2

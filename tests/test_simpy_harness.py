@@ -80,6 +80,8 @@ def test_single_skill_against_erlang_c() -> None:
 def test_single_skill_against_erlang_a() -> None:
     theory = erlang_a(14, 14.0, 180.0, 120.0, 20.0)
     runs = erlang_runs(14.0, 120.0, 2000)
+    # At a load equal to the agents, only abandonment keeps the queue finite.
+    assert all(r["offered"] == 5000 and r["abandoned"] > 0 for r in runs)
     within_ci(runs, "p_wait", theory.p_wait)
     within_ci(runs, "p_abandon", theory.p_abandon)
     within_ci(runs, "service_level", theory.service_level)

@@ -18,6 +18,7 @@ cdef struct skill_t:
 cdef struct member_t:
     int32_t pool
     int32_t member            # index of the agent in that pool
+    int32_t score             # MOST_SKILLED: sum of its levels over the pool's requirement
 
 
 cdef struct agent_t:
@@ -56,7 +57,6 @@ cdef struct pool_t:
     rheap_t ready             # FEWEST_CONTACTS, LEAST_TALK_TIME, MOST_SKILLED
     rankset_t order           # ROUND_ROBIN, LINEAR, RANDOM: READY members
     int32_t* member_agent
-    int64_t* member_score     # MOST_SKILLED: sum of levels over the requirement
     int32_t n_members
     int32_t cap_members
     int32_t* routes           # routes whose contacts this pool's agents serve
@@ -205,7 +205,7 @@ cdef class Router:
     cdef int _timer_add(self, time_us_t deadline, int32_t kind, int32_t obj) noexcept
     cdef void _timer_cancel(self, int32_t t) noexcept
     cdef int32_t _pool_add_member(self, int32_t pid, int32_t agent, int64_t score) noexcept
-    cdef int _pool_insert_one(self, int32_t pid, int32_t m, int32_t agent) noexcept
+    cdef int _pool_insert_one(self, int32_t pid, int32_t m, int32_t agent, int32_t score) noexcept
     cdef int _pool_insert(self, int32_t agent) noexcept
     cdef void _pool_remove(self, int32_t agent) noexcept
     cdef int32_t _choose(self, pool_t* p, queue_t* q) noexcept

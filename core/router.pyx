@@ -200,7 +200,6 @@ cdef class Router:
         for i in range(self.n_pools):
             free(self.pools[i].req)
             free(self.pools[i].member_agent)
-            free(self.pools[i].member_score)
             free(self.pools[i].routes)
             free(self.pools[i].ready.e)
             free(self.pools[i].idle.e)
@@ -280,6 +279,7 @@ cdef class Router:
                     return E_NOMEM
                 self.memb[self.memb_off[aid + 1]].pool = p
                 self.memb[self.memb_off[aid + 1]].member = m
+                self.memb[self.memb_off[aid + 1]].score = <int32_t> score
                 self.memb_off[aid + 1] += 1
         return aid
 
@@ -292,17 +292,13 @@ cdef class Router:
             cap = p.cap_members
             if grow(<void**> &p.member_agent, &cap, m + 1, sizeof(int32_t)) != 0:
                 return E_NOMEM
-            cap = p.cap_members
-            if grow(<void**> &p.member_score, &cap, m + 1, sizeof(int64_t)) != 0:
-                return E_NOMEM
             p.cap_members = cap
         p.member_agent[m] = agent
-        p.member_score[m] = score
         p.n_members += 1
         if not _heap_strategy(p.strategy):
             if rs_resize(&p.order, p.n_members) != 0:
                 return E_NOMEM
-        if self.ready_epoch[agent] and self._pool_insert_one(pid, m, agent) != 0:
+        if self.ready_epoch[agent] and self._pool_insert_one(pid, m, agent, <int32_t> score) != 0:
             return E_NOMEM
         return m
 
@@ -361,8 +357,10 @@ cdef class Router:
                 memcpy(&memb[j], &self.memb[self.memb_off[i]], k * sizeof(member_t))
                 j += k
                 if member_of[i] >= 0:
+                    _meets(self.agent_skills[i].s, self.agent_skills[i].n, req, n_req, &score)
                     memb[j].pool = pid
                     memb[j].member = member_of[i]
+                    memb[j].score = <int32_t> score
                     j += 1
             offsets[self.n_agents_] = j
             memcpy(self.memb_off, offsets, (self.n_agents_ + 1) * sizeof(int32_t))
@@ -588,7 +586,7 @@ cdef class Router:
         r_heapify(&p.ready)
         return 0
 
-    cdef int _pool_insert_one(self, int32_t pid, int32_t m, int32_t agent) noexcept:
+    cdef int _pool_insert_one(self, int32_t pid, int32_t m, int32_t agent, int32_t score) noexcept:
         cdef pool_t* p = &self.pools[pid]
         cdef agent_t* a = &self.agents[agent]
         cdef int32_t s = p.strategy
@@ -600,7 +598,7 @@ cdef class Router:
         elif s == ST_LEAST_TALK_TIME:
             r = r_push(&p.ready, a.talk_time_us, a.idle_since, agent, a.epoch)
         elif s == ST_MOST_SKILLED:
-            r = r_push(&p.ready, -p.member_score[m], a.idle_since, agent, a.epoch)
+            r = r_push(&p.ready, -score, a.idle_since, agent, a.epoch)
         else:
             rs_set(&p.order, m)
         if r != 0:
@@ -618,7 +616,8 @@ cdef class Router:
             a.epoch = 1             # 0 means "not idle" in ready_epoch
         self.ready_epoch[agent] = a.epoch
         for i in range(self.memb_off[agent], self.memb_off[agent + 1]):
-            if self._pool_insert_one(self.memb[i].pool, self.memb[i].member, agent) != 0:
+            if self._pool_insert_one(self.memb[i].pool, self.memb[i].member, agent,
+                                     self.memb[i].score) != 0:
                 return E_NOMEM
         return 0
 

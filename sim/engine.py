@@ -201,6 +201,24 @@ def _figures(c: Mapping[str, Any]) -> dict[str, float | int | None]:
     }
 
 
+def occupancy_by_queue(
+    queues: Sequence[QueueLoad],
+    groups: Sequence[AgentGroup],
+    group_time: Mapping[str, tuple[int, int]],
+) -> dict[str, float | None]:
+    """Each queue's occupancy: that of the agents who can serve it, on all their
+    work; `group_time` maps a group to its (handling, handling + ready) time."""
+    out: dict[str, float | None] = {}
+    for q in queues:
+        able = [
+            g.name for g in groups if all(g.skills.get(s, 0) >= lv for s, lv in q.require.items())
+        ]
+        out[q.name] = _ratio(
+            sum(group_time[n][0] for n in able), sum(group_time[n][1] for n in able)
+        )
+    return out
+
+
 def _busy_ready(r: Router, agents: Sequence[int], now: int) -> tuple[int, int]:
     busy = ready = 0
     for a in agents:
@@ -346,14 +364,8 @@ def simulate(
                 }
             )
     by_queue = {name: _figures(c) for name, c in per_queue.items()}
-    for q in queues:
-        # The occupancy of the agents who can serve the queue, on all their work.
-        able = [
-            g.name for g in groups if all(g.skills.get(s, 0) >= lv for s, lv in q.require.items())
-        ]
-        by_queue[q.name]["occupancy"] = _ratio(
-            sum(group_time[n][0] for n in able), sum(group_time[n][1] for n in able)
-        )
+    for name, occ in occupancy_by_queue(queues, groups, group_time).items():
+        by_queue[name]["occupancy"] = occ
     return SimResult(
         queues=by_queue,
         overall=overall,

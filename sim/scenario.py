@@ -41,7 +41,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import msgspec
 
@@ -321,6 +321,29 @@ def center_of(sc: Scenario) -> tuple[list[QueueLoad], list[AgentGroup]]:
     return queues, [agent_group_of(g, skill_ids) for g in sc.agent_groups]
 
 
+def run_arguments(
+    sc: Scenario, calls: int | None, duration_s: float | None, seed: int | None
+) -> tuple[list[QueueLoad], list[AgentGroup], dict[str, Any]]:
+    """The queues, groups and keyword arguments a simulation of `sc` takes, for
+    either engine; the command line's values override the file's."""
+    queues, groups = center_of(sc)
+    if calls is None and duration_s is None:
+        calls, duration_s = sc.calls, sc.duration_s
+    if calls is None and duration_s is None:
+        raise ScenarioError("give `calls` or `duration_s`, in the scenario or on the command line")
+    return (
+        queues,
+        groups,
+        {
+            "arrivals": calls,
+            "duration_s": duration_s,
+            "warmup_s": sc.warmup_s,
+            "seed": sc.seed if seed is None else seed,
+            "interval_s": sc.interval_s,
+        },
+    )
+
+
 def run_scenario(
     sc: Scenario,
     *,
@@ -332,19 +355,5 @@ def run_scenario(
 ) -> SimResult:
     """Simulate a checked scenario; arguments override the file's values.
     `records`: a CSV file for one row per contact (see agner.sim.engine.simulate)."""
-    queues, groups = center_of(sc)
-    if calls is None and duration_s is None:
-        calls, duration_s = sc.calls, sc.duration_s
-    if calls is None and duration_s is None:
-        raise ScenarioError("give `calls` or `duration_s`, in the scenario or on the command line")
-    return simulate(
-        queues,
-        groups,
-        arrivals=calls,
-        duration_s=duration_s,
-        warmup_s=sc.warmup_s,
-        seed=sc.seed if seed is None else seed,
-        interval_s=sc.interval_s,
-        records=records,
-        progress=progress,
-    )
+    queues, groups, kwargs = run_arguments(sc, calls, duration_s, seed)
+    return simulate(queues, groups, records=records, progress=progress, **kwargs)

@@ -49,8 +49,16 @@ from agner.core._api import (
     RouterError,
 )
 from agner.core.router import Router
-from agner.sim.engine import AgentGroup, Dist, QueueLoad, SimResult, _figures, _ratio
-from agner.sim.scenario import Scenario, ScenarioError, center_of
+from agner.sim.engine import (
+    AgentGroup,
+    Dist,
+    QueueLoad,
+    SimResult,
+    _figures,
+    _ratio,
+    occupancy_by_queue,
+)
+from agner.sim.scenario import Scenario, run_arguments
 
 __all__ = [
     "Faults",
@@ -582,15 +590,8 @@ class SimpyCenter:
                     }
                 )
         by_queue = {name: _figures(_ints(c)) for name, c in per_queue.items()}
-        for q in self.queues:
-            able = [
-                g.name
-                for g in self.groups
-                if all(g.skills.get(s, 0) >= lv for s, lv in q.require.items())
-            ]
-            by_queue[q.name]["occupancy"] = _ratio(
-                sum(group_time[n][0] for n in able), sum(group_time[n][1] for n in able)
-            )
+        for name, occ in occupancy_by_queue(self.queues, self.groups, group_time).items():
+            by_queue[name]["occupancy"] = occ
         return SimResult(
             queues=by_queue,
             overall=overall,
@@ -669,18 +670,5 @@ def run_scenario_simpy(
 ) -> SimResult:
     """Simulate a checked scenario in SimPy; arguments override the file's values.
     `faults`: the fault and check arguments of :func:`simulate_simpy`."""
-    queues, groups = center_of(sc)
-    if calls is None and duration_s is None:
-        calls, duration_s = sc.calls, sc.duration_s
-    if calls is None and duration_s is None:
-        raise ScenarioError("give `calls` or `duration_s`, in the scenario or on the command line")
-    return simulate_simpy(
-        queues,
-        groups,
-        arrivals=calls,
-        duration_s=duration_s,
-        warmup_s=sc.warmup_s,
-        seed=sc.seed if seed is None else seed,
-        interval_s=sc.interval_s,
-        **faults,
-    )
+    queues, groups, kwargs = run_arguments(sc, calls, duration_s, seed)
+    return simulate_simpy(queues, groups, **kwargs, **faults)

@@ -21,11 +21,10 @@ import pytest
 from agner.cli import main
 from agner.sim.engine import AgentGroup, Dist, QueueLoad
 from agner.sim.erlang import erlang_a, erlang_c_metrics
-from agner.sim.scenario import load_scenario, run_scenario
+from agner.sim.scenario import center_of, load_scenario, run_scenario
 from agner.sim.simpy_harness import (
     Faults,
     SimpyCenter,
-    center_of,
     run_scenario_simpy,
     simulate_simpy,
 )

@@ -20,23 +20,12 @@ from statistics import NormalDist, mean, stdev
 
 import pytest
 
+from agner.sim.replicate import FIGURES
 from agner.sim.scenario import load_scenario, run_scenario
 from agner.sim.simpy_harness import run_scenario_simpy
 
 ROOT = Path(__file__).resolve().parent.parent
 REPS = 200
-FIGURES = (
-    "offered",
-    "answered",
-    "abandoned",
-    "p_wait",
-    "p_abandon",
-    "asa_s",
-    "mean_wait_s",
-    "service_level",
-    "service_level_answered",
-    "occupancy",
-)
 
 
 @pytest.mark.soak

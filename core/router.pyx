@@ -309,12 +309,17 @@ cdef class Router:
         cdef pool_t* p
         cdef int64_t score
         cdef int32_t* offsets
+        # Per agent: its member index in the new pool (-1: not eligible), and its score.
         cdef int32_t* member_of = <int32_t*> malloc((self.n_agents_ + 1) * sizeof(int32_t))
+        cdef int32_t* score_of = <int32_t*> malloc((self.n_agents_ + 1) * sizeof(int32_t))
         cdef member_t* memb
-        if member_of == NULL:
+        if member_of == NULL or score_of == NULL:
+            free(member_of)
+            free(score_of)
             return E_NOMEM
         if grow(<void**> &self.pools, &self.cap_pools, pid + 1, sizeof(pool_t)) != 0:
             free(member_of)
+            free(score_of)
             return E_NOMEM
         p = &self.pools[pid]
         memset(p, 0, sizeof(pool_t))
@@ -322,6 +327,7 @@ cdef class Router:
         p.req = <skill_t*> malloc((n_req if n_req else 1) * sizeof(skill_t))
         if p.req == NULL:
             free(member_of)
+            free(score_of)
             return E_NOMEM
         memcpy(p.req, req, n_req * sizeof(skill_t))
         p.n_req = n_req
@@ -334,12 +340,15 @@ cdef class Router:
                 if m < 0:
                     self._bulk = False
                     free(member_of)
+                    free(score_of)
                     return E_NOMEM
                 member_of[i] = m
+                score_of[i] = <int32_t> score
                 n_new += 1
         self._bulk = False
         if strategy == ST_LONGEST_IDLE and f_sort(&self.pools[pid].idle) != 0:
             free(member_of)
+            free(score_of)
             return E_NOMEM
         if n_new:
             total = self.memb_off[self.n_agents_]
@@ -349,6 +358,7 @@ cdef class Router:
                 free(memb)
                 free(offsets)
                 free(member_of)
+                free(score_of)
                 return E_NOMEM
             j = 0
             for i in range(self.n_agents_):
@@ -357,10 +367,9 @@ cdef class Router:
                 memcpy(&memb[j], &self.memb[self.memb_off[i]], k * sizeof(member_t))
                 j += k
                 if member_of[i] >= 0:
-                    _meets(self.agent_skills[i].s, self.agent_skills[i].n, req, n_req, &score)
                     memb[j].pool = pid
                     memb[j].member = member_of[i]
-                    memb[j].score = <int32_t> score
+                    memb[j].score = score_of[i]
                     j += 1
             offsets[self.n_agents_] = j
             memcpy(self.memb_off, offsets, (self.n_agents_ + 1) * sizeof(int32_t))
@@ -369,6 +378,7 @@ cdef class Router:
             self.memb = memb
             self.cap_memb = j
         free(member_of)
+        free(score_of)
         return pid
 
     cdef int c_add_queue(self, int32_t strategy, int32_t priority, time_us_t ring_timeout_us,

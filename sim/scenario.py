@@ -45,46 +45,23 @@ from typing import Any, Literal
 
 import msgspec
 
+# The routing part of a scenario (queues, agent groups) is the one configuration
+# schema of agner.config; its names stay importable from here for existing callers.
+from agner.config import AgentGroupSpec as AgentGroupSpec
+from agner.config import ConfigFileError, check_groups, check_queues, skill_ids_of
+from agner.config import Queue as Queue
+from agner.config import ServiceLevel as ServiceLevel
+from agner.config import Shift as Shift
+from agner.config import Step as Step
+from agner.config import requirement_of as requirement_of
 from agner.core._api import Strategy
 from agner.sim.engine import AgentGroup, Dist, QueueLoad, SimResult, simulate
 
 __all__ = ["Scenario", "ScenarioError", "center_of", "load_scenario", "run_scenario"]
 
 
-class ScenarioError(ValueError):
+class ScenarioError(ConfigFileError):
     """A scenario that cannot be run; the message names the field."""
-
-
-class ServiceLevel(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
-    threshold_s: float = 20.0
-    target: float = 0.8
-
-
-class Step(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
-    after_s: float = 0.0
-    require: dict[str, int] = {}
-
-
-class Queue(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
-    name: str
-    priority: int = 0
-    strategy: str = "longest_idle"
-    service_level: ServiceLevel = ServiceLevel()
-    require: dict[str, int] | None = None
-    steps: list[Step] | None = None
-
-
-class Shift(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
-    start_s: float
-    end_s: float
-
-
-class AgentGroupSpec(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
-    name: str
-    count: int
-    skills: dict[str, int] = {}
-    wrap_up_s: float = 0.0
-    shifts: list[Shift] = []  # none: on duty all the time
 
 
 class DistSpec(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
@@ -197,19 +174,6 @@ def history_rates(csv_path: Path, interval_s: float, where: str) -> list[float]:
     return [sums.get(k, 0.0) / days / interval_s for k in range(max(sums) + 1)]
 
 
-def requirement_of(q: Queue, where: str) -> dict[str, int]:
-    if q.steps is not None and q.require is not None:
-        raise ScenarioError(f"{where}: give `require` or `steps`, not both")
-    if q.steps is None:
-        return dict(q.require or {})
-    if len(q.steps) != 1 or q.steps[0].after_s != 0:
-        raise ScenarioError(
-            f"{where}.steps: only one step at after_s = 0 is supported so far "
-            "(time-based requirement steps come with the routing extensions)"
-        )
-    return dict(q.steps[0].require)
-
-
 def check(sc: Scenario, where: str = "scenario") -> None:
     """Refuse what makes no sense, naming the field."""
     names = [q.name for q in sc.queues]
@@ -227,37 +191,19 @@ def check(sc: Scenario, where: str = "scenario") -> None:
         raise ScenarioError(f"{where}: warmup_s must be >= 0")
     if sc.duration_s is not None and not sc.duration_s > sc.warmup_s:
         raise ScenarioError(f"{where}: duration_s must be longer than warmup_s")
-    known_skills = {s for g in sc.agent_groups for s in g.skills}
+    try:
+        check_groups(sc.agent_groups, where)
+    except ConfigFileError as exc:
+        raise ScenarioError(str(exc)) from None
     for i, g in enumerate(sc.agent_groups):
-        if g.count < 0:
-            raise ScenarioError(f"{where}: agent_groups[{i}] ({g.name}).count must be >= 0")
-        if g.wrap_up_s < 0:
-            raise ScenarioError(f"{where}: agent_groups[{i}] ({g.name}).wrap_up_s must be >= 0")
         try:
             agent_group_of(g, {s: k for k, s in enumerate(g.skills)})
         except ValueError as exc:
             raise ScenarioError(f"{where}: agent_groups[{i}].shifts: {exc}") from None
-        for s, lv in g.skills.items():
-            if not 1 <= lv <= 1000:
-                at = f"{where}: agent_groups[{i}] ({g.name}).skills.{s}"
-                raise ScenarioError(f"{at}: level {lv} is outside [1, 1000]")
-    for i, q in enumerate(sc.queues):
-        at = f"{where}: queues[{i}] ({q.name})"
-        if q.strategy not in {s.name.lower() for s in Strategy}:
-            raise ScenarioError(f"{at}.strategy: unknown strategy {q.strategy!r}")
-        if not (q.service_level.threshold_s >= 0 and 0 <= q.service_level.target <= 1):
-            raise ScenarioError(f"{at}.service_level: threshold_s >= 0 and target in [0, 1]")
-        req = requirement_of(q, at)
-        for s, lv in req.items():
-            if s not in known_skills:
-                raise ScenarioError(f"{at}: requires skill {s!r}, which no agent group has")
-            if not 1 <= lv <= 1000:
-                raise ScenarioError(f"{at}: require.{s}: level {lv} is outside [1, 1000]")
-        if not any(
-            g.count > 0 and all(g.skills.get(s, 0) >= lv for s, lv in req.items())
-            for g in sc.agent_groups
-        ):
-            raise ScenarioError(f"{at}: no agent group can ever serve this queue")
+    try:
+        check_queues(sc.queues, sc.agent_groups, where)
+    except ConfigFileError as exc:
+        raise ScenarioError(str(exc)) from None
     for i, a in enumerate(sc.arrivals):
         at = f"{where}: arrivals[{i}]"
         if a.queue not in names:
@@ -297,10 +243,7 @@ def dist_of(d: DistSpec) -> Dist:
 
 def center_of(sc: Scenario) -> tuple[list[QueueLoad], list[AgentGroup]]:
     """The queues and agent groups of a checked scenario, as both engines run them."""
-    skill_ids: dict[str, int] = {}
-    for g in sc.agent_groups:
-        for s in g.skills:
-            skill_ids.setdefault(s, len(skill_ids))
+    skill_ids = skill_ids_of(sc.agent_groups)
     load = {a.queue: a for a in sc.arrivals}
     queues = []
     for q in sc.queues:

@@ -517,6 +517,66 @@ def _staff(args: argparse.Namespace) -> int:
     return 0
 
 
+def _serve(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from agner.config import ConfigFileError, load_server_config
+    from agner.journal import JournalError
+    from agner.server import parse_address, run
+
+    try:
+        cfg = load_server_config(args.config)
+        for option in (args.http, args.tcp):
+            if option is not None:
+                parse_address(option)
+    except (ConfigFileError, ValueError) as exc:
+        print(f"agner serve: {exc}", file=sys.stderr)
+        return 2
+    if args.http is None and args.tcp is None:
+        print("agner serve: give --http and/or --tcp", file=sys.stderr)
+        return 2
+    try:
+        run(cfg, http=args.http, tcp=args.tcp, data_dir=Path(args.data), store_url=args.store)
+    except JournalError as exc:
+        print(f"agner serve: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _load(args: argparse.Namespace) -> int:
+    from agner.load import LoadError, run_load
+
+    try:
+        res = run_load(
+            args.config,
+            args.server,
+            rate=args.rate,
+            duration_s=args.duration,
+            handle_s=args.handle,
+            agents=args.agents,
+        )
+    except LoadError as exc:
+        print(f"agner load: {exc}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps(res))
+    else:
+        print(
+            f"agner load: {res['arrivals']:,} calls at {res['rate']:g}/s for "
+            f"{res['duration_s']:g} s, {res['agents']:,} agents"
+        )
+        print(
+            f"  events      {res['events']:>10,}  ({res['events_per_second']:,.0f} events/s, "
+            f"{res['errors']} errors)"
+        )
+        print(
+            f"  assigned    {res['assigned']:>10,}  arrival to assignment: "
+            f"p50 {res['p50_ms']:.3f} ms, p90 {res['p90_ms']:.3f} ms, "
+            f"p99 {res['p99_ms']:.3f} ms, max {res['max_ms']:.3f} ms"
+        )
+    return 0 if res["errors"] == 0 else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="agner",
@@ -754,6 +814,53 @@ def build_parser() -> argparse.ArgumentParser:
     )
     staff.add_argument("--json", action="store_true", help="print one JSON object")
     staff.set_defaults(func=_staff)
+
+    serve = sub.add_parser(
+        "serve",
+        help="run the live ACD server",
+        description="Route live contacts: switches, agent desktops and CRM applications "
+        "talk to it over the wire protocol (docs/PROTOCOL.md): MessagePack frames on --tcp, "
+        "WebSocket (JSON) and HTTP (/healthz, /v1/queues, /v1/agents, /metrics) on --http. "
+        "Every input is journaled under --data before it is acted on; a restart replays "
+        "the journal. CONFIG is the routing configuration plus tenants and agents "
+        "(examples/center.toml).",
+    )
+    serve.add_argument("config", help="the server configuration (TOML)")
+    serve.add_argument("--http", metavar="HOST:PORT", help="HTTP and WebSocket address")
+    serve.add_argument("--tcp", metavar="HOST:PORT", help="MessagePack transport address")
+    serve.add_argument(
+        "--data",
+        default=".",
+        metavar="DIR",
+        help="journal.bin and interactions.jsonl go here (default: the working directory)",
+    )
+    serve.add_argument(
+        "--store", metavar="URL", help="the CRM store (default: none; records to --data)"
+    )
+    serve.set_defaults(func=_serve)
+
+    load = sub.add_parser(
+        "load",
+        help="drive a running server with simulated callers and agents",
+        description="Log in every agent of CONFIG (the server's configuration) over the "
+        "--server's TCP transport, offer Poisson arrivals at --rate spread over its queues, "
+        "answer every offer at once and hang up after an exponential handle time, and "
+        "report events per second and the latency from arrival to assignment (the "
+        "connect event) in percentiles. Exits 1 if the server refused anything.",
+    )
+    load.add_argument("config", help="the server configuration (TOML) the server runs")
+    load.add_argument("--server", required=True, metavar="HOST:PORT", help="its --tcp address")
+    load.add_argument("--rate", type=float, default=1000.0, help="arrivals per second (1000)")
+    load.add_argument("--duration", type=float, default=10.0, help="seconds (default 10)")
+    load.add_argument(
+        "--handle",
+        type=float,
+        metavar="S",
+        help="mean handle time, seconds (default: 80%% occupancy of the agents)",
+    )
+    load.add_argument("--agents", type=int, metavar="N", help="use only the first N agents")
+    load.add_argument("--json", action="store_true", help="print one JSON object")
+    load.set_defaults(func=_load)
     return parser
 
 

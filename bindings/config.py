@@ -28,6 +28,8 @@ by name until the core has time-based steps (issue 3).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
 
 import msgspec
 
@@ -36,7 +38,16 @@ from agner.core.router import Router
 
 __all__ = [
     "AgentGroupSpec",
+    "CenterSetup",
     "CenterIds",
+    "NamedAgent",
+    "ServerConfig",
+    "ServerOptions",
+    "Tenant",
+    "build_center",
+    "check_server",
+    "load_server_config",
+    "tenant_skill",
     "ConfigFileError",
     "Queue",
     "RoutingConfig",
@@ -209,3 +220,219 @@ def build_router(cfg: RoutingConfig, *, seed: int = 0) -> tuple[Router, CenterId
             ids.agents.append(name)
             ids.agent_id[name] = aid
     return router, ids
+
+
+# ------------------------------------------------------------------ server
+
+
+class ServerOptions(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """The ``[server]`` table of a server configuration (all optional)."""
+
+    fsync: Literal["always", "interval", "never"] = "interval"
+    fsync_interval_ms: int = 50
+    max_message_bytes: int = 65_536
+    rate_per_s: float = 50_000.0  # messages per connection, token bucket
+    burst: int = 100_000
+    ring_timeout_s: float = 15.0
+    seed: int = 0
+
+
+class Tenant(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """A company served by the center: its API token and what belongs to it."""
+
+    name: str
+    token: str
+    queues: list[str]
+    agent_groups: list[str]
+
+
+class NamedAgent(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """An agent with a name and a desktop token, with the skills of its group."""
+
+    name: str
+    group: str
+    token: str | None = None
+
+
+class ServerConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """What ``agner serve`` reads: the routing configuration plus tenants and agents."""
+
+    queues: list[Queue]
+    agent_groups: list[AgentGroupSpec]
+    tenants: list[Tenant]
+    agents: list[NamedAgent] = []
+    server: ServerOptions = ServerOptions()
+
+    @property
+    def routing(self) -> RoutingConfig:
+        return RoutingConfig(queues=self.queues, agent_groups=self.agent_groups)
+
+
+def tenant_skill(tenant: str) -> str:
+    """The hidden skill every agent and queue of a tenant carries, so that the
+    core never matches across tenants (until it has tenants of its own)."""
+    return f"tenant:{tenant}"
+
+
+def load_server_config(path: str | Path) -> ServerConfig:
+    """Read and check a server configuration (TOML).
+
+    Raises:
+        ConfigFileError: unreadable, a wrong type, or a value that makes no
+            sense; the message names the file and the field.
+    """
+    path = Path(path)
+    try:
+        text = path.read_bytes()
+    except OSError as exc:
+        raise ConfigFileError(f"{path}: cannot read: {exc.strerror}") from None
+    try:
+        cfg = msgspec.toml.decode(text, type=ServerConfig)
+    except msgspec.ValidationError as exc:
+        raise ConfigFileError(f"{path}: {exc}") from None
+    except msgspec.DecodeError as exc:
+        raise ConfigFileError(f"{path}: not valid TOML: {exc}") from None
+    check_server(cfg, str(path))
+    return cfg
+
+
+def check_server(cfg: ServerConfig, where: str = "config") -> None:
+    """Refuse a server configuration that makes no sense, naming the field."""
+    named: dict[str, int] = {}
+    for a in cfg.agents:
+        named[a.group] = named.get(a.group, 0) + 1
+    # Named agents count towards their group when asking "can anyone serve this queue".
+    groups = [
+        msgspec.structs.replace(g, count=g.count + named.get(g.name, 0)) for g in cfg.agent_groups
+    ]
+    check_routing(RoutingConfig(queues=cfg.queues, agent_groups=groups), where)
+    for g in cfg.agent_groups:
+        for s in g.skills:
+            if s.startswith("tenant:"):
+                raise ConfigFileError(
+                    f"{where}: agent_groups ({g.name}): skill names starting "
+                    "with 'tenant:' are reserved"
+                )
+    opts = cfg.server
+    if opts.fsync_interval_ms < 1 or opts.max_message_bytes < 256:
+        raise ConfigFileError(f"{where}: server: fsync_interval_ms >= 1, max_message_bytes >= 256")
+    if not (opts.rate_per_s > 0 and opts.burst >= 1 and opts.ring_timeout_s >= 0):
+        raise ConfigFileError(f"{where}: server: rate_per_s > 0, burst >= 1, ring_timeout_s >= 0")
+    if not cfg.tenants:
+        raise ConfigFileError(f"{where}: tenants: at least one tenant is needed")
+    queue_names = {q.name for q in cfg.queues}
+    group_names = {g.name for g in cfg.agent_groups}
+    owner_q: dict[str, str] = {}
+    owner_g: dict[str, str] = {}
+    tokens: set[str] = set()
+    for i, t in enumerate(cfg.tenants):
+        at = f"{where}: tenants[{i}] ({t.name})"
+        if len(t.token) < 8:
+            raise ConfigFileError(f"{at}.token: at least 8 characters")
+        if t.token in tokens:
+            raise ConfigFileError(f"{at}.token: every token must be different")
+        tokens.add(t.token)
+        for qn in t.queues:
+            if qn not in queue_names:
+                raise ConfigFileError(f"{at}.queues: unknown queue {qn!r}")
+            if qn in owner_q:
+                raise ConfigFileError(f"{at}.queues: {qn!r} already belongs to {owner_q[qn]!r}")
+            owner_q[qn] = t.name
+        for gn in t.agent_groups:
+            if gn not in group_names:
+                raise ConfigFileError(f"{at}.agent_groups: unknown group {gn!r}")
+            if gn in owner_g:
+                raise ConfigFileError(
+                    f"{at}.agent_groups: {gn!r} already belongs to {owner_g[gn]!r}"
+                )
+            owner_g[gn] = t.name
+    if len({t.name for t in cfg.tenants}) != len(cfg.tenants):
+        raise ConfigFileError(f"{where}: tenants: names must be unique")
+    for q in cfg.queues:
+        if q.name not in owner_q:
+            raise ConfigFileError(f"{where}: queue {q.name!r} belongs to no tenant")
+    for g in cfg.agent_groups:
+        if g.name not in owner_g:
+            raise ConfigFileError(f"{where}: agent group {g.name!r} belongs to no tenant")
+    names = {f"{g.name}-{i}" for g in cfg.agent_groups for i in range(1, g.count + 1)}
+    for i, a in enumerate(cfg.agents):
+        at = f"{where}: agents[{i}] ({a.name})"
+        if a.group not in group_names:
+            raise ConfigFileError(f"{at}.group: unknown group {a.group!r}")
+        if a.name in names:
+            raise ConfigFileError(f"{at}.name: given twice (groups name theirs GROUP-N)")
+        names.add(a.name)
+        if a.token is not None:
+            if len(a.token) < 8:
+                raise ConfigFileError(f"{at}.token: at least 8 characters")
+            if a.token in tokens:
+                raise ConfigFileError(f"{at}.token: every token must be different")
+            tokens.add(a.token)
+
+
+@dataclass
+class CenterSetup:
+    """A server configuration built: the Router, the name<->id maps and who owns what."""
+
+    router: Router
+    ids: CenterIds
+    tenants: list[str]
+    queue_tenant: list[int]  # by queue id: tenant index
+    agent_tenant: list[int]  # by agent id
+    agent_wrap_up_us: list[int]
+    tokens: dict[str, tuple[int, int]]  # token -> (tenant index, agent id or -1)
+
+
+def build_center(cfg: ServerConfig) -> CenterSetup:
+    """The Router of a checked server configuration.
+
+    As :func:`build_router`, then the named agents (after the groups' agents,
+    in file order). Each tenant's queues require, and its agents have, the
+    tenant's hidden skill (:func:`tenant_skill`), so that no contact is ever
+    offered to another tenant's agent.
+    """
+    tenant_of_q = {q: i for i, t in enumerate(cfg.tenants) for q in t.queues}
+    tenant_of_g = {g: i for i, t in enumerate(cfg.tenants) for g in t.agent_groups}
+    ids = CenterIds(skills=skill_ids_of(cfg.agent_groups))
+    for t in cfg.tenants:
+        ids.skills[tenant_skill(t.name)] = len(ids.skills)
+    router = Router(seed=cfg.server.seed)
+    ring_us = round(cfg.server.ring_timeout_s * _US)
+    queue_tenant: list[int] = []
+    for q in cfg.queues:
+        ti = tenant_of_q[q.name]
+        req = {ids.skills[s]: lv for s, lv in requirement_of(q, q.name).items()}
+        req[ids.skills[tenant_skill(cfg.tenants[ti].name)]] = 1
+        qid = router.add_queue(
+            req,
+            strategy=Strategy[q.strategy.upper()],
+            priority=q.priority,
+            ring_timeout_us=ring_us,
+            sl_threshold_us=round(q.service_level.threshold_s * _US),
+        )
+        ids.queues.append(q.name)
+        ids.queue_id[q.name] = qid
+        queue_tenant.append(ti)
+    groups = {g.name: g for g in cfg.agent_groups}
+    members = [(f"{g.name}-{i}", g.name) for g in cfg.agent_groups for i in range(1, g.count + 1)]
+    members += [(a.name, a.group) for a in cfg.agents]
+    agent_tenant: list[int] = []
+    wrap: list[int] = []
+    for name, gname in members:
+        g = groups[gname]
+        ti = tenant_of_g[gname]
+        skills = {ids.skills[s]: lv for s, lv in g.skills.items()}
+        skills[ids.skills[tenant_skill(cfg.tenants[ti].name)]] = 1
+        aid = router.add_agent(skills, wrap_up_us=round(g.wrap_up_s * _US))
+        ids.agents.append(name)
+        ids.agent_id[name] = aid
+        agent_tenant.append(ti)
+        wrap.append(round(g.wrap_up_s * _US))
+    tokens = {t.token: (i, -1) for i, t in enumerate(cfg.tenants)}
+    for a in cfg.agents:
+        if a.token is not None:
+            aid = ids.agent_id[a.name]
+            tokens[a.token] = (agent_tenant[aid], aid)
+    return CenterSetup(
+        router, ids, [t.name for t in cfg.tenants], queue_tenant, agent_tenant, wrap, tokens
+    )

@@ -1,0 +1,636 @@
+"""The live center: the routing core behind the wire protocol, without I/O.
+
+:class:`Center` takes an authenticated input (who sent it, the message, the
+time) and changes the routing state; what must go out (connect to the switch,
+offers to desktops, revocations, interaction records) is queued in
+``outbox`` and ``records`` for the server to deliver. It does no I/O and reads
+no clock, so the server's journal can replay it exactly.
+
+Order of work for one input: checks that need no change (the sender may do
+this, the names exist and belong to its tenant), then the entry goes to the
+journal (``journal`` callback), then the core is called. A check that fails
+raises :class:`Refused` before the journal sees the input; an input the core
+refuses (``RouterError``) is journaled, fails the same way on replay, and
+changes nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, ClassVar, Protocol
+
+import msgspec
+
+from agner.config import ServerConfig, build_center, tenant_skill
+from agner.core._api import (
+    AgentState,
+    Channel,
+    ContactState,
+    DecisionKind,
+    RouterError,
+)
+from agner.protocol import (
+    Accept,
+    AgentReady,
+    AgentSnapshot,
+    Answered,
+    Arrived,
+    CallbackRequest,
+    ClientMessage,
+    Complete,
+    Connect,
+    Dial,
+    HungUp,
+    Login,
+    Logout,
+    NoAnswer,
+    NotReady,
+    Offer,
+    QueueSnapshot,
+    Ready,
+    Revoked,
+    Transfer,
+)
+
+__all__ = ["JOURNALED", "Center", "Identity", "Interaction", "Refused", "Sink", "fingerprint"]
+
+_CHANNELS = {
+    "voice": Channel.VOICE,
+    "chat": Channel.CHAT,
+    "email": Channel.EMAIL,
+    "callback": Channel.CALLBACK,
+}
+
+#: The messages that change state: journaled, and replayed on restart.
+JOURNALED = (
+    Arrived,
+    Answered,
+    HungUp,
+    NoAnswer,
+    Transfer,
+    Login,
+    Logout,
+    Ready,
+    NotReady,
+    Accept,
+    Complete,
+    Dial,
+    CallbackRequest,
+)
+_AGENT_COMMANDS = (Login, Logout, Ready, NotReady, Accept, Complete)
+
+
+class Refused(Exception):
+    """An input refused before it changed anything; ``code`` as in the Error message."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    """Who sent an input: a tenant index, and an agent id for a desktop (-1: a service)."""
+
+    tenant: int
+    agent: int = -1
+
+
+class Sink(Protocol):
+    """A connection that can be sent server messages."""
+
+    def send(self, msg: Any) -> None: ...
+
+
+class Interaction(msgspec.Struct, frozen=True):
+    """The record of one contact's handling, for the CRM store (times in microseconds).
+
+    outcome: completed, abandoned, transferred.
+    """
+
+    tenant: str
+    call_id: str
+    queue: str
+    channel: str
+    customer: str | None
+    agent: str | None
+    arrived_us: int
+    answered_us: int | None
+    ended_us: int
+    outcome: str
+    disposition: str | None = None
+    satisfaction: int | None = None
+
+
+@dataclass(slots=True)
+class _Live:
+    call_id: str
+    tenant: int
+    queue: int
+    channel: str
+    customer: str | None
+    data: dict[str, str]
+    arrived_us: int
+    seq: int
+    priority: int
+    dial: str | None = None  # outbound or callback: the number the switch dials
+    callback: bool = False
+    line_dropped: bool = False
+    answered_us: int | None = None
+
+
+@dataclass(slots=True)
+class _Pending:
+    """A contact that ended (hung up) while its agent still owes the disposition."""
+
+    live: _Live
+    agent: int
+    ended_us: int
+    outcome: str
+
+
+def fingerprint(cfg: ServerConfig) -> str:
+    """A digest of everything that shapes the routing state (not the tokens, which
+    may change between runs)."""
+    shape = {
+        "queues": cfg.queues,
+        "agent_groups": cfg.agent_groups,
+        "tenants": [(t.name, t.queues, t.agent_groups) for t in cfg.tenants],
+        "agents": [(a.name, a.group) for a in cfg.agents],
+        "seed": cfg.server.seed,
+        "ring_timeout_s": cfg.server.ring_timeout_s,
+    }
+    return hashlib.sha256(msgspec.msgpack.encode(shape)).hexdigest()[:32]
+
+
+class Center:
+    """The routing state of a server; see the module's docstring."""
+
+    def __init__(self, cfg: ServerConfig) -> None:
+        setup = build_center(cfg)
+        self.cfg = cfg
+        self.router = setup.router
+        self.ids = setup.ids
+        self.tenants = setup.tenants
+        self.queue_tenant = setup.queue_tenant
+        self.agent_tenant = setup.agent_tenant
+        self.tokens = setup.tokens
+        self.reserved_skills = {tenant_skill(t) for t in self.tenants}
+        self.live: dict[int, _Live] = {}  # core contact id -> metadata
+        self.by_call: list[dict[str, int]] = [{} for _ in self.tenants]  # call id -> contact
+        self.pending: dict[int, _Pending] = {}  # agent -> contact awaiting disposition
+        self.seq = 0
+        self.dials = 0
+        self.inputs = 0
+        self.replaying = False
+        self.journal: Callable[[int, Identity, Any], None] | None = None
+        self.outbox: list[tuple[Sink, Any]] = []
+        self.records: list[Interaction] = []
+        self.desktops: dict[int, set[Sink]] = {}
+        self.switches: list[set[Sink]] = [set() for _ in self.tenants]
+
+    # ------------------------------------------------------------ sessions
+
+    def attach(self, ident: Identity, sink: Sink, switch: bool) -> None:
+        if ident.agent >= 0:
+            self.desktops.setdefault(ident.agent, set()).add(sink)
+        if switch:
+            self.switches[ident.tenant].add(sink)
+
+    def detach(self, ident: Identity, sink: Sink) -> None:
+        self.desktops.get(ident.agent, set()).discard(sink)
+        self.switches[ident.tenant].discard(sink)
+
+    # ------------------------------------------------------------- inputs
+
+    def apply(self, ident: Identity, msg: ClientMessage, now: int) -> str | None:
+        """Check, journal and act on one input; returns the call id for ``dial``.
+
+        Raises:
+            Refused: the sender may not do this, or a name or call id is
+                unknown to its tenant; nothing was journaled or changed.
+        """
+        handler = self._handlers.get(type(msg))
+        if handler is None:
+            raise Refused("bad_message", f"{type(msg).__name__} does not change state")
+        if ident.agent >= 0 and not isinstance(msg, _AGENT_COMMANDS):
+            raise Refused("forbidden", "an agent's desktop may only send agent commands")
+        result: str | None = handler(self, ident, msg, now)
+        return result
+
+    def replay(self, now: int, ident: Identity, msg: ClientMessage) -> None:
+        """Re-apply a journaled input; its outcome was already reported once."""
+        self.replaying = True
+        try:
+            self.apply(ident, msg, now)
+        except (Refused, RouterError):
+            pass
+        finally:
+            self.replaying = False
+
+    def advance(self, now: int) -> None:
+        """Fire the core's due timers (ring timeout, wrap-up end)."""
+        self.router.advance(now)
+        self._decisions()
+
+    def _log(self, ident: Identity, msg: Any, now: int) -> None:
+        self.inputs += 1
+        if self.journal is not None and not self.replaying:
+            self.journal(now, ident, msg)
+
+    def _agent(self, ident: Identity, name: str | None) -> int:
+        if ident.agent >= 0:
+            if name is not None and name != self.ids.agents[ident.agent]:
+                raise Refused("forbidden", "an agent can act only as itself")
+            return ident.agent
+        if name is None:
+            raise Refused("bad_message", "a service session must name the agent")
+        aid = self.ids.agent_id.get(name, -1)
+        if aid < 0 or self.agent_tenant[aid] != ident.tenant:
+            raise Refused("unknown", f"no agent {name!r}")
+        return aid
+
+    def _queue(self, ident: Identity, name: str) -> int:
+        qid = self.ids.queue_id.get(name, -1)
+        if qid < 0 or self.queue_tenant[qid] != ident.tenant:
+            raise Refused("unknown", f"no queue {name!r}")
+        return qid
+
+    def _contact(self, ident: Identity, call_id: str) -> int:
+        c = self.by_call[ident.tenant].get(call_id, -1)
+        if c < 0:
+            raise Refused("unknown", f"no live contact {call_id!r}")
+        return c
+
+    def _require(self, require: dict[str, int] | None) -> dict[int, int] | None:
+        if not require:
+            return None
+        out = {}
+        for name, level in require.items():
+            sid = self.ids.skills.get(name)
+            if sid is None or name in self.reserved_skills:
+                raise Refused("unknown", f"no skill {name!r}")
+            out[sid] = level
+        return out
+
+    def _new_contact(
+        self,
+        ident: Identity,
+        now: int,
+        call_id: str,
+        qid: int,
+        channel: str,
+        priority: int | None,
+        require: dict[int, int] | None,
+        customer: str | None,
+        data: dict[str, str],
+        dial: str | None,
+    ) -> None:
+        try:
+            c = self.router.arrive(
+                qid, now, priority=priority, channel=_CHANNELS[channel], require=require
+            )
+        except RouterError as exc:
+            raise Refused("invalid_state", str(exc)) from None
+        self.seq += 1
+        prio = self.cfg.queues[qid].priority if priority is None else priority
+        self.live[c] = _Live(
+            call_id, ident.tenant, qid, channel, customer, data, now, self.seq, prio, dial
+        )
+        self.by_call[ident.tenant][call_id] = c
+        self._decisions()
+
+    def _arrived(self, ident: Identity, msg: Arrived, now: int) -> None:
+        qid = self._queue(ident, msg.queue)
+        require = self._require(msg.require)
+        if msg.call_id in self.by_call[ident.tenant]:
+            raise Refused("invalid_state", f"call {msg.call_id!r} is already live")
+        self._log(ident, msg, now)
+        self._new_contact(
+            ident,
+            now,
+            msg.call_id,
+            qid,
+            msg.channel,
+            msg.priority,
+            require,
+            msg.customer,
+            msg.data,
+            None,
+        )
+
+    def _dial(self, ident: Identity, msg: Dial, now: int) -> str:
+        qid = self._queue(ident, msg.queue)
+        call_id = msg.call_id
+        if call_id is None:
+            # Deterministic from the journal's order, so a replay gives the same ids.
+            call_id = f"out-{self.dials + 1}"
+        if call_id in self.by_call[ident.tenant]:
+            raise Refused("invalid_state", f"call {call_id!r} is already live")
+        self._log(ident, msg, now)
+        self.dials += 1
+        self._new_contact(ident, now, call_id, qid, "voice", None, None, msg.number, {}, msg.number)
+        return call_id
+
+    def _accept(self, ident: Identity, msg: Answered | Accept, now: int) -> None:
+        c = self._contact(ident, msg.call_id)
+        if msg.agent is None and ident.agent < 0:
+            agent = self.router.contact_agent(c)
+            if agent is None:
+                raise Refused("invalid_state", f"call {msg.call_id!r} is not offered")
+        else:
+            agent = self._agent(ident, msg.agent)
+        self._log(ident, msg, now)
+        self._core(self.router.accept, agent, c, now)
+        self.live[c].answered_us = now
+        self._decisions()
+
+    def _hung_up(self, ident: Identity, msg: HungUp, now: int) -> None:
+        c = self._contact(ident, msg.call_id)
+        self._log(ident, msg, now)
+        live = self.live[c]
+        state = self.router.contact_state(c)
+        agent = self.router.contact_agent(c)
+        if state is ContactState.ACTIVE:
+            assert agent is not None
+            self.router.complete(agent, c, now)
+            self._end(c, now)
+            self._set_pending(agent, _Pending(live, agent, now, "completed"))
+        elif live.callback and not live.line_dropped and state is ContactState.WAITING:
+            live.line_dropped = True  # a callback keeps its place without the caller
+            return
+        else:
+            self.router.abandon(c, now)
+            self._end(c, now)
+            if agent is not None:
+                self._revoke(live, agent, "abandoned")
+            self._record(live, None, now, "abandoned", None, None)
+        self._decisions()
+
+    def _no_answer(self, ident: Identity, msg: NoAnswer, now: int) -> None:
+        c = self._contact(ident, msg.call_id)
+        agent = self.router.contact_agent(c)
+        if agent is None or self.router.contact_state(c) is not ContactState.OFFERED:
+            raise Refused("invalid_state", f"call {msg.call_id!r} is not ringing")
+        self._log(ident, msg, now)
+        self.router.no_answer(agent, c, now)
+        self._revoke(self.live[c], agent, "rona")
+        self._decisions()
+
+    def _transfer(self, ident: Identity, msg: Transfer, now: int) -> None:
+        c = self._contact(ident, msg.call_id)
+        qid = self._queue(ident, msg.queue)
+        agent = self.router.contact_agent(c)
+        if agent is None or self.router.contact_state(c) is not ContactState.ACTIVE:
+            raise Refused("invalid_state", f"call {msg.call_id!r} is not answered")
+        self._log(ident, msg, now)
+        # Until the core has transfers: the contact arrives anew in the target
+        # queue under the same call id while the first agent is still busy (so it
+        # goes to someone else if anyone is free), then the first agent completes.
+        live = self.live[c]
+        self._end(c, now)
+        self._new_contact(
+            ident, now, live.call_id, qid, live.channel, None, None, live.customer, live.data, None
+        )
+        self.router.complete(agent, c, now)
+        self._record(live, agent, now, "transferred", None, None)
+        self._decisions()
+
+    def _callback(self, ident: Identity, msg: CallbackRequest, now: int) -> None:
+        c = self._contact(ident, msg.call_id)
+        if self.router.contact_state(c) is not ContactState.WAITING:
+            raise Refused("invalid_state", f"call {msg.call_id!r} is not waiting")
+        self._log(ident, msg, now)
+        live = self.live[c]
+        live.dial = msg.number
+        live.callback = True
+
+    def _login(self, ident: Identity, msg: Login, now: int) -> None:
+        agent = self._agent(ident, msg.agent)
+        self._log(ident, msg, now)
+        self._core(self.router.login, agent, now)
+        self._decisions()
+
+    def _logout(self, ident: Identity, msg: Logout, now: int) -> None:
+        agent = self._agent(ident, msg.agent)
+        self._log(ident, msg, now)
+        c = self.router.agent_contact(agent)
+        offered = c is not None and self.router.contact_state(c) is ContactState.OFFERED
+        self._core(self.router.logout, agent, now)
+        if offered:
+            assert c is not None
+            self._revoke(self.live[c], agent, "logout")
+        self._flush_pending(agent)
+        self._decisions()
+
+    def _ready(self, ident: Identity, msg: Ready, now: int) -> None:
+        agent = self._agent(ident, msg.agent)
+        self._log(ident, msg, now)
+        self._core(self.router.set_ready, agent, now)
+        self._decisions()
+
+    def _not_ready(self, ident: Identity, msg: NotReady, now: int) -> None:
+        agent = self._agent(ident, msg.agent)
+        if msg.reason < 0:
+            raise Refused("bad_message", "reason must be >= 0")
+        self._log(ident, msg, now)
+        self._core(self.router.set_not_ready, agent, now, msg.reason)
+        self._decisions()
+
+    def _complete(self, ident: Identity, msg: Complete, now: int) -> None:
+        agent = self._agent(ident, msg.agent)
+        if msg.satisfaction is not None and not 1 <= msg.satisfaction <= 5:
+            raise Refused("bad_message", "satisfaction must be 1..5")
+        if msg.wrap_up_s is not None and not 0 <= msg.wrap_up_s <= 86_400:
+            raise Refused("bad_message", "wrap_up_s must be in [0, 86400]")
+        c = self.by_call[ident.tenant].get(msg.call_id, -1)
+        pending = self.pending.get(agent)
+        if c < 0 and (pending is None or pending.live.call_id != msg.call_id):
+            raise Refused("unknown", f"no contact {msg.call_id!r} for this agent")
+        self._log(ident, msg, now)
+        if c >= 0:
+            live = self.live[c]
+            wrap = None if msg.wrap_up_s is None else round(msg.wrap_up_s * 1_000_000)
+            self._core(self.router.complete, agent, c, now, wrap_up_us=wrap)
+            self._end(c, now)
+            self._record(live, agent, now, "completed", msg.disposition, msg.satisfaction)
+            self._decisions()
+        else:
+            assert pending is not None
+            del self.pending[agent]
+            self._record(
+                pending.live,
+                agent,
+                pending.ended_us,
+                pending.outcome,
+                msg.disposition,
+                msg.satisfaction,
+            )
+
+    _handlers: ClassVar[dict[type, Callable[..., Any]]] = {
+        Arrived: _arrived,
+        Dial: _dial,
+        Answered: _accept,
+        Accept: _accept,
+        HungUp: _hung_up,
+        NoAnswer: _no_answer,
+        Transfer: _transfer,
+        CallbackRequest: _callback,
+        Login: _login,
+        Logout: _logout,
+        Ready: _ready,
+        NotReady: _not_ready,
+        Complete: _complete,
+    }
+
+    # ------------------------------------------------------------ helpers
+
+    @staticmethod
+    def _core(call: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+        try:
+            call(*args, **kwargs)
+        except RouterError as exc:
+            raise Refused("invalid_state", f"{type(exc).__name__}: {exc}") from None
+
+    def _end(self, c: int, now: int) -> None:
+        live = self.live.pop(c)
+        del self.by_call[live.tenant][live.call_id]
+
+    def _set_pending(self, agent: int, pending: _Pending) -> None:
+        self._flush_pending(agent)
+        self.pending[agent] = pending
+
+    def _flush_pending(self, agent: int) -> None:
+        p = self.pending.pop(agent, None)
+        if p is not None:
+            self._record(p.live, agent, p.ended_us, p.outcome, None, None)
+
+    def _record(
+        self,
+        live: _Live,
+        agent: int | None,
+        now: int,
+        outcome: str,
+        disposition: str | None,
+        satisfaction: int | None,
+    ) -> None:
+        if self.replaying:
+            return
+        self.records.append(
+            Interaction(
+                self.tenants[live.tenant],
+                live.call_id,
+                self.ids.queues[live.queue],
+                live.channel,
+                live.customer,
+                None if agent is None else self.ids.agents[agent],
+                live.arrived_us,
+                live.answered_us,
+                now,
+                outcome,
+                disposition,
+                satisfaction,
+            )
+        )
+
+    def _revoke(self, live: _Live, agent: int, reason: str) -> None:
+        if self.replaying:
+            return
+        msg = Revoked(live.call_id, self.ids.agents[agent], reason)
+        for sink in self.switches[live.tenant]:
+            self.outbox.append((sink, msg))
+        for sink in self.desktops.get(agent, ()):
+            self.outbox.append((sink, msg))
+
+    def _decisions(self) -> None:
+        for d in self.router.take_decisions():
+            if d.kind == DecisionKind.OFFER:
+                self._flush_pending(d.agent)
+                if self.replaying:
+                    continue
+                live = self.live[d.contact]
+                name = self.ids.agents[d.agent]
+                queue = self.ids.queues[d.queue]
+                channel = "callback" if live.callback else live.channel
+                for sink in self.switches[live.tenant]:
+                    self.outbox.append(
+                        (sink, Connect(live.call_id, name, queue, channel, live.dial))  # type: ignore[arg-type]
+                    )
+                desks = self.desktops.get(d.agent)
+                if desks:
+                    offer = Offer(
+                        live.call_id,
+                        name,
+                        queue,
+                        channel,  # type: ignore[arg-type]
+                        live.customer,
+                        live.data,
+                        None,
+                        False,
+                    )
+                    for sink in desks:
+                        self.outbox.append((sink, offer))
+            elif d.kind == DecisionKind.RONA:
+                self._revoke(self.live[d.contact], d.agent, "rona")
+            elif d.kind == DecisionKind.WRAP_UP_END and not self.replaying:
+                state = self.router.agent_state(d.agent).name.lower()
+                msg = AgentReady(self.ids.agents[d.agent], state)
+                for sink in self.desktops.get(d.agent, ()):
+                    self.outbox.append((sink, msg))
+
+    # ------------------------------------------------------------ queries
+
+    def queue_snapshots(
+        self, tenant: int, now: int, names: list[str] | None = None
+    ) -> list[QueueSnapshot]:
+        """The tenant's queues (all, or those named that it owns) with their waiting calls."""
+        waiting: dict[int, list[_Live]] = {}
+        for c, live in self.live.items():
+            if live.tenant == tenant and self.router.contact_state(c) is ContactState.WAITING:
+                waiting.setdefault(live.queue, []).append(live)
+        out = []
+        wanted = None if names is None else set(names)
+        for qid, name in enumerate(self.ids.queues):
+            if self.queue_tenant[qid] != tenant or (wanted is not None and name not in wanted):
+                continue
+            st = self.router.queue_stats(qid, max(now, self.router.now))
+            calls = sorted(waiting.get(qid, []), key=lambda v: (-v.priority, v.arrived_us, v.seq))
+            out.append(
+                QueueSnapshot(
+                    name,
+                    st.waiting,
+                    st.longest_wait_us / 1000,
+                    st.offered,
+                    st.answered,
+                    st.abandoned,
+                    None if st.asa_us is None else st.asa_us / 1000,
+                    st.service_level_offered,
+                    st.service_level_answered,
+                    [v.call_id for v in calls],
+                )
+            )
+        return out
+
+    def agent_snapshots(self, tenant: int, now: int) -> list[AgentSnapshot]:
+        out = []
+        at = max(now, self.router.now)
+        for aid, name in enumerate(self.ids.agents):
+            if self.agent_tenant[aid] != tenant:
+                continue
+            st = self.router.agent_stats(aid, at)
+            c = self.router.agent_contact(aid)
+            call = None if c is None else self.live[c].call_id
+            out.append(
+                AgentSnapshot(
+                    name,
+                    AgentState(st.state).name.lower(),
+                    st.reason,
+                    call,
+                    st.handled,
+                    st.occupancy,
+                )
+            )
+        return out

@@ -1,0 +1,371 @@
+"""The wire protocol of ``agner serve``: msgspec tagged-union messages, version 1.
+
+Every message is a map with a ``type`` tag. The same structs travel as
+MessagePack over TCP (each frame a 4-byte big-endian length, then the message)
+and as JSON text frames over WebSocket. docs/PROTOCOL.md describes each message
+and who may send it; ``python -m agner.protocol`` prints the JSON Schema
+(docs/protocol.schema.json is that output, checked by a test).
+
+Names (agents, queues, skills) and the switch's call ids travel on the wire;
+the core's dense ids never do.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any, Literal
+
+import msgspec
+
+__all__ = [
+    "PROTOCOL_VERSION",
+    "Accept",
+    "AgentReady",
+    "AgentSnapshot",
+    "Answered",
+    "Arrived",
+    "CallbackRequest",
+    "ClientMessage",
+    "Complete",
+    "Connect",
+    "Dial",
+    "Error",
+    "HungUp",
+    "Hello",
+    "Login",
+    "Logout",
+    "NoAnswer",
+    "NotReady",
+    "Offer",
+    "Ok",
+    "Ping",
+    "Pong",
+    "QueueSnapshot",
+    "Ready",
+    "Revoked",
+    "ServerMessage",
+    "Stats",
+    "Subscribe",
+    "Transfer",
+    "Unsubscribe",
+    "Welcome",
+    "json_schema",
+]
+
+#: The protocol version this server speaks; a Hello with another is refused.
+PROTOCOL_VERSION = 1
+
+Channel = Literal["voice", "chat", "email", "callback"]
+
+
+class _Msg(msgspec.Struct, tag_field="type", forbid_unknown_fields=True):
+    """Base of every message; ``ref`` is the sender's correlation number.
+
+    A client message with ``ref`` != 0 gets an ``ok`` (or ``error``) reply
+    carrying the same ``ref``; with ``ref`` = 0 only errors are replied.
+    """
+
+
+# ---------------------------------------------------------------- session
+
+
+class Hello(_Msg, tag="hello"):
+    """First message of every connection: the API token, and who speaks.
+
+    A tenant's token opens a service session (switch adapter, CRM application,
+    supervisor), which may act for any agent, queue and contact of its tenant;
+    ``switch = true`` makes it receive ``connect`` and ``revoked`` events. An
+    agent's token opens a desktop session that acts only as that agent and
+    receives its ``offer`` (screen pop) events.
+    """
+
+    token: str
+    version: int = PROTOCOL_VERSION
+    switch: bool = False
+    ref: int = 0
+
+
+class Ping(_Msg, tag="ping"):
+    ref: int = 0
+
+
+# ---------------------------------------------------------- contact events
+
+
+class Arrived(_Msg, tag="arrived"):
+    """A contact arrived at the switch for ``queue``; ``call_id`` is the switch's
+    id, unique among the tenant's live contacts. ``require`` adds skill minimums
+    (by name) to the queue's; ``priority`` overrides the queue's."""
+
+    call_id: str
+    queue: str
+    channel: Channel = "voice"
+    priority: int | None = None
+    require: dict[str, int] | None = None
+    customer: str | None = None  # caller's number (ANI) or e-mail: CRM look-up key
+    dialed: str | None = None  # DNIS
+    data: dict[str, str] = {}  # IVR input and the like, passed to the desktop
+    ref: int = 0
+
+
+class Answered(_Msg, tag="answered"):
+    """The agent picked up the offered contact (from the switch)."""
+
+    call_id: str
+    agent: str | None = None  # default: the agent it was offered to
+    ref: int = 0
+
+
+class HungUp(_Msg, tag="hung_up"):
+    """The caller's line ended: a waiting or ringing contact is abandoned, an
+    answered one is completed (its agent goes to wrap-up). After a callback
+    request the contact keeps its place instead."""
+
+    call_id: str
+    ref: int = 0
+
+
+class NoAnswer(_Msg, tag="no_answer"):
+    """The offered agent did not pick up (RONA): the contact returns to its queue."""
+
+    call_id: str
+    ref: int = 0
+
+
+class Transfer(_Msg, tag="transfer"):
+    """Move an answered contact to ``queue``: its agent is released (as on
+    completion) and the contact waits in the new queue under the same call id."""
+
+    call_id: str
+    queue: str
+    ref: int = 0
+
+
+# ---------------------------------------------------------- agent commands
+
+
+class Login(_Msg, tag="login"):
+    agent: str | None = None  # a desktop session: itself; a service session: required
+    ref: int = 0
+
+
+class Logout(_Msg, tag="logout"):
+    agent: str | None = None
+    ref: int = 0
+
+
+class Ready(_Msg, tag="ready"):
+    agent: str | None = None
+    ref: int = 0
+
+
+class NotReady(_Msg, tag="not_ready"):
+    agent: str | None = None
+    reason: int = 0
+    ref: int = 0
+
+
+class Accept(_Msg, tag="accept"):
+    """The agent takes the offered contact (chat, e-mail; for voice the switch
+    sends ``answered``)."""
+
+    call_id: str
+    agent: str | None = None
+    ref: int = 0
+
+
+class Complete(_Msg, tag="complete"):
+    """The agent is done with the contact: ends it if still active, and gives the
+    disposition and satisfaction score for the interaction record."""
+
+    call_id: str
+    agent: str | None = None
+    disposition: str | None = None
+    satisfaction: int | None = None  # 1..5
+    wrap_up_s: float | None = None  # default: the agent's group's
+    ref: int = 0
+
+
+# ------------------------------------------------------------ CTI commands
+
+
+class Dial(_Msg, tag="dial"):
+    """Click-to-dial: an outbound contact to ``number`` waits in ``queue`` and is
+    offered like any other; the switch is told to dial when it is connected."""
+
+    queue: str
+    number: str
+    call_id: str | None = None  # default: the server gives "out-N"
+    ref: int = 0
+
+
+class CallbackRequest(_Msg, tag="callback_request"):
+    """The caller leaves the line but keeps the place: when the contact reaches
+    an agent, the switch is told to dial ``number`` back."""
+
+    call_id: str
+    number: str
+    ref: int = 0
+
+
+class Subscribe(_Msg, tag="subscribe"):
+    """Live statistics of the tenant's queues (all, or those named) every ``interval_ms``."""
+
+    queues: list[str] | None = None
+    interval_ms: int = 1000
+    ref: int = 0
+
+
+class Unsubscribe(_Msg, tag="unsubscribe"):
+    ref: int = 0
+
+
+ClientMessage = (
+    Hello
+    | Ping
+    | Arrived
+    | Answered
+    | HungUp
+    | NoAnswer
+    | Transfer
+    | Login
+    | Logout
+    | Ready
+    | NotReady
+    | Accept
+    | Complete
+    | Dial
+    | CallbackRequest
+    | Subscribe
+    | Unsubscribe
+)
+
+# ------------------------------------------------------------ server -> client
+
+
+class Welcome(_Msg, tag="welcome"):
+    version: int
+    tenant: str
+    agent: str | None
+    server_time_us: int
+    ref: int = 0
+
+
+class Ok(_Msg, tag="ok"):
+    ref: int
+    call_id: str | None = None  # for dial: the call id given
+
+
+class Error(_Msg, tag="error"):
+    """``code``: bad_frame, bad_message, unauthorized, forbidden, unknown,
+    invalid_state, too_large, rate_limited, version."""
+
+    code: str
+    message: str
+    ref: int = 0
+
+
+class Pong(_Msg, tag="pong"):
+    server_time_us: int
+    ref: int = 0
+
+
+class Connect(_Msg, tag="connect"):
+    """To the switch: connect ``call_id`` to ``agent``'s device (ring it). With
+    ``dial`` set (outbound or callback), first dial that number."""
+
+    call_id: str
+    agent: str
+    queue: str
+    channel: Channel
+    dial: str | None = None
+    ref: int = 0
+
+
+class Revoked(_Msg, tag="revoked"):
+    """To the switch and the desktop: the offer of ``call_id`` to ``agent`` ended
+    without an answer. ``reason``: rona (ring timeout), abandoned, logout."""
+
+    call_id: str
+    agent: str
+    reason: str
+    ref: int = 0
+
+
+class Offer(_Msg, tag="offer"):
+    """To the agent's desktop: a contact is ringing for it, with the screen pop:
+    the customer's record from the CRM store, or a new-lead form when unknown."""
+
+    call_id: str
+    agent: str
+    queue: str
+    channel: Channel
+    customer: str | None
+    data: dict[str, str]
+    screen_pop: dict[str, Any] | None
+    new_lead: bool
+    ref: int = 0
+
+
+class AgentReady(_Msg, tag="agent_ready"):
+    """To the desktop: the agent's wrap-up ended; it is ready (or not ready if it asked)."""
+
+    agent: str
+    state: str
+    ref: int = 0
+
+
+class QueueSnapshot(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """One queue now: counters since the server's start (the core's queue_stats)
+    and the call ids waiting, in the order they will be served."""
+
+    name: str
+    waiting: int
+    longest_wait_ms: float
+    offered: int
+    answered: int
+    abandoned: int
+    asa_ms: float | None
+    service_level_offered: float | None
+    service_level_answered: float | None
+    waiting_calls: list[str] = []
+
+
+class AgentSnapshot(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    name: str
+    state: str  # logged_out, not_ready, ready, reserved, busy, wrap_up
+    reason: int
+    call_id: str | None
+    handled: int
+    occupancy: float | None
+
+
+class Stats(_Msg, tag="stats"):
+    time_us: int
+    queues: list[QueueSnapshot]
+    ref: int = 0
+
+
+ServerMessage = Welcome | Ok | Error | Pong | Connect | Revoked | Offer | AgentReady | Stats
+
+
+def json_schema() -> dict[str, Any]:
+    """The JSON Schema of both directions (client and server messages)."""
+    (client, server), components = msgspec.json.schema_components(
+        [ClientMessage, ServerMessage], ref_template="#/$defs/{name}"
+    )
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": f"agner wire protocol, version {PROTOCOL_VERSION}",
+        "$defs": components,
+        "properties": {"client": client, "server": server},
+    }
+
+
+def schema_text() -> str:
+    return json.dumps(json_schema(), indent=2, sort_keys=True) + "\n"
+
+
+if __name__ == "__main__":  # python -m agner.protocol > docs/protocol.schema.json
+    sys.stdout.write(schema_text())

@@ -1,0 +1,703 @@
+"""``agner serve``: the live ACD server on asyncio (uvloop).
+
+Transports, all speaking the messages of :mod:`agner.protocol`:
+
+- ``--tcp HOST:PORT``: frames of a 4-byte big-endian length and a MessagePack
+  message, for switch adapters and services;
+- ``--http HOST:PORT``: ``GET /v1/ws`` upgrades to a WebSocket of JSON text
+  frames (agent desktops, CRM applications); ``GET /healthz``,
+  ``GET /v1/queues`` and ``GET /v1/agents`` (JSON, ``Authorization: Bearer
+  TENANT_TOKEN``) and ``GET /metrics`` (Prometheus text; with a tenant's token
+  also that tenant's queues).
+
+Every input goes through one path (:meth:`Server.handle`): the session's
+checks (token, rate, size), then :class:`agner.center.Center`, which journals
+it before acting. The journal entries of one batch of input (one read from
+one connection, or one timer) are written to the file before any reply or
+event of that batch leaves the process, so nothing a client was told
+survives less than the journal; the core's next deadline is kept in one
+asyncio timer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import hashlib
+import hmac
+import json
+import signal
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from agner.center import Center, Identity, Interaction, Refused
+from agner.config import ServerConfig
+from agner.journal import Entry, Journal
+from agner.protocol import (
+    PROTOCOL_VERSION,
+    ClientMessage,
+    Error,
+    Hello,
+    Ok,
+    Ping,
+    Pong,
+    Stats,
+    Subscribe,
+    Unsubscribe,
+    Welcome,
+)
+
+__all__ = ["Server", "parse_address", "serve"]
+
+_WS_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC11B65"
+_MAX_WRITE_BUFFER = 16 * 1024 * 1024  # a reader this far behind is cut off
+
+
+def parse_address(text: str) -> tuple[str, int]:
+    """'127.0.0.1:7000' -> ('127.0.0.1', 7000)."""
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit() or not host:
+        raise ValueError(f"expected HOST:PORT, not {text!r}")
+    return host.strip("[]"), int(port)
+
+
+class Session:
+    """One connection's state: who it is, its rate bucket, its subscription."""
+
+    def __init__(self, server: Server, peer: str) -> None:
+        self.server = server
+        self.peer = peer
+        self.ident: Identity | None = None
+        self.switch = False
+        self.tokens = float(server.cfg.server.burst)
+        self.stamp = time.monotonic()
+        self.stats_task: asyncio.Task[None] | None = None
+        self.closed = False
+
+    def send(self, msg: Any) -> None:
+        raise NotImplementedError
+
+    def allow(self) -> bool:
+        """Token bucket: ``rate_per_s`` messages per second, ``burst`` at once."""
+        opts = self.server.cfg.server
+        t = time.monotonic()
+        self.tokens = min(float(opts.burst), self.tokens + (t - self.stamp) * opts.rate_per_s)
+        self.stamp = t
+        if self.tokens < 1:
+            return False
+        self.tokens -= 1
+        return True
+
+    def close_session(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        if self.stats_task is not None:
+            self.stats_task.cancel()
+        if self.ident is not None:
+            self.server.center.detach(self.ident, self)
+        self.server.sessions.discard(self)
+
+
+class Server:
+    """The server's state: the center, its journal and the connections."""
+
+    def __init__(self, cfg: ServerConfig, data_dir: Path, *, store_url: str | None = None) -> None:
+        from agner.center import fingerprint
+
+        self.cfg = cfg
+        self.data_dir = data_dir
+        self.center = Center(cfg)
+        self.sessions: set[Session] = set()
+        self.last_now = 0
+        self.pending: list[bytes] = []
+        self.center.journal = self._journal_entry
+        self.journal, entries = Journal.open(
+            data_dir / "journal.bin", fingerprint(cfg), cfg.server.fsync
+        )
+        for e in entries:
+            self.center.replay(e.now, Identity(e.tenant, e.agent), e.msg)
+            self.last_now = max(self.last_now, e.now)
+        self.replayed = len(entries)
+        self.store = _open_store(store_url)
+        # One worker thread: store calls and interaction records never stall
+        # routing, and records keep their order.
+        self.worker = ThreadPoolExecutor(1, thread_name_prefix="agner-store")
+        self.records_path = data_dir / "interactions.jsonl"
+        self.timer: asyncio.TimerHandle | None = None
+        self.timer_at: int | None = None
+        self.started = time.time()
+        self.errors = 0
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    # ------------------------------------------------------------ the clock
+
+    def now(self) -> int:
+        """Wall-clock microseconds, never smaller than a time already used."""
+        t = time.time_ns() // 1000
+        if t < self.last_now:
+            t = self.last_now
+        self.last_now = t
+        return t
+
+    # ------------------------------------------------------------ input path
+
+    def _journal_entry(self, now: int, ident: Identity, msg: Any) -> None:
+        self.pending.append(Journal.encode(Entry(now, ident.tenant, ident.agent, msg)))
+
+    def handle(self, session: Session, msg: ClientMessage) -> None:
+        """One decoded message of a session; replies go out at the next flush."""
+        if not session.allow():
+            session.send(Error("rate_limited", "too many messages; slow down", msg.ref))
+            return
+        if session.ident is None:
+            if not isinstance(msg, Hello):
+                session.send(Error("unauthorized", "send hello with a token first", msg.ref))
+                return
+            self._hello(session, msg)
+            return
+        if isinstance(msg, Ping):
+            session.send(Pong(self.now(), msg.ref))
+            return
+        if isinstance(msg, Hello):
+            session.send(Error("bad_message", "already authenticated", msg.ref))
+            return
+        if isinstance(msg, Subscribe | Unsubscribe):
+            self._subscribe(session, msg)
+            return
+        try:
+            call_id = self.center.apply(session.ident, msg, self.now())
+        except Refused as exc:
+            self.errors += 1
+            session.send(Error(exc.code, exc.message, msg.ref))
+            return
+        if msg.ref:
+            session.send(Ok(msg.ref, call_id))
+
+    def _hello(self, session: Session, msg: Hello) -> None:
+        if msg.version != PROTOCOL_VERSION:
+            session.send(
+                Error("version", f"this server speaks version {PROTOCOL_VERSION}", msg.ref)
+            )
+            return
+        found = None
+        given = msg.token.encode()
+        for token, who in self.center.tokens.items():
+            if hmac.compare_digest(token.encode(), given):
+                found = who
+        if found is None:
+            session.send(Error("unauthorized", "unknown token", msg.ref))
+            return
+        tenant, agent = found
+        if msg.switch and agent >= 0:
+            session.send(Error("forbidden", "an agent's desktop is not a switch", msg.ref))
+            return
+        session.ident = Identity(tenant, agent)
+        session.switch = msg.switch
+        self.center.attach(session.ident, session, msg.switch)
+        session.send(
+            Welcome(
+                PROTOCOL_VERSION,
+                self.center.tenants[tenant],
+                None if agent < 0 else self.center.ids.agents[agent],
+                self.now(),
+                msg.ref,
+            )
+        )
+
+    def _subscribe(self, session: Session, msg: Subscribe | Unsubscribe) -> None:
+        assert session.ident is not None
+        if session.ident.agent >= 0:
+            session.send(Error("forbidden", "statistics are for service sessions", msg.ref))
+            return
+        if session.stats_task is not None:
+            session.stats_task.cancel()
+            session.stats_task = None
+        if isinstance(msg, Subscribe):
+            if not 100 <= msg.interval_ms <= 3_600_000:
+                session.send(Error("bad_message", "interval_ms in [100, 3600000]", msg.ref))
+                return
+            for name in msg.queues or ():
+                qid = self.center.ids.queue_id.get(name, -1)
+                if qid < 0 or self.center.queue_tenant[qid] != session.ident.tenant:
+                    session.send(Error("unknown", f"no queue {name!r}", msg.ref))
+                    return
+            session.stats_task = asyncio.ensure_future(self._stats_loop(session, msg))
+        if msg.ref:
+            session.send(Ok(msg.ref))
+
+    async def _stats_loop(self, session: Session, msg: Subscribe) -> None:
+        assert session.ident is not None
+        tenant = session.ident.tenant
+        while not session.closed:
+            now = self.now()
+            queues = [
+                msgspec.structs.replace(q, waiting_calls=[])
+                for q in self.center.queue_snapshots(tenant, now, msg.queues)
+            ]
+            session.send(Stats(now, queues))
+            await asyncio.sleep(msg.interval_ms / 1000)
+
+    def flush(self) -> None:
+        """End of a batch: journal to disk, then replies and events, then the timer."""
+        if self.pending:
+            self.journal.append(self.pending)
+            self.pending = []
+        center = self.center
+        if center.outbox:
+            out, center.outbox = center.outbox, []
+            for sink, msg in out:
+                if self.store is not None and msg.__class__.__name__ == "Offer" and msg.customer:
+                    self._screen_pop(sink, msg)
+                else:
+                    sink.send(msg)
+        if center.records:
+            records, center.records = center.records, []
+            self.worker.submit(self._write_records, records)
+        self._schedule()
+
+    # ------------------------------------------------------------ timers
+
+    def _schedule(self) -> None:
+        at = self.center.router.next_deadline()
+        if at == self.timer_at:
+            return
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        self.timer_at = at
+        if at is None:
+            return
+        loop = asyncio.get_running_loop()
+        delay = max(0.0, (at - time.time_ns() // 1000) / 1e6)
+        self.timer = loop.call_at(loop.time() + delay, self._fire)
+
+    def _fire(self) -> None:
+        self.timer = None
+        self.timer_at = None
+        self.center.advance(self.now())
+        self.flush()
+
+    # ------------------------------------------------------------ the store
+
+    def _screen_pop(self, sink: Any, offer: Any) -> None:
+        store = self.store
+        assert store is not None
+        tenant = self.center.tenants[sink.ident.tenant]
+        loop = asyncio.get_running_loop()
+        fut = loop.run_in_executor(self.worker, store.screen_pop, tenant, offer.customer)
+
+        def done(f: asyncio.Future[Any]) -> None:
+            pop = None if f.exception() else f.result()
+            sink.send(msgspec.structs.replace(offer, screen_pop=pop, new_lead=pop is None))
+
+        fut.add_done_callback(done)
+
+    def _write_records(self, records: list[Interaction]) -> None:
+        if self.store is not None:
+            for r in records:
+                self.store.record_interaction(r)
+            return
+        with open(self.records_path, "ab") as f:
+            for r in records:
+                f.write(msgspec.json.encode(r) + b"\n")
+
+    # ------------------------------------------------------------ snapshots
+
+    def http_get(self, path: str, token: str | None) -> tuple[int, str, bytes]:
+        """(status, content type, body) of an HTTP GET."""
+        who = None
+        if token is not None:
+            for t, ident in self.center.tokens.items():
+                if hmac.compare_digest(t.encode(), token.encode()):
+                    who = ident
+        if path == "/healthz":
+            body = {"status": "ok", "inputs": self.center.inputs, "replayed": self.replayed}
+            return 200, "application/json", json.dumps(body).encode()
+        if path == "/metrics":
+            return 200, "text/plain; version=0.0.4", self._metrics(who).encode()
+        if path in ("/v1/queues", "/v1/agents"):
+            if who is None:
+                return 401, "application/json", b'{"error":"unauthorized"}'
+            if who[1] >= 0:
+                return 403, "application/json", b'{"error":"forbidden"}'
+            now = self.now()
+            if path == "/v1/queues":
+                data: Any = self.center.queue_snapshots(who[0], now)
+            else:
+                data = self.center.agent_snapshots(who[0], now)
+            key = path.rsplit("/", 1)[1]
+            return 200, "application/json", msgspec.json.encode({key: data})
+        return 404, "application/json", b'{"error":"not found"}'
+
+    def _metrics(self, who: tuple[int, int] | None) -> str:
+        lines = [
+            "# HELP agner_inputs_total Inputs accepted (journaled) since start, replay included.",
+            "# TYPE agner_inputs_total counter",
+            f"agner_inputs_total {self.center.inputs}",
+            "# HELP agner_refused_total Inputs refused with an error reply.",
+            "# TYPE agner_refused_total counter",
+            f"agner_refused_total {self.errors}",
+            "# TYPE agner_connections gauge",
+            f"agner_connections {len(self.sessions)}",
+            "# TYPE agner_journal_entries gauge",
+            f"agner_journal_entries {self.journal.entries}",
+            "# TYPE agner_live_contacts gauge",
+            f"agner_live_contacts {len(self.center.live)}",
+        ]
+        if who is not None and who[1] < 0:
+            tenant = self.center.tenants[who[0]]
+            lines += [
+                "# TYPE agner_queue_waiting gauge",
+                "# TYPE agner_queue_offered_total counter",
+                "# TYPE agner_queue_answered_total counter",
+                "# TYPE agner_queue_abandoned_total counter",
+            ]
+            for q in self.center.queue_snapshots(who[0], self.now()):
+                lab = f'{{tenant="{tenant}",queue="{q.name}"}}'
+                lines += [
+                    f"agner_queue_waiting{lab} {q.waiting}",
+                    f"agner_queue_offered_total{lab} {q.offered}",
+                    f"agner_queue_answered_total{lab} {q.answered}",
+                    f"agner_queue_abandoned_total{lab} {q.abandoned}",
+                ]
+        return "\n".join(lines) + "\n"
+
+    async def sync_loop(self) -> None:
+        """fsync the journal every ``fsync_interval_ms`` (policy ``interval``)."""
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(self.cfg.server.fsync_interval_ms / 1000)
+            if self.journal.dirty:
+                self.journal.dirty = False
+                await loop.run_in_executor(None, self.journal.sync_now)
+
+    def close(self) -> None:
+        if self.pending:
+            self.journal.append(self.pending)
+            self.pending = []
+        self.journal.close()
+        self.worker.shutdown(wait=True)
+
+
+def _open_store(url: str | None) -> Any:
+    """The CRM store at `url` (``agner.crm.open_store``), or None: no store, and
+    interaction records go to DATA/interactions.jsonl, one JSON object a line."""
+    if url is None:
+        return None
+    from agner import crm
+
+    opener: Callable[[str], Any] | None = getattr(crm, "open_store", None)
+    if opener is None:
+        raise SystemExit("agner serve: --store: the CRM store (agner.crm) is not in this build")
+    return opener(url)
+
+
+# ---------------------------------------------------------------- TCP
+
+
+_decoder = msgspec.msgpack.Decoder(ClientMessage)
+_encoder = msgspec.msgpack.Encoder()
+
+
+class TcpSession(Session, asyncio.Protocol):
+    """Length-prefixed MessagePack frames."""
+
+    def __init__(self, server: Server) -> None:
+        Session.__init__(self, server, "")
+        self.buf = bytearray()
+        self.skip = 0  # bytes of an oversized frame still to discard
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]  # uvloop's is no subclass
+        self.peer = str(transport.get_extra_info("peername"))
+        self.server.sessions.add(self)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.close_session()
+
+    def send(self, msg: Any) -> None:
+        t = self.transport
+        if t is None or self.closed:
+            return
+        body = _encoder.encode(msg)
+        t.write(len(body).to_bytes(4, "big") + body)
+        if t.get_write_buffer_size() > _MAX_WRITE_BUFFER:
+            t.abort()
+
+    def data_received(self, data: bytes) -> None:
+        buf = self.buf
+        if self.skip:
+            n = min(self.skip, len(data))
+            self.skip -= n
+            data = data[n:]
+        buf += data
+        limit = self.server.cfg.server.max_message_bytes
+        pos = 0
+        end = len(buf)
+        server = self.server
+        while end - pos >= 4:
+            n = int.from_bytes(buf[pos : pos + 4], "big")
+            if n > limit:
+                self.send(Error("too_large", f"a message is at most {limit} bytes"))
+                have = end - pos - 4
+                if have >= n:
+                    pos += 4 + n
+                    continue
+                self.skip = n - have
+                pos = end
+                break
+            if end - pos - 4 < n:
+                break
+            frame = bytes(buf[pos + 4 : pos + 4 + n])
+            pos += 4 + n
+            try:
+                msg = _decoder.decode(frame)
+            except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+                self.send(Error("bad_message", str(exc)[:200]))
+                continue
+            server.handle(self, msg)
+        del buf[:pos]
+        server.flush()
+
+
+# ---------------------------------------------------------------- HTTP + WebSocket
+
+
+class WsSession(Session):
+    """JSON text frames over a WebSocket."""
+
+    def __init__(self, server: Server, writer: asyncio.StreamWriter) -> None:
+        super().__init__(server, str(writer.get_extra_info("peername")))
+        self.writer = writer
+
+    def send(self, msg: Any) -> None:
+        if self.closed or self.writer.is_closing():
+            return
+        self.writer.write(_ws_frame(0x1, msgspec.json.encode(msg)))
+        if self.writer.transport.get_write_buffer_size() > _MAX_WRITE_BUFFER:
+            self.writer.transport.abort()
+
+
+def _ws_frame(opcode: int, payload: bytes) -> bytes:
+    n = len(payload)
+    head = bytes([0x80 | opcode])
+    if n < 126:
+        head += bytes([n])
+    elif n < 65536:
+        head += bytes([126]) + n.to_bytes(2, "big")
+    else:
+        head += bytes([127]) + n.to_bytes(8, "big")
+    return head + payload
+
+
+_json_decoder = msgspec.json.Decoder(ClientMessage)
+
+
+async def _ws_loop(server: Server, reader: asyncio.StreamReader, session: WsSession) -> None:
+    limit = server.cfg.server.max_message_bytes
+    message = bytearray()
+    msg_opcode = 0
+    while True:
+        b0, b1 = await reader.readexactly(2)
+        fin, opcode, masked, n = b0 & 0x80, b0 & 0x0F, b1 & 0x80, b1 & 0x7F
+        if n == 126:
+            n = int.from_bytes(await reader.readexactly(2), "big")
+        elif n == 127:
+            n = int.from_bytes(await reader.readexactly(8), "big")
+        if not masked:  # RFC 6455 5.1: a client frame must be masked
+            session.writer.write(_ws_frame(0x8, (1002).to_bytes(2, "big")))
+            return
+        key = await reader.readexactly(4)
+        if n > limit or len(message) + n > limit:
+            # Too large: read past it (bounded by what the client sends) and say so.
+            left = n
+            while left:
+                chunk = await reader.read(min(left, 65536))
+                if not chunk:
+                    return
+                left -= len(chunk)
+            session.send(Error("too_large", f"a message is at most {limit} bytes"))
+            message.clear()
+            server.flush()
+            continue
+        data = bytearray(await reader.readexactly(n))
+        _unmask(data, key)
+        if opcode == 0x8:
+            session.writer.write(_ws_frame(0x8, bytes(data[:2])))
+            return
+        if opcode == 0x9:
+            session.writer.write(_ws_frame(0xA, bytes(data)))
+            continue
+        if opcode == 0xA:
+            continue
+        if opcode in (0x1, 0x2):
+            message = data
+            msg_opcode = opcode
+        elif opcode == 0x0 and msg_opcode:
+            message += data
+        else:
+            session.send(Error("bad_frame", f"unexpected frame opcode {opcode}"))
+            server.flush()
+            continue
+        if not fin:
+            continue
+        try:
+            if msg_opcode == 0x1:
+                msg = _json_decoder.decode(bytes(message))
+            else:
+                msg = _decoder.decode(bytes(message))
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            session.send(Error("bad_message", str(exc)[:200]))
+        else:
+            server.handle(session, msg)
+        message = bytearray()
+        msg_opcode = 0
+        server.flush()
+
+
+def _unmask(data: bytearray, key: bytes) -> None:
+    n = len(data)
+    if not n:
+        return
+    mask = int.from_bytes((key * (n // 4 + 1))[:n], "little")
+    data[:] = (int.from_bytes(data, "little") ^ mask).to_bytes(n, "little")
+
+
+async def _http_conn(
+    server: Server, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+) -> None:
+    try:
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+    except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, TimeoutError):
+        writer.close()
+        return
+    try:
+        lines = head.decode("latin-1").split("\r\n")
+        method, target, _ = lines[0].split(" ", 2)
+        headers = {}
+        for line in lines[1:]:
+            if ":" in line:
+                k, v = line.split(":", 1)
+                headers[k.strip().lower()] = v.strip()
+    except ValueError:
+        writer.write(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+        writer.close()
+        return
+    path = target.split("?", 1)[0]
+    if path == "/v1/ws" and headers.get("upgrade", "").lower() == "websocket":
+        key = headers.get("sec-websocket-key", "")
+        accept = base64.b64encode(hashlib.sha1(key.encode() + _WS_GUID).digest())
+        writer.write(
+            b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+            b"Connection: Upgrade\r\nSec-WebSocket-Accept: " + accept + b"\r\n\r\n"
+        )
+        session = WsSession(server, writer)
+        server.sessions.add(session)
+        try:
+            await _ws_loop(server, reader, session)
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            session.close_session()
+            writer.close()
+        return
+    if method != "GET":
+        status, ctype, body = 405, "application/json", b'{"error":"GET only"}'
+    else:
+        auth = headers.get("authorization", "")
+        token = auth[7:] if auth.lower().startswith("bearer ") else None
+        status, ctype, body = server.http_get(path, token)
+    reason = {200: "OK", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found"}.get(
+        status, "Method Not Allowed"
+    )
+    writer.write(
+        f"HTTP/1.1 {status} {reason}\r\nContent-Type: {ctype}\r\n"
+        f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode()
+        + body
+    )
+    with contextlib.suppress(ConnectionError):
+        await writer.drain()
+    writer.close()
+
+
+# ---------------------------------------------------------------- main
+
+
+async def serve(
+    cfg: ServerConfig,
+    *,
+    http: str | None,
+    tcp: str | None,
+    data_dir: Path,
+    store_url: str | None = None,
+    announce: Callable[[str], None] = print,
+) -> None:
+    """Run the server until SIGINT or SIGTERM."""
+    server = Server(cfg, data_dir, store_url=store_url)
+    loop = asyncio.get_running_loop()
+    announce(
+        f"agner serve: {len(server.center.ids.queues)} queues, "
+        f"{len(server.center.ids.agents)} agents, {len(server.center.tenants)} tenants; "
+        f"journal {server.journal.path} ({server.replayed} entries replayed)"
+    )
+    listeners: list[asyncio.base_events.Server] = []
+    if tcp is not None:
+        host, port = parse_address(tcp)
+        srv = await loop.create_server(lambda: TcpSession(server), host, port)
+        listeners.append(srv)
+        announce(f"tcp {_bound(srv)}")
+    if http is not None:
+        host, port = parse_address(http)
+        srv = await asyncio.start_server(
+            lambda r, w: _http_conn(server, r, w), host, port, limit=16384
+        )
+        listeners.append(srv)
+        announce(f"http {_bound(srv)}")
+    server.flush()  # the timer for what the replay left pending
+    stop = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    syncer = asyncio.ensure_future(server.sync_loop()) if cfg.server.fsync == "interval" else None
+    try:
+        await stop.wait()
+    finally:
+        if syncer is not None:
+            syncer.cancel()
+        for srv in listeners:
+            srv.close()
+        server.close()
+
+
+def _bound(srv: asyncio.base_events.Server) -> str:
+    host, port = srv.sockets[0].getsockname()[:2]
+    return f"{host}:{port}"
+
+
+def run(
+    cfg: ServerConfig,
+    *,
+    http: str | None,
+    tcp: str | None,
+    data_dir: Path,
+    store_url: str | None = None,
+) -> None:
+    """Run :func:`serve` on uvloop (the stdlib loop if uvloop is missing)."""
+
+    def announce(line: str) -> None:
+        print(line, flush=True)
+
+    coro = serve(cfg, http=http, tcp=tcp, data_dir=data_dir, store_url=store_url, announce=announce)
+    try:
+        import uvloop
+    except ImportError:
+        asyncio.run(coro)
+        return
+    uvloop.run(coro)

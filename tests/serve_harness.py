@@ -1,0 +1,84 @@
+"""Helpers for the server tests: a server subprocess on 127.0.0.1 and small clients."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+CENTER = ROOT / "examples" / "center.toml"
+ACME = "acme-service-token"
+GLOBEX = "globex-service-token"
+ANN = "ann-desktop-token"
+
+
+class ServerProcess:
+    """`agner serve CONFIG` on ephemeral ports of 127.0.0.1, in a subprocess."""
+
+    def __init__(self, config: Path, data: Path) -> None:
+        self.config = config
+        self.data = data
+        self.proc: subprocess.Popen[str] | None = None
+        self.tcp = ""
+        self.http = ""
+
+    def start(self, timeout: float = 20.0) -> ServerProcess:
+        cmd = [sys.executable, "-m", "agner.cli", "serve", str(self.config)]
+        cmd += ["--tcp", "127.0.0.1:0", "--http", "127.0.0.1:0", "--data", str(self.data)]
+        self.proc = subprocess.Popen(
+            cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=os.environ.copy()
+        )
+        assert self.proc.stdout is not None
+        deadline = time.monotonic() + timeout
+        self.banner = ""
+        while not (self.tcp and self.http):
+            line = self.proc.stdout.readline()
+            if not line or time.monotonic() > deadline:
+                raise RuntimeError(f"the server did not start: {self.banner}{line}")
+            self.banner += line
+            if line.startswith("tcp "):
+                self.tcp = line.split()[1]
+            elif line.startswith("http "):
+                self.http = line.split()[1]
+        return self
+
+    def kill(self) -> None:
+        """SIGKILL: no clean-up of any kind."""
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(10)
+
+    def stop(self) -> int:
+        assert self.proc is not None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+        return self.proc.returncode
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def get(self, path: str, token: str | None = None) -> tuple[int, Any]:
+        req = urllib.request.Request(f"http://{self.http}{path}")
+        if token is not None:
+            req.add_header("Authorization", f"Bearer {token}")
+        try:
+            with urllib.request.urlopen(req, timeout=10) as resp:
+                body = resp.read()
+                status = resp.status
+                ctype = resp.headers.get("Content-Type", "")
+        except urllib.error.HTTPError as exc:
+            return exc.code, json.loads(exc.read())
+        return status, json.loads(body) if "json" in ctype else body.decode()

@@ -151,22 +151,27 @@ class Server:
     def _journal_entry(self, now: int, ident: Identity, msg: Any) -> None:
         self.pending.append(Journal.encode(Entry(now, ident.tenant, ident.agent, msg)))
 
+    def reply(self, session: Session, msg: Any) -> None:
+        """Queue a reply behind the events of the inputs before it: everything
+        leaves at the next flush, after the journal write."""
+        self.center.outbox.append((session, msg))
+
     def handle(self, session: Session, msg: ClientMessage) -> None:
         """One decoded message of a session; replies go out at the next flush."""
         if not session.allow():
-            session.send(Error("rate_limited", "too many messages; slow down", msg.ref))
+            self.reply(session, Error("rate_limited", "too many messages; slow down", msg.ref))
             return
         if session.ident is None:
             if not isinstance(msg, Hello):
-                session.send(Error("unauthorized", "send hello with a token first", msg.ref))
+                self.reply(session, Error("unauthorized", "send hello with a token first", msg.ref))
                 return
             self._hello(session, msg)
             return
         if isinstance(msg, Ping):
-            session.send(Pong(self.now(), msg.ref))
+            self.reply(session, Pong(self.now(), msg.ref))
             return
         if isinstance(msg, Hello):
-            session.send(Error("bad_message", "already authenticated", msg.ref))
+            self.reply(session, Error("bad_message", "already authenticated", msg.ref))
             return
         if isinstance(msg, Subscribe | Unsubscribe):
             self._subscribe(session, msg)
@@ -175,15 +180,15 @@ class Server:
             call_id = self.center.apply(session.ident, msg, self.now())
         except Refused as exc:
             self.errors += 1
-            session.send(Error(exc.code, exc.message, msg.ref))
+            self.reply(session, Error(exc.code, exc.message, msg.ref))
             return
         if msg.ref:
-            session.send(Ok(msg.ref, call_id))
+            self.reply(session, Ok(msg.ref, call_id))
 
     def _hello(self, session: Session, msg: Hello) -> None:
         if msg.version != PROTOCOL_VERSION:
-            session.send(
-                Error("version", f"this server speaks version {PROTOCOL_VERSION}", msg.ref)
+            self.reply(
+                session, Error("version", f"this server speaks version {PROTOCOL_VERSION}", msg.ref)
             )
             return
         found = None
@@ -192,45 +197,46 @@ class Server:
             if hmac.compare_digest(token.encode(), given):
                 found = who
         if found is None:
-            session.send(Error("unauthorized", "unknown token", msg.ref))
+            self.reply(session, Error("unauthorized", "unknown token", msg.ref))
             return
         tenant, agent = found
         if msg.switch and agent >= 0:
-            session.send(Error("forbidden", "an agent's desktop is not a switch", msg.ref))
+            self.reply(session, Error("forbidden", "an agent's desktop is not a switch", msg.ref))
             return
         session.ident = Identity(tenant, agent)
         session.switch = msg.switch
         self.center.attach(session.ident, session, msg.switch)
-        session.send(
+        self.reply(
+            session,
             Welcome(
                 PROTOCOL_VERSION,
                 self.center.tenants[tenant],
                 None if agent < 0 else self.center.ids.agents[agent],
                 self.now(),
                 msg.ref,
-            )
+            ),
         )
 
     def _subscribe(self, session: Session, msg: Subscribe | Unsubscribe) -> None:
         assert session.ident is not None
         if session.ident.agent >= 0:
-            session.send(Error("forbidden", "statistics are for service sessions", msg.ref))
+            self.reply(session, Error("forbidden", "statistics are for service sessions", msg.ref))
             return
         if session.stats_task is not None:
             session.stats_task.cancel()
             session.stats_task = None
         if isinstance(msg, Subscribe):
             if not 100 <= msg.interval_ms <= 3_600_000:
-                session.send(Error("bad_message", "interval_ms in [100, 3600000]", msg.ref))
+                self.reply(session, Error("bad_message", "interval_ms in [100, 3600000]", msg.ref))
                 return
             for name in msg.queues or ():
                 qid = self.center.ids.queue_id.get(name, -1)
                 if qid < 0 or self.center.queue_tenant[qid] != session.ident.tenant:
-                    session.send(Error("unknown", f"no queue {name!r}", msg.ref))
+                    self.reply(session, Error("unknown", f"no queue {name!r}", msg.ref))
                     return
             session.stats_task = asyncio.ensure_future(self._stats_loop(session, msg))
         if msg.ref:
-            session.send(Ok(msg.ref))
+            self.reply(session, Ok(msg.ref))
 
     async def _stats_loop(self, session: Session, msg: Subscribe) -> None:
         assert session.ident is not None
@@ -446,7 +452,7 @@ class TcpSession(Session, asyncio.Protocol):
         while end - pos >= 4:
             n = int.from_bytes(buf[pos : pos + 4], "big")
             if n > limit:
-                self.send(Error("too_large", f"a message is at most {limit} bytes"))
+                self.server.reply(self, Error("too_large", f"a message is at most {limit} bytes"))
                 have = end - pos - 4
                 if have >= n:
                     pos += 4 + n
@@ -461,7 +467,7 @@ class TcpSession(Session, asyncio.Protocol):
             try:
                 msg = _decoder.decode(frame)
             except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-                self.send(Error("bad_message", str(exc)[:200]))
+                server.reply(self, Error("bad_message", str(exc)[:200]))
                 continue
             server.handle(self, msg)
         del buf[:pos]
@@ -524,7 +530,7 @@ async def _ws_loop(server: Server, reader: asyncio.StreamReader, session: WsSess
                 if not chunk:
                     return
                 left -= len(chunk)
-            session.send(Error("too_large", f"a message is at most {limit} bytes"))
+            server.reply(session, Error("too_large", f"a message is at most {limit} bytes"))
             message.clear()
             server.flush()
             continue
@@ -544,7 +550,7 @@ async def _ws_loop(server: Server, reader: asyncio.StreamReader, session: WsSess
         elif opcode == 0x0 and msg_opcode:
             message += data
         else:
-            session.send(Error("bad_frame", f"unexpected frame opcode {opcode}"))
+            server.reply(session, Error("bad_frame", f"unexpected frame opcode {opcode}"))
             server.flush()
             continue
         if not fin:
@@ -555,7 +561,7 @@ async def _ws_loop(server: Server, reader: asyncio.StreamReader, session: WsSess
             else:
                 msg = _decoder.decode(bytes(message))
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-            session.send(Error("bad_message", str(exc)[:200]))
+            server.reply(session, Error("bad_message", str(exc)[:200]))
         else:
             server.handle(session, msg)
         message = bytearray()

@@ -86,7 +86,8 @@ def _read(f: TextIO, source: str, options: StoreOptions, region: str | None) -> 
         if len(cells) != len(header):
             raise InvalidInput(
                 None,
-                f"{len(cells)} fields where the header has {len(header)}",
+                f"{len(cells)} field{'' if len(cells) == 1 else 's'} where the header has "
+                f"{len(header)}",
                 row=row,
                 line=line,
                 source=source,

@@ -87,7 +87,8 @@ def phone(value: Any, region: str | None, field: str = "phone") -> str:
         parsed = phonenumbers.parse(raw, region)
     except phonenumbers.NumberParseException as exc:
         hint = "" if region or raw.startswith("+") else " (no country code, and no region)"
-        raise InvalidInput(field, f"{raw!r} is not a phone number{hint}: {exc}") from None
+        why = re.sub(r"^\(\d+\)\s*", "", str(exc)).rstrip(".")
+        raise InvalidInput(field, f"{raw!r} is not a phone number{hint}: {why}") from None
     if not phonenumbers.is_valid_number(parsed):
         raise InvalidInput(field, f"{raw!r} is not a valid phone number")
     return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)

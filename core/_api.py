@@ -75,9 +75,15 @@ class Channel(IntEnum):
 class DecisionKind(IntEnum):
     """What the core decided on its own initiative."""
 
-    OFFER = 1
-    RONA = 2
-    WRAP_UP_END = 3
+    OFFER = 1  #: offer `contact` to `agent` (it rings)
+    RONA = 2  #: `agent` did not answer `contact` in time; the contact goes back
+    WRAP_UP_END = 3  #: `agent`'s wrap-up ended
+    RELEASE = 4  #: `agent` stops ringing for `contact`: another agent took it
+    OVERFLOW = 5  #: `contact` moved to `queue`, keeping its id
+    VOICEMAIL = 6  #: `contact` ends: send it to voicemail
+    CALLBACK = 7  #: `contact` became a callback (release the caller's line)
+    REJECT = 8  #: `contact` ends: `queue` was full or had no agent logged in
+    TIMEOUT = 9  #: `contact` ends: it waited `queue`'s maximum, with nowhere to go
 
 
 class Decision(NamedTuple):
@@ -106,6 +112,11 @@ class QueueStats(NamedTuple):
     service_level_offered: float | None
     service_level_answered: float | None
     service_level_excluding_short_abandons: float | None
+    overflowed: int
+    rejected: int
+    timed_out: int
+    callbacks: int
+    waiting_callbacks: int
 
 
 class AgentStats(NamedTuple):
@@ -163,6 +174,12 @@ def make_queue_stats(
     answered_within_sl: int,
     wait_answered_us: int,
     ring_no_answer: int,
+    *,
+    overflowed: int = 0,
+    rejected: int = 0,
+    timed_out: int = 0,
+    callbacks: int = 0,
+    waiting_callbacks: int = 0,
 ) -> QueueStats:
     """Derive the ratios from the counters, the same way for every router."""
     return QueueStats(
@@ -181,6 +198,11 @@ def make_queue_stats(
         service_level_excluding_short_abandons=_ratio(
             answered_within_sl, answered + abandoned - abandoned_within_sl
         ),
+        overflowed=overflowed,
+        rejected=rejected,
+        timed_out=timed_out,
+        callbacks=callbacks,
+        waiting_callbacks=waiting_callbacks,
     )
 
 

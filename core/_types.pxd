@@ -25,6 +25,9 @@ cdef enum:
     N_AGENT_STATES = 6
     REASON_RONA = -1
     NO_PENDING = -2            # agent.pending: no not-ready is pending
+    # c_arrive's priority: the queue's own, which the contact then takes from
+    # each queue it overflows to (an explicit priority stays with it).
+    QUEUE_PRIORITY = -2147483648
 
 cdef enum contact_state_t:
     CS_WAITING = 0
@@ -46,11 +49,31 @@ cdef enum decision_kind_t:
     DK_OFFER = 1
     DK_RONA = 2
     DK_WRAP_UP_END = 3
+    DK_RELEASE = 4             # a parallel offer withdrawn: another agent took it
+    DK_OVERFLOW = 5            # the contact moved to `queue`, keeping its id
+    DK_VOICEMAIL = 6           # the contact ends: sent to voicemail
+    DK_CALLBACK = 7            # the contact became a callback, keeping its place
+    DK_REJECT = 8              # the contact ends: its queue was full or unstaffed
+    DK_TIMEOUT = 9             # the contact ends: it waited the maximum, nowhere to go
 
 cdef enum timer_kind_t:
     TK_NONE = 0
     TK_RING = 1                # obj: contact slot
     TK_WRAP_UP = 2             # obj: agent id
+    TK_STEP = 3                # obj: contact slot; its next requirement step
+    TK_MAX_WAIT = 4            # obj: contact slot; its queue's maximum wait
+
+# Where a queue sends a contact it cannot keep (full, waited too long, unstaffed).
+cdef enum overflow_kind_t:
+    OV_NONE = 0                # nowhere: rejected (full, unstaffed) or timed out
+    OV_QUEUE = 1               # another queue of the same tenant
+    OV_VOICEMAIL = 2
+    OV_CALLBACK = 3            # stays in place as a callback
+
+cdef enum contact_flag_t:
+    CF_CALLBACK = 1            # a callback: an outbound contact to dial
+    CF_EXPIRED = 2             # its maximum wait passed while it was offered
+    CF_OWN_PRIORITY = 4        # priority given on arrival, kept across queues
 
 # Results of the C-level API: 0 on success, one of these on refusal. A refused
 # call has changed nothing but the timers it fired.

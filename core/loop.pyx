@@ -22,7 +22,7 @@ from libc.string cimport memset
 from agner.core._structs cimport grow
 from agner.core._types cimport (
     AS_BUSY, AS_LOGGED_OUT, AS_NOT_READY, AS_RESERVED, AS_WRAP_UP, CS_WAITING, DK_OFFER,
-    DK_WRAP_UP_END, contact_id_t, slot_of, time_us_t,
+    DK_WRAP_UP_END, QUEUE_PRIORITY, contact_id_t, slot_of, time_us_t,
 )
 from agner.core.router cimport Router
 
@@ -506,7 +506,7 @@ cdef class EventLoop:
                     if not self.constant[q] and self._uniform() * self.rate_max[q] >= \
                             self.rate[q * self.n_int + self._interval(t)]:
                         continue            # thinned out: no arrival, no event
-                    c = r.c_arrive(r.queues[q].base_route, t, r.queues[q].priority, 0)
+                    c = r.c_arrive(r.queues[q].base_chain, t, QUEUE_PRIORITY, 0)
                     if c < 0 or self._remember(c, t) != 0:
                         raise RuntimeError("the router refused an arrival")
                     slot = slot_of(c)

@@ -18,7 +18,7 @@ cdef struct skill_t:
 cdef struct member_t:
     int32_t pool
     int32_t member            # index of the agent in that pool
-    int32_t score             # MOST_SKILLED: sum of its levels over the pool's requirement
+    int32_t score             # MOST_SKILLED: its best sum of levels over one conjunction
 
 
 cdef struct agent_t:
@@ -40,7 +40,8 @@ cdef struct agent_t:
     # second line
     time_us_t wrap_up_us      # default wrap-up after complete
     time_us_t time_in_state[6]
-    int64_t _unused
+    int32_t tenant
+    int32_t _pad
 
 
 cdef struct skills_t:
@@ -49,10 +50,14 @@ cdef struct skills_t:
 
 
 cdef struct pool_t:
-    # The agents that meet one requirement, with the READY ones ordered for one
-    # strategy. Members are in increasing agent id order.
+    # The agents of one tenant that meet one requirement, with the READY ones
+    # ordered for one strategy. Members are in increasing agent id order. The
+    # requirement is a disjunction of conjunctions (skill -> minimum level):
+    # conjunction k is req[req_off[k]:req_off[k + 1]].
     int32_t strategy
+    int32_t tenant
     int32_t n_ready           # exact, whatever stale entries `ready` holds
+    int32_t n_logged          # members logged in
     rfifo_t idle              # LONGEST_IDLE
     rheap_t ready             # FEWEST_CONTACTS, LEAST_TALK_TIME, MOST_SKILLED
     rankset_t order           # ROUND_ROBIN, LINEAR, RANDOM: READY members
@@ -63,23 +68,33 @@ cdef struct pool_t:
     int32_t n_routes
     int32_t cap_routes
     skill_t* req
-    int32_t n_req
+    int32_t* req_off
+    int32_t n_conj
 
 
 cdef struct route_t:
     # The WAITING contacts of one queue that need one pool's agents.
     int32_t queue
     int32_t pool
-    heap_t waiting            # key (-priority, arrival, sequence), id = slot
+    heap_t waiting            # key (rank, arrival, sequence), id = slot; see _rank
 
 
 cdef struct queue_t:
     int32_t strategy
     int32_t priority
-    int32_t base_route
+    int32_t base_chain        # the step routes of contacts with no extra requirement
     int32_t rr_last           # ROUND_ROBIN memory: last agent offered to
+    int32_t tenant
+    int32_t n_steps
+    time_us_t* step_after     # n_steps times since entering the queue, [0] = 0
     time_us_t ring_timeout_us
     time_us_t sl_threshold_us
+    time_us_t priority_weight_us  # the wait one priority level is worth
+    time_us_t max_wait_us     # 0: no maximum
+    int32_t max_waiting       # 0: no limit (callbacks do not count)
+    int32_t overflow          # overflow_kind_t
+    int32_t overflow_queue    # OV_QUEUE: the target (an earlier queue)
+    int32_t reject_unstaffed  # on arrival with no eligible agent logged in: 0 wait, 1 reject, 2 overflow
     int32_t* routes
     int32_t n_routes
     int32_t cap_routes
@@ -89,7 +104,12 @@ cdef struct queue_t:
     int64_t abandoned_within_sl
     int64_t answered_within_sl
     int64_t waiting
+    int64_t waiting_callbacks
     int64_t ring_no_answer
+    int64_t overflowed        # sent on to another queue or to voicemail
+    int64_t rejected
+    int64_t timed_out
+    int64_t callbacks         # contacts that became callbacks here
     time_us_t wait_answered_us
 
 
@@ -102,7 +122,14 @@ cdef struct contact_t:
     int32_t priority
     int32_t channel
     int32_t timer             # ring timer slot, -1 when none
-    time_us_t arrival
+    int32_t chain             # its step routes in this queue (Router.chains)
+    int32_t step
+    int32_t step_timer        # -1 when none
+    int32_t wait_timer        # maximum wait, -1 when none
+    int32_t flags             # contact_flag_t
+    int32_t _pad
+    time_us_t arrival         # first arrival: its rank keeps it across queues
+    time_us_t entered         # arrival in this queue: steps, limits, statistics
     time_us_t offered_at
     time_us_t answered_at
     int64_t seq               # arrival order, breaks ties between equal keys
@@ -141,6 +168,11 @@ cdef class Router:
     cdef route_t* routes
     cdef int32_t n_routes
     cdef int32_t cap_routes
+    # Step chains: chains[c] is the chain to follow on overflow (-1: none), and
+    # chains[c + 1 + k] the route of step k, for the queue's n_steps steps.
+    cdef int32_t* chains
+    cdef int32_t n_chains
+    cdef int32_t cap_chains
 
     cdef contact_t* contacts
     cdef int32_t* contact_pos     # slot -> index in its route's heap
@@ -168,26 +200,30 @@ cdef class Router:
     # Why the last call was refused, for the Python layer's message.
     cdef int32_t err_state
 
-    cdef dict _pool_index         # (requirement tuple, strategy) -> pool id
-    cdef dict _route_index        # (queue, requirement tuple) -> route id
-    cdef list _queue_req          # queue -> its requirement tuple
+    cdef dict _pool_index         # (tenant, requirement, strategy) -> pool id
+    cdef dict _route_index        # (queue, requirement) -> route id
+    cdef dict _chain_index        # (queue, extra requirement) -> chain
+    cdef list _queue_steps        # queue -> its steps' requirement tuples
     cdef object _last_now         # the refused `now`, for TimeError's message
     cdef bint _bulk               # building a pool: LONGEST_IDLE order fixed after
 
     # -- configuration (may allocate; not on the hot path) --
-    cdef int c_add_agent(self, const skill_t* skills, int32_t n, time_us_t wrap_up_us) noexcept
+    cdef int c_add_agent(self, const skill_t* skills, int32_t n, time_us_t wrap_up_us,
+                         int32_t tenant) noexcept
     cdef int c_add_queue(self, int32_t strategy, int32_t priority, time_us_t ring_timeout_us,
-                         time_us_t sl_threshold_us) noexcept
+                         time_us_t sl_threshold_us, int32_t tenant) noexcept
     cdef int c_add_route(self, int32_t queue, int32_t pool) noexcept
-    cdef int c_add_pool(self, int32_t strategy, const skill_t* req, int32_t n_req) noexcept
+    cdef int c_add_pool(self, int32_t strategy, int32_t tenant, const skill_t* req,
+                        const int32_t* req_off, int32_t n_conj) noexcept
 
     # -- events: 0 or an err_t; arrive returns the contact id or an err_t --
     cdef int c_login(self, int32_t agent, time_us_t now) noexcept
     cdef int c_logout(self, int32_t agent, time_us_t now) noexcept
     cdef int c_set_ready(self, int32_t agent, time_us_t now) noexcept
     cdef int c_set_not_ready(self, int32_t agent, time_us_t now, int32_t reason) noexcept
-    cdef contact_id_t c_arrive(self, int32_t route, time_us_t now, int32_t priority,
+    cdef contact_id_t c_arrive(self, int32_t chain, time_us_t now, int32_t priority,
                                int32_t channel) noexcept
+    cdef int c_request_callback(self, contact_id_t contact, time_us_t now) noexcept
     cdef int c_accept(self, int32_t agent, contact_id_t contact, time_us_t now) noexcept
     cdef int c_no_answer(self, int32_t agent, contact_id_t contact, time_us_t now) noexcept
     cdef int c_complete(self, int32_t agent, contact_id_t contact, time_us_t now,
@@ -213,6 +249,14 @@ cdef class Router:
     cdef int _compact(self, pool_t* p) noexcept
     cdef int _offer(self, int32_t slot, int32_t agent, time_us_t now) noexcept
     cdef int _contact_waits(self, int32_t slot, time_us_t now) noexcept
+    cdef int _enter_queue(self, int32_t slot, time_us_t now) noexcept
+    cdef int _divert(self, int32_t slot, time_us_t now, int32_t why) noexcept
+    cdef int _end(self, int32_t slot, int32_t kind, time_us_t now) noexcept
+    cdef void _unwait(self, int32_t slot) noexcept
+    cdef void _cancel_wait_timers(self, contact_t* c) noexcept
+    cdef int _fire_step(self, int32_t slot, time_us_t now) noexcept
+    cdef int _fire_max_wait(self, int32_t slot, time_us_t now) noexcept
+    cdef void _logged(self, int32_t agent, int32_t delta) noexcept
     cdef int _agent_ready(self, int32_t agent, time_us_t now) noexcept
     cdef int _release(self, int32_t agent, time_us_t now) noexcept
     cdef int _take_back(self, int32_t slot, time_us_t now, int32_t agent_state,

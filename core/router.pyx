@@ -21,11 +21,14 @@ from agner.core._structs cimport (
 )
 from agner.core._types cimport (
     AS_BUSY, AS_LOGGED_OUT, AS_NOT_READY, AS_READY, AS_RESERVED, AS_WRAP_UP,
-    CS_ACTIVE, CS_FREE, CS_OFFERED, CS_WAITING, DK_OFFER, DK_RONA, DK_WRAP_UP_END,
-    E_CONFIG, E_INVALID, E_NOMEM, E_OK, E_TIME, E_UNKNOWN_AGENT, E_UNKNOWN_CONTACT,
-    E_UNKNOWN_QUEUE, N_AGENT_STATES, NO_PENDING, REASON_RONA, ST_FEWEST_CONTACTS,
+    CF_CALLBACK, CF_EXPIRED, CF_OWN_PRIORITY, CS_ACTIVE, CS_FREE, CS_OFFERED, CS_WAITING,
+    DK_CALLBACK, DK_OFFER, DK_OVERFLOW, DK_REJECT, DK_RONA, DK_TIMEOUT, DK_VOICEMAIL,
+    DK_WRAP_UP_END, E_CONFIG, E_INVALID, E_NOMEM, E_OK, E_TIME, E_UNKNOWN_AGENT,
+    E_UNKNOWN_CONTACT, E_UNKNOWN_QUEUE, N_AGENT_STATES, NO_PENDING, OV_CALLBACK, OV_NONE,
+    OV_QUEUE, OV_VOICEMAIL, QUEUE_PRIORITY, REASON_RONA, ST_FEWEST_CONTACTS,
     ST_LEAST_TALK_TIME, ST_LINEAR, ST_LONGEST_IDLE, ST_MOST_SKILLED, ST_RANDOM,
-    ST_ROUND_ROBIN, TK_NONE, TK_RING, TK_WRAP_UP, contact_id_t, decision_t, slot_of, time_us_t,
+    ST_ROUND_ROBIN, TK_MAX_WAIT, TK_NONE, TK_RING, TK_STEP, TK_WRAP_UP, contact_id_t,
+    decision_t, slot_of, time_us_t,
 )
 
 from agner.core._api import (
@@ -50,6 +53,10 @@ from agner.core._api import (
 MAX_SKILL = 65535
 MAX_LEVEL = 1000
 MAX_PRIORITY = 1_000_000
+#: Largest wait one priority level may be worth (about 12.7 days), and the
+#: default: priority then decides before any realistic wait does.
+MAX_PRIORITY_WEIGHT_US = 1 << 40
+MAX_COUNT = (1 << 31) - 1
 #: Largest time or duration in microseconds (about 146,000 years): the sum of
 #: two never overflows int64.
 MAX_TIME_US = (1 << 62) - 1
@@ -72,7 +79,7 @@ cdef inline time_us_t _time(object x) except? -2:
     except OverflowError:
         return -1
 
-cdef tuple _KINDS = (None, DecisionKind.OFFER, DecisionKind.RONA, DecisionKind.WRAP_UP_END)
+cdef tuple _KINDS = (None,) + tuple(DecisionKind)
 cdef tuple _AGENT_STATES = tuple(AgentState)
 cdef tuple _CONTACT_STATES = tuple(ContactState)
 cdef object _tuple_new = tuple.__new__
@@ -96,6 +103,19 @@ cdef inline bint _meets(const skill_t* have, int32_t n_have, const skill_t* req,
         score[0] += have[i].level
         j += 1
     return True
+
+
+cdef inline bint _meets_pool(const skill_t* have, int32_t n_have, const pool_t* p,
+                             int64_t* score) noexcept nogil:
+    """Whether skills `have` meet one of the pool's conjunctions; score = the best sum."""
+    cdef int32_t k
+    cdef int64_t s
+    score[0] = -1
+    for k in range(p.n_conj):
+        if _meets(have, n_have, &p.req[p.req_off[k]], p.req_off[k + 1] - p.req_off[k], &s) \
+                and s > score[0]:
+            score[0] = s
+    return score[0] >= 0
 
 
 cdef inline int32_t _upper_bound(const int32_t* a, int32_t n, int32_t x) noexcept nogil:
@@ -146,6 +166,22 @@ cdef skill_t* _skill_array(tuple pairs) except NULL:
     return s
 
 
+def _merge(tuple conj, tuple extra):
+    """A conjunction with another added to it (the higher minimum wins per skill)."""
+    merged = dict(conj)
+    for skill, level in extra:
+        if merged.get(skill, 0) < level:
+            merged[skill] = level
+    return tuple(sorted(merged.items()))
+
+
+def _disjunction(conjs):
+    """The canonical form of "meets one of conjs": distinct and sorted, so that equal
+    requirements get equal keys, hence one pool. (A conjunction another one covers
+    is kept: MOST_SKILLED scores by the best sum over the conjunctions met.)"""
+    return tuple(sorted(set(conjs)))
+
+
 def _duration(value, str what):
     value = int(value)
     if not 0 <= value <= MAX_TIME_US:
@@ -183,7 +219,8 @@ cdef class Router:
     def __cinit__(self):
         self._pool_index = {}
         self._route_index = {}
-        self._queue_req = []
+        self._chain_index = {}
+        self._queue_steps = []
 
     def __init__(self, seed: int = 0):
         self.rng = <uint64_t> (int(seed) & 0xFFFFFFFFFFFFFFFF)
@@ -199,6 +236,7 @@ cdef class Router:
         free(self.ready_epoch)
         for i in range(self.n_pools):
             free(self.pools[i].req)
+            free(self.pools[i].req_off)
             free(self.pools[i].member_agent)
             free(self.pools[i].routes)
             free(self.pools[i].ready.e)
@@ -211,7 +249,9 @@ cdef class Router:
         free(self.routes)
         for i in range(self.n_queues_):
             free(self.queues[i].routes)
+            free(self.queues[i].step_after)
         free(self.queues)
+        free(self.chains)
         free(self.contacts)
         free(self.contact_pos)
         free(self.free_slots)
@@ -223,7 +263,8 @@ cdef class Router:
 
     # ------------------------------------------------------------------ config
 
-    cdef int c_add_agent(self, const skill_t* skills, int32_t n, time_us_t wrap_up_us) noexcept:
+    cdef int c_add_agent(self, const skill_t* skills, int32_t n, time_us_t wrap_up_us,
+                         int32_t tenant) noexcept:
         cdef int32_t aid = self.n_agents_, p, cap, m
         cdef agent_t* a
         cdef void* block
@@ -268,11 +309,12 @@ cdef class Router:
         a.timer = -1
         a.state_since = self.now
         a.wrap_up_us = wrap_up_us
+        a.tenant = tenant
         self.memb_off[aid + 1] = self.memb_off[aid]
         self.n_agents_ += 1
         # The newest agent's memberships go at the end of the CSR array.
         for p in range(self.n_pools):
-            if _meets(skills, n, self.pools[p].req, self.pools[p].n_req, &score):
+            if self.pools[p].tenant == tenant and _meets_pool(skills, n, &self.pools[p], &score):
                 m = self._pool_add_member(p, aid, score)
                 if m < 0 or grow(<void**> &self.memb, &self.cap_memb,
                                  self.memb_off[aid + 1] + 1, sizeof(member_t)) != 0:
@@ -295,6 +337,8 @@ cdef class Router:
             p.cap_members = cap
         p.member_agent[m] = agent
         p.n_members += 1
+        if self.agents[agent].state != AS_LOGGED_OUT:
+            p.n_logged += 1
         if not _heap_strategy(p.strategy):
             if rs_resize(&p.order, p.n_members) != 0:
                 return E_NOMEM
@@ -302,10 +346,11 @@ cdef class Router:
             return E_NOMEM
         return m
 
-    cdef int c_add_pool(self, int32_t strategy, const skill_t* req, int32_t n_req) noexcept:
+    cdef int c_add_pool(self, int32_t strategy, int32_t tenant, const skill_t* req,
+                        const int32_t* req_off, int32_t n_conj) noexcept:
         # Config time, O(agents + memberships): the CSR array is rebuilt with the
         # new pool appended to the memberships of every agent that meets `req`.
-        cdef int32_t pid = self.n_pools, i, j, k, m, n_new = 0, total
+        cdef int32_t pid = self.n_pools, i, j, k, m, n_new = 0, total, n_req
         cdef pool_t* p
         cdef int64_t score
         cdef int32_t* offsets
@@ -324,18 +369,25 @@ cdef class Router:
         p = &self.pools[pid]
         memset(p, 0, sizeof(pool_t))
         p.strategy = strategy
+        p.tenant = tenant
+        n_req = req_off[n_conj]
         p.req = <skill_t*> malloc((n_req if n_req else 1) * sizeof(skill_t))
-        if p.req == NULL:
+        p.req_off = <int32_t*> malloc((n_conj + 1) * sizeof(int32_t))
+        if p.req == NULL or p.req_off == NULL:
+            free(p.req)
+            free(p.req_off)
             free(member_of)
             free(score_of)
             return E_NOMEM
         memcpy(p.req, req, n_req * sizeof(skill_t))
-        p.n_req = n_req
+        memcpy(p.req_off, req_off, (n_conj + 1) * sizeof(int32_t))
+        p.n_conj = n_conj
         self.n_pools += 1
         self._bulk = True           # idle agents join in id order; sorted below
         for i in range(self.n_agents_):
             member_of[i] = -1
-            if _meets(self.agent_skills[i].s, self.agent_skills[i].n, req, n_req, &score):
+            if self.agents[i].tenant == tenant and _meets_pool(
+                    self.agent_skills[i].s, self.agent_skills[i].n, &self.pools[pid], &score):
                 m = self._pool_add_member(pid, i, score)
                 if m < 0:
                     self._bulk = False
@@ -382,7 +434,7 @@ cdef class Router:
         return pid
 
     cdef int c_add_queue(self, int32_t strategy, int32_t priority, time_us_t ring_timeout_us,
-                         time_us_t sl_threshold_us) noexcept:
+                         time_us_t sl_threshold_us, int32_t tenant) noexcept:
         cdef int32_t qid = self.n_queues_
         cdef queue_t* q
         if grow(<void**> &self.queues, &self.cap_queues, qid + 1, sizeof(queue_t)) != 0:
@@ -394,7 +446,10 @@ cdef class Router:
         q.ring_timeout_us = ring_timeout_us
         q.sl_threshold_us = sl_threshold_us
         q.rr_last = -1
-        q.base_route = -1
+        q.base_chain = -1
+        q.tenant = tenant
+        q.priority_weight_us = <time_us_t> 1 << 40
+        q.overflow_queue = -1
         self.n_queues_ += 1
         return qid
 
@@ -414,17 +469,25 @@ cdef class Router:
         if _push_int(&q.routes, &q.n_routes, &q.cap_routes, rid) != 0:
             return E_NOMEM
         self.n_routes += 1
-        if q.base_route < 0:
-            q.base_route = rid
         return rid
 
-    def _pool_for(self, tuple req, int strategy):
-        key = (req, strategy)
+    def _pool_for(self, tuple req, int strategy, int tenant):
+        # req: a canonical disjunction (see _disjunction).
+        key = (tenant, req, strategy)
         pid = self._pool_index.get(key)
         if pid is None:
-            s = _skill_array(req)
-            pid = self.c_add_pool(strategy, s, len(req))
+            flat = tuple(pair for conj in req for pair in conj)
+            s = _skill_array(flat)
+            off = <int32_t*> malloc((len(req) + 1) * sizeof(int32_t))
+            if off == NULL:
+                free(s)
+                raise MemoryError()
+            off[0] = 0
+            for k, conj in enumerate(req):
+                off[k + 1] = off[k] + len(conj)
+            pid = self.c_add_pool(strategy, tenant, s, off, len(req))
             free(s)
+            free(off)
             if pid < 0:
                 raise MemoryError()
             self._pool_index[key] = pid
@@ -434,28 +497,98 @@ cdef class Router:
         key = (queue, req)
         rid = self._route_index.get(key)
         if rid is None:
-            rid = self.c_add_route(queue, self._pool_for(req, self.queues[queue].strategy))
+            q = &self.queues[queue]
+            rid = self.c_add_route(queue, self._pool_for(req, q.strategy, q.tenant))
             if rid < 0:
                 raise MemoryError()
             self._route_index[key] = rid
         return rid
 
-    def add_queue(self, require=None, *, strategy=Strategy.LONGEST_IDLE, priority=0,
-                  ring_timeout_us=15_000_000, sl_threshold_us=20_000_000):
+    def _chain_for(self, int queue, tuple extra):
+        """The step routes of the queue's contacts that also require `extra`: step k
+        admits the agents that meet one of steps 0..k (each with `extra` added)."""
+        key = (queue, extra)
+        chain = self._chain_index.get(key)
+        if chain is not None:
+            return chain
+        cdef queue_t* q = &self.queues[queue]
+        # The chain to follow on overflow exists first: targets are earlier queues.
+        after = self._chain_for(q.overflow_queue, extra) if q.overflow == OV_QUEUE else -1
+        conjs = []
+        routes = []
+        for step in self._queue_steps[queue]:
+            conjs.append(_merge(step, extra))
+            routes.append(self._route_for(queue, _disjunction(conjs)))
+        chain = self.n_chains
+        if grow(<void**> &self.chains, &self.cap_chains, chain + 1 + len(routes),
+                sizeof(int32_t)) != 0:
+            raise MemoryError()
+        self.chains[chain] = after
+        for k, rid in enumerate(routes):
+            self.chains[chain + 1 + k] = rid
+        self.n_chains += 1 + len(routes)
+        self._chain_index[key] = chain
+        return chain
+
+    def add_queue(self, require=None, *, steps=None, strategy=Strategy.LONGEST_IDLE,
+                  priority=0, ring_timeout_us=15_000_000, sl_threshold_us=20_000_000,
+                  priority_weight_us=MAX_PRIORITY_WEIGHT_US, max_waiting=0, max_wait_us=0,
+                  overflow=None, when_unstaffed="wait", tenant=0):
         """Add a queue and return its id (0, 1, 2, ... in order).
 
         Args:
             require: skill -> minimum level an agent needs to take this queue's
-                contacts (None or empty: every agent).
+                contacts (None or empty: every agent). Same as ``steps=[(0, require)]``.
+            steps: requirement steps ``[(after_us, require), ...]``, the first at 0,
+                times increasing: after waiting ``after_us`` in this queue a contact
+                may also go to the agents that meet that step's requirement (the
+                set of agents only widens). Fired by timers in the core.
             strategy: how to choose among eligible idle agents (:class:`Strategy`).
             priority: default priority of its contacts, in [-1e6, 1e6]; higher first.
             ring_timeout_us: how long an offer rings before ring-no-answer (0: forever).
             sl_threshold_us: the service-level threshold T ("answered within T").
+            priority_weight_us: the wait one priority level is worth, in [0, 2**40]:
+                a waiting contact's rank is ``wait + priority * priority_weight_us``
+                (highest first, in every queue alike). The default, 2**40 (12.7
+                days), makes priority strict; smaller values let waits age past it.
+            max_waiting: the most contacts that may wait (0: no limit; callbacks do
+                not count); a newcomer beyond it goes to ``overflow``, or is rejected.
+            max_wait_us: the longest a contact waits here (0: no limit), then it goes
+                to ``overflow``, or times out. Callbacks have no maximum.
+            overflow: where contacts go that this queue cannot keep: None (rejected
+                or timed out), a queue id (an existing queue of the same tenant),
+                ``"voicemail"``, or ``"callback"`` (they stay in place as callbacks).
+            when_unstaffed: on arrival when no agent that could ever take the contact
+                is logged in: ``"wait"``, ``"reject"``, or ``"overflow"``.
+            tenant: the tenant the queue belongs to, in [0, 2**31); its contacts go
+                only to agents of the same tenant.
 
         Raises:
-            ConfigError: a value out of range.
+            ConfigError: a value out of range, or inconsistent.
         """
-        req = _requirement(require, "require")
+        if require is not None and steps is not None:
+            raise ConfigError("add_queue: give require or steps, not both")
+        if steps is None:
+            step_list = [(0, _requirement(require, "require"))]
+        else:
+            step_list = []
+            try:
+                items = list(steps)
+            except TypeError:
+                raise ConfigError("steps must be a list of (after_us, require) pairs") from None
+            for k, step in enumerate(items):
+                try:
+                    after, req = step
+                except (TypeError, ValueError):
+                    raise ConfigError(f"steps[{k}] must be an (after_us, require) pair") from None
+                after = _duration(after, f"steps[{k}].after_us")
+                if k == 0 and after != 0:
+                    raise ConfigError(f"steps[0].after_us must be 0, got {after}")
+                if k and after <= step_list[k - 1][0]:
+                    raise ConfigError(f"steps[{k}].after_us must exceed the step before it")
+                step_list.append((after, _requirement(req, f"steps[{k}].require")))
+            if not step_list:
+                raise ConfigError("steps must not be empty")
         try:
             st = Strategy(strategy)
         except ValueError:
@@ -463,27 +596,79 @@ cdef class Router:
         prio = _priority(priority)
         ring = _duration(ring_timeout_us, "ring_timeout_us")
         sl = _duration(sl_threshold_us, "sl_threshold_us")
-        qid = self.c_add_queue(int(st), prio, ring, sl)
-        if qid < 0:
+        weight = int(priority_weight_us)
+        if not 0 <= weight <= MAX_PRIORITY_WEIGHT_US:
+            raise ConfigError(f"priority_weight_us must be in [0, 2**40], got {weight}")
+        limit = int(max_waiting)
+        if not 0 <= limit <= MAX_COUNT:
+            raise ConfigError(f"max_waiting must be in [0, 2**31), got {limit}")
+        max_wait = _duration(max_wait_us, "max_wait_us")
+        ten = int(tenant)
+        if not 0 <= ten <= MAX_COUNT:
+            raise ConfigError(f"tenant must be in [0, 2**31), got {ten}")
+        target = -1
+        if overflow is None:
+            kind = OV_NONE
+        elif overflow == "voicemail":
+            kind = OV_VOICEMAIL
+        elif overflow == "callback":
+            kind = OV_CALLBACK
+        elif isinstance(overflow, int) and not isinstance(overflow, bool):
+            if not 0 <= overflow < self.n_queues_:
+                raise ConfigError(f"overflow: no queue {overflow} (the target must exist)")
+            if self.queues[<int32_t> overflow].tenant != ten:
+                raise ConfigError(f"overflow: queue {overflow} belongs to another tenant")
+            kind = OV_QUEUE
+            target = overflow
+        else:
+            raise ConfigError(
+                f"overflow must be None, a queue id, 'voicemail' or 'callback', got {overflow!r}")
+        unstaffed = {"wait": 0, "reject": 1, "overflow": 2}.get(when_unstaffed)
+        if unstaffed is None:
+            raise ConfigError(
+                f"when_unstaffed must be 'wait', 'reject' or 'overflow', got {when_unstaffed!r}")
+        if unstaffed == 2 and kind == OV_NONE:
+            raise ConfigError("when_unstaffed='overflow' needs an overflow target")
+        cdef time_us_t* after_arr = <time_us_t*> malloc(len(step_list) * sizeof(time_us_t))
+        if after_arr == NULL:
             raise MemoryError()
-        self._queue_req.append(req)
-        self._route_for(qid, req)
+        qid = self.c_add_queue(int(st), prio, ring, sl, ten)
+        if qid < 0:
+            free(after_arr)
+            raise MemoryError()
+        cdef queue_t* q = &self.queues[<int32_t> qid]
+        for k, (after, _) in enumerate(step_list):
+            after_arr[k] = after
+        q.step_after = after_arr
+        q.n_steps = len(step_list)
+        q.priority_weight_us = weight
+        q.max_waiting = limit
+        q.max_wait_us = max_wait
+        q.overflow = kind
+        q.overflow_queue = target
+        q.reject_unstaffed = unstaffed
+        self._queue_steps.append(tuple(req for _, req in step_list))
+        q.base_chain = self._chain_for(qid, ())
         return qid
 
-    def add_agent(self, skills, *, wrap_up_us=0):
+    def add_agent(self, skills, *, wrap_up_us=0, tenant=0):
         """Add an agent (LOGGED_OUT) and return its id (0, 1, 2, ... in order).
 
         Args:
             skills: skill -> proficiency level, levels in [1, 1000].
             wrap_up_us: default wrap-up after each completed contact (0: none).
+            tenant: the tenant the agent belongs to, in [0, 2**31).
 
         Raises:
             ConfigError: a value out of range.
         """
         sk = _requirement(skills, "skills")
         wrap = _duration(wrap_up_us, "wrap_up_us")
+        ten = int(tenant)
+        if not 0 <= ten <= MAX_COUNT:
+            raise ConfigError(f"tenant must be in [0, 2**31), got {ten}")
         cdef skill_t* s = _skill_array(sk)
-        cdef int r = self.c_add_agent(s, len(sk), wrap)
+        cdef int r = self.c_add_agent(s, len(sk), wrap, ten)
         free(s)
         if r < 0:
             raise MemoryError()
@@ -690,16 +875,153 @@ cdef class Router:
         return self._emit(DK_OFFER, now, self._cid(slot), agent, c.queue)
 
     cdef int _contact_waits(self, int32_t slot, time_us_t now) noexcept:
+        # The contact is in no heap and has no agent: offer it, or let it wait.
         cdef contact_t* c = &self.contacts[slot]
         cdef route_t* r = &self.routes[c.route]
         cdef pool_t* p = &self.pools[r.pool]
+        cdef queue_t* q = &self.queues[c.queue]
         if p.n_ready > 0:
-            return self._offer(slot, self._choose(p, &self.queues[c.queue]), now)
+            return self._offer(slot, self._choose(p, q), now)
+        if c.flags & CF_EXPIRED:
+            # Its maximum wait passed while it rang an agent who did not answer.
+            return self._divert(slot, now, TK_MAX_WAIT)
         c.state = CS_WAITING
-        if h_push(&r.waiting, -c.priority, c.arrival, c.seq, slot, self.contact_pos) != 0:
+        # Rank: the earlier the virtual arrival `arrival - priority * weight`, the
+        # higher; the same function for every queue, and fixed while it waits.
+        if h_push(&r.waiting, c.arrival - <time_us_t> c.priority * q.priority_weight_us,
+                  c.arrival, c.seq, slot, self.contact_pos) != 0:
             return E_NOMEM
-        self.queues[c.queue].waiting += 1
+        q.waiting += 1
+        if c.flags & CF_CALLBACK:
+            q.waiting_callbacks += 1
         return 0
+
+    cdef void _unwait(self, int32_t slot) noexcept:
+        cdef contact_t* c = &self.contacts[slot]
+        cdef queue_t* q = &self.queues[c.queue]
+        h_remove(&self.routes[c.route].waiting, self.contact_pos[slot], self.contact_pos)
+        q.waiting -= 1
+        if c.flags & CF_CALLBACK:
+            q.waiting_callbacks -= 1
+
+    cdef void _cancel_wait_timers(self, contact_t* c) noexcept:
+        if c.step_timer >= 0:
+            self._timer_cancel(c.step_timer)
+            c.step_timer = -1
+        if c.wait_timer >= 0:
+            self._timer_cancel(c.wait_timer)
+            c.wait_timer = -1
+
+    cdef int _enter_queue(self, int32_t slot, time_us_t now) noexcept:
+        # The contact arrives in its queue (first, or by overflow): the queue's
+        # limits apply, its step and maximum-wait timers start, then it is offered
+        # or waits.
+        cdef contact_t* c = &self.contacts[slot]
+        cdef queue_t* q = &self.queues[c.queue]
+        cdef int32_t t
+        c.entered = now
+        c.step = 0
+        c.route = self.chains[c.chain + 1]
+        if q.reject_unstaffed and \
+                self.pools[self.routes[self.chains[c.chain + q.n_steps]].pool].n_logged == 0:
+            return self._divert(slot, now, TK_NONE)
+        if q.max_waiting and not (c.flags & CF_CALLBACK) \
+                and self.pools[self.routes[c.route].pool].n_ready == 0 \
+                and q.waiting - q.waiting_callbacks >= q.max_waiting:
+            return self._divert(slot, now, TK_NONE)
+        if q.n_steps > 1:
+            t = self._timer_add(now + q.step_after[1], TK_STEP, slot)
+            if t < 0:
+                return E_NOMEM
+            c.step_timer = t
+        if q.max_wait_us > 0 and not (c.flags & CF_CALLBACK):
+            t = self._timer_add(now + q.max_wait_us, TK_MAX_WAIT, slot)
+            if t < 0:
+                return E_NOMEM
+            c.wait_timer = t
+        return self._contact_waits(slot, now)
+
+    cdef int _divert(self, int32_t slot, time_us_t now, int32_t why) noexcept:
+        # The queue cannot keep the contact (in no heap, with no agent): full or
+        # unstaffed on arrival (why = TK_NONE), or waited its maximum (TK_MAX_WAIT).
+        cdef contact_t* c = &self.contacts[slot]
+        cdef queue_t* q = &self.queues[c.queue]
+        cdef int32_t kind = q.overflow, target
+        cdef int r
+        self._cancel_wait_timers(c)
+        c.flags &= ~CF_EXPIRED
+        if why == TK_NONE and q.reject_unstaffed == 1 and \
+                self.pools[self.routes[self.chains[c.chain + q.n_steps]].pool].n_logged == 0:
+            kind = OV_NONE
+        if kind == OV_CALLBACK and not (c.flags & CF_CALLBACK):
+            # It keeps its place: same rank, same heap, no maximum wait any more.
+            c.flags |= CF_CALLBACK
+            c.channel = 3           # Channel.CALLBACK
+            q.callbacks += 1
+            r = self._emit(DK_CALLBACK, now, self._cid(slot), -1, c.queue)
+            if r:
+                return r
+            return self._contact_waits(slot, now)
+        if kind == OV_QUEUE:
+            target = q.overflow_queue
+            q.overflowed += 1
+            r = self._emit(DK_OVERFLOW, now, self._cid(slot), -1, target)
+            if r:
+                return r
+            c.queue = target
+            c.chain = self.chains[c.chain]
+            if not (c.flags & CF_OWN_PRIORITY):
+                c.priority = self.queues[target].priority
+            self.queues[target].offered += 1
+            # Targets are earlier queues, so this recursion ends.
+            return self._enter_queue(slot, now)
+        if kind == OV_VOICEMAIL:
+            q.overflowed += 1
+            return self._end(slot, DK_VOICEMAIL, now)
+        if why == TK_MAX_WAIT:
+            q.timed_out += 1
+            return self._end(slot, DK_TIMEOUT, now)
+        q.rejected += 1
+        return self._end(slot, DK_REJECT, now)
+
+    cdef int _end(self, int32_t slot, int32_t kind, time_us_t now) noexcept:
+        cdef int r = self._emit(kind, now, self._cid(slot), -1, self.contacts[slot].queue)
+        self._free_contact(slot)
+        return r
+
+    cdef int _fire_step(self, int32_t slot, time_us_t now) noexcept:
+        # The contact's next requirement step: more agents may take it from now on.
+        cdef contact_t* c = &self.contacts[slot]
+        cdef queue_t* q = &self.queues[c.queue]
+        cdef int32_t t
+        c.step_timer = -1
+        c.step += 1
+        if c.step + 1 < q.n_steps:
+            t = self._timer_add(c.entered + q.step_after[c.step + 1], TK_STEP, slot)
+            if t < 0:
+                return E_NOMEM
+            c.step_timer = t
+        if c.state != CS_WAITING:
+            # Ringing: it takes the new route if it comes back.
+            c.route = self.chains[c.chain + 1 + c.step]
+            return 0
+        self._unwait(slot)
+        c.route = self.chains[c.chain + 1 + c.step]
+        return self._contact_waits(slot, now)
+
+    cdef int _fire_max_wait(self, int32_t slot, time_us_t now) noexcept:
+        cdef contact_t* c = &self.contacts[slot]
+        c.wait_timer = -1
+        if c.state != CS_WAITING:
+            c.flags |= CF_EXPIRED   # acted on if the offer comes back
+            return 0
+        self._unwait(slot)
+        return self._divert(slot, now, TK_MAX_WAIT)
+
+    cdef void _logged(self, int32_t agent, int32_t delta) noexcept:
+        cdef int32_t i
+        for i in range(self.memb_off[agent], self.memb_off[agent + 1]):
+            self.pools[self.memb[i].pool].n_logged += delta
 
     cdef int _agent_ready(self, int32_t agent, time_us_t now) noexcept:
         # The agent is READY and not yet in its pools: give it the best waiting
@@ -718,8 +1040,7 @@ cdef class Router:
                     best = p.routes[j]
         if best >= 0:
             slot = head.id
-            h_remove(&self.routes[best].waiting, 0, self.contact_pos)
-            self.queues[self.contacts[slot].queue].waiting -= 1
+            self._unwait(slot)
             return self._offer(slot, agent, now)
         a.idle_since = now
         return self._pool_insert(agent)
@@ -784,6 +1105,10 @@ cdef class Router:
                                self.contacts[obj].queue)
                 if r == 0:
                     r = self._take_back(obj, deadline, AS_NOT_READY, REASON_RONA)
+            elif kind == TK_STEP:
+                r = self._fire_step(obj, deadline)
+            elif kind == TK_MAX_WAIT:
+                r = self._fire_max_wait(obj, deadline)
             else:
                 self.agents[obj].timer = -1
                 r = self._emit(DK_WRAP_UP_END, deadline, -1, obj, -1)
@@ -812,6 +1137,7 @@ cdef class Router:
         a.reason = 0
         a.pending = NO_PENDING
         self._set_state(a, AS_NOT_READY, now)
+        self._logged(agent, 1)
         return 0
 
     cdef int c_logout(self, int32_t agent, time_us_t now) noexcept:
@@ -823,11 +1149,12 @@ cdef class Router:
         if r:
             return r
         a = &self.agents[agent]
-        if a.state == AS_RESERVED:
-            return self._take_back(a.contact, now, AS_LOGGED_OUT, 0)
         if a.state == AS_LOGGED_OUT or a.state == AS_BUSY:
             self.err_state = a.state
             return E_INVALID
+        self._logged(agent, -1)
+        if a.state == AS_RESERVED:
+            return self._take_back(a.contact, now, AS_LOGGED_OUT, 0)
         if self.ready_epoch[agent]:
             self._pool_remove(agent)
         if a.timer >= 0:
@@ -890,13 +1217,16 @@ cdef class Router:
             self._set_state(a, AS_NOT_READY, now)
         return 0
 
-    cdef contact_id_t c_arrive(self, int32_t route, time_us_t now, int32_t priority,
+    cdef contact_id_t c_arrive(self, int32_t chain, time_us_t now, int32_t priority,
                                int32_t channel) noexcept:
+        # chain: a queue's base_chain, or a chain from Router._chain_for. priority:
+        # QUEUE_PRIORITY for the queue's own.
         cdef int r
         cdef int32_t slot, cap
         cdef contact_t* c
         cdef queue_t* q
-        if route < 0 or route >= self.n_routes:
+        cdef contact_id_t cid
+        if chain < 0 or chain >= self.n_chains:
             return E_UNKNOWN_QUEUE
         r = self.c_advance(now)
         if r:
@@ -918,30 +1248,38 @@ cdef class Router:
             if grow(<void**> &self.free_slots, &cap, slot + 1, sizeof(int32_t)) != 0:
                 return E_NOMEM
             self.cap_slots = cap
+            # A ring, a step and a maximum-wait timer per contact; a wrap-up per agent.
             if grow(<void**> &self.free_timers, &self.cap_free_timers,
-                    slot + 1 + self.n_agents_, sizeof(int32_t)) != 0:
+                    3 * (slot + 1) + self.n_agents_, sizeof(int32_t)) != 0:
                 return E_NOMEM
             self.contacts[slot].gen = 0
             self.n_slots += 1
         c = &self.contacts[slot]
-        q = &self.queues[self.routes[route].queue]
-        c.state = CS_WAITING
-        c.queue = self.routes[route].queue
-        c.route = route
+        c.queue = self.routes[self.chains[chain + 1]].queue
+        q = &self.queues[c.queue]
+        c.chain = chain
         c.agent = -1
-        c.priority = priority
+        c.flags = 0
+        if priority == QUEUE_PRIORITY:
+            c.priority = q.priority
+        else:
+            c.priority = priority
+            c.flags = CF_OWN_PRIORITY
         c.channel = channel
         c.timer = -1
+        c.step_timer = -1
+        c.wait_timer = -1
         c.arrival = now
         c.offered_at = -1
         c.answered_at = -1
         c.seq = self.seq
         self.seq += 1
         q.offered += 1
-        r = self._contact_waits(slot, now)
+        cid = self._cid(slot)       # before a rejection could end it
+        r = self._enter_queue(slot, now)
         if r:
             return r
-        return self._cid(slot)
+        return cid
 
     cdef int c_accept(self, int32_t agent, contact_id_t contact, time_us_t now) noexcept:
         cdef int r
@@ -967,9 +1305,11 @@ cdef class Router:
         if c.timer >= 0:
             self._timer_cancel(c.timer)
             c.timer = -1
+        self._cancel_wait_timers(c)
+        c.flags &= ~CF_EXPIRED
         c.state = CS_ACTIVE
         c.answered_at = now
-        wait = now - c.arrival
+        wait = now - c.entered
         q.answered += 1
         q.wait_answered_us += wait
         if wait <= q.sl_threshold_us:
@@ -1048,11 +1388,11 @@ cdef class Router:
             self.err_state = c.state
             return E_INVALID
         q.abandoned += 1
-        if now - c.arrival <= q.sl_threshold_us:
+        if now - c.entered <= q.sl_threshold_us:
             q.abandoned_within_sl += 1
+        self._cancel_wait_timers(c)
         if c.state == CS_WAITING:
-            h_remove(&self.routes[c.route].waiting, self.contact_pos[slot], self.contact_pos)
-            q.waiting -= 1
+            self._unwait(slot)
             self._free_contact(slot)
             return 0
         agent = c.agent
@@ -1062,6 +1402,32 @@ cdef class Router:
         self.agents[agent].contact = -1
         self._free_contact(slot)
         return self._release(agent, now)
+
+    cdef int c_request_callback(self, contact_id_t contact, time_us_t now) noexcept:
+        cdef int r
+        cdef int32_t slot
+        cdef contact_t* c
+        cdef queue_t* q
+        r = self.c_advance(now)
+        if r:
+            return r
+        slot = self._slot(contact)
+        if slot < 0:
+            return E_UNKNOWN_CONTACT
+        c = &self.contacts[slot]
+        if c.state != CS_WAITING or c.flags & CF_CALLBACK:
+            self.err_state = c.state
+            return E_INVALID
+        # Same heap, same rank: it keeps its place.
+        q = &self.queues[c.queue]
+        c.flags |= CF_CALLBACK
+        c.channel = 3               # Channel.CALLBACK
+        q.callbacks += 1
+        q.waiting_callbacks += 1
+        if c.wait_timer >= 0:
+            self._timer_cancel(c.wait_timer)
+            c.wait_timer = -1
+        return 0
 
     # ------------------------------------------------------------- Python API
 
@@ -1144,25 +1510,35 @@ cdef class Router:
         if not 0 <= queue < self.n_queues_:
             raise UnknownQueue(f"arrive: no queue {queue} (queues are 0..{self.n_queues_ - 1})")
         cdef int32_t q = <int32_t> queue
-        cdef int32_t prio = self.queues[q].priority if priority is None else _priority(priority)
+        cdef int32_t prio = QUEUE_PRIORITY if priority is None else _priority(priority)
         try:
             ch = int(Channel(channel))
         except ValueError:
             raise ConfigError(f"arrive: unknown channel {channel!r}") from None
-        cdef int32_t route = self.queues[q].base_route
+        cdef int32_t chain = self.queues[q].base_chain
         if require:
-            extra = dict(_requirement(require, "require"))
-            for skill, level in self._queue_req[q]:
-                if extra.get(skill, 0) < level:
-                    extra[skill] = level
-            route = self._route_for(q, tuple(sorted(extra.items())))
+            chain = self._chain_for(q, _requirement(require, "require"))
         if not 0 <= now <= MAX_TIME_US:
             raise ConfigError(f"arrive: now must be in [0, 2**62), got {now}")
-        cdef contact_id_t c = self.c_arrive(route, _time(now), prio, ch)
+        cdef contact_id_t c = self.c_arrive(chain, _time(now), prio, ch)
         if c < 0:
             self._last_now = now
             self._raise(<int> c, "arrive", queue)
         return c
+
+    def request_callback(self, contact, now):
+        """A WAITING caller asks to be called back: the contact becomes a callback
+        (channel CALLBACK), keeps its place and rank, no longer times out, and is
+        offered later like any contact, as an outbound contact to dial.
+
+        Raises:
+            UnknownContact; InvalidTransition when it is not WAITING or is
+            already a callback; TimeError, ConfigError.
+        """
+        cdef int r = self.c_request_callback(_id(contact), _time(now))
+        if r:
+            self._last_now = now
+            self._raise(r, "request_callback", None, contact)
 
     def accept(self, agent, contact, now):
         """The agent answers the contact offered to it: RESERVED -> BUSY."""
@@ -1245,6 +1621,20 @@ cdef class Router:
             raise UnknownContact(f"contact_state: no live contact {contact}")
         return _CONTACT_STATES[self.contacts[slot].state]
 
+    def contact_channel(self, contact):
+        """A live contact's :class:`Channel` (CALLBACK once it became a callback)."""
+        cdef int32_t slot = self._slot(_id(contact))
+        if slot < 0:
+            raise UnknownContact(f"contact_channel: no live contact {contact}")
+        return Channel(self.contacts[slot].channel)
+
+    def contact_queue(self, contact):
+        """The queue a live contact is in now (it changes when it overflows)."""
+        cdef int32_t slot = self._slot(_id(contact))
+        if slot < 0:
+            raise UnknownContact(f"contact_queue: no live contact {contact}")
+        return self.contacts[slot].queue
+
     def contact_agent(self, contact):
         """The agent a live contact is offered to or handled by, or None."""
         cdef int32_t slot = self._slot(_id(contact))
@@ -1268,11 +1658,13 @@ cdef class Router:
         for i in range(q.n_routes):
             h = &self.routes[q.routes[i]].waiting
             for j in range(h.n):
-                if h.e[j].b < oldest:
-                    oldest = h.e[j].b
+                if self.contacts[h.e[j].id].entered < oldest:
+                    oldest = self.contacts[h.e[j].id].entered
         return make_queue_stats(
             q.offered, q.answered, q.abandoned, q.abandoned_within_sl, q.waiting,
-            now - oldest, q.answered_within_sl, q.wait_answered_us, q.ring_no_answer)
+            now - oldest, q.answered_within_sl, q.wait_answered_us, q.ring_no_answer,
+            overflowed=q.overflowed, rejected=q.rejected, timed_out=q.timed_out,
+            callbacks=q.callbacks, waiting_callbacks=q.waiting_callbacks)
 
     def agent_stats(self, agent, now):
         """Real-time :class:`AgentStats` of an agent at `now` (no timer is fired)."""

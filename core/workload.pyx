@@ -12,7 +12,7 @@
 from libc.stdint cimport int32_t, int64_t, uint64_t
 from libc.stdlib cimport free, malloc, realloc
 
-from agner.core._types cimport DK_OFFER, contact_id_t, slot_of, time_us_t
+from agner.core._types cimport DK_OFFER, QUEUE_PRIORITY, contact_id_t, slot_of, time_us_t
 from agner.core.router cimport Router
 
 
@@ -163,7 +163,7 @@ def run(Router r, const int32_t[::1] arrival_queue, int64_t dt_us, int64_t handl
                     raise RuntimeError("abandon refused")
                 live[slot_of(c)] = -1
             else:
-                c = r.c_arrive(r.queues[arrival_queue[i]].base_route, t, r.queues[arrival_queue[i]].priority, 0)
+                c = r.c_arrive(r.queues[arrival_queue[i]].base_chain, t, QUEUE_PRIORITY, 0)
                 if c < 0:
                     raise RuntimeError("arrive refused")
                 slot = slot_of(c)

@@ -11,7 +11,7 @@ tests map the two routers' ids by arrival order.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from agner.core._api import (
@@ -42,9 +42,13 @@ TIME_MAX = 2**62 - 1  # times and durations, in microseconds
 REASON_MAX = 2**31 - 1
 LEVEL_MIN, LEVEL_MAX = 1, 1000
 PRIORITY_MIN, PRIORITY_MAX = -1_000_000, 1_000_000
+WEIGHT_MAX = 2**40  # priority_weight_us, and its default
+COUNT_MAX = 2**31 - 1
 
 RING = "ring"
 WRAP_UP = "wrap_up"
+STEP = "step"
+MAX_WAIT = "max_wait"
 
 
 def splitmix64(state: int) -> tuple[int, int]:
@@ -61,6 +65,7 @@ class _Agent:
     skills: dict[int, int]
     wrap_up_us: int
     since: int  # start of the current state period
+    tenant: int = 0
     state: AgentState = AgentState.LOGGED_OUT
     reason: int = 0
     pending: int | None = None  # a pending not-ready reason (RESERVED/BUSY/WRAP_UP)
@@ -74,12 +79,22 @@ class _Agent:
 
 @dataclass
 class _Queue:
-    require: dict[int, int]
+    steps: list[tuple[int, dict[int, int]]]  # (after_us, requirement)
     strategy: Strategy
     priority: int
     ring_timeout_us: int
     sl_threshold_us: int
+    priority_weight_us: int = WEIGHT_MAX
+    max_waiting: int = 0
+    max_wait_us: int = 0
+    overflow: str | int | None = None  # None, a queue id, "voicemail", "callback"
+    when_unstaffed: str = "wait"
+    tenant: int = 0
     last_rr: int = -1
+    overflowed: int = 0
+    rejected: int = 0
+    timed_out: int = 0
+    callbacks: int = 0
     offered: int = 0
     answered: int = 0
     abandoned: int = 0
@@ -93,10 +108,15 @@ class _Queue:
 class _Contact:
     queue: int
     priority: int
+    own_priority: bool  # given on arrival: kept when it overflows
     channel: Channel
-    require: dict[int, int]  # effective requirement
-    arrival: int
+    extra: dict[int, int]  # added to every step's requirement
+    arrival: int  # first arrival: the rank keeps it across queues
     seq: int
+    entered: int = 0  # arrival in its current queue
+    step: int = 0
+    callback: bool = False
+    expired: bool = False  # its maximum wait passed while it was offered
     state: ContactState = ContactState.WAITING
     agent: int | None = None
     accepted_at: int = 0
@@ -145,12 +165,34 @@ class ReferenceRouter:
         self,
         require: Mapping[int, int] | None = None,
         *,
+        steps: Sequence[tuple[int, Mapping[int, int]]] | None = None,
         strategy: Strategy = Strategy.LONGEST_IDLE,
         priority: int = 0,
         ring_timeout_us: int = 15_000_000,
         sl_threshold_us: int = 20_000_000,
+        priority_weight_us: int = WEIGHT_MAX,
+        max_waiting: int = 0,
+        max_wait_us: int = 0,
+        overflow: str | int | None = None,
+        when_unstaffed: str = "wait",
+        tenant: int = 0,
     ) -> int:
-        req = _check_skills(require or {})
+        if require is not None and steps is not None:
+            raise ConfigError("give require or steps, not both")
+        if steps is None:
+            step_list = [(0, _check_skills(require or {}))]
+        else:
+            step_list = []
+            for k, step in enumerate(steps):
+                if len(step) != 2:
+                    raise ConfigError("a step is an (after_us, require) pair")
+                after, req = step
+                _check_duration(after)
+                if (k == 0 and after != 0) or (k and after <= step_list[-1][0]):
+                    raise ConfigError("steps start at 0 and increase")
+                step_list.append((after, _check_skills(req)))
+            if not step_list:
+                raise ConfigError("steps must not be empty")
         try:
             strategy = Strategy(strategy)
         except ValueError:
@@ -158,15 +200,49 @@ class ReferenceRouter:
         _check_priority(priority)
         _check_duration(ring_timeout_us)
         _check_duration(sl_threshold_us)
-        self._queues.append(_Queue(req, strategy, priority, ring_timeout_us, sl_threshold_us))
+        if not 0 <= priority_weight_us <= WEIGHT_MAX:
+            raise ConfigError("priority_weight_us out of range")
+        if not 0 <= max_waiting <= COUNT_MAX:
+            raise ConfigError("max_waiting out of range")
+        _check_duration(max_wait_us)
+        if not 0 <= tenant <= COUNT_MAX:
+            raise ConfigError("tenant out of range")
+        if isinstance(overflow, int) and not isinstance(overflow, bool):
+            if not 0 <= overflow < len(self._queues):
+                raise ConfigError("overflow target must be an existing queue")
+            if self._queues[overflow].tenant != tenant:
+                raise ConfigError("overflow target belongs to another tenant")
+        elif overflow not in (None, "voicemail", "callback"):
+            raise ConfigError(f"bad overflow {overflow!r}")
+        if when_unstaffed not in ("wait", "reject", "overflow"):
+            raise ConfigError(f"bad when_unstaffed {when_unstaffed!r}")
+        if when_unstaffed == "overflow" and overflow is None:
+            raise ConfigError("when_unstaffed='overflow' needs an overflow target")
+        self._queues.append(
+            _Queue(
+                step_list,
+                strategy,
+                priority,
+                ring_timeout_us,
+                sl_threshold_us,
+                priority_weight_us=priority_weight_us,
+                max_waiting=max_waiting,
+                max_wait_us=max_wait_us,
+                overflow=overflow,
+                when_unstaffed=when_unstaffed,
+                tenant=tenant,
+            )
+        )
         return len(self._queues) - 1
 
-    def add_agent(self, skills: Mapping[int, int], *, wrap_up_us: int = 0) -> int:
+    def add_agent(self, skills: Mapping[int, int], *, wrap_up_us: int = 0, tenant: int = 0) -> int:
         sk = _check_skills(skills)
         _check_duration(wrap_up_us)
+        if not 0 <= tenant <= COUNT_MAX:
+            raise ConfigError("tenant out of range")
         # The agent exists from the router's latest time on: its first LOGGED_OUT
         # period starts there.
-        self._agents.append(_Agent(sk, wrap_up_us, since=self._now))
+        self._agents.append(_Agent(sk, wrap_up_us, since=self._now, tenant=tenant))
         return len(self._agents) - 1
 
     # -- agent events ----------------------------------------------------------------
@@ -244,32 +320,43 @@ class ReferenceRouter:
         extra = _check_skills(require or {})
         self._begin(now)
         q = self._queues[queue]
-        effective = dict(q.require)
-        for skill, level in extra.items():
-            effective[skill] = max(level, effective.get(skill, 0))
         cid = self._next_contact
         self._next_contact += 1
         self._contacts[cid] = _Contact(
             queue=queue,
             priority=q.priority if priority is None else priority,
+            own_priority=priority is not None,
             channel=channel,
-            require=effective,
+            extra=extra,
             arrival=self._now,
             seq=cid,
         )
         q.offered += 1
-        self._dispatch_contact(cid)
+        self._enter_queue(cid)
         return cid
+
+    def request_callback(self, contact: int, now: int) -> None:
+        self._begin(now)
+        c = self._contact(contact)
+        if c.state != ContactState.WAITING or c.callback:
+            raise InvalidTransition("request_callback: the contact is not a waiting caller")
+        c.callback = True
+        c.channel = Channel.CALLBACK
+        self._queues[c.queue].callbacks += 1
+        self._cancel(MAX_WAIT, contact=contact)
 
     def accept(self, agent: int, contact: int, now: int) -> None:
         _, c = self._begin_pair(now, agent, contact)
         if c.state != ContactState.OFFERED or c.agent != agent:
             raise InvalidTransition("accept: the contact is not offered to this agent")
         self._cancel(RING, contact=contact)
+        self._cancel(STEP, contact=contact)
+        self._cancel(MAX_WAIT, contact=contact)
+        c.expired = False
         c.state = ContactState.ACTIVE
         c.accepted_at = self._now
         q = self._queues[c.queue]
-        wait = self._now - c.arrival
+        wait = self._now - c.entered
         q.answered += 1
         q.wait_answered_us += wait
         if wait <= q.sl_threshold_us:
@@ -310,8 +397,10 @@ class ReferenceRouter:
             raise InvalidTransition("abandon: the contact is answered")
         q = self._queues[c.queue]
         q.abandoned += 1
-        if self._now - c.arrival <= q.sl_threshold_us:
+        if self._now - c.entered <= q.sl_threshold_us:
             q.abandoned_within_sl += 1
+        self._cancel(STEP, contact=contact)
+        self._cancel(MAX_WAIT, contact=contact)
         del self._contacts[contact]
         if c.state == ContactState.OFFERED:
             self._cancel(RING, contact=contact)
@@ -345,6 +434,12 @@ class ReferenceRouter:
     def contact_agent(self, contact: int) -> int | None:
         return self._contact(contact).agent
 
+    def contact_channel(self, contact: int) -> Channel:
+        return self._contact(contact).channel
+
+    def contact_queue(self, contact: int) -> int:
+        return self._contact(contact).queue
+
     def queue_stats(self, queue: int, now: int) -> QueueStats:
         q = self._check_queue(queue)
         self._check_time(now)
@@ -353,7 +448,7 @@ class ReferenceRouter:
             for c in self._contacts.values()
             if c.queue == queue and c.state == ContactState.WAITING
         ]
-        longest = now - min(c.arrival for c in waiting) if waiting else 0
+        longest = now - min(c.entered for c in waiting) if waiting else 0
         return make_queue_stats(
             offered=q.offered,
             answered=q.answered,
@@ -364,6 +459,11 @@ class ReferenceRouter:
             answered_within_sl=q.answered_within_sl,
             wait_answered_us=q.wait_answered_us,
             ring_no_answer=q.ring_no_answer,
+            overflowed=q.overflowed,
+            rejected=q.rejected,
+            timed_out=q.timed_out,
+            callbacks=q.callbacks,
+            waiting_callbacks=sum(c.callback for c in waiting),
         )
 
     def agent_stats(self, agent: int, now: int) -> AgentStats:
@@ -444,7 +544,15 @@ class ReferenceRouter:
             t = due[0]
             self._timers.remove(t)
             self._now = t.deadline  # each timer acts at its own deadline
-            if t.kind == RING:
+            if t.kind == STEP:
+                self._next_step(t.contact)
+            elif t.kind == MAX_WAIT:
+                c = self._contacts[t.contact]
+                if c.state == ContactState.WAITING:
+                    self._divert(t.contact, MAX_WAIT)
+                else:
+                    c.expired = True
+            elif t.kind == RING:
                 self._decisions.append(
                     Decision(
                         DecisionKind.RONA,
@@ -500,25 +608,140 @@ class ReferenceRouter:
         self._set_state(agent, AgentState.READY, 0)
         a = self._agents[agent]
         candidates = [
-            (-c.priority, c.arrival, c.seq, cid)
+            (self._rank(c), c.arrival, c.seq, cid)
             for cid, c in self._contacts.items()
-            if c.state == ContactState.WAITING and _meets(a.skills, c.require)
+            if c.state == ContactState.WAITING and self._eligible(agent, c)
         ]
         if candidates:
             self._offer(min(candidates)[3], agent)
         else:
             a.idle_since = self._now
 
+    def _rank(self, c: _Contact) -> int:
+        """Lower first: the virtual arrival, earlier by priority_weight_us a level."""
+        return c.arrival - c.priority * self._queues[c.queue].priority_weight_us
+
+    def _requirements(self, c: _Contact, last_step: int) -> list[dict[int, int]]:
+        """The requirements of steps 0..last_step of its queue, each with its extra."""
+        out = []
+        for _, req in self._queues[c.queue].steps[: last_step + 1]:
+            merged = dict(req)
+            for skill, level in c.extra.items():
+                merged[skill] = max(level, merged.get(skill, 0))
+            out.append(merged)
+        return out
+
+    def _eligible(self, agent: int, c: _Contact, last_step: int | None = None) -> bool:
+        a = self._agents[agent]
+        if a.tenant != self._queues[c.queue].tenant:
+            return False
+        step = c.step if last_step is None else last_step
+        return any(_meets(a.skills, r) for r in self._requirements(c, step))
+
+    def _enter_queue(self, contact: int) -> None:
+        """The contact arrives in its queue (first, or by overflow)."""
+        c = self._contacts[contact]
+        q = self._queues[c.queue]
+        c.entered = self._now
+        c.step = 0
+        if q.when_unstaffed != "wait" and not self._staffed(c):
+            self._divert(contact, None)
+            return
+        if q.max_waiting and not c.callback:
+            ready = any(
+                a.state == AgentState.READY and self._eligible(i, c)
+                for i, a in enumerate(self._agents)
+            )
+            live = sum(
+                1
+                for i, x in self._contacts.items()
+                if i != contact
+                and x.queue == c.queue
+                and x.state == ContactState.WAITING
+                and not x.callback
+            )
+            if not ready and live >= q.max_waiting:
+                self._divert(contact, None)
+                return
+        if len(q.steps) > 1:
+            self._add_timer(self._now + q.steps[1][0], STEP, -1, contact)
+        if q.max_wait_us > 0 and not c.callback:
+            self._add_timer(self._now + q.max_wait_us, MAX_WAIT, -1, contact)
+        self._dispatch_contact(contact)
+
+    def _staffed(self, c: _Contact) -> bool:
+        """Whether an agent who could take it at its last step is logged in."""
+        last = len(self._queues[c.queue].steps) - 1
+        return any(
+            a.state != AgentState.LOGGED_OUT and self._eligible(i, c, last)
+            for i, a in enumerate(self._agents)
+        )
+
+    def _next_step(self, contact: int) -> None:
+        c = self._contacts[contact]
+        q = self._queues[c.queue]
+        c.step += 1
+        if c.step + 1 < len(q.steps):
+            self._add_timer(c.entered + q.steps[c.step + 1][0], STEP, -1, contact)
+        if c.state == ContactState.WAITING:
+            self._dispatch_contact(contact)
+
+    def _divert(self, contact: int, why: str | None) -> None:
+        """The queue cannot keep it: full or unstaffed (why None), or MAX_WAIT."""
+        self._cancel(STEP, contact=contact)
+        self._cancel(MAX_WAIT, contact=contact)
+        c = self._contacts[contact]
+        c.expired = False
+        q = self._queues[c.queue]
+        target = q.overflow
+        if why is None and q.when_unstaffed == "reject" and not self._staffed(c):
+            target = None
+        if target == "callback" and not c.callback:
+            c.callback = True
+            c.channel = Channel.CALLBACK
+            q.callbacks += 1
+            self._decide(DecisionKind.CALLBACK, contact, -1, c.queue)
+            self._dispatch_contact(contact)
+            return
+        if isinstance(target, int):
+            q.overflowed += 1
+            self._decide(DecisionKind.OVERFLOW, contact, -1, target)
+            c.queue = target
+            if not c.own_priority:
+                c.priority = self._queues[target].priority
+            self._queues[target].offered += 1
+            self._enter_queue(contact)
+            return
+        if target == "voicemail":
+            q.overflowed += 1
+            kind = DecisionKind.VOICEMAIL
+        elif why == MAX_WAIT:
+            q.timed_out += 1
+            kind = DecisionKind.TIMEOUT
+        else:
+            q.rejected += 1
+            kind = DecisionKind.REJECT
+        self._decide(kind, contact, -1, c.queue)
+        del self._contacts[contact]
+
+    def _decide(self, kind: DecisionKind, contact: int, agent: int, queue: int) -> None:
+        self._decisions.append(Decision(kind, self._now, contact, agent, queue))
+
     def _dispatch_contact(self, contact: int) -> None:
-        """The contact becomes WAITING: offer it to an eligible READY agent, if any."""
+        """The contact is in no queue order and has no agent: offer it to an eligible
+        READY agent, or divert it when its maximum wait has passed, or let it wait."""
         c = self._contacts[contact]
         q = self._queues[c.queue]
         ready = [
             i
             for i, a in enumerate(self._agents)
-            if a.state == AgentState.READY and _meets(a.skills, c.require)
+            if a.state == AgentState.READY and self._eligible(i, c)
         ]
         if not ready:
+            if c.expired:
+                self._divert(contact, MAX_WAIT)
+            else:
+                c.state = ContactState.WAITING
             return
         agents = self._agents
         if q.strategy == Strategy.LONGEST_IDLE:
@@ -531,10 +754,12 @@ class ReferenceRouter:
         elif q.strategy == Strategy.LEAST_TALK_TIME:
             chosen = min(ready, key=lambda i: (agents[i].talk_time_us, agents[i].idle_since, i))
         elif q.strategy == Strategy.MOST_SKILLED:
+            reqs = self._requirements(c, c.step)
 
             def key(i: int) -> tuple[int, int, int]:
-                total = sum(agents[i].skills[s] for s in c.require)
-                return (-total, agents[i].idle_since, i)
+                sk = agents[i].skills
+                best = max(sum(sk[s] for s in r) for r in reqs if _meets(sk, r))
+                return (-best, agents[i].idle_since, i)
 
             chosen = min(ready, key=key)
         elif q.strategy == Strategy.RANDOM:

@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, rule, run_state_machine_as_test
 from reference_router import ReferenceRouter
 
-from agner.core._api import AgentState, Channel, ContactState, Strategy
+from agner.core._api import AgentState, Channel, ContactState, DecisionKind, Strategy
 
 X = TypeVar("X")
 
@@ -35,6 +35,7 @@ MIN_LEVELS = (1, 1, 2, 3, 5, 8)  # requirements mostly easy to meet
 LOGGED_OUT, NOT_READY, READY = AgentState.LOGGED_OUT, AgentState.NOT_READY, AgentState.READY
 RESERVED, BUSY, WRAP_UP = AgentState.RESERVED, AgentState.BUSY, AgentState.WRAP_UP
 WAITING, OFFERED = ContactState.WAITING, ContactState.OFFERED
+ENDS = {DecisionKind.REJECT, DecisionKind.TIMEOUT, DecisionKind.VOICEMAIL}
 
 
 class Chooser:
@@ -106,6 +107,8 @@ class Differential:
         # and quiet ones (queues drain, several agents idle: strategies get to choose).
         self.busy = True
         self.steps = 0
+        self.tenant_of_queue: list[int] = []
+        self.ended: set[int] = set()  # contacts ended by a decision
         self.log: list[str] = [f"r = Router(seed={seed})"]
 
     # -- calling both -------------------------------------------------------------------
@@ -159,6 +162,12 @@ class Differential:
         ]
         want = [tuple(int(x) for x in d) for d in ref.take_decisions()]
         self.check("decisions", got, want)
+        # Each contact ends once: nothing is decided about it after its end.
+        for kind, _, contact, _, _ in want:
+            if contact in self.ended:
+                self.fail(f"decision {kind} about contact {contact}, which had ended")
+            if kind in ENDS:
+                self.ended.add(contact)
         self.check("now", core.now, ref.now)
         self.check("n_agents", core.n_agents, ref.n_agents)
         self.check("n_queues", core.n_queues, ref.n_queues)
@@ -182,8 +191,27 @@ class Differential:
                 self.dead.append(c)
                 continue
             self.check(f"contact_agent({c})", core.contact_agent(cc), ref.contact_agent(c))
+            self.check(f"contact_queue({c})", core.contact_queue(cc), ref.contact_queue(c))
+            self.check(f"contact_channel({c})", core.contact_channel(cc), ref.contact_channel(c))
+        # No contact assigned twice, no agent holding two contacts (capacity 1).
+        held = [c for a in range(ref.n_agents) if (c := ref.agent_contact(a)) is not None]
+        if len(held) != len(set(held)):
+            self.fail(f"a contact held by two agents: {sorted(held)}")
+        for c in held:
+            if c not in self.live or c in self.ended:
+                self.fail(f"an agent holds contact {c}, which has ended")
         if stats:
             at = self.t
+            # Every contact that entered a queue is in exactly one place.
+            ringing = [0] * ref.n_queues
+            for c in self.live:
+                if ref.contact_state(c) == OFFERED:
+                    ringing[ref.contact_queue(c)] += 1
+            for q in range(ref.n_queues):
+                s = core.queue_stats(q, at)
+                out = s.answered + s.abandoned + s.overflowed + s.rejected + s.timed_out
+                if s.offered != out + s.waiting + ringing[q]:
+                    self.fail(f"queue {q}: offered {s.offered} != {s} + ringing {ringing[q]}")
             for q in range(ref.n_queues):
                 self.check(
                     f"queue_stats({q}, {at})", core.queue_stats(q, at), ref.queue_stats(q, at)
@@ -221,10 +249,42 @@ class Differential:
             "ring_timeout_us": ch.pick(RING_TIMEOUTS),
             "sl_threshold_us": ch.pick(SL_THRESHOLDS),
         }
+        # The routing of issue 3, each in a share of the queues.
+        if ch.chance(35):
+            # Requirement steps: strict at first, then widening (sometimes to a
+            # requirement unrelated to the first).
+            after = 0
+            steps = [(0, require)]
+            for _ in range(ch.int(1, 2)):
+                after += ch.pick((1, 4, 12, 30))
+                steps.append((after, self.skills(ch, 0, 1, (1, 1, 2))))
+            kw["steps"] = steps
+            require = {}
+        if ch.chance(30):
+            kw["priority_weight_us"] = ch.pick((0, 1, 3, 10))
+        if ch.chance(25):
+            kw["max_waiting"] = ch.int(1, 4)
+        if ch.chance(25):
+            kw["max_wait_us"] = ch.pick((5, 15, 40))
+        if ch.chance(40):
+            targets: list[Any] = ["voicemail", "callback"]
+            targets += [q for q in range(self.ref.n_queues) if self.tenant_of_queue[q] == 0]
+            kw["overflow"] = ch.pick(targets)
+            if ch.chance(40):
+                kw["when_unstaffed"] = ch.pick(("reject", "overflow"))
+        elif ch.chance(15):
+            kw["when_unstaffed"] = "reject"
+        tenant = 1 if ch.chance(10) and "overflow" not in kw else 0
+        if tenant:
+            kw["tenant"] = tenant
+        self.tenant_of_queue.append(tenant)
         self.both("add_queue", require or None, **kw)
 
     def add_agent(self, ch: Chooser) -> None:
-        self.both("add_agent", self.skills(ch, 1, 4, LEVELS), wrap_up_us=ch.pick(WRAP_UPS))
+        kw: dict[str, Any] = {"wrap_up_us": ch.pick(WRAP_UPS)}
+        if ch.chance(10):
+            kw["tenant"] = 1
+        self.both("add_agent", self.skills(ch, 1, 4, LEVELS), **kw)
 
     def agents_in(self, *states: AgentState) -> list[int]:
         return [a for a in range(self.ref.n_agents) if self.ref.agent_state(a) in states]
@@ -299,6 +359,9 @@ class Differential:
             actions.append((weight, lambda: self.both("abandon", Cid(ch.pick(waiting)), t)))
         if offered:
             actions.append((2, lambda: self.both("abandon", Cid(ch.pick(offered)), t)))
+        if waiting or offered:
+            asking = waiting if waiting and ch.chance(80) else offered or waiting
+            actions.append((3, lambda: self.both("request_callback", Cid(ch.pick(asking)), t)))
         roll = ch.int(0, sum(w for w, _ in actions) - 1)
         for weight, action in actions:
             if roll < weight:
@@ -341,7 +404,7 @@ class Differential:
 
     def invalid(self, ch: Chooser, t: int) -> None:
         """A call that is likely refused: bad ids, values, times or transitions."""
-        kind = ch.int(0, 13)
+        kind = ch.int(0, 15)
         agent = self.any_agent(ch)
         stale = self.ref.now - ch.int(1, 5)
         if kind == 0:
@@ -394,6 +457,23 @@ class Differential:
             self.both(ch.pick(("add_queue", "add_agent")), bad)
         elif kind == 11:
             self.both("add_queue", None, **ch.pick(({"ring_timeout_us": -1}, {"strategy": 99})))
+        elif kind == 14:
+            self.both("request_callback", self.some_contact(ch), ch.pick((t, stale, -1)))
+        elif kind == 15:
+            bad = ch.pick(
+                (
+                    {"steps": [(3, {1: 1})]},
+                    {"steps": [(0, {1: 1}), (0, {})]},
+                    {"steps": []},
+                    {"overflow": self.ref.n_queues},
+                    {"overflow": "elsewhere"},
+                    {"when_unstaffed": "overflow"},
+                    {"max_waiting": -1},
+                    {"priority_weight_us": 2**41},
+                    {"tenant": -1},
+                )
+            )
+            self.both("add_queue", None, **bad)
         elif kind == 12:
             a = self.agent_among(ch, BUSY)
             self.both("complete", a, self.contact_of(ch, a), t, wrap_up_us=-1)

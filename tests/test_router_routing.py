@@ -1,0 +1,449 @@
+"""The routing of issue 3, one rule at a time, against the core and the reference.
+
+Requirement steps, priority aging, queue limits and overflow, callbacks and
+tenants (docs/ROUTING.md, "Steps, aging, limits, callbacks, tenants"). Every test
+takes ``make_router`` (conftest.py) and so runs against both routers.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from agner.core._api import (
+    AgentState,
+    Channel,
+    ConfigError,
+    ContactState,
+    Decision,
+    DecisionKind,
+    InvalidTransition,
+    UnknownContact,
+)
+
+T = 1_000_000  # one second in microseconds
+D = DecisionKind
+
+
+def agents(r: Any, *skills: dict[int, int], now: int = 0, **kw: Any) -> list[int]:
+    """Add one agent per skill map, logged in and READY at `now`."""
+    ids = [r.add_agent(s, **kw) for s in skills]
+    for a in ids:
+        r.login(a, now)
+        r.set_ready(a, now)
+    return ids
+
+
+def offered_to(r: Any) -> list[tuple[int, int, int]]:
+    """(time, contact, agent) of the OFFER decisions since the last take."""
+    return [(d.time, d.contact, d.agent) for d in r.take_decisions() if d.kind == D.OFFER]
+
+
+# -- requirement steps -----------------------------------------------------------------------
+
+
+def test_a_step_widens_the_agents_at_its_time(make_router: Any) -> None:
+    r = make_router()
+    q = r.add_queue(steps=[(0, {1: 5}), (30 * T, {1: 1})], ring_timeout_us=0)
+    (junior,) = agents(r, {1: 2})
+    c = r.arrive(q, 0)
+    assert r.contact_state(c) == ContactState.WAITING
+    assert r.next_deadline() == 30 * T  # a timer in the core, not polling
+    r.advance(30 * T - 1)
+    assert r.take_decisions() == []
+    r.advance(40 * T)
+    assert r.take_decisions() == [Decision(D.OFFER, 30 * T, c, junior, q)]
+
+
+def test_steps_add_agents_and_never_remove_any(make_router: Any) -> None:
+    # Level 5 sales at 0 s, the overflow group (another skill) at 10 s: from then on
+    # both the sales agents and the overflow group may take the contact.
+    r = make_router()
+    q = r.add_queue(steps=[(0, {1: 5}), (10 * T, {2: 1})], ring_timeout_us=0)
+    sales = r.add_agent({1: 7})
+    (overflow,) = agents(r, {2: 1})
+    r.login(sales, 0)
+    first = r.arrive(q, 0)
+    second = r.arrive(q, 1 * T)
+    r.advance(10 * T)
+    assert offered_to(r) == [(10 * T, first, overflow)]
+    r.set_ready(sales, 12 * T)  # a step-0 agent still takes it after the widening
+    r.advance(12 * T)
+    # `second` entered at 1 s: it widens at 11 s, and its step-0 agent is READY at 12 s.
+    assert offered_to(r) == [(12 * T, second, sales)]
+
+
+def test_steps_count_from_entering_the_queue_and_stop_once_answered(make_router: Any) -> None:
+    r = make_router()
+    q = r.add_queue(steps=[(0, {1: 5}), (5 * T, {1: 1}), (9 * T, {})], ring_timeout_us=0)
+    (a,) = agents(r, {1: 6})
+    c = r.arrive(q, 2 * T)
+    assert offered_to(r) == [(2 * T, c, a)]
+    r.accept(a, c, 3 * T)
+    assert r.next_deadline() is None  # no step fires on an answered contact
+
+
+def test_a_step_while_ringing_applies_when_the_contact_comes_back(make_router: Any) -> None:
+    r = make_router()
+    q = r.add_queue(steps=[(0, {1: 5}), (5 * T, {2: 1})], ring_timeout_us=0)
+    (senior,) = agents(r, {1: 5})
+    c = r.arrive(q, 0)
+    other = r.add_agent({2: 1})
+    r.login(other, 0)
+    r.set_ready(other, 0)
+    r.take_decisions()
+    r.advance(6 * T)  # the step fires while the offer rings
+    r.no_answer(senior, c, 7 * T)
+    assert offered_to(r) == [(7 * T, c, other)]
+
+
+def test_an_extra_requirement_applies_to_every_step(make_router: Any) -> None:
+    r = make_router()
+    q = r.add_queue(steps=[(0, {1: 5}), (5 * T, {1: 1})], ring_timeout_us=0)
+    (english_only,) = agents(r, {1: 3})
+    (spanish,) = agents(r, {1: 3, 9: 1})
+    c = r.arrive(q, 0, require={9: 1})
+    r.advance(5 * T)
+    assert offered_to(r) == [(5 * T, c, spanish)]
+    assert r.agent_state(english_only) == AgentState.READY
+
+
+@pytest.mark.parametrize(
+    "steps",
+    [
+        [(1, {1: 1})],  # the first step is not at 0
+        [(0, {1: 1}), (5, {})],
+        [(0, {1: 1}), (5, {}), (5, {2: 1})],  # not increasing
+        [],
+        [(0, {1: 0})],  # a level out of range
+        [(0,)],
+    ],
+)
+def test_bad_steps_are_refused(make_router: Any, steps: Any) -> None:
+    r = make_router()
+    if steps == [(0, {1: 1}), (5, {})]:
+        with pytest.raises(ConfigError):
+            r.add_queue({1: 1}, steps=steps)  # require and steps together
+        return
+    with pytest.raises(ConfigError):
+        r.add_queue(steps=steps)
+    assert r.n_queues == 0
+
+
+# -- priority aging --------------------------------------------------------------------------
+
+
+def test_priority_is_strict_by_default(make_router: Any) -> None:
+    r = make_router()
+    low = r.add_queue(ring_timeout_us=0)
+    high = r.add_queue(priority=1, ring_timeout_us=0)
+    old = r.arrive(low, 0)
+    new = r.arrive(high, 3600 * T)
+    (a,) = agents(r, {}, now=3600 * T)
+    assert offered_to(r) == [(3600 * T, new, a)]
+    assert r.contact_state(old) == ContactState.WAITING
+
+
+@pytest.mark.parametrize(("high_arrives_s", "first"), [(5, "high"), (15, "low")])
+def test_aging_ranks_by_wait_plus_priority_times_weight(
+    make_router: Any, high_arrives_s: int, first: str
+) -> None:
+    # One level is worth 10 s of waiting, in both queues: at 20 s the low contact
+    # ranks 20 + 0, the high one (20 - arrival) + 10.
+    r = make_router()
+    low = r.add_queue(priority=0, priority_weight_us=10 * T, ring_timeout_us=0)
+    high = r.add_queue(priority=1, priority_weight_us=10 * T, ring_timeout_us=0)
+    c_low = r.arrive(low, 0)
+    c_high = r.arrive(high, high_arrives_s * T)
+    (a,) = agents(r, {}, now=20 * T)
+    want = c_high if first == "high" else c_low
+    assert offered_to(r) == [(20 * T, want, a)]
+
+
+def test_equal_rank_is_first_come_first_served(make_router: Any) -> None:
+    # Ranks tie (10 s of wait = one level): the earlier arrival goes first.
+    r = make_router()
+    low = r.add_queue(priority=0, priority_weight_us=10 * T, ring_timeout_us=0)
+    high = r.add_queue(priority=1, priority_weight_us=10 * T, ring_timeout_us=0)
+    c_low = r.arrive(low, 0)
+    r.arrive(high, 10 * T)
+    (a,) = agents(r, {}, now=30 * T)
+    assert offered_to(r) == [(30 * T, c_low, a)]
+
+
+def test_zero_weight_ignores_priority(make_router: Any) -> None:
+    r = make_router()
+    q = r.add_queue(priority_weight_us=0, ring_timeout_us=0)
+    first = r.arrive(q, 0, priority=-5)
+    r.arrive(q, 1, priority=50)
+    (a,) = agents(r, {}, now=2)
+    assert offered_to(r) == [(2, first, a)]
+
+
+# -- queue limits and overflow -------------------------------------------------------------
+
+
+def test_a_full_queue_rejects_a_newcomer(make_router: Any) -> None:
+    r = make_router()
+    q = r.add_queue(max_waiting=1, ring_timeout_us=0)
+    (busy,) = agents(r, {})
+    r.arrive(q, 0)  # offered at once: not waiting
+    waiting = r.arrive(q, 1)
+    rejected = r.arrive(q, 2)
+    assert r.take_decisions()[1:] == [Decision(D.REJECT, 2, rejected, -1, q)]
+    with pytest.raises(UnknownContact):
+        r.contact_state(rejected)
+    assert r.contact_state(waiting) == ContactState.WAITING
+    s = r.queue_stats(q, 2)
+    assert (s.offered, s.rejected, s.waiting) == (3, 1, 1)
+    assert r.agent_state(busy) == AgentState.RESERVED
+
+
+def test_a_full_queue_still_takes_a_contact_an_idle_agent_can_answer(make_router: Any) -> None:
+    r = make_router()
+    q = r.add_queue(max_waiting=1, ring_timeout_us=0)
+    (a,) = agents(r, {1: 1})
+    spanish = r.arrive(q, 0, require={9: 1})  # waits: the queue is full now
+    c = r.arrive(q, 1)  # but the idle agent can take this one: no rejection
+    assert r.take_decisions() == [Decision(D.OFFER, 1, c, a, q)]
+    assert r.contact_state(spanish) == ContactState.WAITING
+
+
+def test_callbacks_do_not_count_toward_max_waiting(make_router: Any) -> None:
+    r = make_router()
+    q = r.add_queue(max_waiting=1, ring_timeout_us=0)
+    first = r.arrive(q, 0)
+    r.request_callback(first, 1)
+    second = r.arrive(q, 2)
+    assert r.contact_state(second) == ContactState.WAITING
+    assert r.take_decisions() == []
+    s = r.queue_stats(q, 2)
+    assert (s.waiting, s.waiting_callbacks, s.callbacks) == (2, 1, 1)
+
+
+def test_a_full_queue_overflows_to_its_target(make_router: Any) -> None:
+    r = make_router()
+    backup = r.add_queue({2: 1}, priority=7, ring_timeout_us=0)
+    front = r.add_queue({1: 1}, max_waiting=1, overflow=backup, ring_timeout_us=0)
+    r.arrive(front, 0)
+    c = r.arrive(front, 1)
+    assert r.take_decisions() == [Decision(D.OVERFLOW, 1, c, -1, backup)]
+    assert r.contact_queue(c) == backup
+    (b,) = agents(r, {2: 1}, now=2)
+    assert offered_to(r) == [(2, c, b)]
+    assert r.queue_stats(front, 2).overflowed == 1
+    assert r.queue_stats(backup, 2).offered == 1
+
+
+def test_max_wait_without_a_target_times_out(make_router: Any) -> None:
+    r = make_router()
+    q = r.add_queue(max_wait_us=10 * T, sl_threshold_us=20 * T)
+    c = r.arrive(q, 0)
+    assert r.next_deadline() == 10 * T
+    r.advance(11 * T)
+    assert r.take_decisions() == [Decision(D.TIMEOUT, 10 * T, c, -1, q)]
+    s = r.queue_stats(q, 11 * T)
+    assert (s.offered, s.timed_out, s.waiting, s.abandoned) == (1, 1, 0, 0)
+
+
+def test_max_wait_overflows_keeping_the_contact_its_rank_and_priority(make_router: Any) -> None:
+    r = make_router()
+    backup = r.add_queue(priority=3, ring_timeout_us=0)
+    front = r.add_queue({1: 1}, max_wait_us=10 * T, overflow=backup, ring_timeout_us=0)
+    c = r.arrive(front, 0)
+    early = r.arrive(backup, 5 * T, priority=3)
+    r.advance(10 * T)
+    assert r.take_decisions() == [Decision(D.OVERFLOW, 10 * T, c, -1, backup)]
+    (a,) = agents(r, {}, now=12 * T)
+    # Both have priority 3 in `backup`; c arrived first (at 0, in another queue).
+    assert offered_to(r) == [(12 * T, c, a)]
+    assert r.contact_state(early) == ContactState.WAITING
+
+
+def test_an_explicit_priority_stays_with_the_contact(make_router: Any) -> None:
+    r = make_router()
+    backup = r.add_queue(priority=9, ring_timeout_us=0)
+    front = r.add_queue({1: 1}, max_wait_us=10 * T, overflow=backup, ring_timeout_us=0)
+    mine = r.arrive(front, 0, priority=-2)
+    theirs = r.arrive(backup, 5 * T)
+    r.advance(10 * T)
+    (a,) = agents(r, {}, now=11 * T)
+    assert offered_to(r) == [(11 * T, theirs, a)]
+    assert r.contact_state(mine) == ContactState.WAITING
+
+
+def test_statistics_of_an_overflow_target_count_from_entering_it(make_router: Any) -> None:
+    r = make_router()
+    backup = r.add_queue(ring_timeout_us=0, sl_threshold_us=5 * T)
+    front = r.add_queue({1: 1}, max_wait_us=30 * T, overflow=backup, ring_timeout_us=0)
+    c = r.arrive(front, 0)
+    r.advance(30 * T)
+    (a,) = agents(r, {}, now=33 * T)
+    r.accept(a, c, 33 * T)
+    s = r.queue_stats(backup, 33 * T)
+    assert (s.answered, s.answered_within_sl, s.wait_answered_us) == (1, 1, 3 * T)
+
+
+def test_max_wait_to_voicemail(make_router: Any) -> None:
+    r = make_router()
+    q = r.add_queue(max_wait_us=10 * T, overflow="voicemail")
+    c = r.arrive(q, 0)
+    r.advance(10 * T)
+    assert r.take_decisions() == [Decision(D.VOICEMAIL, 10 * T, c, -1, q)]
+    assert r.queue_stats(q, 10 * T).overflowed == 1
+
+
+def test_max_wait_to_callback_keeps_the_place(make_router: Any) -> None:
+    r = make_router()
+    q = r.add_queue(max_wait_us=10 * T, overflow="callback", ring_timeout_us=0)
+    c = r.arrive(q, 0)
+    later = r.arrive(q, 5 * T)
+    r.advance(10 * T)
+    assert r.take_decisions() == [Decision(D.CALLBACK, 10 * T, c, -1, q)]
+    assert r.contact_channel(c) == Channel.CALLBACK
+    assert r.next_deadline() == 15 * T  # `later`'s maximum wait; c has none now
+    r.advance(15 * T)
+    r.take_decisions()
+    (a,) = agents(r, {}, now=100 * T)
+    assert offered_to(r) == [(100 * T, c, a)]
+    assert r.contact_channel(later) == Channel.CALLBACK
+    assert r.queue_stats(q, 100 * T).callbacks == 2
+
+
+def test_max_wait_passing_while_ringing_acts_when_the_offer_fails(make_router: Any) -> None:
+    r = make_router()
+    q = r.add_queue(max_wait_us=10 * T, overflow="voicemail", ring_timeout_us=30 * T)
+    (a,) = agents(r, {})
+    c = r.arrive(q, 0)
+    r.advance(20 * T)  # no voicemail while an agent's phone rings
+    assert [d.kind for d in r.take_decisions()] == [D.OFFER]
+    r.no_answer(a, c, 25 * T)
+    assert r.take_decisions() == [Decision(D.VOICEMAIL, 25 * T, c, -1, q)]
+
+
+def test_unstaffed_queue_rejects_or_overflows_on_arrival(make_router: Any) -> None:
+    r = make_router()
+    backup = r.add_queue(ring_timeout_us=0)
+    reject = r.add_queue({1: 1}, when_unstaffed="reject")
+    move = r.add_queue({1: 1}, when_unstaffed="overflow", overflow=backup)
+    wait = r.add_queue({1: 1})
+    r.add_agent({1: 1})  # logged out: does not count
+    c1 = r.arrive(reject, 0)
+    c2 = r.arrive(move, 0)
+    c3 = r.arrive(wait, 0)
+    assert r.take_decisions() == [
+        Decision(D.REJECT, 0, c1, -1, reject),
+        Decision(D.OVERFLOW, 0, c2, -1, backup),
+    ]
+    assert r.contact_state(c3) == ContactState.WAITING
+    # A logged-in agent, even NOT_READY, staffs the queue.
+    r.login(0, 1)
+    c4 = r.arrive(reject, 2)
+    assert r.contact_state(c4) == ContactState.WAITING
+
+
+def test_unstaffed_counts_the_agents_of_every_step(make_router: Any) -> None:
+    r = make_router()
+    q = r.add_queue(steps=[(0, {1: 5}), (60 * T, {2: 1})], when_unstaffed="reject")
+    late = r.add_agent({2: 1})
+    r.login(late, 0)
+    c = r.arrive(q, 0)
+    assert r.contact_state(c) == ContactState.WAITING
+
+
+@pytest.mark.parametrize(
+    "kw",
+    [
+        {"overflow": 5},
+        {"overflow": "elsewhere"},
+        {"overflow": True},
+        {"when_unstaffed": "overflow"},
+        {"when_unstaffed": "hang up"},
+        {"max_waiting": -1},
+        {"max_wait_us": -1},
+        {"priority_weight_us": 2**40 + 1},
+        {"tenant": -1},
+    ],
+)
+def test_bad_limits_are_refused(make_router: Any, kw: dict[str, Any]) -> None:
+    r = make_router()
+    r.add_queue()
+    with pytest.raises(ConfigError):
+        r.add_queue(**kw)
+    assert r.n_queues == 1
+
+
+# -- callbacks -----------------------------------------------------------------------------
+
+
+def test_a_callback_keeps_its_place_and_is_offered_as_a_callback(make_router: Any) -> None:
+    r = make_router()
+    q = r.add_queue(ring_timeout_us=0, max_wait_us=60 * T)
+    first = r.arrive(q, 0)
+    second = r.arrive(q, 1 * T)
+    r.request_callback(first, 2 * T)
+    assert r.contact_channel(first) == Channel.CALLBACK
+    assert r.contact_channel(second) == Channel.VOICE
+    (a,) = agents(r, {}, now=3 * T)
+    assert offered_to(r) == [(3 * T, first, a)]
+    r.accept(a, first, 4 * T)
+    s = r.queue_stats(q, 4 * T)
+    assert (s.answered, s.callbacks, s.abandoned, s.waiting_callbacks) == (1, 1, 0, 0)
+
+
+def test_a_callback_does_not_time_out(make_router: Any) -> None:
+    r = make_router()
+    q = r.add_queue(max_wait_us=10 * T)
+    c = r.arrive(q, 0)
+    r.request_callback(c, 1 * T)
+    assert r.next_deadline() is None
+    r.advance(3600 * T)
+    assert r.contact_state(c) == ContactState.WAITING
+
+
+def test_only_a_waiting_caller_can_ask_for_a_callback(make_router: Any) -> None:
+    r = make_router()
+    q = r.add_queue()
+    (a,) = agents(r, {})
+    ringing = r.arrive(q, 0)
+    with pytest.raises(InvalidTransition):
+        r.request_callback(ringing, 1)
+    waiting = r.arrive(q, 1)
+    r.request_callback(waiting, 2)
+    with pytest.raises(InvalidTransition):
+        r.request_callback(waiting, 3)
+    with pytest.raises(UnknownContact):
+        r.request_callback(12345678, 3)
+    assert r.agent_state(a) == AgentState.RESERVED
+
+
+# -- tenants --------------------------------------------------------------------------------
+
+
+def test_nothing_crosses_tenants(make_router: Any) -> None:
+    r = make_router()
+    q0 = r.add_queue(ring_timeout_us=0)
+    q1 = r.add_queue(ring_timeout_us=0, tenant=1)
+    (a1,) = agents(r, {}, tenant=1)
+    c0 = r.arrive(q0, 0)
+    assert r.take_decisions() == []  # the only idle agent is another tenant's
+    c1 = r.arrive(q1, 1)
+    assert offered_to(r) == [(1, c1, a1)]
+    (a0,) = agents(r, {}, now=2)
+    assert offered_to(r) == [(2, c0, a0)]
+
+
+def test_overflow_to_another_tenant_is_refused(make_router: Any) -> None:
+    r = make_router()
+    other = r.add_queue(tenant=2)
+    with pytest.raises(ConfigError):
+        r.add_queue(overflow=other, max_wait_us=T)
+
+
+def test_an_unstaffed_check_sees_only_the_queues_tenant(make_router: Any) -> None:
+    r = make_router()
+    q = r.add_queue(when_unstaffed="reject", tenant=3)
+    agents(r, {})  # tenant 0
+    c = r.arrive(q, 0)
+    assert r.take_decisions() == [Decision(D.REJECT, 0, c, -1, q)]

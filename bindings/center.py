@@ -116,6 +116,7 @@ class Interaction(msgspec.Struct, frozen=True):
     queue: str
     channel: str
     customer: str | None
+    dialed: str | None
     agent: str | None
     arrived_us: int
     answered_us: int | None
@@ -132,6 +133,7 @@ class _Live:
     queue: int
     channel: str
     customer: str | None
+    dialed: str | None
     data: dict[str, str]
     arrived_us: int
     seq: int
@@ -286,6 +288,7 @@ class Center:
         priority: int | None,
         require: dict[int, int] | None,
         customer: str | None,
+        dialed: str | None,
         data: dict[str, str],
         dial: str | None,
     ) -> None:
@@ -298,7 +301,7 @@ class Center:
         self.seq += 1
         prio = self.cfg.queues[qid].priority if priority is None else priority
         self.live[c] = _Live(
-            call_id, ident.tenant, qid, channel, customer, data, now, self.seq, prio, dial
+            call_id, ident.tenant, qid, channel, customer, dialed, data, now, self.seq, prio, dial
         )
         self.by_call[ident.tenant][call_id] = c
         self._decisions()
@@ -318,6 +321,7 @@ class Center:
             msg.priority,
             require,
             msg.customer,
+            msg.dialed,
             msg.data,
             None,
         )
@@ -332,7 +336,9 @@ class Center:
             raise Refused("invalid_state", f"call {call_id!r} is already live")
         self._log(ident, msg, now)
         self.dials += 1
-        self._new_contact(ident, now, call_id, qid, "voice", None, None, msg.number, {}, msg.number)
+        self._new_contact(
+            ident, now, call_id, qid, "voice", None, None, msg.number, None, {}, msg.number
+        )
         return call_id
 
     def _accept(self, ident: Identity, msg: Answered | Accept, now: int) -> None:
@@ -393,7 +399,17 @@ class Center:
         live = self.live[c]
         self._end(c, now)
         self._new_contact(
-            ident, now, live.call_id, qid, live.channel, None, None, live.customer, live.data, None
+            ident,
+            now,
+            live.call_id,
+            qid,
+            live.channel,
+            None,
+            None,
+            live.customer,
+            live.dialed,
+            live.data,
+            None,
         )
         self.router.complete(agent, c, now)
         self._record(live, agent, now, "transferred", None, None)
@@ -526,6 +542,7 @@ class Center:
                 self.ids.queues[live.queue],
                 live.channel,
                 live.customer,
+                live.dialed,
                 None if agent is None else self.ids.agents[agent],
                 live.arrived_us,
                 live.answered_us,

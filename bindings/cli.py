@@ -832,10 +832,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--data",
         default=".",
         metavar="DIR",
-        help="journal.bin and interactions.jsonl go here (default: the working directory)",
+        help="the journal (journal.bin) and the default CRM store (crm.db) go here "
+        "(default: the working directory)",
     )
     serve.add_argument(
-        "--store", metavar="URL", help="the CRM store (default: none; records to --data)"
+        "--store",
+        metavar="URL",
+        help="the CRM store: sqlite:///PATH or postgresql://... (default: SQLite DIR/crm.db)",
     )
     serve.set_defaults(func=_serve)
 
@@ -861,6 +864,9 @@ def build_parser() -> argparse.ArgumentParser:
     load.add_argument("--agents", type=int, metavar="N", help="use only the first N agents")
     load.add_argument("--json", action="store_true", help="print one JSON object")
     load.set_defaults(func=_load)
+    from agner.crm.cli import add_commands as add_crm_commands  # report, crm import|lookup
+
+    add_crm_commands(sub)
     return parser
 
 

@@ -28,6 +28,7 @@ import hashlib
 import hmac
 import json
 import signal
+import sys
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -44,6 +45,7 @@ from agner.protocol import (
     ClientMessage,
     Error,
     Hello,
+    Offer,
     Ok,
     Ping,
     Pong,
@@ -125,11 +127,11 @@ class Server:
             self.center.replay(e.now, Identity(e.tenant, e.agent), e.msg)
             self.last_now = max(self.last_now, e.now)
         self.replayed = len(entries)
-        self.store = _open_store(store_url)
+        self.store = _open_store(store_url, data_dir)
+        self.store_errors = 0
         # One worker thread: store calls and interaction records never stall
         # routing, and records keep their order.
         self.worker = ThreadPoolExecutor(1, thread_name_prefix="agner-store")
-        self.records_path = data_dir / "interactions.jsonl"
         self.timer: asyncio.TimerHandle | None = None
         self.timer_at: int | None = None
         self.started = time.time()
@@ -259,7 +261,7 @@ class Server:
         if center.outbox:
             out, center.outbox = center.outbox, []
             for sink, msg in out:
-                if self.store is not None and msg.__class__.__name__ == "Offer" and msg.customer:
+                if isinstance(msg, Offer) and msg.customer:
                     self._screen_pop(sink, msg)
                 else:
                     sink.send(msg)
@@ -293,26 +295,52 @@ class Server:
     # ------------------------------------------------------------ the store
 
     def _screen_pop(self, sink: Any, offer: Any) -> None:
+        """Send the offer once the store has the customer's screen (worker thread)."""
         store = self.store
-        assert store is not None
         tenant = self.center.tenants[sink.ident.tenant]
         loop = asyncio.get_running_loop()
         fut = loop.run_in_executor(self.worker, store.screen_pop, tenant, offer.customer)
 
         def done(f: asyncio.Future[Any]) -> None:
-            pop = None if f.exception() else f.result()
-            sink.send(msgspec.structs.replace(offer, screen_pop=pop, new_lead=pop is None))
+            if f.exception() is not None:
+                self.store_errors += 1
+                sink.send(offer)  # the desktop still rings, without the record
+                return
+            pop = f.result()
+            sink.send(
+                msgspec.structs.replace(
+                    offer, screen_pop=msgspec.to_builtins(pop), new_lead=pop.kind == "new_lead"
+                )
+            )
 
         fut.add_done_callback(done)
 
     def _write_records(self, records: list[Interaction]) -> None:
-        if self.store is not None:
-            for r in records:
-                self.store.record_interaction(r)
-            return
-        with open(self.records_path, "ab") as f:
-            for r in records:
-                f.write(msgspec.json.encode(r) + b"\n")
+        """Interaction records to the CRM store (in the worker thread). A record the
+        store refuses (say, a caller that is no valid number) is stored without
+        the caller; one refused even so is counted and reported."""
+        from agner.crm import CrmError
+
+        by_tenant: dict[str, list[Any]] = {}
+        for r in records:
+            by_tenant.setdefault(r.tenant, []).append(_crm_interaction(r))
+        for tenant, recs in by_tenant.items():
+            try:
+                self.store.record_interactions(tenant, recs)
+                continue
+            except CrmError:
+                pass
+            for rec in recs:
+                try:
+                    self.store.record_interaction(tenant, rec)
+                except CrmError:
+                    try:
+                        self.store.record_interaction(
+                            tenant, msgspec.structs.replace(rec, caller=None, called=None)
+                        )
+                    except CrmError as exc:
+                        self.store_errors += 1
+                        print(f"agner serve: interaction {rec.ref}: {exc}", file=sys.stderr)
 
     # ------------------------------------------------------------ snapshots
 
@@ -390,19 +418,39 @@ class Server:
             self.pending = []
         self.journal.close()
         self.worker.shutdown(wait=True)
+        self.store.close()
 
 
-def _open_store(url: str | None) -> Any:
-    """The CRM store at `url` (``agner.crm.open_store``), or None: no store, and
-    interaction records go to DATA/interactions.jsonl, one JSON object a line."""
+def _open_store(url: str | None, data_dir: Path) -> Any:
+    """The CRM store at `url`; by default a SQLite file ``crm.db`` under the data
+    directory."""
+    from agner.crm import open_store
+
     if url is None:
-        return None
-    from agner import crm
+        data_dir.mkdir(parents=True, exist_ok=True)
+        url = f"sqlite:///{(data_dir / 'crm.db').resolve()}"
+    return open_store(url)
 
-    opener: Callable[[str], Any] | None = getattr(crm, "open_store", None)
-    if opener is None:
-        raise SystemExit("agner serve: --store: the CRM store (agner.crm) is not in this build")
-    return opener(url)
+
+def _crm_interaction(r: Interaction) -> Any:
+    """The center's record as the CRM store's :class:`agner.crm.Interaction`."""
+    from agner.crm import Interaction as CrmInteraction
+
+    return CrmInteraction(
+        arrived_us=r.arrived_us,
+        ended_us=r.ended_us,
+        outcome="abandoned" if r.outcome == "abandoned" else "answered",
+        channel=r.channel,  # type: ignore[arg-type]
+        ref=f"{r.call_id}@{r.arrived_us}",  # call ids come back (transfers, reuse)
+        caller=r.customer,
+        called=r.dialed,
+        queue=r.queue,
+        agent=r.agent,
+        answered_us=r.answered_us,
+        disposition=r.disposition,
+        satisfaction=r.satisfaction,
+        notes=f"transferred from {r.queue}" if r.outcome == "transferred" else None,
+    )
 
 
 # ---------------------------------------------------------------- TCP

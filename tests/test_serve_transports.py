@@ -8,6 +8,7 @@ import json
 import os
 import socket
 import struct
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -241,14 +242,14 @@ def test_websocket_desktop_gets_its_offer_and_acts_only_as_itself(server: Server
     ws.frame(0x0, b'dy","ref":5}')
     assert ws.recv() == {"type": "ok", "ref": 5, "call_id": None}
     switch = hello(server, switch=True)
-    switch.send(p.Arrived("ws-1", "sales", customer="+4930", data={"lang": "de"}, ref=6))
+    switch.send(p.Arrived("ws-1", "sales", customer="+33142685300", data={"lang": "de"}, ref=6))
     connect, ok = switch.recv(), switch.recv()
     assert connect == p.Connect("ws-1", "ann", "sales", "voice", None) and ok == p.Ok(6)
     offer = ws.recv()
     assert (offer["type"], offer["call_id"], offer["customer"], offer["data"]) == (
         "offer",
         "ws-1",
-        "+4930",
+        "+33142685300",
         {"lang": "de"},
     )
     ws.send(p.Accept("ws-1", ref=7))
@@ -260,9 +261,22 @@ def test_websocket_desktop_gets_its_offer_and_acts_only_as_itself(server: Server
     ws.frame(0x1, b"{}", masked=False)  # a client must mask: closed with 1002
     assert ws.recv_frame() == (0x8, (1002).to_bytes(2, "big"))
     switch.close()
-    records = (server.data / "interactions.jsonl").read_text().splitlines()
-    rec = next(json.loads(r) for r in records if '"ws-1"' in r)
-    assert (rec["agent"], rec["disposition"], rec["satisfaction"]) == ("ann", "info", 4)
+    from agner.crm import open_store
+
+    with open_store(f"sqlite:///{server.data / 'crm.db'}") as store:
+        deadline = time.monotonic() + 10
+        while not (recs := store.interactions("acme")) and time.monotonic() < deadline:
+            time.sleep(0.05)  # written by the server's worker thread
+        rec = next(r for r in recs if r.ref is not None and r.ref.startswith("ws-1@"))
+    assert (rec.agent, rec.disposition, rec.satisfaction, rec.outcome) == (
+        "ann",
+        "info",
+        4,
+        "answered",
+    )
+    assert rec.caller == "+33142685300" and rec.lead_id is not None
+    assert offer["new_lead"] is True
+    assert offer["screen_pop"]["kind"] == "new_lead"
 
 
 def test_rate_limit_replies_and_keeps_the_connection(tmp_path: Path) -> None:

@@ -23,7 +23,7 @@ from typing import Any, ClassVar, Literal, NamedTuple, TextIO
 import msgspec
 from msgspec import UNSET, UnsetType
 
-from agner.crm import validate
+from agner.crm import schema, validate
 from agner.crm.csvimport import CustomerRow, read_customers
 from agner.crm.errors import Conflict, CrmError, InvalidInput, NotFound, SchemaError
 from agner.crm.models import (
@@ -37,7 +37,6 @@ from agner.crm.models import (
     StoreOptions,
 )
 from agner.crm.report import Report, Sums, build_rows
-from agner.crm.schema import MIGRATIONS, latest_version
 
 __all__ = ["Store"]
 
@@ -205,13 +204,13 @@ class Store:
             )
             cur.execute("SELECT COALESCE(MAX(version), 0) FROM agner_schema")
             current = int(cur.fetchone()[0])
-            latest = latest_version()
+            latest = schema.latest_version()
             if current > latest:
                 raise SchemaError(
                     f"the store at {_redact(self.url)} has schema version {current}, newer "
                     f"than this agner's {latest}: upgrade agner"
                 )
-            pending = [m for m in MIGRATIONS if m.version > current]
+            pending = [m for m in schema.MIGRATIONS if m.version > current]
             if pending and not allowed:
                 raise SchemaError(
                     f"the store at {_redact(self.url)} has schema version {current}, this "
@@ -226,7 +225,7 @@ class Store:
                 )
 
     def schema_version(self) -> int:
-        """The schema version of the store (after migrations: :func:`latest_version`)."""
+        """The schema version of the store (after migrations: ``latest_version()``)."""
         return int(self._read1("SELECT MAX(version) FROM agner_schema", ())[0][0])
 
     # ------------------------------------------------------------------

@@ -11,7 +11,13 @@ The TOML shape::
     strategy = "longest_idle"          # round_robin, fewest_contacts, least_talk_time,
                                        # most_skilled, random, linear
     service_level = { threshold_s = 20, target = 0.8 }
-    steps = [ { after_s = 0, require = { sales = 5 } } ]   # or require = { sales = 5 }
+    steps = [ { after_s = 0,  require = { sales = 5 } },  # or require = { sales = 5 }
+              { after_s = 30, require = { sales = 1 } } ]  # widens after 30 s of waiting
+    priority_weight_s = 60             # optional: one priority level = 60 s of waiting
+    max_waiting = 50                   # optional limits, and where contacts then go:
+    max_wait_s = 300
+    overflow = "backup"                # an earlier queue, "voicemail" or "callback"
+    when_unstaffed = "wait"            # or "reject", "overflow"
 
     [[agent_groups]]
     name = "tier1"
@@ -21,19 +27,19 @@ The TOML shape::
     shifts = [ { start_s = 0, end_s = 28800 } ]   # simulation only; absent: on duty throughout
 
 Skills are named; their ids are given in order of first appearance in the agent
-groups. Queues get ids in file order. More than one requirement step is refused
-by name until the core has time-based steps (issue 3).
+groups. Queues get ids in file order; an overflow target must come earlier in the
+file (so overflow can never loop). docs/ROUTING.md gives the semantics.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import msgspec
 
-from agner.core._api import Strategy
+from agner.core._api import RouterError, Strategy
 from agner.core.router import Router
 
 __all__ = [
@@ -56,7 +62,10 @@ __all__ = [
     "Step",
     "build_router",
     "check_routing",
+    "queue_kwargs",
     "requirement_of",
+    "serves",
+    "steps_of",
     "skill_ids_of",
 ]
 
@@ -84,6 +93,11 @@ class Queue(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     service_level: ServiceLevel = ServiceLevel()
     require: dict[str, int] | None = None
     steps: list[Step] | None = None
+    priority_weight_s: float | None = None  # None: strict priority
+    max_waiting: int = 0  # 0: no limit
+    max_wait_s: float = 0.0  # 0: no limit
+    overflow: str | None = None  # an earlier queue's name, "voicemail" or "callback"
+    when_unstaffed: Literal["wait", "reject", "overflow"] = "wait"
 
 
 class Shift(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
@@ -106,18 +120,60 @@ class RoutingConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     agent_groups: list[AgentGroupSpec]
 
 
-def requirement_of(q: Queue, where: str) -> dict[str, int]:
-    """The queue's requirement by skill name (from `require` or its single step)."""
+def steps_of(q: Queue, where: str) -> list[tuple[float, dict[str, int]]]:
+    """The queue's requirement steps by skill name: ``[(after_s, require), ...]``,
+    from `steps`, or `require` as the single step at 0."""
     if q.steps is not None and q.require is not None:
         raise ConfigFileError(f"{where}: give `require` or `steps`, not both")
     if q.steps is None:
-        return dict(q.require or {})
-    if len(q.steps) != 1 or q.steps[0].after_s != 0:
-        raise ConfigFileError(
-            f"{where}.steps: only one step at after_s = 0 is supported so far "
-            "(time-based requirement steps come with the routing extensions)"
-        )
-    return dict(q.steps[0].require)
+        return [(0.0, dict(q.require or {}))]
+    if not q.steps:
+        raise ConfigFileError(f"{where}.steps: at least one step is needed")
+    out: list[tuple[float, dict[str, int]]] = []
+    for k, st in enumerate(q.steps):
+        if k == 0 and st.after_s != 0:
+            raise ConfigFileError(f"{where}.steps[0].after_s must be 0, got {st.after_s}")
+        if k and not st.after_s > out[-1][0]:
+            raise ConfigFileError(f"{where}.steps[{k}].after_s must exceed the step before it")
+        out.append((st.after_s, dict(st.require)))
+    return out
+
+
+def requirement_of(q: Queue, where: str) -> dict[str, int]:
+    """The requirement of the queue's first step (who may take its contacts at once)."""
+    return steps_of(q, where)[0][1]
+
+
+def serves(skills: dict[str, int], q: Queue) -> bool:
+    """Whether an agent with these skills may take the queue's contacts at some step."""
+    return any(
+        all(skills.get(s, 0) >= lv for s, lv in req.items()) for _, req in steps_of(q, q.name)
+    )
+
+
+def queue_kwargs(q: Queue, skill_ids: dict[str, int], queue_ids: dict[str, int]) -> dict[str, Any]:
+    """The keyword arguments of ``Router.add_queue`` for a checked queue: steps,
+    strategy, priority and its weight, service-level threshold, limits, overflow."""
+    kw: dict[str, Any] = {
+        "steps": [
+            (round(after * _US), {skill_ids[s]: lv for s, lv in req.items()})
+            for after, req in steps_of(q, q.name)
+        ],
+        "strategy": Strategy[q.strategy.upper()],
+        "priority": q.priority,
+        "sl_threshold_us": round(q.service_level.threshold_s * _US),
+        "max_waiting": q.max_waiting,
+        "max_wait_us": round(q.max_wait_s * _US),
+        "when_unstaffed": q.when_unstaffed,
+    }
+    if q.priority_weight_s is not None:
+        kw["priority_weight_us"] = round(q.priority_weight_s * _US)
+    if q.overflow is not None:
+        kw["overflow"] = q.overflow if q.overflow in _OVERFLOW_PLACES else queue_ids[q.overflow]
+    return kw
+
+
+_OVERFLOW_PLACES = ("voicemail", "callback")
 
 
 def check_groups(groups: list[AgentGroupSpec], where: str) -> None:
@@ -142,16 +198,28 @@ def check_queues(queues: list[Queue], groups: list[AgentGroupSpec], where: str) 
             raise ConfigFileError(f"{at}.strategy: unknown strategy {q.strategy!r}")
         if not (q.service_level.threshold_s >= 0 and 0 <= q.service_level.target <= 1):
             raise ConfigFileError(f"{at}.service_level: threshold_s >= 0 and target in [0, 1]")
-        req = requirement_of(q, at)
-        for s, lv in req.items():
-            if s not in known_skills:
-                raise ConfigFileError(f"{at}: requires skill {s!r}, which no agent group has")
-            if not 1 <= lv <= 1000:
-                raise ConfigFileError(f"{at}: require.{s}: level {lv} is outside [1, 1000]")
-        if not any(
-            g.count > 0 and all(g.skills.get(s, 0) >= lv for s, lv in req.items()) for g in groups
-        ):
+        for _, req in steps_of(q, at):
+            for s, lv in req.items():
+                if s not in known_skills:
+                    raise ConfigFileError(f"{at}: requires skill {s!r}, which no agent group has")
+                if not 1 <= lv <= 1000:
+                    raise ConfigFileError(f"{at}: require.{s}: level {lv} is outside [1, 1000]")
+        if not any(g.count > 0 and serves(g.skills, q) for g in groups):
             raise ConfigFileError(f"{at}: no agent group can ever serve this queue")
+        earlier = {x.name for x in queues[:i]}
+        if q.overflow not in (None, *_OVERFLOW_PLACES, *earlier):
+            raise ConfigFileError(
+                f"{at}.overflow: {q.overflow!r} is not 'voicemail', 'callback' or the "
+                "name of a queue given before this one"
+            )
+        if q.name in _OVERFLOW_PLACES:
+            raise ConfigFileError(f"{at}.name: {q.name!r} is reserved for overflow")
+        if q.when_unstaffed == "overflow" and q.overflow is None:
+            raise ConfigFileError(f"{at}.when_unstaffed: 'overflow' needs an overflow target")
+        if q.max_waiting < 0 or not q.max_wait_s >= 0:
+            raise ConfigFileError(f"{at}: max_waiting and max_wait_s must be >= 0")
+        if q.priority_weight_s is not None and not 0 <= q.priority_weight_s <= 1e6:
+            raise ConfigFileError(f"{at}.priority_weight_s must be in [0, 1e6] seconds")
 
 
 def check_routing(cfg: RoutingConfig, where: str = "config") -> None:
@@ -201,13 +269,7 @@ def build_router(cfg: RoutingConfig, *, seed: int = 0) -> tuple[Router, CenterId
     ids = CenterIds(skills=skill_ids_of(cfg.agent_groups))
     router = Router(seed=seed)
     for q in cfg.queues:
-        req = {ids.skills[s]: lv for s, lv in requirement_of(q, q.name).items()}
-        qid = router.add_queue(
-            req,
-            strategy=Strategy[q.strategy.upper()],
-            priority=q.priority,
-            sl_threshold_us=round(q.service_level.threshold_s * _US),
-        )
+        qid = router.add_queue(**queue_kwargs(q, ids.skills, ids.queue_id))
         ids.queues.append(q.name)
         ids.queue_id[q.name] = qid
     for g in cfg.agent_groups:
@@ -387,29 +449,26 @@ def build_center(cfg: ServerConfig) -> CenterSetup:
     """The Router of a checked server configuration.
 
     As :func:`build_router`, then the named agents (after the groups' agents,
-    in file order). Each tenant's queues require, and its agents have, the
-    tenant's hidden skill (:func:`tenant_skill`), so that no contact is ever
-    offered to another tenant's agent.
+    in file order). Queues and agents carry their tenant into the core, which
+    never offers a contact to another tenant's agent.
+
+    Raises:
+        ConfigFileError: a queue overflows to another tenant's queue.
     """
     tenant_of_q = {q: i for i, t in enumerate(cfg.tenants) for q in t.queues}
     tenant_of_g = {g: i for i, t in enumerate(cfg.tenants) for g in t.agent_groups}
     ids = CenterIds(skills=skill_ids_of(cfg.agent_groups))
-    for t in cfg.tenants:
-        ids.skills[tenant_skill(t.name)] = len(ids.skills)
     router = Router(seed=cfg.server.seed)
     ring_us = round(cfg.server.ring_timeout_s * _US)
     queue_tenant: list[int] = []
     for q in cfg.queues:
         ti = tenant_of_q[q.name]
-        req = {ids.skills[s]: lv for s, lv in requirement_of(q, q.name).items()}
-        req[ids.skills[tenant_skill(cfg.tenants[ti].name)]] = 1
-        qid = router.add_queue(
-            req,
-            strategy=Strategy[q.strategy.upper()],
-            priority=q.priority,
-            ring_timeout_us=ring_us,
-            sl_threshold_us=round(q.service_level.threshold_s * _US),
-        )
+        try:
+            qid = router.add_queue(
+                **queue_kwargs(q, ids.skills, ids.queue_id), ring_timeout_us=ring_us, tenant=ti
+            )
+        except RouterError as exc:
+            raise ConfigFileError(f"queues ({q.name}): {exc}") from None
         ids.queues.append(q.name)
         ids.queue_id[q.name] = qid
         queue_tenant.append(ti)
@@ -422,8 +481,7 @@ def build_center(cfg: ServerConfig) -> CenterSetup:
         g = groups[gname]
         ti = tenant_of_g[gname]
         skills = {ids.skills[s]: lv for s, lv in g.skills.items()}
-        skills[ids.skills[tenant_skill(cfg.tenants[ti].name)]] = 1
-        aid = router.add_agent(skills, wrap_up_us=round(g.wrap_up_s * _US))
+        aid = router.add_agent(skills, wrap_up_us=round(g.wrap_up_s * _US), tenant=ti)
         ids.agents.append(name)
         ids.agent_id[name] = aid
         agent_tenant.append(ti)

@@ -94,6 +94,40 @@ class QueueLoad:
     strategy: Strategy = Strategy.LONGEST_IDLE
     priority: int = 0
     sl_threshold_s: float = 20.0
+    # Requirement steps ((after_s, require), ...), the first at 0; when given they
+    # replace `require`, and the set of agents widens at each step's time.
+    steps: Sequence[tuple[float, Mapping[int, int]]] = ()
+    priority_weight_s: float | None = None  # the wait one priority level is worth
+
+    def requirements(self) -> list[Mapping[int, int]]:
+        """Its steps' requirements (just `require` without steps)."""
+        return [req for _, req in self.steps] if self.steps else [self.require]
+
+    def served_by(self, skills: Mapping[int, int]) -> bool:
+        """Whether an agent with `skills` may take its contacts at some step."""
+        return any(
+            all(skills.get(s, 0) >= lv for s, lv in req.items()) for req in self.requirements()
+        )
+
+
+def add_queue_load(r: Router, q: QueueLoad) -> int:
+    """Add a simulated queue to a router, the same way for every engine (offers are
+    answered at once, so there is no ring timeout)."""
+    kw: dict[str, Any] = {}
+    if q.priority_weight_s is not None:
+        kw["priority_weight_us"] = round(q.priority_weight_s * _US)
+    if q.steps:
+        kw["steps"] = [(round(after * _US), req) for after, req in q.steps]
+    return int(
+        r.add_queue(
+            None if q.steps else q.require,
+            strategy=q.strategy,
+            priority=q.priority,
+            ring_timeout_us=0,
+            sl_threshold_us=round(q.sl_threshold_s * _US),
+            **kw,
+        )
+    )
 
 
 @dataclass(frozen=True)
@@ -210,9 +244,7 @@ def occupancy_by_queue(
     work; `group_time` maps a group to its (handling, handling + ready) time."""
     out: dict[str, float | None] = {}
     for q in queues:
-        able = [
-            g.name for g in groups if all(g.skills.get(s, 0) >= lv for s, lv in q.require.items())
-        ]
+        able = [g.name for g in groups if q.served_by(g.skills)]
         out[q.name] = _ratio(
             sum(group_time[n][0] for n in able), sum(group_time[n][1] for n in able)
         )
@@ -283,13 +315,7 @@ def simulate(
         raise ValueError("a per-interval rate profile needs interval_s > 0")
     r = Router(seed=seed)
     for q in queues:
-        r.add_queue(
-            q.require,
-            strategy=q.strategy,
-            priority=q.priority,
-            ring_timeout_us=0,
-            sl_threshold_us=round(q.sl_threshold_s * _US),
-        )
+        add_queue_load(r, q)
     members: dict[str, list[int]] = {}
     shifts: list[tuple[int, int, int]] = []
     for g in groups:

@@ -33,7 +33,7 @@ A per-interval profile needs ``interval_s`` at the top level: the profile
 starts at time 0, repeats every ``len(rates) * interval_s`` seconds, and the
 results are then also given per interval. Skills are named; ids are given in
 order of first appearance. What cannot be simulated yet is refused by name:
-more than one requirement step (issue 3).
+queue limits and overflow (max_waiting, max_wait_s, overflow, when_unstaffed).
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ import msgspec
 # The routing part of a scenario (queues, agent groups) is the one configuration
 # schema of agner.config; its names stay importable from here for existing callers.
 from agner.config import AgentGroupSpec as AgentGroupSpec
-from agner.config import ConfigFileError, check_groups, check_queues, skill_ids_of
+from agner.config import ConfigFileError, check_groups, check_queues, skill_ids_of, steps_of
 from agner.config import Queue as Queue
 from agner.config import ServiceLevel as ServiceLevel
 from agner.config import Shift as Shift
@@ -57,7 +57,17 @@ from agner.config import requirement_of as requirement_of
 from agner.core._api import Strategy
 from agner.sim.engine import AgentGroup, Dist, QueueLoad, SimResult, simulate
 
-__all__ = ["Scenario", "ScenarioError", "center_of", "load_scenario", "run_scenario"]
+__all__ = [
+    "Scenario",
+    "ScenarioError",
+    "center_of",
+    "load_scenario",
+    "queue_load_of",
+    "run_scenario",
+]
+
+# Queue settings of the routing configuration that the simulator refuses for now.
+_NOT_SIMULATED = {"max_waiting": 0, "max_wait_s": 0.0, "overflow": None, "when_unstaffed": "wait"}
 
 
 class ScenarioError(ConfigFileError):
@@ -204,6 +214,13 @@ def check(sc: Scenario, where: str = "scenario") -> None:
         check_queues(sc.queues, sc.agent_groups, where)
     except ConfigFileError as exc:
         raise ScenarioError(str(exc)) from None
+    for i, q in enumerate(sc.queues):
+        for name, default in _NOT_SIMULATED.items():
+            if getattr(q, name) != default:
+                raise ScenarioError(
+                    f"{where}: queues[{i}] ({q.name}).{name}: queue limits and overflow "
+                    "are not simulated yet (agner serve applies them)"
+                )
     for i, a in enumerate(sc.arrivals):
         at = f"{where}: arrivals[{i}]"
         if a.queue not in names:
@@ -241,26 +258,38 @@ def dist_of(d: DistSpec) -> Dist:
     return Dist(d.dist, d.mean_s, d.sd_s, tuple(d.samples))
 
 
+def queue_load_of(
+    q: Queue,
+    a: Arrivals | None,
+    skill_ids: dict[str, int],
+    *,
+    rate: float | list[float] | None = None,
+    sl_threshold_s: float | None = None,
+) -> QueueLoad:
+    """One checked queue and its arrivals (None: no load) as the engines run it;
+    `rate` and `sl_threshold_s` override the file's (staffing uses both)."""
+    steps = [
+        (after, {skill_ids[s]: lv for s, lv in req.items()}) for after, req in steps_of(q, q.name)
+    ]
+    return QueueLoad(
+        name=q.name,
+        rate_per_s=(a.rate if a else 0.0) if rate is None else rate,
+        handle=dist_of(a.handle) if a else Dist("exponential", 1.0),
+        patience=dist_of(a.patience) if a and a.patience else None,
+        require=steps[0][1],
+        strategy=Strategy[q.strategy.upper()],
+        priority=q.priority,
+        sl_threshold_s=q.service_level.threshold_s if sl_threshold_s is None else sl_threshold_s,
+        steps=tuple(steps) if len(steps) > 1 else (),
+        priority_weight_s=q.priority_weight_s,
+    )
+
+
 def center_of(sc: Scenario) -> tuple[list[QueueLoad], list[AgentGroup]]:
     """The queues and agent groups of a checked scenario, as both engines run them."""
     skill_ids = skill_ids_of(sc.agent_groups)
     load = {a.queue: a for a in sc.arrivals}
-    queues = []
-    for q in sc.queues:
-        req = requirement_of(q, q.name)
-        a = load.get(q.name)
-        queues.append(
-            QueueLoad(
-                name=q.name,
-                rate_per_s=a.rate if a else 0.0,
-                handle=dist_of(a.handle) if a else Dist("exponential", 1.0),
-                patience=dist_of(a.patience) if a and a.patience else None,
-                require={skill_ids[s]: lv for s, lv in req.items()},
-                strategy=Strategy[q.strategy.upper()],
-                priority=q.priority,
-                sl_threshold_s=q.service_level.threshold_s,
-            )
-        )
+    queues = [queue_load_of(q, load.get(q.name), skill_ids) for q in sc.queues]
     return queues, [agent_group_of(g, skill_ids) for g in sc.agent_groups]
 
 

@@ -56,6 +56,7 @@ from agner.sim.engine import (
     SimResult,
     _figures,
     _ratio,
+    add_queue_load,
     occupancy_by_queue,
 )
 from agner.sim.scenario import Scenario, run_arguments
@@ -181,13 +182,7 @@ class SimpyCenter:
         self.thresholds = [_us(q.sl_threshold_s) for q in queues]
         self.stats = [[dict.fromkeys(_COUNTS, 0.0) for _ in range(n_int)] for _ in queues]
         for q in queues:
-            self.r.add_queue(
-                q.require,
-                strategy=q.strategy,
-                priority=q.priority,
-                ring_timeout_us=0,
-                sl_threshold_us=_us(q.sl_threshold_s),
-            )
+            add_queue_load(self.r, q)
         self.members: dict[str, list[int]] = {}
         self.agents: list[_Agent] = []
         self.shifts: list[tuple[int, int, int]] = []

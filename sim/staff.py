@@ -29,7 +29,7 @@ from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Any
 
-from agner.core._api import Strategy
+from agner.config import serves as serves_queue
 from agner.sim import erlang
 from agner.sim.engine import AgentGroup, Dist, QueueLoad, simulate
 from agner.sim.replicate import open_executor
@@ -38,7 +38,7 @@ from agner.sim.scenario import (
     ScenarioError,
     agent_group_of,
     dist_of,
-    requirement_of,
+    queue_load_of,
 )
 
 __all__ = ["StaffTarget", "parse_target", "staff_scenario"]
@@ -132,15 +132,8 @@ def _staff(
         raise ScenarioError("agner staff: every agent group needs a count > 0 (its weight)")
     load = {a.queue: a for a in sc.arrivals}
     n_int = max((len(a.rate) for a in sc.arrivals if isinstance(a.rate, list)), default=1)
-    reqs = {
-        q.name: {skill_ids[s]: lv for s, lv in requirement_of(q, q.name).items()} for q in sc.queues
-    }
     serves = {
-        q.name: [
-            i
-            for i, g in enumerate(groups)
-            if all(g.skills.get(s, 0) >= lv for s, lv in reqs[q.name].items())
-        ]
+        q.name: [i for i, g in enumerate(sc.agent_groups) if serves_queue(g.skills, q)]
         for q in sc.queues
     }
     single_skill = all(len(v) == 1 for v in serves.values()) and len(
@@ -190,17 +183,9 @@ def _staff(
             queues = []
             for q in sc.queues:
                 a = load.get(q.name)
+                rate = _rates(a.rate, n_int)[i] if a else 0.0
                 queues.append(
-                    QueueLoad(
-                        q.name,
-                        _rates(a.rate, n_int)[i] if a else 0.0,
-                        dist_of(a.handle) if a else Dist("exponential", 1.0),
-                        dist_of(a.patience) if a and a.patience else None,
-                        reqs[q.name],
-                        Strategy[q.strategy.upper()],
-                        q.priority,
-                        target.threshold_s,
-                    )
+                    queue_load_of(q, a, skill_ids, rate=rate, sl_threshold_s=target.threshold_s)
                 )
             warm = 20 * max(_mean_s(dist_of(a.handle)) for a in sc.arrivals)
 

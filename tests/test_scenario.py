@@ -70,9 +70,17 @@ def test_base_scenario_runs_and_repeats(tmp_path: Path) -> None:
         (
             (
                 "require = { sales = 2 }",
-                "steps = [ { after_s = 0, require = { sales = 2 } }, { after_s = 30 } ]",
+                "steps = [ { after_s = 0, require = { sales = 2 } }, { after_s = 0 } ]",
             ),
-            "only one step",
+            "steps[1].after_s must exceed",
+        ),
+        (
+            ("require = { sales = 2 }", 'require = { sales = 2 }\noverflow = "nowhere"'),
+            "overflow: 'nowhere' is not",
+        ),
+        (
+            ("require = { sales = 2 }", 'require = { sales = 2 }\nwhen_unstaffed = "overflow"'),
+            "needs an overflow target",
         ),
         (('name = "sales"', 'name = "sales"\nstrategy = "fastest"'), "unknown strategy"),
     ],
@@ -165,3 +173,48 @@ def test_rate_or_history_not_both_nor_neither(tmp_path: Path) -> None:
         load_scenario(write(tmp_path, both))
     with pytest.raises(ScenarioError, match="give rate_per_s or history_csv"):
         load_scenario(write(tmp_path, HISTORY.replace('history_csv = "sales.csv"\n', "")))
+
+
+STEPPED = """
+seed = 3
+calls = 3000
+warmup_s = 0
+
+[[queues]]
+name = "sales"
+service_level = { threshold_s = 9, target = 0.8 }
+steps = [ { after_s = 0, require = { sales = 5 } }, { after_s = 10, require = { sales = 1 } } ]
+
+[[agent_groups]]
+name = "juniors"
+count = 3
+skills = { sales = 2 }
+
+[[arrivals]]
+queue = "sales"
+rate_per_s = 0.01
+handle = { dist = "exponential", mean_s = 60 }
+"""
+
+
+@pytest.mark.parametrize("engine", ["fast", "simpy"])
+def test_requirement_steps_are_simulated(tmp_path: Path, engine: str) -> None:
+    # Only juniors: no call can be answered before its step at 10 s, and with
+    # three agents for a load of 0.6 erlang, almost every call is answered then.
+    sc = load_scenario(write(tmp_path, STEPPED))
+    if engine == "fast":
+        res = run_scenario(sc)
+    else:
+        from agner.sim.simpy_harness import run_scenario_simpy
+
+        res = run_scenario_simpy(sc, calls=600)
+    total = res.overall
+    assert total["answered"] > 0
+    assert total["service_level_answered"] == 0.0  # nobody within 9 s
+    assert 10.0 <= total["asa_s"] < 12.0
+
+
+def test_limits_are_refused_by_the_simulator_for_now(tmp_path: Path) -> None:
+    text = STEPPED.replace('name = "sales"\n', 'name = "sales"\nmax_wait_s = 60\n')
+    with pytest.raises(ScenarioError, match=r"queues\[0\] \(sales\).max_wait_s: queue limits"):
+        load_scenario(write(tmp_path, text))

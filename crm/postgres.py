@@ -64,6 +64,10 @@ class PostgresStore(Store):
             if not cur.nextset():
                 return ids
 
+    def _in(self, column: str, values: Sequence[Any]) -> tuple[str, list[Any]]:
+        # One array parameter: planning a 500-item IN list costs ~10 ms a query.
+        return f"{column} = ANY(?)", [list(values)]
+
     def _dump_json(self, value: dict[str, str]) -> Any:
         return Jsonb(value)
 

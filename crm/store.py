@@ -141,6 +141,10 @@ class Store:
     def _load_json(self, value: Any) -> dict[str, str]:
         return dict(msgspec.json.decode(value)) if isinstance(value, (str, bytes)) else value
 
+    def _in(self, column: str, values: Sequence[Any]) -> tuple[str, list[Any]]:
+        """``column IN (...)`` for these values: the SQL and its parameters."""
+        return f"{column} IN ({_marks(len(values))})", list(values)
+
     def _lock_schema(self, cur: Any) -> None:
         """Serialize migrations between processes (the SQLite write lock does)."""
 
@@ -886,9 +890,7 @@ class Store:
         if updates:
             merged = {}
             if match:  # an import adds attributes to those the customer has
-                old = self._customers(
-                    cur, tenant, f"id IN ({_marks(len(updates))})", [ids[k] for k, _ in updates]
-                )
+                old = self._customers(cur, tenant, *self._in("id", [ids[k] for k, _ in updates]))
                 merged = {c.id: c.attributes for c in old}
             cur.executemany(
                 self._q(
@@ -908,24 +910,43 @@ class Store:
                     for k, s in updates
                 ],
             )
+        # New customers' and replaced sets are written in order; an import's update
+        # appends after the customer's last position, skipping those it has.
+        fresh = [k for k, s in enumerate(items) if targets[k] is None or s.replace_contacts]
+        added = [
+            k for k, s in enumerate(items) if targets[k] is not None and not s.replace_contacts
+        ]
         for kind, table in _KEY_TABLE.items():
             replaced = [(tenant, ids[k]) for k, s in updates if s.replace_contacts]
             if replaced:
                 cur.executemany(
                     self._q(f"DELETE FROM {table} WHERE tenant = ? AND customer_id = ?"), replaced
                 )
-            cur.executemany(
-                self._q(
-                    f"INSERT INTO {table} (tenant, {kind}, customer_id, position) "
-                    f"SELECT ?, ?, ?, COALESCE(MAX(position), -1) + 1 FROM {table} "
-                    f"WHERE tenant = ? AND customer_id = ? ON CONFLICT DO NOTHING"
-                ),
-                [
-                    (tenant, v, ids[k], tenant, ids[k])
-                    for k, s in enumerate(items)
-                    for v in _values(s, kind)
-                ],
-            )
+            rows = [
+                (tenant, v, ids[k], pos)
+                for k in fresh
+                for pos, v in enumerate(_values(items[k], kind))
+            ]
+            if rows:
+                cur.executemany(
+                    self._q(
+                        f"INSERT INTO {table} (tenant, {kind}, customer_id, position) "
+                        "VALUES (?, ?, ?, ?)"
+                    ),
+                    rows,
+                )
+            rows = [
+                (tenant, v, ids[k], tenant, ids[k]) for k in added for v in _values(items[k], kind)
+            ]
+            if rows:
+                cur.executemany(
+                    self._q(
+                        f"INSERT INTO {table} (tenant, {kind}, customer_id, position) "
+                        f"SELECT ?, ?, ?, COALESCE(MAX(position), -1) + 1 FROM {table} "
+                        f"WHERE tenant = ? AND customer_id = ? ON CONFLICT DO NOTHING"
+                    ),
+                    rows,
+                )
         self._convert_leads(cur, tenant, items, ids)
         return ids, len(new)
 
@@ -936,13 +957,14 @@ class Store:
         values = list(owner)
         hits: list[tuple[int, int]] = []
         for chunk in _chunks(values, _BATCH):
-            m = _marks(len(chunk))
+            by_phone, p1 = self._in("phone", chunk)
+            by_email, p2 = self._in("email", chunk)
             cur.execute(
                 self._q(
                     f"SELECT id, phone, email FROM leads WHERE tenant = ? AND converted_to IS NULL "
-                    f"AND (phone IN ({m}) OR email IN ({m}))"
+                    f"AND ({by_phone} OR {by_email})"
                 ),
-                [tenant, *chunk, *chunk],
+                [tenant, *p1, *p2],
             )
             for lid, phone, email in cur.fetchall():
                 hits.append((owner[phone] if phone in owner else owner[email], lid))
@@ -962,12 +984,13 @@ class Store:
     def _owners(self, cur: Any, tenant: str, kind: str, values: Sequence[str]) -> dict[str, int]:
         out: dict[str, int] = {}
         for chunk in _chunks(values, _BATCH):
+            cond, params = self._in(kind, chunk)
             cur.execute(
                 self._q(
                     f"SELECT {kind}, customer_id FROM {_KEY_TABLE[kind]} "
-                    f"WHERE tenant = ? AND {kind} IN ({_marks(len(chunk))})"
+                    f"WHERE tenant = ? AND {cond}"
                 ),
-                [tenant, *chunk],
+                [tenant, *params],
             )
             out.update((v, int(c)) for v, c in cur.fetchall())
         return out
@@ -1014,12 +1037,13 @@ class Store:
     ) -> dict[int, list[str]]:
         out: dict[int, list[str]] = {}
         for chunk in _chunks(ids, _BATCH):
+            cond, params = self._in("customer_id", chunk)
             cur.execute(
                 self._q(
                     f"SELECT customer_id, {kind} FROM {_KEY_TABLE[kind]} WHERE tenant = ? "
-                    f"AND customer_id IN ({_marks(len(chunk))}) ORDER BY customer_id, position"
+                    f"AND {cond} ORDER BY customer_id, position"
                 ),
-                [tenant, *chunk],
+                [tenant, *params],
             )
             for cid, v in cur.fetchall():
                 out.setdefault(int(cid), []).append(v)

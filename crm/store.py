@@ -922,7 +922,7 @@ class Store:
                 cur.executemany(
                     self._q(f"DELETE FROM {table} WHERE tenant = ? AND customer_id = ?"), replaced
                 )
-            rows = [
+            rows: list[tuple[Any, ...]] = [
                 (tenant, v, ids[k], pos)
                 for k in fresh
                 for pos, v in enumerate(_values(items[k], kind))

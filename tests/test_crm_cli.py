@@ -119,3 +119,20 @@ def test_default_store_is_a_file_in_the_working_directory(tmp_path: Path) -> Non
     assert (tmp_path / "agner-crm.db").exists()
     with open_store(f"sqlite:///{tmp_path}/agner-crm.db") as s:
         assert s.find_customer("default", "ann@example.com") is not None
+
+
+def test_readme_commands_on_the_example_file(tmp_path: Path, capsys: Any) -> None:
+    example = Path(__file__).parent.parent / "examples" / "customers.csv"
+    store = f"sqlite:///{tmp_path}/crm.db"
+    assert main(["crm", "import", str(example), "--store", store, "--region", "GB"]) == 0
+    assert capsys.readouterr().out.startswith("4 rows: 4 customers created")
+    assert main(["crm", "lookup", "+44 20 7946 0018", "--store", store, "--json"]) == 0
+    hints = json.loads(capsys.readouterr().out)
+    assert (hints["known"], hints["tier"], hints["language_skill"]) == (True, "gold", "lang_en")
+    with open_store(store) as s:
+        chloe = s.find_customer("default", "+33612345678")
+        assert chloe is not None and chloe.phones == ("+33142685300", "+33612345678")
+        assert chloe.attributes == {"account": "A-1003", "segment": "enterprise"}
+    day = tmp_path / "day.csv"
+    assert main(["report", "--store", store, "--interval", "30m", "--csv", str(day)]) == 0
+    assert day.read_text().startswith("interval_start,scope,name,offered")

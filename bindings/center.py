@@ -23,7 +23,7 @@ from typing import Any, ClassVar, Protocol
 
 import msgspec
 
-from agner.config import ServerConfig, build_center, tenant_skill
+from agner.config import ServerConfig, build_center, requirement_of, tenant_skill
 from agner.core._api import (
     AgentState,
     Channel,
@@ -181,6 +181,7 @@ class Center:
         self.agent_tenant = setup.agent_tenant
         self.tokens = setup.tokens
         self.reserved_skills = {tenant_skill(t) for t in self.tenants}
+        self.queue_skills = self._skills_by_queue()
         self.live: dict[int, _Live] = {}  # core contact id -> metadata
         self.by_call: list[dict[str, int]] = [{} for _ in self.tenants]  # call id -> contact
         self.pending: dict[int, _Pending] = {}  # agent -> contact awaiting disposition
@@ -193,6 +194,47 @@ class Center:
         self.records: list[Interaction] = []
         self.desktops: dict[int, set[Sink]] = {}
         self.switches: list[set[Sink]] = [set() for _ in self.tenants]
+
+    # ------------------------------------------------------------ CRM hints
+
+    def with_hints(self, ident: Identity, msg: Arrived, hints: Any) -> Arrived:
+        """The arrival with the CRM store's routing hints for a known caller: the
+        tier's priority added to the queue's (unless the switch gave one), and the
+        customer's language skill required when an agent who can serve the queue
+        has it. Preferred agents wait for the core's support (issue 3)."""
+        if hints is None or not hints.known:
+            return msg
+        qid = self.ids.queue_id.get(msg.queue, -1)
+        if qid < 0 or self.queue_tenant[qid] != ident.tenant:
+            return msg  # apply refuses it
+        priority = msg.priority
+        if priority is None:
+            priority = self.cfg.queues[qid].priority + int(hints.priority)
+            priority = max(-1_000_000, min(1_000_000, priority))
+        require = msg.require
+        lang = hints.language_skill
+        if lang and lang in self.queue_skills[qid] and not (require and lang in require):
+            require = {**(require or {}), lang: 1}
+        return msgspec.structs.replace(msg, priority=priority, require=require)
+
+    def _skills_by_queue(self) -> list[set[str]]:
+        """Per queue, the skills some agent who can serve it has."""
+        cfg = self.cfg
+        tenant_of_g = {g: i for i, t in enumerate(cfg.tenants) for g in t.agent_groups}
+        named = {a.group for a in cfg.agents}
+        out: list[set[str]] = []
+        for qid, q in enumerate(cfg.queues):
+            req = requirement_of(q, q.name)
+            have: set[str] = set()
+            for g in cfg.agent_groups:
+                if (
+                    (g.count > 0 or g.name in named)
+                    and tenant_of_g[g.name] == self.queue_tenant[qid]
+                    and all(g.skills.get(s, 0) >= lv for s, lv in req.items())
+                ):
+                    have |= set(g.skills)
+            out.append(have)
+        return out
 
     # ------------------------------------------------------------ sessions
 

@@ -21,8 +21,10 @@ asyncio timer.
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import base64
+import collections
 import contextlib
 import gc
 import hashlib
@@ -43,6 +45,7 @@ from agner.config import ServerConfig
 from agner.journal import Entry, Journal
 from agner.protocol import (
     PROTOCOL_VERSION,
+    Arrived,
     ClientMessage,
     Error,
     Hello,
@@ -70,8 +73,9 @@ def parse_address(text: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
-class Session:
-    """One connection's state: who it is, its rate bucket, its subscription."""
+class Session(abc.ABC):
+    """One connection's state: who it is, its rate bucket, its subscription, and
+    the inputs held back while a CRM look-up for its arrival runs."""
 
     def __init__(self, server: Server, peer: str) -> None:
         self.server = server
@@ -82,9 +86,11 @@ class Session:
         self.stamp = time.monotonic()
         self.stats_task: asyncio.Task[None] | None = None
         self.closed = False
+        self.backlog: collections.deque[ClientMessage] | None = None
 
+    @abc.abstractmethod
     def send(self, msg: Any) -> None:
-        raise NotImplementedError
+        """Write one server message to the connection."""
 
     def allow(self) -> bool:
         """Token bucket: ``rate_per_s`` messages per second, ``burst`` at once."""
@@ -133,6 +139,8 @@ class Server:
         # One worker thread: store calls and interaction records never stall
         # routing, and records keep their order.
         self.worker = ThreadPoolExecutor(1, thread_name_prefix="agner-store")
+        # Look-ups have their own thread: an arrival never waits behind a batch of records.
+        self.lookups = ThreadPoolExecutor(1, thread_name_prefix="agner-lookup")
         self.timer: asyncio.TimerHandle | None = None
         self.timer_at: int | None = None
         self.started = time.time()
@@ -161,6 +169,12 @@ class Server:
 
     def handle(self, session: Session, msg: ClientMessage) -> None:
         """One decoded message of a session; replies go out at the next flush."""
+        if session.backlog is not None:  # in order, behind an arrival being looked up
+            session.backlog.append(msg)
+            return
+        self._handle(session, msg)
+
+    def _handle(self, session: Session, msg: ClientMessage) -> None:
         if not session.allow():
             self.reply(session, Error("rate_limited", "too many messages; slow down", msg.ref))
             return
@@ -179,6 +193,13 @@ class Server:
         if isinstance(msg, Subscribe | Unsubscribe):
             self._subscribe(session, msg)
             return
+        if isinstance(msg, Arrived) and msg.customer:
+            self._look_up(session, msg)
+            return
+        self._apply(session, msg)
+
+    def _apply(self, session: Session, msg: ClientMessage) -> None:
+        assert session.ident is not None
         try:
             call_id = self.center.apply(session.ident, msg, self.now())
         except Refused as exc:
@@ -187,6 +208,33 @@ class Server:
             return
         if msg.ref:
             self.reply(session, Ok(msg.ref, call_id))
+
+    def _look_up(self, session: Session, msg: Arrived) -> None:
+        """Ask the CRM store for the caller's routing hints (a worker thread), then
+        apply the arrival with them; the session's later inputs wait behind it."""
+        assert session.ident is not None and msg.customer is not None
+        session.backlog = collections.deque()
+        ident = session.ident
+        tenant = self.center.tenants[ident.tenant]
+        loop = asyncio.get_running_loop()
+        fut = loop.run_in_executor(self.lookups, self.store.lookup, tenant, msg.customer)
+
+        def done(f: asyncio.Future[Any]) -> None:
+            hints = None
+            if f.exception() is not None:
+                self.store_errors += 1
+            else:
+                hints = f.result()
+            self._apply(session, self.center.with_hints(ident, msg, hints))
+            backlog, session.backlog = session.backlog, None
+            while backlog:
+                if session.backlog is not None:  # another look-up began: keep the order
+                    session.backlog.extend(backlog)
+                    break
+                self._handle(session, backlog.popleft())
+            self.flush()
+
+        fut.add_done_callback(done)
 
     def _hello(self, session: Session, msg: Hello) -> None:
         if msg.version != PROTOCOL_VERSION:
@@ -430,6 +478,7 @@ class Server:
             self.journal.append(self.pending)
             self.pending = []
         self.journal.close()
+        self.lookups.shutdown(wait=True)
         self.worker.shutdown(wait=True)
         self.store.close()
 

@@ -10,7 +10,6 @@ file and the field.
 from __future__ import annotations
 
 import csv
-import io
 import os
 from collections.abc import Iterator
 from typing import NamedTuple, TextIO
@@ -32,7 +31,7 @@ class CustomerRow(NamedTuple):
     name: str
     phones: tuple[str, ...]
     emails: tuple[str, ...]
-    tier: str
+    tier: str | None  # None: the cell was empty
     language: str | None
     attributes: dict[str, str]
 
@@ -44,14 +43,21 @@ def read_customers(
     the first bad one. Numbers without a country code are read in ``region`` (else
     the store's ``default_region``). Also refuses a number or address given twice."""
     region = region or options.default_region
+    name = source_name(source)
     if isinstance(source, (str, os.PathLike)):
-        name = os.fspath(source)
         try:
             with open(name, encoding="utf-8-sig", newline="") as f:
                 return _read(f, name, options, region)
         except OSError as exc:
             raise InvalidInput(None, f"cannot read {name}: {exc.strerror}") from None
-    return _read(source, getattr(source, "name", "<input>"), options, region)
+    return _read(source, name, options, region)
+
+
+def source_name(source: str | os.PathLike[str] | TextIO) -> str:
+    """How errors name the file: its path, or an open file's name."""
+    if isinstance(source, (str, os.PathLike)):
+        return os.fspath(source)
+    return str(getattr(source, "name", "<input>"))
 
 
 def _records(f: TextIO, source: str) -> Iterator[tuple[int, int, list[str]]]:
@@ -140,12 +146,7 @@ def _row(
         name=name,
         phones=phones,
         emails=emails,
-        tier=validate.tier(cells.get("tier"), options),
+        tier=validate.tier(cells["tier"], options) if cells.get("tier", "").strip() else None,
         language=validate.language(cells.get("language")),
         attributes=validate.attributes({k: v for k, v in cells.items() if k not in KNOWN}),
     )
-
-
-def parse_text(text: str, options: StoreOptions, region: str | None = None) -> list[CustomerRow]:
-    """:func:`read_customers` on a string (for tests and small in-memory imports)."""
-    return _read(io.StringIO(text), "<text>", options, region)

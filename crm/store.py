@@ -24,7 +24,7 @@ import msgspec
 from msgspec import UNSET, UnsetType
 
 from agner.crm import schema, validate
-from agner.crm.csvimport import CustomerRow, read_customers
+from agner.crm.csvimport import CustomerRow, read_customers, source_name
 from agner.crm.errors import Conflict, CrmError, InvalidInput, NotFound, SchemaError
 from agner.crm.models import (
     Customer,
@@ -69,7 +69,7 @@ class _Save(NamedTuple):
 
     target: int | None
     name: str
-    tier: str
+    tier: str | None  # None: an import's empty cell (keep the customer's, or the default)
     language: str | None
     attributes: dict[str, str]
     phones: tuple[str, ...]
@@ -448,7 +448,7 @@ class Store:
         naming the row, its line and the field) leaves the store as it was."""
         tenant = validate.tenant(tenant)
         rows = read_customers(source, self.options, region)
-        name = source if isinstance(source, str) else getattr(source, "name", "<input>")
+        name = source_name(source)
         saves = [
             _Save(
                 None,
@@ -459,7 +459,7 @@ class Store:
                 r.phones,
                 r.emails,
                 row=r,
-                source=os.fspath(name) if not isinstance(name, str) else name,
+                source=name,
             )
             for r in rows
         ]
@@ -879,7 +879,15 @@ class Store:
             "INSERT INTO customers (tenant, name, tier, language, attributes, created_us, "
             "updated_us) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
             [
-                (tenant, s.name, s.tier, s.language, self._dump_json(s.attributes), now, now)
+                (
+                    tenant,
+                    s.name,
+                    s.tier or self.options.default_tier,
+                    s.language,
+                    self._dump_json(s.attributes),
+                    now,
+                    now,
+                )
                 for s in (items[k] for k in new)
             ],
         )
@@ -888,27 +896,42 @@ class Store:
             ids[k] = cid
         updates = [(k, s) for k, s in enumerate(items) if targets[k] is not None]
         if updates:
-            merged = {}
-            if match:  # an import adds attributes to those the customer has
-                old = self._customers(cur, tenant, *self._in("id", [ids[k] for k, _ in updates]))
-                merged = {c.id: c.attributes for c in old}
+            # An import keeps what its empty cells do not say and adds attributes.
+            old = (
+                {
+                    c.id: c
+                    for c in self._customers(
+                        cur, tenant, *self._in("id", [ids[k] for k, _ in updates])
+                    )
+                }
+                if match
+                else {}
+            )
+            rows: list[tuple[Any, ...]] = []
+            for k, s in updates:
+                was = old.get(ids[k])
+                tier, language, attributes = s.tier, s.language, s.attributes
+                if was is not None:
+                    tier = tier or was.tier
+                    language = language or was.language
+                    attributes = {**was.attributes, **attributes}
+                rows.append(
+                    (
+                        s.name,
+                        tier or self.options.default_tier,
+                        language,
+                        self._dump_json(attributes),
+                        now,
+                        tenant,
+                        ids[k],
+                    )
+                )
             cur.executemany(
                 self._q(
                     "UPDATE customers SET name = ?, tier = ?, language = ?, attributes = ?, "
                     "updated_us = ? WHERE tenant = ? AND id = ?"
                 ),
-                [
-                    (
-                        s.name,
-                        s.tier,
-                        s.language,
-                        self._dump_json({**merged.get(ids[k], {}), **s.attributes}),
-                        now,
-                        tenant,
-                        ids[k],
-                    )
-                    for k, s in updates
-                ],
+                rows,
             )
         # New customers' and replaced sets are written in order; an import's update
         # appends after the customer's last position, skipping those it has.
@@ -922,7 +945,7 @@ class Store:
                 cur.executemany(
                     self._q(f"DELETE FROM {table} WHERE tenant = ? AND customer_id = ?"), replaced
                 )
-            rows: list[tuple[Any, ...]] = [
+            rows = [
                 (tenant, v, ids[k], pos)
                 for k in fresh
                 for pos, v in enumerate(_values(items[k], kind))

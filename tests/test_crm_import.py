@@ -190,3 +190,23 @@ def test_options_apply_to_imports(open_crm: Any, tmp_path: Path) -> None:
     res = s.import_customers("acme", write(tmp_path, "name,phone,tier\nAnn,01 42 68 53 00,B\n"))
     assert res.created == 1
     assert s.find_customer("acme", "+33142685300").tier == "b"
+
+
+def test_reimport_keeps_what_empty_cells_do_not_say(store: Any, tmp_path: Path) -> None:
+    store.import_customers("acme", write(tmp_path, GOOD))
+    body = "name,phone,tier,language,account\nAnn M.,+33142685300,,,\n"
+    res = store.import_customers("acme", write(tmp_path, body, "thin.csv"))
+    assert (res.created, res.updated) == (0, 1)
+    ann = store.find_customer("acme", "+33142685300")
+    assert (ann.name, ann.tier, ann.language) == ("Ann M.", "gold", "fr")
+    assert ann.attributes == {"account": "A-1", "segment": "retail"}
+    assert ann.emails == ("ann@example.com",)
+
+
+def test_errors_name_an_open_file_by_its_name(store: Any, tmp_path: Path) -> None:
+    store.create_customer("acme", name="Ann", phones=["+33142685300"])
+    store.create_customer("acme", name="Bob", emails=["bob@example.com"])
+    q = write(tmp_path, "name,phone,email\nNew,+33612345670,\nMix,+33142685300,bob@example.com\n")
+    with open(q, encoding="utf-8") as f, pytest.raises(InvalidInput) as e:
+        store.import_customers("acme", f)
+    assert str(e.value).startswith(f"{q}, row 2 (line 3), field 'email': bob@example.com")

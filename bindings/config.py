@@ -35,7 +35,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import msgspec
 
@@ -53,6 +53,7 @@ __all__ = [
     "build_center",
     "check_server",
     "load_server_config",
+    "read_toml",
     "tenant_skill",
     "ConfigFileError",
     "Queue",
@@ -330,6 +331,23 @@ class ServerConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
         return RoutingConfig(queues=self.queues, agent_groups=self.agent_groups)
 
 
+T = TypeVar("T")
+
+
+def read_toml(path: Path, schema: type[T], error: type[ConfigFileError]) -> T:
+    """A TOML file decoded into `schema`; `error` names the file and what is wrong."""
+    try:
+        text = path.read_bytes()
+    except OSError as exc:
+        raise error(f"{path}: cannot read: {exc.strerror}") from None
+    try:
+        return msgspec.toml.decode(text, type=schema)
+    except msgspec.ValidationError as exc:
+        raise error(f"{path}: {exc}") from None
+    except msgspec.DecodeError as exc:
+        raise error(f"{path}: not valid TOML: {exc}") from None
+
+
 def tenant_skill(tenant: str) -> str:
     """The hidden skill every agent and queue of a tenant carries, so that the
     core never matches across tenants (until it has tenants of its own)."""
@@ -344,16 +362,7 @@ def load_server_config(path: str | Path) -> ServerConfig:
             sense; the message names the file and the field.
     """
     path = Path(path)
-    try:
-        text = path.read_bytes()
-    except OSError as exc:
-        raise ConfigFileError(f"{path}: cannot read: {exc.strerror}") from None
-    try:
-        cfg = msgspec.toml.decode(text, type=ServerConfig)
-    except msgspec.ValidationError as exc:
-        raise ConfigFileError(f"{path}: {exc}") from None
-    except msgspec.DecodeError as exc:
-        raise ConfigFileError(f"{path}: not valid TOML: {exc}") from None
+    cfg = read_toml(path, ServerConfig, ConfigFileError)
     check_server(cfg, str(path))
     return cfg
 

@@ -113,6 +113,7 @@ class QueueStats(NamedTuple):
     service_level_answered: float | None
     service_level_excluding_short_abandons: float | None
     overflowed: int
+    voicemail: int
     rejected: int
     timed_out: int
     callbacks: int
@@ -176,6 +177,7 @@ def make_queue_stats(
     ring_no_answer: int,
     *,
     overflowed: int = 0,
+    voicemail: int = 0,
     rejected: int = 0,
     timed_out: int = 0,
     callbacks: int = 0,
@@ -199,6 +201,7 @@ def make_queue_stats(
             answered_within_sl, answered + abandoned - abandoned_within_sl
         ),
         overflowed=overflowed,
+        voicemail=voicemail,
         rejected=rejected,
         timed_out=timed_out,
         callbacks=callbacks,

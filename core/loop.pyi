@@ -6,6 +6,7 @@ from agner.core.router import Router
 
 DIST_KINDS: dict[str, int]
 RECORD_DTYPE: np.dtype[np.void]
+OUTCOMES: tuple[str, ...]
 
 # (kind, p0, p1, samples): see sim/engine.py's Dist.spec
 DistSpec = tuple[str, float, float, np.ndarray | None]

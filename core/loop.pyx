@@ -9,7 +9,8 @@
 #
 # Offers are answered at once (a simulated agent picks up), so a contact's wait
 # ends at its OFFER decision. Statistics count the contacts that arrive after
-# the warm-up, per queue and per interval of the day they arrived in;
+# the warm-up, per queue they arrived in (an overflow to another queue does not
+# move them: the caller called this one) and per interval of the day they arrived in;
 # sim/engine.py turns them into the planner's figures. Arrival rates may change
 # by interval (a daily profile, repeating): arrivals are then drawn by thinning
 # a Poisson stream at the queue's highest rate, which is exact.
@@ -21,8 +22,9 @@ from libc.string cimport memset
 
 from agner.core._structs cimport grow
 from agner.core._types cimport (
-    AS_BUSY, AS_LOGGED_OUT, AS_NOT_READY, AS_RESERVED, AS_WRAP_UP, CS_WAITING, DK_OFFER,
-    DK_WRAP_UP_END, QUEUE_PRIORITY, contact_id_t, slot_of, time_us_t,
+    AS_BUSY, AS_LOGGED_OUT, AS_NOT_READY, AS_RESERVED, AS_WRAP_UP, CF_CALLBACK, CS_WAITING,
+    DK_CALLBACK, DK_OFFER, DK_OVERFLOW, DK_REJECT, DK_TIMEOUT, DK_VOICEMAIL, DK_WRAP_UP_END,
+    QUEUE_PRIORITY, contact_id_t, slot_of, time_us_t,
 )
 from agner.core.router cimport Router
 
@@ -74,8 +76,14 @@ cdef struct qstat_t:
     int64_t abandoned
     int64_t delayed           # not offered at the moment it arrived
     int64_t answered_within
+    int64_t overflowed        # moved on to another queue (counted here still)
+    int64_t voicemail         # ended in voicemail
+    int64_t rejected          # ended: a queue was full or unstaffed
+    int64_t timed_out         # ended: a queue's maximum wait, nowhere to go
+    int64_t callbacks         # became callbacks
     double wait_answered_s
     double wait_abandoned_s
+    double wait_diverted_s    # waits that ended in voicemail, rejection or time-out
 
 
 cdef packed struct rec_t:
@@ -85,11 +93,22 @@ cdef packed struct rec_t:
     int64_t answered_us       # -1: abandoned
     int64_t ended_us
     int32_t queue
-    int32_t agent             # -1: abandoned
+    int32_t agent             # -1: not answered
+    int32_t outcome           # OUTCOMES index
 
 #: The numpy dtype of the record chunks passed to the records sink.
 RECORD_DTYPE = np.dtype([("arrival_us", "<i8"), ("answered_us", "<i8"), ("ended_us", "<i8"),
-                         ("queue", "<i4"), ("agent", "<i4")])
+                         ("queue", "<i4"), ("agent", "<i4"), ("outcome", "<i4")])
+
+#: How a contact ended, by a record's `outcome`.
+OUTCOMES = ("answered", "abandoned", "voicemail", "rejected", "timed_out")
+
+cdef enum:
+    OUT_ANSWERED = 0
+    OUT_ABANDONED = 1
+    OUT_VOICEMAIL = 2
+    OUT_REJECTED = 3
+    OUT_TIMED_OUT = 4
 
 cdef enum:
     REC_CHUNK = 65536
@@ -383,7 +402,8 @@ cdef class EventLoop:
         self.slot_interval[slot] = self._interval(t)
         return 0
 
-    cdef int _record(self, int64_t slot, time_us_t ended, int32_t agent) noexcept:
+    cdef int _record(self, int64_t slot, time_us_t ended, int32_t agent,
+                     int32_t outcome) noexcept:
         cdef rec_t* x
         if self.sink is None or not self.counted[slot]:
             return 0
@@ -395,6 +415,7 @@ cdef class EventLoop:
         x.ended_us = ended
         x.queue = self.slot_queue[slot]
         x.agent = agent
+        x.outcome = outcome
         self.n_rec += 1
         return 0
 
@@ -417,19 +438,21 @@ cdef class EventLoop:
         return t + self._us(-log1p(-self._uniform()) / self.rate_max[q])
 
     cdef int _decisions(self) noexcept:
-        # Answer every offer at once and book its wait.
-        cdef int32_t i = 0, q
+        # Answer every offer at once and book its wait; book the contacts the
+        # router sends on or ends.
+        cdef int32_t i = 0, q, kind
         cdef int64_t slot
         cdef contact_id_t c
         cdef time_us_t t, wait
         cdef qstat_t* s
         cdef Router r = self.r      # one reference per batch of decisions, not per event
         while i < r.n_dec:
-            if r.dec[i].kind == DK_OFFER:
+            kind = r.dec[i].kind
+            if kind == DK_OFFER:
                 c = r.dec[i].contact
                 t = r.dec[i].time
-                q = r.dec[i].queue
                 slot = slot_of(c)
+                q = self.slot_queue[slot]
                 if r.c_accept(r.dec[i].agent, c, t) != 0:
                     return -1
                 self.answered_at[slot] = t
@@ -446,9 +469,35 @@ cdef class EventLoop:
                 if self._push(t + self._us(self._draw_s(&self.handle[q])), EV_COMPLETE, c,
                               r.dec[i].agent) != 0:
                     return -1
-            elif r.dec[i].kind == DK_WRAP_UP_END and self.off_shift[r.dec[i].agent]:
-                if self._leave(r.dec[i].agent, r.dec[i].time) != 0:
+            elif kind == DK_WRAP_UP_END:
+                if self.off_shift[r.dec[i].agent] and self._leave(r.dec[i].agent,
+                                                                  r.dec[i].time) != 0:
                     return -1
+            elif kind != DK_OFFER:
+                # OVERFLOW, CALLBACK, or an end: VOICEMAIL, REJECT, TIMEOUT. The
+                # contact's slot is still ours: the loop reuses none mid-batch.
+                slot = slot_of(r.dec[i].contact)
+                t = r.dec[i].time
+                if self.counted[slot]:
+                    s = &self.st[self.slot_queue[slot] * self.n_int + self.slot_interval[slot]]
+                    if kind == DK_OVERFLOW:
+                        s.overflowed += 1
+                    elif kind == DK_CALLBACK:
+                        s.callbacks += 1
+                    else:
+                        if kind == DK_VOICEMAIL:
+                            s.voicemail += 1
+                        elif kind == DK_REJECT:
+                            s.rejected += 1
+                        else:
+                            s.timed_out += 1
+                        if t > self.arrived_at[slot]:
+                            s.delayed += 1
+                        s.wait_diverted_s += (t - self.arrived_at[slot]) * 1e-6
+                if kind == DK_VOICEMAIL or kind == DK_REJECT or kind == DK_TIMEOUT:
+                    if self._record(slot, t, -1, OUT_VOICEMAIL if kind == DK_VOICEMAIL else (
+                            OUT_REJECTED if kind == DK_REJECT else OUT_TIMED_OUT)) != 0:
+                        return -1
             i += 1
         r.n_dec = 0
         return 0
@@ -521,7 +570,7 @@ cdef class EventLoop:
                     slot = slot_of(e.x)
                     if r.c_complete(e.y, e.x, t, -1) != 0:
                         raise RuntimeError("the router refused a completion")
-                    if self._record(slot, t, e.y) != 0:
+                    if self._record(slot, t, e.y, OUT_ANSWERED) != 0:
                         raise MemoryError()
                     if self.off_shift[e.y] and self._leave(e.y, t) != 0:
                         raise RuntimeError("the router refused a shift end")
@@ -542,12 +591,13 @@ cdef class EventLoop:
                         raise RuntimeError("the router refused a shift end")
                 else:
                     slot = r._slot(e.x)
-                    if slot < 0 or r.contacts[slot].state != CS_WAITING:
-                        continue          # answered meanwhile: nothing happens
-                    q = e.y
+                    if slot < 0 or r.contacts[slot].state != CS_WAITING \
+                            or r.contacts[slot].flags & CF_CALLBACK:
+                        continue          # answered or ended meanwhile, or a callback
+                    q = self.slot_queue[slot]
                     if r.c_abandon(e.x, t) != 0:
                         raise RuntimeError("the router refused an abandon")
-                    if self._record(slot, t, -1) != 0:
+                    if self._record(slot, t, -1, OUT_ABANDONED) != 0:
                         raise MemoryError()
                     if self.counted[slot]:
                         st = &self.st[q * self.n_int + self.slot_interval[slot]]
@@ -581,14 +631,26 @@ cdef class EventLoop:
             tot.abandoned += s.abandoned
             tot.delayed += s.delayed
             tot.answered_within += s.answered_within
+            tot.overflowed += s.overflowed
+            tot.voicemail += s.voicemail
+            tot.rejected += s.rejected
+            tot.timed_out += s.timed_out
+            tot.callbacks += s.callbacks
             tot.wait_answered_s += s.wait_answered_s
             tot.wait_abandoned_s += s.wait_abandoned_s
+            tot.wait_diverted_s += s.wait_diverted_s
         return {
             "offered": tot.offered,
             "answered": tot.answered,
             "abandoned": tot.abandoned,
             "delayed": tot.delayed,
             "answered_within": tot.answered_within,
+            "overflowed": tot.overflowed,
+            "voicemail": tot.voicemail,
+            "rejected": tot.rejected,
+            "timed_out": tot.timed_out,
+            "callbacks": tot.callbacks,
             "wait_answered_s": tot.wait_answered_s,
             "wait_abandoned_s": tot.wait_abandoned_s,
+            "wait_diverted_s": tot.wait_diverted_s,
         }

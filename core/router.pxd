@@ -106,7 +106,8 @@ cdef struct queue_t:
     int64_t waiting
     int64_t waiting_callbacks
     int64_t ring_no_answer
-    int64_t overflowed        # sent on to another queue or to voicemail
+    int64_t overflowed        # sent on to another queue
+    int64_t voicemail
     int64_t rejected
     int64_t timed_out
     int64_t callbacks         # contacts that became callbacks here

@@ -976,7 +976,7 @@ cdef class Router:
             # Targets are earlier queues, so this recursion ends.
             return self._enter_queue(slot, now)
         if kind == OV_VOICEMAIL:
-            q.overflowed += 1
+            q.voicemail += 1
             return self._end(slot, DK_VOICEMAIL, now)
         if why == TK_MAX_WAIT:
             q.timed_out += 1
@@ -1663,7 +1663,8 @@ cdef class Router:
         return make_queue_stats(
             q.offered, q.answered, q.abandoned, q.abandoned_within_sl, q.waiting,
             now - oldest, q.answered_within_sl, q.wait_answered_us, q.ring_no_answer,
-            overflowed=q.overflowed, rejected=q.rejected, timed_out=q.timed_out,
+            overflowed=q.overflowed, voicemail=q.voicemail, rejected=q.rejected,
+            timed_out=q.timed_out,
             callbacks=q.callbacks, waiting_callbacks=q.waiting_callbacks)
 
     def agent_stats(self, agent, now):

@@ -7,11 +7,17 @@ built on it.
 
 Definitions used in the results (contacts that arrive after the warm-up):
 
+- figures are per queue the contact *arrived in* (the queue the caller called),
+  even when the router later moves it to another queue;
+- ``overflowed``: moved on to another queue by a queue limit (counted still);
+  ``voicemail``, ``rejected``, ``timed_out``: ended that way by a queue limit
+  (docs/ROUTING.md); ``callbacks``: became callbacks (patience no longer applies);
 - ``p_wait``: share of offered contacts not answered at the moment they arrived
-  (they waited, or abandoned);
+  (they waited, or abandoned, or ended by a limit after a wait);
 - ``p_abandon``: abandoned / offered;
 - ``asa_s``: mean wait of answered contacts;
-- ``mean_wait_s``: mean wait of answered and abandoned contacts;
+- ``mean_wait_s``: mean wait of the contacts that ended (answered, abandoned, or
+  ended by a limit);
 - ``service_level``: answered within the queue's threshold / offered;
 - ``service_level_answered``: answered within the threshold / answered;
 - ``occupancy``: (reserved + busy + wrap-up time) / (that + ready time) of the
@@ -33,7 +39,7 @@ from typing import Any
 import numpy as np
 
 from agner.core._api import AgentState, Strategy
-from agner.core.loop import EventLoop
+from agner.core.loop import OUTCOMES, EventLoop
 from agner.core.router import Router
 
 __all__ = ["AgentGroup", "Dist", "QueueLoad", "SimResult", "simulate"]
@@ -98,6 +104,12 @@ class QueueLoad:
     # replace `require`, and the set of agents widens at each step's time.
     steps: Sequence[tuple[float, Mapping[int, int]]] = ()
     priority_weight_s: float | None = None  # the wait one priority level is worth
+    # Queue limits (docs/ROUTING.md): 0 for none; overflow is None, the index of
+    # an earlier queue, "voicemail" or "callback".
+    max_waiting: int = 0
+    max_wait_s: float = 0.0
+    overflow: int | str | None = None
+    when_unstaffed: str = "wait"
 
     def requirements(self) -> list[Mapping[int, int]]:
         """Its steps' requirements (just `require` without steps)."""
@@ -113,7 +125,12 @@ class QueueLoad:
 def add_queue_load(r: Router, q: QueueLoad) -> int:
     """Add a simulated queue to a router, the same way for every engine (offers are
     answered at once, so there is no ring timeout)."""
-    kw: dict[str, Any] = {}
+    kw: dict[str, Any] = {
+        "max_waiting": q.max_waiting,
+        "max_wait_us": round(q.max_wait_s * _US),
+        "overflow": q.overflow,
+        "when_unstaffed": q.when_unstaffed,
+    }
     if q.priority_weight_s is not None:
         kw["priority_weight_us"] = round(q.priority_weight_s * _US)
     if q.steps:
@@ -202,17 +219,25 @@ class _RecordWriter:
         answered = chunk["answered_us"]
         ended = chunk["ended_us"] / _US
         ok = answered >= 0
+        outcomes = np.array(OUTCOMES, dtype=object)[chunk["outcome"]]
         lines = []
-        for name, a, ans, e, good, agent in zip(
-            self.names[chunk["queue"]], arrival, answered, ended, ok, chunk["agent"], strict=True
+        for name, a, ans, e, good, agent, out in zip(
+            self.names[chunk["queue"]],
+            arrival,
+            answered,
+            ended,
+            ok,
+            chunk["agent"],
+            outcomes,
+            strict=True,
         ):
             if good:
                 t = ans / _US
                 lines.append(
-                    f"{name},{a:.6f},{t:.6f},{e:.6f},{t - a:.6f},{e - t:.6f},{agent},answered\n"
+                    f"{name},{a:.6f},{t:.6f},{e:.6f},{t - a:.6f},{e - t:.6f},{agent},{out}\n"
                 )
             else:
-                lines.append(f"{name},{a:.6f},,{e:.6f},{e - a:.6f},,,abandoned\n")
+                lines.append(f"{name},{a:.6f},,{e:.6f},{e - a:.6f},,,{out}\n")
         self.file.writelines(lines)
 
 
@@ -221,15 +246,23 @@ def _ratio(num: float, den: float) -> float | None:
 
 
 def _figures(c: Mapping[str, Any]) -> dict[str, float | int | None]:
-    finished = c["answered"] + c["abandoned"]
+    ended_unanswered = c["voicemail"] + c["rejected"] + c["timed_out"]
+    finished = c["answered"] + c["abandoned"] + ended_unanswered
     return {
         "offered": c["offered"],
         "answered": c["answered"],
         "abandoned": c["abandoned"],
+        "overflowed": c["overflowed"],
+        "voicemail": c["voicemail"],
+        "rejected": c["rejected"],
+        "timed_out": c["timed_out"],
+        "callbacks": c["callbacks"],
         "p_wait": _ratio(c["delayed"], c["offered"]),
         "p_abandon": _ratio(c["abandoned"], c["offered"]),
         "asa_s": _ratio(c["wait_answered_s"], c["answered"]),
-        "mean_wait_s": _ratio(c["wait_answered_s"] + c["wait_abandoned_s"], finished),
+        "mean_wait_s": _ratio(
+            c["wait_answered_s"] + c["wait_abandoned_s"] + c["wait_diverted_s"], finished
+        ),
         "service_level": _ratio(c["answered_within"], c["offered"]),
         "service_level_answered": _ratio(c["answered_within"], c["answered"]),
     }
@@ -279,10 +312,10 @@ def simulate(
     at least one of them is needed. The same inputs and seed give the same result.
 
     With `records`, one CSV row per contact that arrived after the warm-up and
-    ended (answered and completed, or abandoned) is written to that file, as the
-    run goes: queue, arrival_s, answered_s (empty when abandoned), ended_s,
-    wait_s, talk_s, agent (empty when abandoned), outcome. Contacts still in the
-    system at the end have no row.
+    ended is written to that file, as the run goes: queue (of arrival),
+    arrival_s, answered_s (empty when not answered), ended_s, wait_s, talk_s,
+    agent (empty when not answered), outcome (answered, abandoned, voicemail,
+    rejected, timed_out). Contacts still in the system at the end have no row.
 
     `progress`, if given, is called with the share done (0 to 1) fifty times
     along the run; running in slices changes nothing in the results.

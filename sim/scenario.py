@@ -32,8 +32,8 @@ The shape is the one of ../shared/ARCHITECTURE.md::
 A per-interval profile needs ``interval_s`` at the top level: the profile
 starts at time 0, repeats every ``len(rates) * interval_s`` seconds, and the
 results are then also given per interval. Skills are named; ids are given in
-order of first appearance. What cannot be simulated yet is refused by name:
-queue limits and overflow (max_waiting, max_wait_s, overflow, when_unstaffed).
+order of first appearance. Queue limits and overflow are
+simulated too; a contact's figures stay with the queue it arrived in.
 """
 
 from __future__ import annotations
@@ -66,8 +66,6 @@ __all__ = [
     "run_scenario",
 ]
 
-# Queue settings of the routing configuration that the simulator refuses for now.
-_NOT_SIMULATED = {"max_waiting": 0, "max_wait_s": 0.0, "overflow": None, "when_unstaffed": "wait"}
 
 
 class ScenarioError(ConfigFileError):
@@ -214,13 +212,6 @@ def check(sc: Scenario, where: str = "scenario") -> None:
         check_queues(sc.queues, sc.agent_groups, where)
     except ConfigFileError as exc:
         raise ScenarioError(str(exc)) from None
-    for i, q in enumerate(sc.queues):
-        for name, default in _NOT_SIMULATED.items():
-            if getattr(q, name) != default:
-                raise ScenarioError(
-                    f"{where}: queues[{i}] ({q.name}).{name}: queue limits and overflow "
-                    "are not simulated yet (agner serve applies them)"
-                )
     for i, a in enumerate(sc.arrivals):
         at = f"{where}: arrivals[{i}]"
         if a.queue not in names:
@@ -262,6 +253,7 @@ def queue_load_of(
     q: Queue,
     a: Arrivals | None,
     skill_ids: dict[str, int],
+    queue_ids: dict[str, int],
     *,
     rate: float | list[float] | None = None,
     sl_threshold_s: float | None = None,
@@ -282,6 +274,10 @@ def queue_load_of(
         sl_threshold_s=q.service_level.threshold_s if sl_threshold_s is None else sl_threshold_s,
         steps=tuple(steps) if len(steps) > 1 else (),
         priority_weight_s=q.priority_weight_s,
+        max_waiting=q.max_waiting,
+        max_wait_s=q.max_wait_s,
+        overflow=queue_ids.get(q.overflow, q.overflow) if q.overflow is not None else None,
+        when_unstaffed=q.when_unstaffed,
     )
 
 
@@ -289,7 +285,8 @@ def center_of(sc: Scenario) -> tuple[list[QueueLoad], list[AgentGroup]]:
     """The queues and agent groups of a checked scenario, as both engines run them."""
     skill_ids = skill_ids_of(sc.agent_groups)
     load = {a.queue: a for a in sc.arrivals}
-    queues = [queue_load_of(q, load.get(q.name), skill_ids) for q in sc.queues]
+    queue_ids = {q.name: i for i, q in enumerate(sc.queues)}
+    queues = [queue_load_of(q, load.get(q.name), skill_ids, queue_ids) for q in sc.queues]
     return queues, [agent_group_of(g, skill_ids) for g in sc.agent_groups]
 
 

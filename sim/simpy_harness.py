@@ -78,9 +78,21 @@ _COUNTS = (
     "abandoned",
     "delayed",
     "answered_within",
+    "overflowed",
+    "voicemail",
+    "rejected",
+    "timed_out",
+    "callbacks",
     "wait_answered_s",
     "wait_abandoned_s",
+    "wait_diverted_s",
 )
+# The decisions that end a contact unanswered, and the counter each one books.
+_ENDS = {
+    DecisionKind.VOICEMAIL: "voicemail",
+    DecisionKind.REJECT: "rejected",
+    DecisionKind.TIMEOUT: "timed_out",
+}
 
 
 def _us(seconds: float) -> int:
@@ -95,14 +107,16 @@ def _dur(seconds: float) -> int:
 
 @dataclass
 class _Contact:
-    queue: int
+    queue: int  # the queue it arrived in: its statistics stay there
     arrival: int
     interval: int
     counted: bool
-    state: str = "waiting"  # waiting, offered, active, completed, abandoned
+    state: str = "waiting"  # waiting, offered, active, completed, abandoned, ended
     agent: int = -1
     answered: bool = False
     event: Any = None  # the caller's "answered" event
+    now_in: int = -1  # the queue it is in now (it changes when it overflows)
+    callback: bool = False  # the caller hung up and waits to be called back
 
 
 @dataclass
@@ -199,6 +213,7 @@ class SimpyCenter:
         self.all_arrivals = 0
         self.all_answered = 0
         self.all_abandoned = 0
+        self.all_diverted = 0  # ended by a queue limit
         self.completed = [0] * len(queues)  # counted contacts answered and completed
         self.rona = 0
         self.fault_logouts = 0
@@ -228,11 +243,38 @@ class SimpyCenter:
                     self._offer(d.agent, d.contact, d.queue)
                 elif d.kind == DecisionKind.WRAP_UP_END:
                     self._settle(d.agent)
+                elif d.kind in (DecisionKind.OVERFLOW, DecisionKind.CALLBACK) or d.kind in _ENDS:
+                    self._divert(d.kind, d.contact, d.queue, d.time)
                 else:  # RONA: no ring timeout is set, the harness calls no_answer
                     raise AssertionError(f"unexpected decision {d}")
         dl = self.r.next_deadline()
         if dl != self.clock_target and not self.poke.triggered:
             self.poke.succeed()
+
+    def _divert(self, kind: DecisionKind, c: int, q: int, t: int) -> None:
+        # A queue limit moved the contact on, made it a callback, or ended it.
+        rec = self.contacts[c]
+        if self.check:
+            assert rec.state == "waiting", f"contact {c} diverted while {rec.state}"
+        s = self.stats[rec.queue][rec.interval]
+        if kind == DecisionKind.OVERFLOW:
+            rec.now_in = q
+            if rec.counted:
+                s["overflowed"] += 1
+            return
+        if kind == DecisionKind.CALLBACK:
+            rec.callback = True  # its caller's patience no longer applies
+            if rec.counted:
+                s["callbacks"] += 1
+            return
+        rec.state = "ended"
+        del self.contacts[c]
+        self.all_diverted += 1
+        if rec.counted:
+            s[_ENDS[kind]] += 1
+            if t > rec.arrival:
+                s["delayed"] += 1
+            s["wait_diverted_s"] += (t - rec.arrival) * 1e-6
 
     def _offer(self, a: int, c: int, q: int) -> None:
         rec = self.contacts[c]
@@ -240,7 +282,7 @@ class SimpyCenter:
         if self.check:
             assert rec.state == "waiting", f"contact {c} offered while {rec.state}"
             assert ag.holding < 0, f"agent {a} offered {c} while holding {ag.holding}"
-            assert rec.queue == q
+            assert rec.now_in == q
         rec.state, rec.agent = "offered", a
         ag.holding = c
         if self.faults.no_answer_prob and self.rng.random() < self.faults.no_answer_prob:
@@ -252,6 +294,7 @@ class SimpyCenter:
             assert not rec.answered, f"contact {c} answered twice"
         rec.state, rec.answered = "active", True
         self.all_answered += 1
+        q = rec.queue  # statistics and handle time: those of the queue called
         if rec.counted:
             wait = now - rec.arrival
             s = self.stats[q][rec.interval]
@@ -346,7 +389,7 @@ class SimpyCenter:
 
     def _arrive(self, q: int, t: int, counted: bool) -> None:
         ql = self.queues[q]
-        rec = _Contact(q, t, self._interval(t), counted)
+        rec = _Contact(q, t, self._interval(t), counted, now_in=q)
         patience = _draw(self.rng, ql.patience) if ql.patience is not None else None
         if patience is not None:
             rec.event = self.env.event()
@@ -366,8 +409,8 @@ class SimpyCenter:
     def _caller(self, c: int, rec: _Contact, patience_us: int) -> Generator[simpy.Event, Any, None]:
         # The caller's patience races the answer.
         yield rec.event | self.env.timeout(patience_us)
-        if rec.state not in ("waiting", "offered"):
-            return  # answered meanwhile
+        if rec.state not in ("waiting", "offered") or rec.callback:
+            return  # answered or ended meanwhile, or to be called back
         now = self.now
         ringing = rec.agent if rec.state == "offered" else -1
         self.r.abandon(c, now)
@@ -540,16 +583,20 @@ class SimpyCenter:
         held_by = [ag.holding for ag in self.agents if ag.holding >= 0]
         assert len(held_by) == len(set(held_by)), "a contact held by two agents"
         tot = [r.queue_stats(q, self.now) for q in range(len(self.queues))]
-        assert sum(s.offered for s in tot) == self.all_arrivals
+        # The router counts a contact in each queue it enters.
+        assert sum(s.offered for s in tot) == self.all_arrivals + sum(s.overflowed for s in tot)
         assert sum(s.answered for s in tot) == self.all_answered
         assert sum(s.abandoned for s in tot) == self.all_abandoned
+        ended = sum(s.voicemail + s.rejected + s.timed_out for s in tot)
+        assert ended == self.all_diverted, "contacts ended by a limit"
         for q, ql in enumerate(self.queues):
             live = [rec for rec in self.contacts.values() if rec.queue == q and rec.counted]
             n = {k: sum(st[k] for st in self.stats[q]) for k in _COUNTS}
             active = sum(1 for rec in live if rec.state == "active")
             assert n["answered"] == self.completed[q] + active, f"{ql.name}: answered"
-            assert n["offered"] == n["answered"] + n["abandoned"] + len(live) - active, (
-                f"{ql.name}: offered != answered + abandoned + still in the system"
+            gone = n["voicemail"] + n["rejected"] + n["timed_out"]
+            assert n["offered"] == n["answered"] + n["abandoned"] + gone + len(live) - active, (
+                f"{ql.name}: offered != answered + abandoned + ended by a limit + still in"
             )
             self.in_system[ql.name] = len(live)
 

@@ -128,6 +128,7 @@ def _staff(
         for s in g.skills:
             skill_ids.setdefault(s, len(skill_ids))
     groups = [agent_group_of(g, skill_ids) for g in sc.agent_groups]
+    queue_ids = {q.name: i for i, q in enumerate(sc.queues)}
     if any(g.count <= 0 for g in groups):
         raise ScenarioError("agner staff: every agent group needs a count > 0 (its weight)")
     load = {a.queue: a for a in sc.arrivals}
@@ -185,7 +186,9 @@ def _staff(
                 a = load.get(q.name)
                 rate = _rates(a.rate, n_int)[i] if a else 0.0
                 queues.append(
-                    queue_load_of(q, a, skill_ids, rate=rate, sl_threshold_s=target.threshold_s)
+                    queue_load_of(
+                        q, a, skill_ids, queue_ids, rate=rate, sl_threshold_s=target.threshold_s
+                    )
                 )
             warm = 20 * max(_mean_s(dist_of(a.handle)) for a in sc.arrivals)
 

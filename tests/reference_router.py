@@ -92,6 +92,7 @@ class _Queue:
     tenant: int = 0
     last_rr: int = -1
     overflowed: int = 0
+    voicemail: int = 0
     rejected: int = 0
     timed_out: int = 0
     callbacks: int = 0
@@ -460,6 +461,7 @@ class ReferenceRouter:
             wait_answered_us=q.wait_answered_us,
             ring_no_answer=q.ring_no_answer,
             overflowed=q.overflowed,
+            voicemail=q.voicemail,
             rejected=q.rejected,
             timed_out=q.timed_out,
             callbacks=q.callbacks,
@@ -713,7 +715,7 @@ class ReferenceRouter:
             self._enter_queue(contact)
             return
         if target == "voicemail":
-            q.overflowed += 1
+            q.voicemail += 1
             kind = DecisionKind.VOICEMAIL
         elif why == MAX_WAIT:
             q.timed_out += 1

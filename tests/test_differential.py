@@ -209,7 +209,8 @@ class Differential:
                     ringing[ref.contact_queue(c)] += 1
             for q in range(ref.n_queues):
                 s = core.queue_stats(q, at)
-                out = s.answered + s.abandoned + s.overflowed + s.rejected + s.timed_out
+                out = s.answered + s.abandoned + s.overflowed + s.voicemail
+                out += s.rejected + s.timed_out
                 if s.offered != out + s.waiting + ringing[q]:
                     self.fail(f"queue {q}: offered {s.offered} != {s} + ringing {ringing[q]}")
             for q in range(ref.n_queues):

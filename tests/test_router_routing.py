@@ -291,7 +291,7 @@ def test_max_wait_to_voicemail(make_router: Any) -> None:
     c = r.arrive(q, 0)
     r.advance(10 * T)
     assert r.take_decisions() == [Decision(D.VOICEMAIL, 10 * T, c, -1, q)]
-    assert r.queue_stats(q, 10 * T).overflowed == 1
+    assert r.queue_stats(q, 10 * T).voicemail == 1
 
 
 def test_max_wait_to_callback_keeps_the_place(make_router: Any) -> None:

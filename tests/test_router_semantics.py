@@ -1294,7 +1294,7 @@ def test_queue_and_agent_statistics(make_router: Any) -> None:
     c2 = r.arrive(q, 2 * T)
     c3 = r.arrive(q, 3 * T)
     qs = r.queue_stats(q, 5 * T)
-    assert qs == (4, 0, 0, 0, 4, 5 * T, 0, 0, None, 0, 0.0, None, None, 0, 0, 0, 0, 0)
+    assert qs == (4, 0, 0, 0, 4, 5 * T, 0, 0, None, 0, 0.0, None, None, 0, 0, 0, 0, 0, 0)
     r.set_ready(a0, 5 * T)  # offered c0
     r.accept(a0, c0, 6 * T)  # waited 6 s: within the service level
     r.abandon(c1, 8 * T)  # waited 7 s: a short abandon
@@ -1389,7 +1389,27 @@ def test_stats_of_fresh_objects(make_router: Any) -> None:
     r = make_router()
     q = r.add_queue()
     a = r.add_agent({})
-    assert r.queue_stats(q, 0) == (0, 0, 0, 0, 0, 0, 0, 0, None, 0, None, None, None, 0, 0, 0, 0, 0)
+    assert r.queue_stats(q, 0) == (
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        None,
+        0,
+        None,
+        None,
+        None,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+    )
     st = r.agent_stats(a, 7)
     assert st == (LOGGED_OUT, 0, 0, 0, 0, (7, 0, 0, 0, 0, 0), 0, None)
     r.login(a, 7)

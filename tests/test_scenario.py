@@ -214,7 +214,11 @@ def test_requirement_steps_are_simulated(tmp_path: Path, engine: str) -> None:
     assert 10.0 <= total["asa_s"] < 12.0
 
 
-def test_limits_are_refused_by_the_simulator_for_now(tmp_path: Path) -> None:
-    text = STEPPED.replace('name = "sales"\n', 'name = "sales"\nmax_wait_s = 60\n')
-    with pytest.raises(ScenarioError, match=r"queues\[0\] \(sales\).max_wait_s: queue limits"):
-        load_scenario(write(tmp_path, text))
+def test_limits_are_simulated_from_a_scenario(tmp_path: Path) -> None:
+    text = STEPPED.replace('name = "sales"\n', 'name = "sales"\nmax_wait_s = 5\n')
+    text = text.replace("max_wait_s = 5\n", 'max_wait_s = 5\noverflow = "voicemail"\n')
+    res = run_scenario(load_scenario(write(tmp_path, text)))
+    # The step at 10 s never comes: every call goes to voicemail at 5 s.
+    f = res.overall
+    assert f["answered"] == 0
+    assert f["voicemail"] == f["offered"] - 1 or f["voicemail"] == f["offered"]

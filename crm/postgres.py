@@ -26,6 +26,8 @@ __all__ = ["PostgresStore"]
 
 # pg_advisory_xact_lock key for migrations: "agner" in ASCII.
 _MIGRATION_LOCK = 0x61676E6572
+# Rows from which a write is a bulk load (see _bulk_tx).
+_BULK = 1000
 
 
 class PostgresStore(Store):
@@ -52,6 +54,26 @@ class PostgresStore(Store):
     def _transaction(self, conn: Any, write: bool) -> Iterator[Any]:
         with conn.transaction(), conn.cursor() as cur:
             yield cur
+
+    @contextmanager
+    def _bulk_tx(self, rows: int) -> Iterator[Any]:
+        if rows < _BULK:
+            with self._tx() as cur:
+                yield cur
+            return
+        conn = self._conn()
+        threshold = conn.prepare_threshold
+        # The tables grow inside this one transaction, unseen by autovacuum: a plan
+        # prepared now would be kept for the tiny tables it was made for, and scan
+        # them for every row (imports went quadratic). Plan each statement afresh.
+        conn.prepare_threshold = None
+        try:
+            with self._tx() as cur:
+                yield cur
+        finally:
+            conn.prepare_threshold = threshold
+        # Statistics for the look-ups that follow, without waiting for autovacuum.
+        conn.execute("ANALYZE customers, customer_phones, customer_emails, leads, interactions")
 
     def _insert_ids(self, cur: Any, sql: str, rows: Sequence[Sequence[Any]]) -> list[int]:
         if not rows:

@@ -174,6 +174,12 @@ class Store:
             # The checks before each write make this a race with another writer.
             raise Conflict(f"another writer got there first: {exc}") from exc
 
+    @contextmanager
+    def _bulk_tx(self, rows: int) -> Iterator[Any]:
+        """A write transaction that loads about ``rows`` rows."""
+        with self._tx() as cur:
+            yield cur
+
     def _read1(self, sql: str, params: Sequence[Any]) -> list[Any]:
         """One statement outside a transaction (the hot look-up path)."""
         return list(self._conn().execute(self._q(sql), params).fetchall())
@@ -466,7 +472,7 @@ class Store:
         now = _now(now_us)
         created = updated = 0
         claimed: dict[int, int] = {}
-        with self._tx() as cur:
+        with self._bulk_tx(len(saves)) as cur:
             open_before = self._open_leads(cur, tenant)
             for batch in _chunks(saves, _BATCH):
                 ids, n_created = self._save(cur, tenant, batch, now, match=True, claimed=claimed)
@@ -626,7 +632,7 @@ class Store:
             except InvalidInput as exc:
                 raise exc.at_row(n, None, None) from None
         out = []
-        with self._tx() as cur:
+        with self._bulk_tx(len(checked)) as cur:
             for i in checked:
                 out.append(self._record(cur, tenant, i))
         return out

@@ -23,7 +23,7 @@ from typing import Any, ClassVar, Protocol
 
 import msgspec
 
-from agner.config import ServerConfig, build_center, requirement_of, tenant_skill
+from agner.config import ServerConfig, build_center, requirement_of
 from agner.core._api import (
     AgentState,
     Channel,
@@ -42,6 +42,7 @@ from agner.protocol import (
     Complete,
     Connect,
     Dial,
+    Diverted,
     HungUp,
     Login,
     Logout,
@@ -80,6 +81,12 @@ JOURNALED = (
     CallbackRequest,
 )
 _AGENT_COMMANDS = (Login, Logout, Ready, NotReady, Accept, Complete)
+# Decisions that end a contact in the core, and the outcome they give it.
+_ENDINGS = {
+    DecisionKind.VOICEMAIL: "voicemail",
+    DecisionKind.REJECT: "rejected",
+    DecisionKind.TIMEOUT: "timed_out",
+}
 
 
 class Refused(Exception):
@@ -108,7 +115,7 @@ class Sink(Protocol):
 class Interaction(msgspec.Struct, frozen=True):
     """The record of one contact's handling, for the CRM store (times in microseconds).
 
-    outcome: completed, abandoned, transferred.
+    outcome: completed, abandoned, transferred, voicemail, rejected, timed_out.
     """
 
     tenant: str
@@ -138,6 +145,7 @@ class _Live:
     arrived_us: int
     seq: int
     priority: int
+    explicit_priority: bool = False
     dial: str | None = None  # outbound or callback: the number the switch dials
     callback: bool = False
     line_dropped: bool = False
@@ -180,8 +188,11 @@ class Center:
         self.queue_tenant = setup.queue_tenant
         self.agent_tenant = setup.agent_tenant
         self.tokens = setup.tokens
-        self.reserved_skills = {tenant_skill(t) for t in self.tenants}
         self.queue_skills = self._skills_by_queue()
+        self.queue_weight_us = [
+            1 << 40 if q.priority_weight_s is None else round(q.priority_weight_s * 1e6)
+            for q in cfg.queues
+        ]
         self.live: dict[int, _Live] = {}  # core contact id -> metadata
         self.by_call: list[dict[str, int]] = [{} for _ in self.tenants]  # call id -> contact
         self.pending: dict[int, _Pending] = {}  # agent -> contact awaiting disposition
@@ -255,13 +266,18 @@ class Center:
 
         Raises:
             Refused: the sender may not do this, or a name or call id is
-                unknown to its tenant; nothing was journaled or changed.
+                unknown to its tenant; nothing was journaled, and nothing changed
+                but the timers due by `now`.
         """
         handler = self._handlers.get(type(msg))
         if handler is None:
             raise Refused("bad_message", f"{type(msg).__name__} does not change state")
         if ident.agent >= 0 and not isinstance(msg, _AGENT_COMMANDS):
             raise Refused("forbidden", "an agent's desktop may only send agent commands")
+        # The core fires due timers before any call; do it here first, so that the
+        # checks below see what the call will see (say, a ring timeout that expired).
+        self._core(self.router.advance, now)
+        self._decisions()
         result: str | None = handler(self, ident, msg, now)
         return result
 
@@ -315,7 +331,7 @@ class Center:
         out = {}
         for name, level in require.items():
             sid = self.ids.skills.get(name)
-            if sid is None or name in self.reserved_skills:
+            if sid is None:
                 raise Refused("unknown", f"no skill {name!r}")
             out[sid] = level
         return out
@@ -343,7 +359,18 @@ class Center:
         self.seq += 1
         prio = self.cfg.queues[qid].priority if priority is None else priority
         self.live[c] = _Live(
-            call_id, ident.tenant, qid, channel, customer, dialed, data, now, self.seq, prio, dial
+            call_id,
+            ident.tenant,
+            qid,
+            channel,
+            customer,
+            dialed,
+            data,
+            now,
+            self.seq,
+            prio,
+            priority is not None,
+            dial,
         )
         self.by_call[ident.tenant][call_id] = c
         self._decisions()
@@ -404,14 +431,14 @@ class Center:
         agent = self.router.contact_agent(c)
         if state is ContactState.ACTIVE:
             assert agent is not None
-            self.router.complete(agent, c, now)
+            self._core(self.router.complete, agent, c, now)
             self._end(c, now)
             self._set_pending(agent, _Pending(live, agent, now, "completed"))
         elif live.callback and not live.line_dropped and state is ContactState.WAITING:
             live.line_dropped = True  # a callback keeps its place without the caller
             return
         else:
-            self.router.abandon(c, now)
+            self._core(self.router.abandon, c, now)
             self._end(c, now)
             if agent is not None:
                 self._revoke(live, agent, "abandoned")
@@ -424,7 +451,7 @@ class Center:
         if agent is None or self.router.contact_state(c) is not ContactState.OFFERED:
             raise Refused("invalid_state", f"call {msg.call_id!r} is not ringing")
         self._log(ident, msg, now)
-        self.router.no_answer(agent, c, now)
+        self._core(self.router.no_answer, agent, c, now)
         self._revoke(self.live[c], agent, "rona")
         self._decisions()
 
@@ -453,7 +480,7 @@ class Center:
             live.data,
             None,
         )
-        self.router.complete(agent, c, now)
+        self._core(self.router.complete, agent, c, now)
         self._record(live, agent, now, "transferred", None, None)
         self._decisions()
 
@@ -462,6 +489,7 @@ class Center:
         if self.router.contact_state(c) is not ContactState.WAITING:
             raise Refused("invalid_state", f"call {msg.call_id!r} is not waiting")
         self._log(ident, msg, now)
+        self._core(self.router.request_callback, c, now)
         live = self.live[c]
         live.dial = msg.number
         live.callback = True
@@ -595,6 +623,13 @@ class Center:
             )
         )
 
+    def _divert(self, live: _Live, to: str) -> None:
+        if self.replaying:
+            return
+        msg = Diverted(live.call_id, self.ids.queues[live.queue], to)  # type: ignore[arg-type]
+        for sink in self.switches[live.tenant]:
+            self.outbox.append((sink, msg))
+
     def _revoke(self, live: _Live, agent: int, reason: str) -> None:
         if self.replaying:
             return
@@ -634,6 +669,25 @@ class Center:
                         self.outbox.append((sink, offer))
             elif d.kind == DecisionKind.RONA:
                 self._revoke(self.live[d.contact], d.agent, "rona")
+            elif d.kind == DecisionKind.RELEASE:
+                self._revoke(self.live[d.contact], d.agent, "taken")
+            elif d.kind == DecisionKind.OVERFLOW:
+                live = self.live[d.contact]
+                live.queue = d.queue
+                if not live.explicit_priority:
+                    live.priority = self.cfg.queues[d.queue].priority
+                self._divert(live, "queue")
+            elif d.kind == DecisionKind.CALLBACK:
+                live = self.live[d.contact]
+                live.callback = True
+                live.dial = live.dial or live.customer
+                self._divert(live, "callback")
+            elif d.kind in _ENDINGS:
+                live = self.live[d.contact]
+                to = _ENDINGS[d.kind]
+                self._end(d.contact, d.time)
+                self._divert(live, to)
+                self._record(live, None, d.time, to, None, None)
             elif d.kind == DecisionKind.WRAP_UP_END and not self.replaying:
                 state = self.router.agent_state(d.agent).name.lower()
                 msg = AgentReady(self.ids.agents[d.agent], state)
@@ -656,7 +710,13 @@ class Center:
             if self.queue_tenant[qid] != tenant or (wanted is not None and name not in wanted):
                 continue
             st = self.router.queue_stats(qid, max(now, self.router.now))
-            calls = sorted(waiting.get(qid, []), key=lambda v: (-v.priority, v.arrived_us, v.seq))
+            # The core's order: rank = priority + waited / weight (priority aging),
+            # which within one queue compares as priority * weight - arrival.
+            w = self.queue_weight_us[qid]
+            calls = sorted(
+                waiting.get(qid, []),
+                key=lambda v: (v.arrived_us - v.priority * w, v.arrived_us, v.seq),
+            )
             out.append(
                 QueueSnapshot(
                     name,
@@ -668,6 +728,11 @@ class Center:
                     None if st.asa_us is None else st.asa_us / 1000,
                     st.service_level_offered,
                     st.service_level_answered,
+                    st.overflowed,
+                    st.voicemail,
+                    st.rejected,
+                    st.timed_out,
+                    st.callbacks,
                     [v.call_id for v in calls],
                 )
             )

@@ -54,7 +54,6 @@ __all__ = [
     "check_server",
     "load_server_config",
     "read_toml",
-    "tenant_skill",
     "ConfigFileError",
     "Queue",
     "RoutingConfig",
@@ -348,12 +347,6 @@ def read_toml(path: Path, schema: type[T], error: type[ConfigFileError]) -> T:
         raise error(f"{path}: not valid TOML: {exc}") from None
 
 
-def tenant_skill(tenant: str) -> str:
-    """The hidden skill every agent and queue of a tenant carries, so that the
-    core never matches across tenants (until it has tenants of its own)."""
-    return f"tenant:{tenant}"
-
-
 def load_server_config(path: str | Path) -> ServerConfig:
     """Read and check a server configuration (TOML).
 
@@ -377,13 +370,6 @@ def check_server(cfg: ServerConfig, where: str = "config") -> None:
         msgspec.structs.replace(g, count=g.count + named.get(g.name, 0)) for g in cfg.agent_groups
     ]
     check_routing(RoutingConfig(queues=cfg.queues, agent_groups=groups), where)
-    for g in cfg.agent_groups:
-        for s in g.skills:
-            if s.startswith("tenant:"):
-                raise ConfigFileError(
-                    f"{where}: agent_groups ({g.name}): skill names starting "
-                    "with 'tenant:' are reserved"
-                )
     opts = cfg.server
     if opts.fsync_interval_ms < 1 or opts.max_message_bytes < 256:
         raise ConfigFileError(f"{where}: server: fsync_interval_ms >= 1, max_message_bytes >= 256")

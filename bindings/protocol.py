@@ -30,6 +30,7 @@ __all__ = [
     "Complete",
     "Connect",
     "Dial",
+    "Diverted",
     "Error",
     "HungUp",
     "Hello",
@@ -285,11 +286,26 @@ class Connect(_Msg, tag="connect"):
 
 class Revoked(_Msg, tag="revoked"):
     """To the switch and the desktop: the offer of ``call_id`` to ``agent`` ended
-    without an answer. ``reason``: rona (ring timeout), abandoned, logout."""
+    without an answer. ``reason``: rona (ring timeout), abandoned, logout,
+    taken (another agent took it: parallel offers)."""
 
     call_id: str
     agent: str
     reason: str
+    ref: int = 0
+
+
+class Diverted(_Msg, tag="diverted"):
+    """To the switch: the ACD moved or ended a contact on its own (queue limits,
+    no agent logged in, maximum wait; see the queue's ``overflow``). ``to``:
+    ``queue`` (it now waits in ``queue``, same call id), ``callback`` (release the
+    caller's line; it keeps its place and is dialed back when connected),
+    ``voicemail`` (send the caller to voicemail), ``rejected`` and ``timed_out``
+    (it ends: play a message and hang up)."""
+
+    call_id: str
+    queue: str
+    to: Literal["queue", "callback", "voicemail", "rejected", "timed_out"]
     ref: int = 0
 
 
@@ -329,6 +345,11 @@ class QueueSnapshot(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     asa_ms: float | None
     service_level_offered: float | None
     service_level_answered: float | None
+    overflowed: int = 0
+    voicemail: int = 0
+    rejected: int = 0
+    timed_out: int = 0
+    callbacks: int = 0
     waiting_calls: list[str] = []
 
 
@@ -347,7 +368,9 @@ class Stats(_Msg, tag="stats"):
     ref: int = 0
 
 
-ServerMessage = Welcome | Ok | Error | Pong | Connect | Revoked | Offer | AgentReady | Stats
+ServerMessage = (
+    Welcome | Ok | Error | Pong | Connect | Revoked | Diverted | Offer | AgentReady | Stats
+)
 
 
 def json_schema() -> dict[str, Any]:

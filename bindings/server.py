@@ -501,7 +501,7 @@ def _crm_interaction(r: Interaction) -> Any:
     return CrmInteraction(
         arrived_us=r.arrived_us,
         ended_us=r.ended_us,
-        outcome="abandoned" if r.outcome == "abandoned" else "answered",
+        outcome=_OUTCOMES[r.outcome],  # type: ignore[arg-type]
         channel=r.channel,  # type: ignore[arg-type]
         ref=f"{r.call_id}@{r.arrived_us}",  # call ids come back (transfers, reuse)
         caller=r.customer,
@@ -511,8 +511,20 @@ def _crm_interaction(r: Interaction) -> Any:
         answered_us=r.answered_us,
         disposition=r.disposition,
         satisfaction=r.satisfaction,
-        notes=f"transferred from {r.queue}" if r.outcome == "transferred" else None,
+        notes=_NOTES.get(r.outcome, "").format(queue=r.queue) or None,
     )
+
+
+# The center's outcomes as the CRM store's.
+_OUTCOMES = {
+    "completed": "answered",
+    "transferred": "answered",
+    "abandoned": "abandoned",
+    "voicemail": "overflowed",
+    "rejected": "rejected",
+    "timed_out": "timed_out",
+}
+_NOTES = {"transferred": "transferred from {queue}", "voicemail": "sent to voicemail"}
 
 
 # ---------------------------------------------------------------- TCP

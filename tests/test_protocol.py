@@ -44,7 +44,8 @@ SERVER_SAMPLES: list[Any] = [
     p.Revoked("c1", "ann", "rona"),
     p.Offer("c1", "ann", "sales", "voice", "+4930", {}, {"name": "Ada"}, False),
     p.AgentReady("ann", "ready"),
-    p.Stats(9, [p.QueueSnapshot("sales", 1, 2.0, 3, 2, 0, 1.5, 0.5, 1.0, [])]),
+    p.Diverted("c1", "backup", "queue"),
+    p.Stats(9, [p.QueueSnapshot("sales", 1, 2.0, 3, 2, 0, 1.5, 0.5, 1.0, waiting_calls=["c"])]),
 ]
 
 

@@ -18,6 +18,7 @@ from agner.protocol import (
     Complete,
     Connect,
     Dial,
+    Diverted,
     HungUp,
     Login,
     Logout,
@@ -44,8 +45,8 @@ class Sink:
 class Driver:
     """A Center with a switch session per tenant and a clock in microseconds."""
 
-    def __init__(self) -> None:
-        self.center = Center(load_server_config(ROOT / "examples" / "center.toml"))
+    def __init__(self, config: Path = ROOT / "examples" / "center.toml") -> None:
+        self.center = Center(load_server_config(config))
         self.now = 1_000_000
         self.switch = [Sink(), Sink()]
         for t in (0, 1):
@@ -211,7 +212,7 @@ def test_refused_inputs_are_not_journaled_and_change_nothing(d: Driver) -> None:
     n = len(d.journal)
     for ident, msg in [
         (ACME, Arrived("c", "sales")),  # already live
-        (ACME, Arrived("d", "sales", require={"tenant:globex": 1})),  # a hidden skill
+        (ACME, Arrived("d", "sales", require={"spanish": 1})),  # no such skill
         (ACME, Arrived("d", "nope")),
         (ACME, Answered("nope")),
         (ACME, NoAnswer("c")),  # not ringing
@@ -226,3 +227,49 @@ def test_refused_inputs_are_not_journaled_and_change_nothing(d: Driver) -> None:
         d(ACME, Ready(agent="acme-sales-1"))
     assert len(d.journal) == n + 1
     assert d.center.router.agent_state(d.agent("acme-sales-1")).name == "LOGGED_OUT"
+
+
+def limited(tmp_path: Path) -> Driver:
+    """The example center with limits: support holds one waiting contact and sends
+    the next to sales; billing rejects when no agent is logged in; sales ages."""
+    text = (ROOT / "examples" / "center.toml").read_text()
+    support = "require = { support = 1 }"
+    text = text.replace(support, f'{support}\nmax_waiting = 1\noverflow = "sales"')
+    billing = "require = { billing = 1 }"
+    text = text.replace(billing, f'{billing}\nwhen_unstaffed = "reject"')
+    text = text.replace("priority = 1\n", "priority = 1\npriority_weight_s = 10\n", 1)
+    path = tmp_path / "limited.toml"
+    path.write_text(text)
+    return Driver(path)
+
+
+def test_limits_overflow_and_reject_reach_the_switch_and_the_records(tmp_path: Path) -> None:
+    d = limited(tmp_path)
+    d(GLOBEX, Arrived("b1", "billing", customer="+33142685300"))
+    assert d.switch[1].got == [Diverted("b1", "billing", "rejected")]
+    (rec,) = d.center.records
+    assert (rec.call_id, rec.outcome) == ("b1", "rejected") and d.center.live == {}
+    d(ACME, Arrived("s1", "support"))
+    d(ACME, Arrived("s2", "support"))  # support is full: on to sales
+    assert d.switch[0].got == [Diverted("s2", "sales", "queue")]
+    waiting = {q.name: q.waiting_calls for q in d.center.queue_snapshots(0, d.now)}
+    assert waiting == {"sales": ["s2"], "support": ["s1"]}
+    (support,) = [q for q in d.center.queue_snapshots(0, d.now) if q.name == "support"]
+    assert support.overflowed == 1
+    # aging in sales: 10 s of waiting is worth one priority level
+    d(ACME, Arrived("p3", "sales", priority=3), dt_us=1_000_000)
+    d(ACME, Arrived("late", "sales"), dt_us=25_000_000)
+    waiting = {q.name: q.waiting_calls for q in d.center.queue_snapshots(0, d.now)}
+    assert waiting["sales"] == ["p3", "s2", "late"]  # s2: 1 + 2.6 levels of wait < 3 + 2.5
+
+
+def test_callback_request_goes_through_the_core(tmp_path: Path) -> None:
+    d = limited(tmp_path)
+    d(ACME, Arrived("cb", "sales", customer="+33142685300"))
+    d(ACME, CallbackRequest("cb", "+33142685300"))
+    with pytest.raises(Refused, match="InvalidTransition"):
+        d(ACME, CallbackRequest("cb", "+33142685300"))  # already a callback
+    (sales,) = [q for q in d.center.queue_snapshots(0, d.now) if q.name == "sales"]
+    assert sales.callbacks == 1 and sales.waiting_calls == ["cb"]
+    d.ready(ACME, "acme-sales-1")
+    assert d.switch[0].got[-1] == Connect("cb", "acme-sales-1", "sales", "callback", "+33142685300")

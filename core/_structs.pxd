@@ -110,6 +110,16 @@ cdef inline void h_remove(heap_t* h, int32_t i, int32_t* pos) noexcept nogil:
         h_sift_down(h, i, pos)
 
 
+cdef inline void h_heapify(heap_t* h, int32_t* pos) noexcept nogil:
+    cdef int32_t i
+    for i in range(h.n):
+        pos[h.e[i].id] = i
+    i = (h.n >> 1) - 1
+    while i >= 0:
+        h_sift_down(h, i, pos)
+        i -= 1
+
+
 cdef inline void h_free(heap_t* h) noexcept nogil:
     free(h.e)
     h.e = NULL

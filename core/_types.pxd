@@ -62,6 +62,7 @@ cdef enum timer_kind_t:
     TK_WRAP_UP = 2             # obj: agent id
     TK_STEP = 3                # obj: contact slot; its next requirement step
     TK_MAX_WAIT = 4            # obj: contact slot; its queue's maximum wait
+    TK_PREFERRED = 5           # obj: contact slot; the end of its preferred agents' time
 
 # Where a queue sends a contact it cannot keep (full, waited too long, unstaffed).
 cdef enum overflow_kind_t:
@@ -74,6 +75,10 @@ cdef enum contact_flag_t:
     CF_CALLBACK = 1            # a callback: an outbound contact to dial
     CF_EXPIRED = 2             # its maximum wait passed while it was offered
     CF_OWN_PRIORITY = 4        # priority given on arrival, kept across queues
+    CF_PREFERRED = 8           # only its preferred agents may take it, for now
+
+cdef enum:
+    MAX_PREFERRED = 4          # preferred agents a contact may carry
 
 # Results of the C-level API: 0 on success, one of these on refusal. A refused
 # call has changed nothing but the timers it fired.

@@ -555,7 +555,7 @@ cdef class EventLoop:
                     if not self.constant[q] and self._uniform() * self.rate_max[q] >= \
                             self.rate[q * self.n_int + self._interval(t)]:
                         continue            # thinned out: no arrival, no event
-                    c = r.c_arrive(r.queues[q].base_chain, t, QUEUE_PRIORITY, 0)
+                    c = r.c_arrive(r.queues[q].base_chain, t, QUEUE_PRIORITY, 0, NULL, 0, 0)
                     if c < 0 or self._remember(c, t) != 0:
                         raise RuntimeError("the router refused an arrival")
                     slot = slot_of(c)

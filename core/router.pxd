@@ -7,7 +7,7 @@ from libc.stdint cimport int32_t, int64_t, uint32_t, uint64_t
 from agner.core._types cimport (
     agent_id_t, contact_id_t, decision_t, queue_id_t, time_us_t,
 )
-from agner.core._structs cimport heap_t, rankset_t, rentry_t, rfifo_t, rheap_t
+from agner.core._structs cimport heap_t, hentry_t, rankset_t, rentry_t, rfifo_t, rheap_t
 
 
 cdef struct skill_t:
@@ -127,8 +127,10 @@ cdef struct contact_t:
     int32_t step
     int32_t step_timer        # -1 when none
     int32_t wait_timer        # maximum wait, -1 when none
+    int32_t pref_timer        # end of the preferred agents' time, -1 when none
     int32_t flags             # contact_flag_t
-    int32_t _pad
+    int32_t n_pref
+    int32_t pref[4]           # preferred agents, best first (MAX_PREFERRED)
     time_us_t arrival         # first arrival: its rank keeps it across queues
     time_us_t entered         # arrival in this queue: steps, limits, statistics
     time_us_t offered_at
@@ -198,6 +200,12 @@ cdef class Router:
     cdef int32_t n_dec
     cdef int32_t cap_dec
 
+    # Per agent: the contacts WAITING for it as one of their preferred agents,
+    # a lazy heap on the rank key (stale entries dropped at the top), and the
+    # position array its heap operations need but nothing reads.
+    cdef heap_t* pref_heap
+    cdef int32_t* pref_pos
+
     # Why the last call was refused, for the Python layer's message.
     cdef int32_t err_state
 
@@ -223,7 +231,8 @@ cdef class Router:
     cdef int c_set_ready(self, int32_t agent, time_us_t now) noexcept
     cdef int c_set_not_ready(self, int32_t agent, time_us_t now, int32_t reason) noexcept
     cdef contact_id_t c_arrive(self, int32_t chain, time_us_t now, int32_t priority,
-                               int32_t channel) noexcept
+                               int32_t channel, const int32_t* pref, int32_t n_pref,
+                               time_us_t pref_us) noexcept
     cdef int c_request_callback(self, contact_id_t contact, time_us_t now) noexcept
     cdef int c_accept(self, int32_t agent, contact_id_t contact, time_us_t now) noexcept
     cdef int c_no_answer(self, int32_t agent, contact_id_t contact, time_us_t now) noexcept
@@ -258,6 +267,9 @@ cdef class Router:
     cdef int _fire_step(self, int32_t slot, time_us_t now) noexcept
     cdef int _fire_max_wait(self, int32_t slot, time_us_t now) noexcept
     cdef void _logged(self, int32_t agent, int32_t delta) noexcept
+    cdef int32_t _pref_ready(self, contact_t* c) noexcept
+    cdef bint _pref_live(self, const hentry_t* e) noexcept
+    cdef int _fire_preferred(self, int32_t slot, time_us_t now) noexcept
     cdef int _agent_ready(self, int32_t agent, time_us_t now) noexcept
     cdef int _release(self, int32_t agent, time_us_t now) noexcept
     cdef int _take_back(self, int32_t slot, time_us_t now, int32_t agent_state,

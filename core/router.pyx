@@ -15,7 +15,8 @@ cdef extern from "<stdlib.h>" nogil:
 from libc.string cimport memcpy, memset
 
 from agner.core._structs cimport (
-    f_at, f_pop, f_push, f_sort, grow, h_free, h_less, h_push, h_remove, heap_t, hentry_t,
+    f_at, f_pop, f_push, f_sort, grow, h_free, h_heapify, h_less, h_push, h_remove, heap_t,
+    hentry_t,
     r_heapify, r_pop, r_push,
     rentry_t, rs_clear, rs_rank, rs_resize, rs_select, rs_set,
 )
@@ -27,7 +28,8 @@ from agner.core._types cimport (
     E_UNKNOWN_CONTACT, E_UNKNOWN_QUEUE, N_AGENT_STATES, NO_PENDING, OV_CALLBACK, OV_NONE,
     OV_QUEUE, OV_VOICEMAIL, QUEUE_PRIORITY, REASON_RONA, ST_FEWEST_CONTACTS,
     ST_LEAST_TALK_TIME, ST_LINEAR, ST_LONGEST_IDLE, ST_MOST_SKILLED, ST_RANDOM,
-    ST_ROUND_ROBIN, TK_MAX_WAIT, TK_NONE, TK_RING, TK_STEP, TK_WRAP_UP, contact_id_t,
+    ST_ROUND_ROBIN, TK_MAX_WAIT, TK_NONE, TK_PREFERRED, TK_RING, TK_STEP, TK_WRAP_UP,
+    CF_PREFERRED, MAX_PREFERRED, contact_id_t,
     decision_t, slot_of, time_us_t,
 )
 
@@ -252,6 +254,10 @@ cdef class Router:
             free(self.queues[i].step_after)
         free(self.queues)
         free(self.chains)
+        for i in range(self.n_agents_):
+            h_free(&self.pref_heap[i])
+        free(self.pref_heap)
+        free(self.pref_pos)
         free(self.contacts)
         free(self.contact_pos)
         free(self.free_slots)
@@ -287,6 +293,10 @@ cdef class Router:
             if block == NULL:
                 return E_NOMEM
             self.ready_epoch = <uint32_t*> block
+            block = realloc(self.pref_heap, cap * sizeof(heap_t))
+            if block == NULL:
+                return E_NOMEM
+            self.pref_heap = <heap_t*> block
             block = realloc(self.memb_off, (cap + 1) * sizeof(int32_t))
             if block == NULL:
                 return E_NOMEM
@@ -301,6 +311,7 @@ cdef class Router:
         self.agent_skills[aid].s = copy
         self.agent_skills[aid].n = n
         self.ready_epoch[aid] = 0
+        memset(&self.pref_heap[aid], 0, sizeof(heap_t))
         a = &self.agents[aid]
         memset(a, 0, sizeof(agent_t))
         a.state = AS_LOGGED_OUT
@@ -880,16 +891,36 @@ cdef class Router:
         cdef route_t* r = &self.routes[c.route]
         cdef pool_t* p = &self.pools[r.pool]
         cdef queue_t* q = &self.queues[c.queue]
-        if p.n_ready > 0:
+        cdef int32_t i, a, k
+        cdef heap_t* h
+        # Rank: the earlier the virtual arrival `arrival - priority * weight`, the
+        # higher; the same function for every queue, and fixed while it waits.
+        cdef time_us_t rank = c.arrival - <time_us_t> c.priority * q.priority_weight_us
+        if c.flags & CF_PREFERRED:
+            a = self._pref_ready(c)
+            if a >= 0:
+                return self._offer(slot, a, now)
+        elif p.n_ready > 0:
             return self._offer(slot, self._choose(p, q), now)
         if c.flags & CF_EXPIRED:
             # Its maximum wait passed while it rang an agent who did not answer.
             return self._divert(slot, now, TK_MAX_WAIT)
         c.state = CS_WAITING
-        # Rank: the earlier the virtual arrival `arrival - priority * weight`, the
-        # higher; the same function for every queue, and fixed while it waits.
-        if h_push(&r.waiting, c.arrival - <time_us_t> c.priority * q.priority_weight_us,
-                  c.arrival, c.seq, slot, self.contact_pos) != 0:
+        if c.flags & CF_PREFERRED:
+            for i in range(c.n_pref):
+                h = &self.pref_heap[c.pref[i]]
+                if h.n >= 32 and h.n == h.cap:
+                    # Before it grows: drop the stale entries (amortised O(1)).
+                    a = 0
+                    for k in range(h.n):
+                        if self._pref_live(&h.e[k]):
+                            h.e[a] = h.e[k]
+                            a += 1
+                    h.n = a
+                    h_heapify(h, self.pref_pos)
+                if h_push(h, rank, c.arrival, c.seq, slot, self.pref_pos) != 0:
+                    return E_NOMEM
+        elif h_push(&r.waiting, rank, c.arrival, c.seq, slot, self.contact_pos) != 0:
             return E_NOMEM
         q.waiting += 1
         if c.flags & CF_CALLBACK:
@@ -897,9 +928,12 @@ cdef class Router:
         return 0
 
     cdef void _unwait(self, int32_t slot) noexcept:
+        # Out of its queue's order; a contact waiting for its preferred agents
+        # leaves stale entries in their heaps (they check the contact's state).
         cdef contact_t* c = &self.contacts[slot]
         cdef queue_t* q = &self.queues[c.queue]
-        h_remove(&self.routes[c.route].waiting, self.contact_pos[slot], self.contact_pos)
+        if not (c.flags & CF_PREFERRED):
+            h_remove(&self.routes[c.route].waiting, self.contact_pos[slot], self.contact_pos)
         q.waiting -= 1
         if c.flags & CF_CALLBACK:
             q.waiting_callbacks -= 1
@@ -911,6 +945,32 @@ cdef class Router:
         if c.wait_timer >= 0:
             self._timer_cancel(c.wait_timer)
             c.wait_timer = -1
+        if c.pref_timer >= 0:
+            self._timer_cancel(c.pref_timer)
+            c.pref_timer = -1
+
+    cdef int32_t _pref_ready(self, contact_t* c) noexcept:
+        # The first of its preferred agents that is READY, or -1.
+        cdef int32_t i
+        for i in range(c.n_pref):
+            if self.agents[c.pref[i]].state == AS_READY:
+                return c.pref[i]
+        return -1
+
+    cdef bint _pref_live(self, const hentry_t* e) noexcept:
+        cdef contact_t* c = &self.contacts[e.id]
+        return c.state == CS_WAITING and (c.flags & CF_PREFERRED) != 0 and c.seq == e.c
+
+    cdef int _fire_preferred(self, int32_t slot, time_us_t now) noexcept:
+        # The preferred agents' time is over: normal routing from now on.
+        cdef contact_t* c = &self.contacts[slot]
+        c.pref_timer = -1
+        if c.state != CS_WAITING:
+            c.flags &= ~CF_PREFERRED
+            return 0
+        self._unwait(slot)
+        c.flags &= ~CF_PREFERRED
+        return self._contact_waits(slot, now)
 
     cdef int _enter_queue(self, int32_t slot, time_us_t now) noexcept:
         # The contact arrives in its queue (first, or by overflow): the queue's
@@ -926,7 +986,8 @@ cdef class Router:
                 self.pools[self.routes[self.chains[c.chain + q.n_steps]].pool].n_logged == 0:
             return self._divert(slot, now, TK_NONE)
         if q.max_waiting and not (c.flags & CF_CALLBACK) \
-                and self.pools[self.routes[c.route].pool].n_ready == 0 \
+                and (self._pref_ready(c) < 0 if c.flags & CF_PREFERRED
+                     else self.pools[self.routes[c.route].pool].n_ready == 0) \
                 and q.waiting - q.waiting_callbacks >= q.max_waiting:
             return self._divert(slot, now, TK_NONE)
         if q.n_steps > 1:
@@ -949,7 +1010,7 @@ cdef class Router:
         cdef int32_t kind = q.overflow, target
         cdef int r
         self._cancel_wait_timers(c)
-        c.flags &= ~CF_EXPIRED
+        c.flags &= ~(CF_EXPIRED | CF_PREFERRED)
         if why == TK_NONE and q.reject_unstaffed == 1 and \
                 self.pools[self.routes[self.chains[c.chain + q.n_steps]].pool].n_logged == 0:
             kind = OV_NONE
@@ -1001,8 +1062,9 @@ cdef class Router:
             if t < 0:
                 return E_NOMEM
             c.step_timer = t
-        if c.state != CS_WAITING:
-            # Ringing: it takes the new route if it comes back.
+        if c.state != CS_WAITING or c.flags & CF_PREFERRED:
+            # Ringing, or waiting for its preferred agents: it takes the new
+            # route when it comes back to its queue.
             c.route = self.chains[c.chain + 1 + c.step]
             return 0
         self._unwait(slot)
@@ -1031,6 +1093,7 @@ cdef class Router:
         cdef route_t* r
         cdef int32_t i, j, best = -1, slot
         cdef hentry_t* head = NULL
+        cdef heap_t* h
         for i in range(self.memb_off[agent], self.memb_off[agent + 1]):
             p = &self.pools[self.memb[i].pool]
             for j in range(p.n_routes):
@@ -1038,6 +1101,14 @@ cdef class Router:
                 if r.waiting.n and (head == NULL or h_less(&r.waiting.e[0], head)):
                     head = &r.waiting.e[0]
                     best = p.routes[j]
+        h = &self.pref_heap[agent]
+        while h.n and not self._pref_live(&h.e[0]):
+            h_remove(h, 0, self.pref_pos)
+        if h.n and (head == NULL or h_less(&h.e[0], head)):
+            slot = h.e[0].id
+            h_remove(h, 0, self.pref_pos)
+            self._unwait(slot)
+            return self._offer(slot, agent, now)
         if best >= 0:
             slot = head.id
             self._unwait(slot)
@@ -1109,6 +1180,8 @@ cdef class Router:
                 r = self._fire_step(obj, deadline)
             elif kind == TK_MAX_WAIT:
                 r = self._fire_max_wait(obj, deadline)
+            elif kind == TK_PREFERRED:
+                r = self._fire_preferred(obj, deadline)
             else:
                 self.agents[obj].timer = -1
                 r = self._emit(DK_WRAP_UP_END, deadline, -1, obj, -1)
@@ -1218,9 +1291,12 @@ cdef class Router:
         return 0
 
     cdef contact_id_t c_arrive(self, int32_t chain, time_us_t now, int32_t priority,
-                               int32_t channel) noexcept:
+                               int32_t channel, const int32_t* pref, int32_t n_pref,
+                               time_us_t pref_us) noexcept:
         # chain: a queue's base_chain, or a chain from Router._chain_for. priority:
-        # QUEUE_PRIORITY for the queue's own.
+        # QUEUE_PRIORITY for the queue's own. pref[0:n_pref]: distinct agents of
+        # the queue's tenant (at most MAX_PREFERRED), the only ones who may take
+        # it until now + pref_us.
         cdef int r
         cdef int32_t slot, cap
         cdef contact_t* c
@@ -1247,10 +1323,14 @@ cdef class Router:
             cap = self.cap_slots
             if grow(<void**> &self.free_slots, &cap, slot + 1, sizeof(int32_t)) != 0:
                 return E_NOMEM
+            cap = self.cap_slots
+            if grow(<void**> &self.pref_pos, &cap, slot + 1, sizeof(int32_t)) != 0:
+                return E_NOMEM
             self.cap_slots = cap
-            # A ring, a step and a maximum-wait timer per contact; a wrap-up per agent.
+            # A ring, a step, a maximum-wait and a preferred-agents timer per
+            # contact; a wrap-up per agent.
             if grow(<void**> &self.free_timers, &self.cap_free_timers,
-                    3 * (slot + 1) + self.n_agents_, sizeof(int32_t)) != 0:
+                    4 * (slot + 1) + self.n_agents_, sizeof(int32_t)) != 0:
                 return E_NOMEM
             self.contacts[slot].gen = 0
             self.n_slots += 1
@@ -1269,6 +1349,12 @@ cdef class Router:
         c.timer = -1
         c.step_timer = -1
         c.wait_timer = -1
+        c.pref_timer = -1
+        c.n_pref = 0
+        if n_pref > 0 and pref_us > 0:
+            c.n_pref = n_pref
+            memcpy(c.pref, pref, n_pref * sizeof(int32_t))
+            c.flags |= CF_PREFERRED
         c.arrival = now
         c.offered_at = -1
         c.answered_at = -1
@@ -1276,6 +1362,10 @@ cdef class Router:
         self.seq += 1
         q.offered += 1
         cid = self._cid(slot)       # before a rejection could end it
+        if c.flags & CF_PREFERRED:
+            c.pref_timer = self._timer_add(now + pref_us, TK_PREFERRED, slot)
+            if c.pref_timer < 0:
+                return E_NOMEM
         r = self._enter_queue(slot, now)
         if r:
             return r
@@ -1492,7 +1582,7 @@ cdef class Router:
             self._raise(r, "set_not_ready", agent)
 
     def arrive(self, queue, now, *, priority=None, channel=Channel.VOICE,
-               require=None):
+               require=None, preferred=None, preferred_us=0):
         """A contact arrives in `queue` at `now`; returns its id.
 
         It is offered at once to the best eligible READY agent (see
@@ -1501,11 +1591,17 @@ cdef class Router:
         Args:
             priority: overrides the queue's priority, in [-1e6, 1e6].
             channel: a :class:`Channel`.
-            require: skill -> minimum level added to the queue's requirement
-                (the higher minimum wins per skill).
+            require: skill -> minimum level added to every step's requirement
+                of the queue (the higher minimum wins per skill).
+            preferred: up to 4 agents of the queue's tenant, best first (for
+                example the last agents who served this customer): for
+                ``preferred_us`` from now only they may take the contact, the
+                first of them READY at once, or the first to become READY; then
+                normal routing. Skills are not required of them.
+            preferred_us: how long the preference holds (> 0 with ``preferred``).
 
         Raises:
-            UnknownQueue, ConfigError, TimeError.
+            UnknownQueue, UnknownAgent (a preferred agent), ConfigError, TimeError.
         """
         if not 0 <= queue < self.n_queues_:
             raise UnknownQueue(f"arrive: no queue {queue} (queues are 0..{self.n_queues_ - 1})")
@@ -1516,11 +1612,33 @@ cdef class Router:
         except ValueError:
             raise ConfigError(f"arrive: unknown channel {channel!r}") from None
         cdef int32_t chain = self.queues[q].base_chain
+        cdef int32_t pref[4]
+        cdef int32_t n_pref = 0
+        cdef time_us_t pref_us = 0
+        if preferred:
+            try:
+                agents = [int(a) for a in preferred]
+            except (TypeError, ValueError):
+                raise ConfigError("arrive: preferred must be a list of agent ids") from None
+            for a in agents:
+                if not 0 <= a < self.n_agents_:
+                    raise UnknownAgent(f"arrive: no agent {a} (preferred)")
+                if self.agents[<int32_t> a].tenant != self.queues[q].tenant:
+                    raise ConfigError(f"arrive: preferred agent {a} belongs to another tenant")
+            if len(agents) > MAX_PREFERRED or len(set(agents)) != len(agents):
+                raise ConfigError(
+                    f"arrive: preferred must be at most {MAX_PREFERRED} distinct agents")
+            pref_us = _duration(preferred_us, "preferred_us")
+            if pref_us == 0:
+                raise ConfigError("arrive: preferred agents need preferred_us > 0")
+            for n_pref in range(len(agents)):
+                pref[n_pref] = agents[n_pref]
+            n_pref = len(agents)
         if require:
             chain = self._chain_for(q, _requirement(require, "require"))
         if not 0 <= now <= MAX_TIME_US:
             raise ConfigError(f"arrive: now must be in [0, 2**62), got {now}")
-        cdef contact_id_t c = self.c_arrive(chain, _time(now), prio, ch)
+        cdef contact_id_t c = self.c_arrive(chain, _time(now), prio, ch, pref, n_pref, pref_us)
         if c < 0:
             self._last_now = now
             self._raise(<int> c, "arrive", queue)
@@ -1654,12 +1772,22 @@ cdef class Router:
         cdef int32_t i, j
         cdef heap_t* h
         cdef time_us_t oldest = now
+        cdef int64_t seen = 0
+        cdef contact_t* c
         # O(waiting in this queue): a query, not a routing decision.
         for i in range(q.n_routes):
             h = &self.routes[q.routes[i]].waiting
+            seen += h.n
             for j in range(h.n):
                 if self.contacts[h.e[j].id].entered < oldest:
                     oldest = self.contacts[h.e[j].id].entered
+        if seen < q.waiting:
+            # Some wait for their preferred agents, in no route: look at them all.
+            for j in range(self.n_slots):
+                c = &self.contacts[j]
+                if c.state == CS_WAITING and c.queue == queue and c.flags & CF_PREFERRED \
+                        and c.entered < oldest:
+                    oldest = c.entered
         return make_queue_stats(
             q.offered, q.answered, q.abandoned, q.abandoned_within_sl, q.waiting,
             now - oldest, q.answered_within_sl, q.wait_answered_us, q.ring_no_answer,

@@ -163,7 +163,7 @@ def run(Router r, const int32_t[::1] arrival_queue, int64_t dt_us, int64_t handl
                     raise RuntimeError("abandon refused")
                 live[slot_of(c)] = -1
             else:
-                c = r.c_arrive(r.queues[arrival_queue[i]].base_chain, t, QUEUE_PRIORITY, 0)
+                c = r.c_arrive(r.queues[arrival_queue[i]].base_chain, t, QUEUE_PRIORITY, 0, NULL, 0, 0)
                 if c < 0:
                     raise RuntimeError("arrive refused")
                 slot = slot_of(c)

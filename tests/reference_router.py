@@ -49,6 +49,8 @@ RING = "ring"
 WRAP_UP = "wrap_up"
 STEP = "step"
 MAX_WAIT = "max_wait"
+PREFERRED = "preferred"
+MAX_PREFERRED = 4
 
 
 def splitmix64(state: int) -> tuple[int, int]:
@@ -118,6 +120,8 @@ class _Contact:
     step: int = 0
     callback: bool = False
     expired: bool = False  # its maximum wait passed while it was offered
+    preferred: list[int] = field(default_factory=list)  # only they may take it, while
+    prefer: bool = False  # ... this holds
     state: ContactState = ContactState.WAITING
     agent: int | None = None
     accepted_at: int = 0
@@ -310,17 +314,28 @@ class ReferenceRouter:
         priority: int | None = None,
         channel: Channel = Channel.VOICE,
         require: Mapping[int, int] | None = None,
+        preferred: Sequence[int] | None = None,
+        preferred_us: int = 0,
     ) -> int:
-        self._check_queue(queue)
+        q = self._check_queue(queue)
         if priority is not None:
             _check_priority(priority)
         try:
             channel = Channel(channel)
         except ValueError:
             raise ConfigError(f"unknown channel {channel!r}") from None
+        pref = list(preferred or ())
+        for a in pref:
+            if self._check_agent(a).tenant != q.tenant:
+                raise ConfigError("a preferred agent of another tenant")
+        if pref:
+            if len(pref) > MAX_PREFERRED or len(set(pref)) != len(pref):
+                raise ConfigError("at most 4 distinct preferred agents")
+            _check_duration(preferred_us)
+            if preferred_us == 0:
+                raise ConfigError("preferred agents need preferred_us > 0")
         extra = _check_skills(require or {})
         self._begin(now)
-        q = self._queues[queue]
         cid = self._next_contact
         self._next_contact += 1
         self._contacts[cid] = _Contact(
@@ -331,8 +346,12 @@ class ReferenceRouter:
             extra=extra,
             arrival=self._now,
             seq=cid,
+            preferred=pref,
+            prefer=bool(pref),
         )
         q.offered += 1
+        if pref:
+            self._add_timer(self._now + preferred_us, PREFERRED, -1, cid)
         self._enter_queue(cid)
         return cid
 
@@ -353,7 +372,8 @@ class ReferenceRouter:
         self._cancel(RING, contact=contact)
         self._cancel(STEP, contact=contact)
         self._cancel(MAX_WAIT, contact=contact)
-        c.expired = False
+        self._cancel(PREFERRED, contact=contact)
+        c.expired = c.prefer = False
         c.state = ContactState.ACTIVE
         c.accepted_at = self._now
         q = self._queues[c.queue]
@@ -402,6 +422,7 @@ class ReferenceRouter:
             q.abandoned_within_sl += 1
         self._cancel(STEP, contact=contact)
         self._cancel(MAX_WAIT, contact=contact)
+        self._cancel(PREFERRED, contact=contact)
         del self._contacts[contact]
         if c.state == ContactState.OFFERED:
             self._cancel(RING, contact=contact)
@@ -548,6 +569,11 @@ class ReferenceRouter:
             self._now = t.deadline  # each timer acts at its own deadline
             if t.kind == STEP:
                 self._next_step(t.contact)
+            elif t.kind == PREFERRED:
+                c = self._contacts[t.contact]
+                c.prefer = False
+                if c.state == ContactState.WAITING:
+                    self._dispatch_contact(t.contact)
             elif t.kind == MAX_WAIT:
                 c = self._contacts[t.contact]
                 if c.state == ContactState.WAITING:
@@ -612,7 +638,8 @@ class ReferenceRouter:
         candidates = [
             (self._rank(c), c.arrival, c.seq, cid)
             for cid, c in self._contacts.items()
-            if c.state == ContactState.WAITING and self._eligible(agent, c)
+            if c.state == ContactState.WAITING
+            and (agent in c.preferred if c.prefer else self._eligible(agent, c))
         ]
         if candidates:
             self._offer(min(candidates)[3], agent)
@@ -651,7 +678,8 @@ class ReferenceRouter:
             return
         if q.max_waiting and not c.callback:
             ready = any(
-                a.state == AgentState.READY and self._eligible(i, c)
+                a.state == AgentState.READY
+                and (i in c.preferred if c.prefer else self._eligible(i, c))
                 for i, a in enumerate(self._agents)
             )
             live = sum(
@@ -685,15 +713,16 @@ class ReferenceRouter:
         c.step += 1
         if c.step + 1 < len(q.steps):
             self._add_timer(c.entered + q.steps[c.step + 1][0], STEP, -1, contact)
-        if c.state == ContactState.WAITING:
+        if c.state == ContactState.WAITING and not c.prefer:
             self._dispatch_contact(contact)
 
     def _divert(self, contact: int, why: str | None) -> None:
         """The queue cannot keep it: full or unstaffed (why None), or MAX_WAIT."""
         self._cancel(STEP, contact=contact)
         self._cancel(MAX_WAIT, contact=contact)
+        self._cancel(PREFERRED, contact=contact)
         c = self._contacts[contact]
-        c.expired = False
+        c.expired = c.prefer = False
         q = self._queues[c.queue]
         target = q.overflow
         if why is None and q.when_unstaffed == "reject" and not self._staffed(c):
@@ -734,11 +763,19 @@ class ReferenceRouter:
         READY agent, or divert it when its maximum wait has passed, or let it wait."""
         c = self._contacts[contact]
         q = self._queues[c.queue]
-        ready = [
-            i
-            for i, a in enumerate(self._agents)
-            if a.state == AgentState.READY and self._eligible(i, c)
-        ]
+        if c.prefer:
+            # The first of its preferred agents that is READY; no strategy.
+            first = [a for a in c.preferred if self._agents[a].state == AgentState.READY]
+            if first:
+                self._offer(contact, first[0])
+                return
+            ready = []
+        else:
+            ready = [
+                i
+                for i, a in enumerate(self._agents)
+                if a.state == AgentState.READY and self._eligible(i, c)
+            ]
         if not ready:
             if c.expired:
                 self._divert(contact, MAX_WAIT)

@@ -108,6 +108,7 @@ class Differential:
         self.busy = True
         self.steps = 0
         self.tenant_of_queue: list[int] = []
+        self.tenant_of_agent: list[int] = []
         self.ended: set[int] = set()  # contacts ended by a decision
         self.log: list[str] = [f"r = Router(seed={seed})"]
 
@@ -285,7 +286,8 @@ class Differential:
         kw: dict[str, Any] = {"wrap_up_us": ch.pick(WRAP_UPS)}
         if ch.chance(10):
             kw["tenant"] = 1
-        self.both("add_agent", self.skills(ch, 1, 4, LEVELS), **kw)
+        if self.both("add_agent", self.skills(ch, 1, 4, LEVELS), **kw) is not None:
+            self.tenant_of_agent.append(kw.get("tenant", 0))
 
     def agents_in(self, *states: AgentState) -> list[int]:
         return [a for a in range(self.ref.n_agents) if self.ref.agent_state(a) in states]
@@ -386,7 +388,17 @@ class Differential:
             kw["require"] = self.skills(ch, 1, 2, MIN_LEVELS)
         if ch.chance(20):
             kw["channel"] = ch.pick(list(Channel))
-        self.both("arrive", ch.int(0, self.ref.n_queues - 1), t, **kw)
+        q = ch.int(0, self.ref.n_queues - 1)
+        if ch.chance(15):
+            # Preferred agents, as a CRM gives them: a few of the queue's tenant.
+            mine = [
+                a for a, ten in enumerate(self.tenant_of_agent) if ten == self.tenant_of_queue[q]
+            ]
+            if mine:
+                n = ch.int(1, min(3, len(mine)))
+                kw["preferred"] = sorted({ch.pick(mine) for _ in range(n)})
+                kw["preferred_us"] = ch.pick((2, 10, 40))
+        self.both("arrive", q, t, **kw)
 
     def contact_of(self, ch: Chooser, agent: int) -> Cid:
         """The agent's own contact, usually; sometimes another one."""
@@ -405,7 +417,7 @@ class Differential:
 
     def invalid(self, ch: Chooser, t: int) -> None:
         """A call that is likely refused: bad ids, values, times or transitions."""
-        kind = ch.int(0, 15)
+        kind = ch.int(0, 16)
         agent = self.any_agent(ch)
         stale = self.ref.now - ch.int(1, 5)
         if kind == 0:
@@ -458,6 +470,17 @@ class Differential:
             self.both(ch.pick(("add_queue", "add_agent")), bad)
         elif kind == 11:
             self.both("add_queue", None, **ch.pick(({"ring_timeout_us": -1}, {"strategy": 99})))
+        elif kind == 16:
+            q = ch.int(0, self.ref.n_queues - 1)
+            bad = ch.pick(
+                (
+                    {"preferred": [self.ref.n_agents], "preferred_us": 5},
+                    {"preferred": [0, 0], "preferred_us": 5},
+                    {"preferred": [0], "preferred_us": 0},
+                    {"preferred": [0, 1, 2, 3, 4], "preferred_us": 5},
+                )
+            )
+            self.both("arrive", q, t, **bad)
         elif kind == 14:
             self.both("request_callback", self.some_contact(ch), ch.pick((t, stale, -1)))
         elif kind == 15:

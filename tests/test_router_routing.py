@@ -19,6 +19,7 @@ from agner.core._api import (
     Decision,
     DecisionKind,
     InvalidTransition,
+    UnknownAgent,
     UnknownContact,
 )
 
@@ -447,3 +448,104 @@ def test_an_unstaffed_check_sees_only_the_queues_tenant(make_router: Any) -> Non
     agents(r, {})  # tenant 0
     c = r.arrive(q, 0)
     assert r.take_decisions() == [Decision(D.REJECT, 0, c, -1, q)]
+
+
+# -- preferred agents -----------------------------------------------------------------------
+
+
+def test_a_ready_preferred_agent_takes_the_contact_at_once(make_router: Any) -> None:
+    r = make_router()
+    q = r.add_queue(ring_timeout_us=0)
+    idle_longer, last_agent = agents(r, {}, {})
+    c = r.arrive(q, 5, preferred=[last_agent], preferred_us=30 * T)
+    assert offered_to(r) == [(5, c, last_agent)]
+    assert r.agent_state(idle_longer) == AgentState.READY
+
+
+def test_the_first_ready_preferred_agent_in_order(make_router: Any) -> None:
+    r = make_router()
+    q = r.add_queue(ring_timeout_us=0)
+    longest_idle, a1, a2 = agents(r, {}, {}, {})
+    c = r.arrive(q, 5, preferred=[a2, a1], preferred_us=30 * T)
+    assert offered_to(r) == [(5, c, a2)]
+    assert r.agent_state(longest_idle) == AgentState.READY
+
+
+def test_a_contact_waits_for_its_preferred_agents_until_the_limit(make_router: Any) -> None:
+    r = make_router()
+    q = r.add_queue(ring_timeout_us=0)
+    (other,) = agents(r, {})
+    fav = r.add_agent({})
+    r.login(fav, 0)
+    c = r.arrive(q, 0, preferred=[fav], preferred_us=30 * T)
+    assert r.take_decisions() == []  # the READY agent is not a preferred one
+    assert r.contact_state(c) == ContactState.WAITING
+    assert r.queue_stats(q, 1).waiting == 1
+    r.set_ready(fav, 10 * T)  # a preferred agent frees up: it gets it
+    assert offered_to(r) == [(10 * T, c, fav)]
+    assert r.agent_state(other) == AgentState.READY
+
+
+def test_after_the_limit_normal_routing_takes_over(make_router: Any) -> None:
+    r = make_router()
+    q = r.add_queue(ring_timeout_us=0)
+    (other,) = agents(r, {})
+    fav = r.add_agent({})
+    c = r.arrive(q, 0, preferred=[fav], preferred_us=30 * T)
+    assert r.next_deadline() == 30 * T
+    r.advance(31 * T)
+    assert offered_to(r) == [(30 * T, c, other)]
+
+
+def test_preferred_agents_need_no_skill_and_rank_with_the_queue(make_router: Any) -> None:
+    # The preferred agent lacks the queue's skill; when it frees up it takes the
+    # best-ranked contact among those it may take: here the older queue contact.
+    r = make_router()
+    q = r.add_queue({1: 5}, ring_timeout_us=0)
+    free_q = r.add_queue(ring_timeout_us=0)
+    fav = r.add_agent({})
+    r.login(fav, 0)
+    older = r.arrive(free_q, 0)
+    c = r.arrive(q, 1, preferred=[fav], preferred_us=60 * T)
+    r.set_ready(fav, 2)
+    assert offered_to(r) == [(2, older, fav)]
+    r.accept(fav, older, 3)
+    r.complete(fav, older, 4)
+    assert offered_to(r) == [(4, c, fav)]
+
+
+def test_a_preferred_agent_that_does_not_answer_leaves_it_to_the_others(
+    make_router: Any,
+) -> None:
+    r = make_router()
+    q = r.add_queue(ring_timeout_us=0)
+    a, b = agents(r, {}, {})
+    r.set_not_ready(b, 0)
+    c = r.arrive(q, 1, preferred=[a, b], preferred_us=60 * T)
+    r.take_decisions()
+    r.no_answer(a, c, 2)
+    assert r.take_decisions() == []  # still only for a or b, and neither is READY
+    r.set_ready(b, 3)
+    assert offered_to(r) == [(3, c, b)]
+
+
+@pytest.mark.parametrize(
+    "kw",
+    [
+        {"preferred": [0, 0], "preferred_us": T},
+        {"preferred": [0, 1, 2, 3, 4], "preferred_us": T},
+        {"preferred": [0], "preferred_us": 0},
+        {"preferred": [5], "preferred_us": T},  # another tenant's agent
+    ],
+)
+def test_bad_preferences_are_refused(make_router: Any, kw: dict[str, Any]) -> None:
+    r = make_router()
+    q = r.add_queue()
+    for _ in range(5):
+        r.add_agent({})
+    r.add_agent({}, tenant=1)
+    with pytest.raises(ConfigError):
+        r.arrive(q, 0, **kw)
+    with pytest.raises(UnknownAgent):
+        r.arrive(q, 0, preferred=[99], preferred_us=T)
+    assert r.queue_stats(q, 0).offered == 0

@@ -10,7 +10,9 @@ loopback (the load generator runs in this process, on the other core):
 2. throughput: --throughput-rate calls per second for 10 s (about three events
    per call: arrived, answered, hung up), with short handle times;
 
-and samples the server's resident memory (VmRSS) every 5 s during the first.
+and samples the server's resident memory (VmRSS) every 5 s during the first,
+and the server's CPU time during the second (events per CPU second: what one
+core carries, whatever else shares the machine; logins and logouts included).
 Targets (docs/BENCHMARKS.md): >= 20,000 events/s; p99 < 2 ms at 2,000 calls/s
 with 10,000 agents; memory flat.
 """
@@ -40,6 +42,12 @@ def _rss_kib(pid: int) -> int:
         if line.startswith("VmRSS:"):
             return int(line.split()[1])
     raise RuntimeError("no VmRSS")
+
+
+def _cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a process (all its threads)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _start(data: Path) -> tuple[subprocess.Popen[str], str]:
@@ -91,9 +99,16 @@ def main() -> int:
             done.set()
             thread.join()
             out["memory_kib"] = {"start": rss_start, "samples": samples}
+            cpu0 = _cpu_s(proc.pid)
             out["throughput"] = run_load(
                 str(CONFIG), address, rate=args.throughput_rate, duration_s=10, handle_s=0.2
             )
+            # The server's own CPU time per event: what one core can carry, whatever
+            # else shares the machine (the load generator, other jobs).
+            cpu = _cpu_s(proc.pid) - cpu0
+            events = out["throughput"]["events"] + 4 * out["throughput"]["agents"]
+            out["server_cpu_s"] = cpu
+            out["server_events_per_cpu_second"] = events / cpu
         finally:
             proc.terminate()
             proc.wait(30)
@@ -111,6 +126,10 @@ def main() -> int:
         f"  latency at {lat['rate']:g} calls/s, {lat['agents']:,} agents: p50 "
         f"{lat['p50_ms']:.3f} ms, p90 {lat['p90_ms']:.3f} ms, p99 {lat['p99_ms']:.3f} ms, "
         f"p99.9 {lat['p999_ms']:.3f} ms, max {lat['max_ms']:.3f} ms"
+    )
+    print(
+        f"  server CPU: {out['server_cpu_s']:.2f} s for the throughput run, "
+        f"{out['server_events_per_cpu_second']:,.0f} events per CPU second"
     )
     rss = [kib for _, kib in out["memory_kib"]["samples"]]
     if rss:

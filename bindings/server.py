@@ -143,6 +143,8 @@ class Server:
         self.lookups = ThreadPoolExecutor(1, thread_name_prefix="agner-lookup")
         self.timer: asyncio.TimerHandle | None = None
         self.timer_at: int | None = None
+        self.batching = False
+        self.touched: list[TcpSession] = []
         self.started = time.time()
         self.errors = 0
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -309,11 +311,18 @@ class Server:
         center = self.center
         if center.outbox:
             out, center.outbox = center.outbox, []
-            for sink, msg in out:
-                if isinstance(msg, Offer) and msg.customer:
-                    self._screen_pop(sink, msg)
-                else:
-                    sink.send(msg)
+            self.batching = True  # TCP sessions gather their frames: one write each
+            try:
+                for sink, msg in out:
+                    if isinstance(msg, Offer) and msg.customer:
+                        self._screen_pop(sink, msg)
+                    else:
+                        sink.send(msg)
+            finally:
+                self.batching = False
+                touched, self.touched = self.touched, []
+                for session in touched:
+                    session.write_out()
         if len(center.records) >= 1000:
             self.write_records()
         self._schedule()
@@ -542,6 +551,7 @@ class TcpSession(Session, asyncio.Protocol):
         self.buf = bytearray()
         self.skip = 0  # bytes of an oversized frame still to discard
         self.transport: asyncio.Transport | None = None
+        self.out: list[bytes] = []  # frames gathered during a flush
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]  # uvloop's is no subclass
@@ -552,11 +562,24 @@ class TcpSession(Session, asyncio.Protocol):
         self.close_session()
 
     def send(self, msg: Any) -> None:
-        t = self.transport
-        if t is None or self.closed:
+        if self.transport is None or self.closed:
             return
         body = _encoder.encode(msg)
-        t.write(len(body).to_bytes(4, "big") + body)
+        if not self.out:
+            if not self.server.batching:
+                self.out.append(len(body).to_bytes(4, "big") + body)
+                self.write_out()
+                return
+            self.server.touched.append(self)
+        self.out.append(len(body).to_bytes(4, "big") + body)
+
+    def write_out(self) -> None:
+        t = self.transport
+        if t is None or self.closed or not self.out:
+            self.out.clear()
+            return
+        t.write(b"".join(self.out))
+        self.out.clear()
         if t.get_write_buffer_size() > _MAX_WRITE_BUFFER:
             t.abort()
 

@@ -28,6 +28,7 @@ __all__ = ["PostgresStore"]
 _MIGRATION_LOCK = 0x61676E6572
 # Rows from which a write is a bulk load (see _bulk_tx).
 _BULK = 1000
+_ANALYZE = "ANALYZE customers, customer_phones, customer_emails, leads, interactions"
 
 
 class PostgresStore(Store):
@@ -63,17 +64,26 @@ class PostgresStore(Store):
             return
         conn = self._conn()
         threshold = conn.prepare_threshold
-        # The tables grow inside this one transaction, unseen by autovacuum: a plan
-        # prepared now would be kept for the tiny tables it was made for, and scan
-        # them for every row (imports went quadratic). Plan each statement afresh.
+        # The tables grow inside this one transaction, unseen by autovacuum, so the
+        # planner would go on planning for the tables as they were (once a 1M import
+        # went quadratic: each batch scanned every row). Statements are planned
+        # afresh, and _bulk_progress refreshes the statistics as the tables double.
         conn.prepare_threshold = None
+        self._local.analyzed_at = _BULK
         try:
             with self._tx() as cur:
                 yield cur
         finally:
             conn.prepare_threshold = threshold
-        # Statistics for the look-ups that follow, without waiting for autovacuum.
-        conn.execute("ANALYZE customers, customer_phones, customer_emails, leads, interactions")
+            self._local.analyzed_at = 0
+        conn.execute(_ANALYZE)
+
+    def _bulk_progress(self, cur: Any, done: int) -> None:
+        # ANALYZE in the loading transaction counts the rows it has written.
+        at = getattr(self._local, "analyzed_at", 0)
+        if at and done >= 2 * at:
+            self._local.analyzed_at = done
+            cur.execute(_ANALYZE)
 
     def _insert_ids(self, cur: Any, sql: str, rows: Sequence[Sequence[Any]]) -> list[int]:
         if not rows:

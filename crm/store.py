@@ -180,6 +180,9 @@ class Store:
         with self._tx() as cur:
             yield cur
 
+    def _bulk_progress(self, cur: Any, done: int) -> None:
+        """Called in a bulk transaction after each ``done`` rows written so far."""
+
     def _read1(self, sql: str, params: Sequence[Any]) -> list[Any]:
         """One statement outside a transaction (the hot look-up path)."""
         return list(self._conn().execute(self._q(sql), params).fetchall())
@@ -478,6 +481,7 @@ class Store:
                 ids, n_created = self._save(cur, tenant, batch, now, match=True, claimed=claimed)
                 created += n_created
                 updated += len(ids) - n_created
+                self._bulk_progress(cur, created + updated)
             converted = open_before - self._open_leads(cur, tenant)
         return ImportResult(
             rows=len(rows), created=created, updated=updated, leads_converted=converted
@@ -635,6 +639,8 @@ class Store:
         with self._bulk_tx(len(checked)) as cur:
             for i in checked:
                 out.append(self._record(cur, tenant, i))
+                if len(out) % _BATCH == 0:
+                    self._bulk_progress(cur, len(out))
         return out
 
     def _record(self, cur: Any, tenant: str, i: Interaction) -> Interaction:

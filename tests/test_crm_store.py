@@ -443,3 +443,17 @@ def test_store_url_errors(tmp_path: Any) -> None:
         open_store("sqlite:///:memory:")
     with pytest.raises(InvalidInput, match="default_tier"):
         open_store(f"sqlite:///{tmp_path}/crm.db", StoreOptions(default_tier="gold", tiers={}))
+
+
+def test_many_interactions_in_one_call(store: Any) -> None:
+    # 1,100 records: on PostgreSQL a bulk load (statements planned afresh).
+    c = store.create_customer("acme", name="Ann", phones=[ANN])
+    recs = store.record_interactions(
+        "acme",
+        [answered(f"a{k % 7}", ANN, T0 + k * S, satisfaction=5, ref=f"r{k}") for k in range(1_100)],
+    )
+    assert len({r.id for r in recs}) == 1_100
+    assert all(r.customer_id == c.id for r in recs)
+    assert store.count("acme", "interactions") == 1_100
+    h = store.lookup("acme", ANN, now_us=T0 + 2_000 * S)
+    assert h.preferred_agents == ("a0", "a6", "a5")  # ended last: k = 1099, 1098, 1097

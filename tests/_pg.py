@@ -20,6 +20,7 @@ import subprocess
 import tempfile
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -72,9 +73,13 @@ class LocalPostgres:
         return f"{self.url}?options=-csearch_path%3D{schema}"
 
     def _run(self, *args: str) -> None:
-        subprocess.run(
-            [*self._as, *args], check=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+        res = subprocess.run(
+            [*self._as, *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
         )
+        if res.returncode != 0:
+            log = os.path.join(self.dir, "log")
+            tail = Path(log).read_text()[-2000:] if os.path.exists(log) else ""
+            raise RuntimeError(f"{' '.join(args)} failed:\n{res.stdout}{tail}")
 
     def start(self) -> LocalPostgres:
         self.dir = tempfile.mkdtemp(prefix="agner-pg-")

@@ -172,6 +172,7 @@ def fingerprint(cfg: ServerConfig) -> str:
         "agents": [(a.name, a.group) for a in cfg.agents],
         "seed": cfg.server.seed,
         "ring_timeout_s": cfg.server.ring_timeout_s,
+        "preferred_s": cfg.server.preferred_s,
     }
     return hashlib.sha256(msgspec.msgpack.encode(shape)).hexdigest()[:32]
 
@@ -212,7 +213,8 @@ class Center:
         """The arrival with the CRM store's routing hints for a known caller: the
         tier's priority added to the queue's (unless the switch gave one), and the
         customer's language skill required when an agent who can serve the queue
-        has it. Preferred agents wait for the core's support (issue 3)."""
+        has it, and the agents who served the customer well lately preferred for
+        ``preferred_s`` (unless the switch named others)."""
         if hints is None or not hints.known:
             return msg
         qid = self.ids.queue_id.get(msg.queue, -1)
@@ -226,7 +228,17 @@ class Center:
         lang = hints.language_skill
         if lang and lang in self.queue_skills[qid] and not (require and lang in require):
             require = {**(require or {}), lang: 1}
-        return msgspec.structs.replace(msg, priority=priority, require=require)
+        preferred = msg.preferred
+        if preferred is None and hints.preferred_agents:
+            # The agents who served this customer well lately, those the tenant has.
+            ids = self.ids.agent_id
+            known = [
+                a
+                for a in hints.preferred_agents
+                if a in ids and self.agent_tenant[ids[a]] == ident.tenant
+            ]
+            preferred = list(dict.fromkeys(known))[:4] or None
+        return msgspec.structs.replace(msg, priority=priority, require=require, preferred=preferred)
 
     def _skills_by_queue(self) -> list[set[str]]:
         """Per queue, the skills some agent who can serve it has."""
@@ -325,6 +337,20 @@ class Center:
             raise Refused("unknown", f"no live contact {call_id!r}")
         return c
 
+    def _preferred(self, ident: Identity, names: list[str] | None) -> list[int] | None:
+        """Agent ids of the tenant's agents named, best first (at most 4)."""
+        if not names:
+            return None
+        if len(names) > 4 or len(set(names)) != len(names):
+            raise Refused("bad_message", "at most 4 distinct preferred agents")
+        out = []
+        for name in names:
+            aid = self.ids.agent_id.get(name, -1)
+            if aid < 0 or self.agent_tenant[aid] != ident.tenant:
+                raise Refused("unknown", f"no agent {name!r}")
+            out.append(aid)
+        return out
+
     def _require(self, require: dict[str, int] | None) -> dict[int, int] | None:
         if not require:
             return None
@@ -342,17 +368,26 @@ class Center:
         now: int,
         call_id: str,
         qid: int,
-        channel: str,
-        priority: int | None,
-        require: dict[int, int] | None,
-        customer: str | None,
-        dialed: str | None,
-        data: dict[str, str],
-        dial: str | None,
+        *,
+        channel: str = "voice",
+        priority: int | None = None,
+        require: dict[int, int] | None = None,
+        customer: str | None = None,
+        dialed: str | None = None,
+        data: dict[str, str] | None = None,
+        dial: str | None = None,
+        preferred: list[int] | None = None,
+        preferred_us: int = 0,
     ) -> None:
         try:
             c = self.router.arrive(
-                qid, now, priority=priority, channel=_CHANNELS[channel], require=require
+                qid,
+                now,
+                priority=priority,
+                channel=_CHANNELS[channel],
+                require=require,
+                preferred=preferred or None,
+                preferred_us=preferred_us if preferred else 0,
             )
         except RouterError as exc:
             raise Refused("invalid_state", str(exc)) from None
@@ -365,7 +400,7 @@ class Center:
             channel,
             customer,
             dialed,
-            data,
+            data or {},
             now,
             self.seq,
             prio,
@@ -380,19 +415,24 @@ class Center:
         require = self._require(msg.require)
         if msg.call_id in self.by_call[ident.tenant]:
             raise Refused("invalid_state", f"call {msg.call_id!r} is already live")
+        preferred = self._preferred(ident, msg.preferred)
+        if msg.preferred_s is not None and not 0 <= msg.preferred_s <= 86_400:
+            raise Refused("bad_message", "preferred_s must be in [0, 86400]")
+        wait_s = self.cfg.server.preferred_s if msg.preferred_s is None else msg.preferred_s
         self._log(ident, msg, now)
         self._new_contact(
             ident,
             now,
             msg.call_id,
             qid,
-            msg.channel,
-            msg.priority,
-            require,
-            msg.customer,
-            msg.dialed,
-            msg.data,
-            None,
+            channel=msg.channel,
+            priority=msg.priority,
+            require=require,
+            customer=msg.customer,
+            dialed=msg.dialed,
+            data=msg.data,
+            preferred=preferred,
+            preferred_us=round(wait_s * 1_000_000),
         )
 
     def _dial(self, ident: Identity, msg: Dial, now: int) -> str:
@@ -405,9 +445,7 @@ class Center:
             raise Refused("invalid_state", f"call {call_id!r} is already live")
         self._log(ident, msg, now)
         self.dials += 1
-        self._new_contact(
-            ident, now, call_id, qid, "voice", None, None, msg.number, None, {}, msg.number
-        )
+        self._new_contact(ident, now, call_id, qid, customer=msg.number, dial=msg.number)
         return call_id
 
     def _accept(self, ident: Identity, msg: Answered | Accept, now: int) -> None:
@@ -458,6 +496,7 @@ class Center:
     def _transfer(self, ident: Identity, msg: Transfer, now: int) -> None:
         c = self._contact(ident, msg.call_id)
         qid = self._queue(ident, msg.queue)
+        target = self._preferred(ident, None if msg.agent is None else [msg.agent])
         agent = self.router.contact_agent(c)
         if agent is None or self.router.contact_state(c) is not ContactState.ACTIVE:
             raise Refused("invalid_state", f"call {msg.call_id!r} is not answered")
@@ -472,13 +511,12 @@ class Center:
             now,
             live.call_id,
             qid,
-            live.channel,
-            None,
-            None,
-            live.customer,
-            live.dialed,
-            live.data,
-            None,
+            channel=live.channel,
+            customer=live.customer,
+            dialed=live.dialed,
+            data=live.data,
+            preferred=target,
+            preferred_us=round(self.cfg.server.preferred_s * 1_000_000),
         )
         self._core(self.router.complete, agent, c, now)
         self._record(live, agent, now, "transferred", None, None)

@@ -296,6 +296,7 @@ class ServerOptions(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     rate_per_s: float = 50_000.0  # messages per connection, token bucket
     burst: int = 100_000
     ring_timeout_s: float = 15.0
+    preferred_s: float = 20.0  # how long preferred agents (CRM, transfer) hold a contact
     seed: int = 0
 
 
@@ -375,6 +376,8 @@ def check_server(cfg: ServerConfig, where: str = "config") -> None:
         raise ConfigFileError(f"{where}: server: fsync_interval_ms >= 1, max_message_bytes >= 256")
     if not (opts.rate_per_s > 0 and opts.burst >= 1 and opts.ring_timeout_s >= 0):
         raise ConfigFileError(f"{where}: server: rate_per_s > 0, burst >= 1, ring_timeout_s >= 0")
+    if not 0 <= opts.preferred_s <= 86_400:
+        raise ConfigFileError(f"{where}: server: preferred_s in [0, 86400]")
     if not cfg.tenants:
         raise ConfigFileError(f"{where}: tenants: at least one tenant is needed")
     queue_names = {q.name for q in cfg.queues}

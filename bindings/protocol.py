@@ -107,6 +107,8 @@ class Arrived(_Msg, tag="arrived"):
     customer: str | None = None  # caller's number (ANI) or e-mail: CRM look-up key
     dialed: str | None = None  # DNIS
     data: dict[str, str] = {}  # IVR input and the like, passed to the desktop
+    preferred: list[str] | None = None  # up to 4 agents who alone may take it at first
+    preferred_s: float | None = None  # for how long (default: the server's preferred_s)
     ref: int = 0
 
 
@@ -136,10 +138,12 @@ class NoAnswer(_Msg, tag="no_answer"):
 
 class Transfer(_Msg, tag="transfer"):
     """Move an answered contact to ``queue``: its agent is released (as on
-    completion) and the contact waits in the new queue under the same call id."""
+    completion) and the contact waits in the new queue under the same call id;
+    with ``agent``, only that agent may take it for the server's ``preferred_s``."""
 
     call_id: str
     queue: str
+    agent: str | None = None
     ref: int = 0
 
 
@@ -260,7 +264,7 @@ class Ok(_Msg, tag="ok"):
 
 class Error(_Msg, tag="error"):
     """``code``: bad_frame, bad_message, unauthorized, forbidden, unknown,
-    invalid_state, too_large, rate_limited, version."""
+    invalid_state, too_large, rate_limited, version, internal."""
 
     code: str
     message: str

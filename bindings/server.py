@@ -208,6 +208,11 @@ class Server:
             self.errors += 1
             self.reply(session, Error(exc.code, exc.message, msg.ref))
             return
+        except Exception as exc:  # a bug: say so, keep the connection and the server
+            self.errors += 1
+            print(f"agner serve: internal error on {msg!r}: {exc!r}", file=sys.stderr)
+            self.reply(session, Error("internal", f"{type(exc).__name__}: {exc}", msg.ref))
+            return
         if msg.ref:
             self.reply(session, Ok(msg.ref, call_id))
 

@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parent.parent
 SAMPLES: list[Any] = [
     p.Hello("tok", switch=True, ref=1),
     p.Ping(ref=2),
-    p.Arrived("c1", "sales", "chat", 5, {"sales": 2}, "+4930", "800", {"ivr": "2"}, 3),
+    p.Arrived("c1", "sales", "chat", 5, {"sales": 2}, "+4930", "800", {"ivr": "2"}, ref=3),
     p.Answered("c1", "ann"),
     p.HungUp("c1"),
     p.NoAnswer("c1"),

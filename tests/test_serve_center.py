@@ -9,6 +9,7 @@ import pytest
 
 from agner.center import Center, Identity, Refused
 from agner.config import load_server_config
+from agner.crm import RoutingHints
 from agner.protocol import (
     Accept,
     AgentReady,
@@ -273,3 +274,26 @@ def test_callback_request_goes_through_the_core(tmp_path: Path) -> None:
     assert sales.callbacks == 1 and sales.waiting_calls == ["cb"]
     d.ready(ACME, "acme-sales-1")
     assert d.switch[0].got[-1] == Connect("cb", "acme-sales-1", "sales", "callback", "+33142685300")
+
+
+def test_preferred_agents_and_transfer_to_an_agent(d: Driver) -> None:
+    d.ready(ACME, "acme-sales-1", "acme-sales-2", "ann")
+    d(ACME, Arrived("p", "sales", preferred=["ann", "acme-sales-2"]))
+    assert d.switch[0].got[-1].agent == "ann"  # first ready one, in list order
+    with pytest.raises(Refused, match="no agent"):
+        d(ACME, Arrived("q", "sales", preferred=["bob"]))  # another tenant's
+    with pytest.raises(Refused, match="at most 4"):
+        d(ACME, Arrived("q", "sales", preferred=["ann"] * 2))
+    d(ACME, Answered("p"))
+    d.ready(ACME, "acme-support-1")
+    # only acme-sales-2 may take it for preferred_s, though acme-support-1 is ready
+    d(ACME, Transfer("p", "support", agent="acme-sales-2"))
+    assert d.switch[0].got[-1] == Connect("p", "acme-sales-2", "support", "voice", None)
+
+
+def test_crm_hints_prefer_the_agents_who_served_the_customer() -> None:
+    d = Driver()
+    hints = RoutingHints(known=True, priority=2, preferred_agents=("bob", "acme-sales-2", "nobody"))
+    msg = d.center.with_hints(ACME, Arrived("h", "sales", customer="+1"), hints)
+    assert (msg.priority, msg.preferred) == (3, ["acme-sales-2"])  # acme's agents only
+    assert d.center.with_hints(ACME, msg, None) == msg

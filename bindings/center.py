@@ -112,7 +112,7 @@ class Sink(Protocol):
     def send(self, msg: Any) -> None: ...
 
 
-class Interaction(msgspec.Struct, frozen=True):
+class Interaction(msgspec.Struct, frozen=True, gc=False):
     """The record of one contact's handling, for the CRM store (times in microseconds).
 
     outcome: completed, abandoned, transferred, voicemail, rejected, timed_out.
@@ -133,8 +133,7 @@ class Interaction(msgspec.Struct, frozen=True):
     satisfaction: int | None = None
 
 
-@dataclass(slots=True)
-class _Live:
+class _Live(msgspec.Struct, gc=False):  # no cycles: kept out of the GC's passes
     call_id: str
     tenant: int
     queue: int

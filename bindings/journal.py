@@ -38,7 +38,7 @@ class JournalError(RuntimeError):
     """A journal that cannot be used (another configuration, unreadable)."""
 
 
-class Entry(msgspec.Struct, array_like=True, frozen=True):
+class Entry(msgspec.Struct, array_like=True, frozen=True, gc=False):
     """One accepted input: its time, the sender's tenant index and agent id (-1:
     a service session), and the message."""
 

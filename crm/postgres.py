@@ -28,7 +28,7 @@ __all__ = ["PostgresStore"]
 _MIGRATION_LOCK = 0x61676E6572
 # Rows from which a write is a bulk load (see _bulk_tx).
 _BULK = 1000
-_ANALYZE = "ANALYZE customers, customer_phones, customer_emails, leads, interactions"
+_ANALYZE_AFTER = 10_000
 
 
 class PostgresStore(Store):
@@ -57,7 +57,7 @@ class PostgresStore(Store):
             yield cur
 
     @contextmanager
-    def _bulk_tx(self, rows: int) -> Iterator[Any]:
+    def _bulk_tx(self, rows: int, tables: str) -> Iterator[Any]:
         if rows < _BULK:
             with self._tx() as cur:
                 yield cur
@@ -67,23 +67,24 @@ class PostgresStore(Store):
         # The tables grow inside this one transaction, unseen by autovacuum, so the
         # planner would go on planning for the tables as they were (once a 1M import
         # went quadratic: each batch scanned every row). Statements are planned
-        # afresh, and _bulk_progress refreshes the statistics as the tables double.
+        # afresh, and _bulk_progress refreshes the statistics as the load doubles.
         conn.prepare_threshold = None
-        self._local.analyzed_at = _BULK
+        self._local.analyze = (_BULK, tables)
         try:
             with self._tx() as cur:
                 yield cur
         finally:
             conn.prepare_threshold = threshold
-            self._local.analyzed_at = 0
-        conn.execute(_ANALYZE)
+            self._local.analyze = None
+        if rows >= _ANALYZE_AFTER:  # for the look-ups that follow, before autovacuum
+            conn.execute(f"ANALYZE {tables}")
 
     def _bulk_progress(self, cur: Any, done: int) -> None:
         # ANALYZE in the loading transaction counts the rows it has written.
-        at = getattr(self._local, "analyzed_at", 0)
-        if at and done >= 2 * at:
-            self._local.analyzed_at = done
-            cur.execute(_ANALYZE)
+        state = getattr(self._local, "analyze", None)
+        if state is not None and done >= 2 * state[0]:
+            self._local.analyze = (done, state[1])
+            cur.execute(f"ANALYZE {state[1]}")
 
     def _insert_ids(self, cur: Any, sql: str, rows: Sequence[Sequence[Any]]) -> list[int]:
         if not rows:

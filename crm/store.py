@@ -48,6 +48,7 @@ _I_FIELDS: tuple[str, ...] = Interaction.__struct_fields__
 _I_COLS = ", ".join(_I_FIELDS)
 _I_INSERT_FIELDS = tuple(f for f in _I_FIELDS if f != "id")
 _BATCH = 500  # rows per IN (...) list and per import batch
+_CUSTOMER_TABLES = "customers, customer_phones, customer_emails, leads"
 _FOREVER_US = 2**62
 
 
@@ -175,8 +176,9 @@ class Store:
             raise Conflict(f"another writer got there first: {exc}") from exc
 
     @contextmanager
-    def _bulk_tx(self, rows: int) -> Iterator[Any]:
-        """A write transaction that loads about ``rows`` rows."""
+    def _bulk_tx(self, rows: int, tables: str) -> Iterator[Any]:
+        """A write transaction that loads about ``rows`` rows into ``tables`` (a
+        comma-separated list)."""
         with self._tx() as cur:
             yield cur
 
@@ -475,7 +477,7 @@ class Store:
         now = _now(now_us)
         created = updated = 0
         claimed: dict[int, int] = {}
-        with self._bulk_tx(len(saves)) as cur:
+        with self._bulk_tx(len(saves), _CUSTOMER_TABLES) as cur:
             open_before = self._open_leads(cur, tenant)
             for batch in _chunks(saves, _BATCH):
                 ids, n_created = self._save(cur, tenant, batch, now, match=True, claimed=claimed)
@@ -636,7 +638,7 @@ class Store:
             except InvalidInput as exc:
                 raise exc.at_row(n, None, None) from None
         out = []
-        with self._bulk_tx(len(checked)) as cur:
+        with self._bulk_tx(len(checked), "interactions, leads") as cur:
             for i in checked:
                 out.append(self._record(cur, tenant, i))
                 if len(out) % _BATCH == 0:

@@ -18,6 +18,7 @@ The TOML shape::
     max_wait_s = 300
     overflow = "backup"                # an earlier queue, "voicemail" or "callback"
     when_unstaffed = "wait"            # or "reject", "overflow"
+    parallel = 1                       # agents a call rings at once (0: ring-all)
 
     [[agent_groups]]
     name = "tier1"
@@ -98,6 +99,7 @@ class Queue(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     max_wait_s: float = 0.0  # 0: no limit
     overflow: str | None = None  # an earlier queue's name, "voicemail" or "callback"
     when_unstaffed: Literal["wait", "reject", "overflow"] = "wait"
+    parallel: int = 1  # agents one contact rings at once; 0: every idle one (ring-all)
 
 
 class Shift(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
@@ -165,6 +167,7 @@ def queue_kwargs(q: Queue, skill_ids: dict[str, int], queue_ids: dict[str, int])
         "max_waiting": q.max_waiting,
         "max_wait_us": round(q.max_wait_s * _US),
         "when_unstaffed": q.when_unstaffed,
+        "parallel": q.parallel,
     }
     if q.priority_weight_s is not None:
         kw["priority_weight_us"] = round(q.priority_weight_s * _US)
@@ -216,8 +219,8 @@ def check_queues(queues: list[Queue], groups: list[AgentGroupSpec], where: str) 
             raise ConfigFileError(f"{at}.name: {q.name!r} is reserved for overflow")
         if q.when_unstaffed == "overflow" and q.overflow is None:
             raise ConfigFileError(f"{at}.when_unstaffed: 'overflow' needs an overflow target")
-        if q.max_waiting < 0 or not q.max_wait_s >= 0:
-            raise ConfigFileError(f"{at}: max_waiting and max_wait_s must be >= 0")
+        if q.max_waiting < 0 or not q.max_wait_s >= 0 or q.parallel < 0:
+            raise ConfigFileError(f"{at}: max_waiting, max_wait_s and parallel must be >= 0")
         if q.priority_weight_s is not None and not 0 <= q.priority_weight_s <= 1e6:
             raise ConfigFileError(f"{at}.priority_weight_s must be in [0, 1e6] seconds")
 

@@ -452,6 +452,12 @@ cdef class EventLoop:
                 c = r.dec[i].contact
                 t = r.dec[i].time
                 slot = slot_of(c)
+                if r.agents[r.dec[i].agent].contact != slot \
+                        or r.agents[r.dec[i].agent].state != AS_RESERVED:
+                    # A parallel offer another agent has already answered (the
+                    # router released this one, and may have offered it more).
+                    i += 1
+                    continue
                 q = self.slot_queue[slot]
                 if r.c_accept(r.dec[i].agent, c, t) != 0:
                     return -1
@@ -473,7 +479,8 @@ cdef class EventLoop:
                 if self.off_shift[r.dec[i].agent] and self._leave(r.dec[i].agent,
                                                                   r.dec[i].time) != 0:
                     return -1
-            elif kind != DK_OFFER:
+            elif kind == DK_OVERFLOW or kind == DK_CALLBACK or kind == DK_VOICEMAIL \
+                    or kind == DK_REJECT or kind == DK_TIMEOUT:
                 # OVERFLOW, CALLBACK, or an end: VOICEMAIL, REJECT, TIMEOUT. The
                 # contact's slot is still ours: the loop reuses none mid-batch.
                 slot = slot_of(r.dec[i].contact)

@@ -41,7 +41,7 @@ cdef struct agent_t:
     time_us_t wrap_up_us      # default wrap-up after complete
     time_us_t time_in_state[6]
     int32_t tenant
-    int32_t _pad
+    int32_t ring_next         # the next agent ringing for the same contact, -1: none
 
 
 cdef struct skills_t:
@@ -95,6 +95,7 @@ cdef struct queue_t:
     int32_t overflow          # overflow_kind_t
     int32_t overflow_queue    # OV_QUEUE: the target (an earlier queue)
     int32_t reject_unstaffed  # on arrival with no eligible agent logged in: 0 wait, 1 reject, 2 overflow
+    int32_t parallel          # agents one contact rings at once; 0: every eligible idle one
     int32_t* routes
     int32_t n_routes
     int32_t cap_routes
@@ -119,7 +120,8 @@ cdef struct contact_t:
     int32_t state             # contact_state_t
     int32_t queue
     int32_t route
-    int32_t agent             # -1 unless OFFERED or ACTIVE
+    int32_t agent             # -1 unless OFFERED or ACTIVE; OFFERED: the first of the
+                              # agents ringing for it, linked by agent_t.ring_next
     int32_t priority
     int32_t channel
     int32_t timer             # ring timer slot, -1 when none
@@ -274,6 +276,7 @@ cdef class Router:
     cdef int _release(self, int32_t agent, time_us_t now) noexcept
     cdef int _take_back(self, int32_t slot, time_us_t now, int32_t agent_state,
                         int32_t reason) noexcept
+    cdef void _unring(self, int32_t slot, int32_t agent) noexcept
     cdef void _free_contact(self, int32_t slot) noexcept
     cdef uint64_t _next_random(self) noexcept
     cdef _raise(self, int code, str op, agent=*, contact=*)

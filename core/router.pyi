@@ -34,6 +34,7 @@ class Router:
         overflow: int | Literal["voicemail", "callback"] | None = None,
         when_unstaffed: Literal["wait", "reject", "overflow"] = "wait",
         tenant: int = 0,
+        parallel: int = 1,
     ) -> int: ...
     def add_agent(
         self, skills: Mapping[int, int], *, wrap_up_us: int = 0, tenant: int = 0

@@ -23,7 +23,7 @@ from agner.core._structs cimport (
 from agner.core._types cimport (
     AS_BUSY, AS_LOGGED_OUT, AS_NOT_READY, AS_READY, AS_RESERVED, AS_WRAP_UP,
     CF_CALLBACK, CF_EXPIRED, CF_OWN_PRIORITY, CS_ACTIVE, CS_FREE, CS_OFFERED, CS_WAITING,
-    DK_CALLBACK, DK_OFFER, DK_OVERFLOW, DK_REJECT, DK_RONA, DK_TIMEOUT, DK_VOICEMAIL,
+    DK_CALLBACK, DK_OFFER, DK_OVERFLOW, DK_REJECT, DK_RELEASE, DK_RONA, DK_TIMEOUT, DK_VOICEMAIL,
     DK_WRAP_UP_END, E_CONFIG, E_INVALID, E_NOMEM, E_OK, E_TIME, E_UNKNOWN_AGENT,
     E_UNKNOWN_CONTACT, E_UNKNOWN_QUEUE, N_AGENT_STATES, NO_PENDING, OV_CALLBACK, OV_NONE,
     OV_QUEUE, OV_VOICEMAIL, QUEUE_PRIORITY, REASON_RONA, ST_FEWEST_CONTACTS,
@@ -321,6 +321,7 @@ cdef class Router:
         a.state_since = self.now
         a.wrap_up_us = wrap_up_us
         a.tenant = tenant
+        a.ring_next = -1
         self.memb_off[aid + 1] = self.memb_off[aid]
         self.n_agents_ += 1
         # The newest agent's memberships go at the end of the CSR array.
@@ -461,6 +462,7 @@ cdef class Router:
         q.tenant = tenant
         q.priority_weight_us = <time_us_t> 1 << 40
         q.overflow_queue = -1
+        q.parallel = 1
         self.n_queues_ += 1
         return qid
 
@@ -544,7 +546,7 @@ cdef class Router:
     def add_queue(self, require=None, *, steps=None, strategy=Strategy.LONGEST_IDLE,
                   priority=0, ring_timeout_us=15_000_000, sl_threshold_us=20_000_000,
                   priority_weight_us=MAX_PRIORITY_WEIGHT_US, max_waiting=0, max_wait_us=0,
-                  overflow=None, when_unstaffed="wait", tenant=0):
+                  overflow=None, when_unstaffed="wait", tenant=0, parallel=1):
         """Add a queue and return its id (0, 1, 2, ... in order).
 
         Args:
@@ -573,6 +575,10 @@ cdef class Router:
                 is logged in: ``"wait"``, ``"reject"``, or ``"overflow"``.
             tenant: the tenant the queue belongs to, in [0, 2**31); its contacts go
                 only to agents of the same tenant.
+            parallel: how many idle agents one contact rings at once, chosen in
+                strategy order (0: every eligible idle agent, ring-all). The
+                first to accept takes it; the others get a RELEASE decision and
+                are released at once.
 
         Raises:
             ConfigError: a value out of range, or inconsistent.
@@ -617,6 +623,9 @@ cdef class Router:
         ten = int(tenant)
         if not 0 <= ten <= MAX_COUNT:
             raise ConfigError(f"tenant must be in [0, 2**31), got {ten}")
+        par = int(parallel)
+        if not 0 <= par <= MAX_COUNT:
+            raise ConfigError(f"parallel must be in [0, 2**31), got {par}")
         target = -1
         if overflow is None:
             kind = OV_NONE
@@ -658,6 +667,7 @@ cdef class Router:
         q.overflow = kind
         q.overflow_queue = target
         q.reject_unstaffed = unstaffed
+        q.parallel = par
         self._queue_steps.append(tuple(req for _, req in step_list))
         q.base_chain = self._chain_for(qid, ())
         return qid
@@ -870,14 +880,23 @@ cdef class Router:
         cdef contact_t* c = &self.contacts[slot]
         cdef queue_t* q = &self.queues[c.queue]
         cdef int32_t t
+        cdef int32_t b
         if self.ready_epoch[agent]:
             self._pool_remove(agent)
         self._set_state(a, AS_RESERVED, now)
         a.contact = slot
+        a.ring_next = -1
+        q.rr_last = agent
+        if c.state == CS_OFFERED:
+            # A parallel offer: one more agent rings, last in the list.
+            b = c.agent
+            while self.agents[b].ring_next >= 0:
+                b = self.agents[b].ring_next
+            self.agents[b].ring_next = agent
+            return self._emit(DK_OFFER, now, self._cid(slot), agent, c.queue)
         c.state = CS_OFFERED
         c.agent = agent
         c.offered_at = now
-        q.rr_last = agent
         if q.ring_timeout_us > 0:
             t = self._timer_add(now + q.ring_timeout_us, TK_RING, slot)
             if t < 0:
@@ -901,7 +920,12 @@ cdef class Router:
             if a >= 0:
                 return self._offer(slot, a, now)
         elif p.n_ready > 0:
-            return self._offer(slot, self._choose(p, q), now)
+            i = self._offer(slot, self._choose(p, q), now)
+            k = 1
+            while i == 0 and p.n_ready > 0 and (q.parallel == 0 or k < q.parallel):
+                i = self._offer(slot, self._choose(p, q), now)
+                k += 1
+            return i
         if c.flags & CF_EXPIRED:
             # Its maximum wait passed while it rang an agent who did not answer.
             return self._divert(slot, now, TK_MAX_WAIT)
@@ -1129,20 +1153,40 @@ cdef class Router:
     cdef int _take_back(self, int32_t slot, time_us_t now, int32_t agent_state,
                         int32_t reason) noexcept:
         # An offered contact returns to its queue; its agent goes to agent_state.
+        # Every agent still ringing for it goes to agent_state.
         cdef contact_t* c = &self.contacts[slot]
-        cdef agent_t* a = &self.agents[c.agent]
+        cdef agent_t* a
+        cdef int32_t agent = c.agent
         if c.timer >= 0:
             self._timer_cancel(c.timer)
             c.timer = -1
-        a.contact = -1
-        a.pending = NO_PENDING
-        if agent_state == AS_NOT_READY:
-            a.reason = reason
-            a.rona += 1
-            self.queues[c.queue].ring_no_answer += 1
-        self._set_state(a, agent_state, now)
+        while agent >= 0:
+            a = &self.agents[agent]
+            a.contact = -1
+            a.pending = NO_PENDING
+            if agent_state == AS_NOT_READY:
+                a.reason = reason
+                a.rona += 1
+                self.queues[c.queue].ring_no_answer += 1
+            self._set_state(a, agent_state, now)
+            agent = a.ring_next
+            a.ring_next = -1
         c.agent = -1
+        c.state = CS_WAITING       # in no heap yet: _contact_waits decides
         return self._contact_waits(slot, now)
+
+    cdef void _unring(self, int32_t slot, int32_t agent) noexcept:
+        # One of several agents ringing for the contact stops ringing.
+        cdef contact_t* c = &self.contacts[slot]
+        cdef int32_t b = c.agent
+        if b == agent:
+            c.agent = self.agents[agent].ring_next
+        else:
+            while self.agents[b].ring_next != agent:
+                b = self.agents[b].ring_next
+            self.agents[b].ring_next = self.agents[agent].ring_next
+        self.agents[agent].ring_next = -1
+        self.agents[agent].contact = -1
 
     cdef void _free_contact(self, int32_t slot) noexcept:
         cdef contact_t* c = &self.contacts[slot]
@@ -1156,7 +1200,7 @@ cdef class Router:
     # ------------------------------------------------------- C-level event API
 
     cdef int c_advance(self, time_us_t now) noexcept:
-        cdef int32_t t, obj, kind
+        cdef int32_t t, obj, kind, agent
         cdef time_us_t deadline
         cdef int r
         if now < 0 or now > _MAX_TIME:
@@ -1172,8 +1216,12 @@ cdef class Router:
             self.now = deadline
             if kind == TK_RING:
                 self.contacts[obj].timer = -1
-                r = self._emit(DK_RONA, deadline, self._cid(obj), self.contacts[obj].agent,
-                               self.contacts[obj].queue)
+                r = 0
+                agent = self.contacts[obj].agent
+                while r == 0 and agent >= 0:
+                    r = self._emit(DK_RONA, deadline, self._cid(obj), agent,
+                                   self.contacts[obj].queue)
+                    agent = self.agents[agent].ring_next
                 if r == 0:
                     r = self._take_back(obj, deadline, AS_NOT_READY, REASON_RONA)
             elif kind == TK_STEP:
@@ -1227,6 +1275,12 @@ cdef class Router:
             return E_INVALID
         self._logged(agent, -1)
         if a.state == AS_RESERVED:
+            if self.contacts[a.contact].agent != agent or a.ring_next >= 0:
+                # Others ring for the same contact: it stays offered to them.
+                self._unring(a.contact, agent)
+                a.pending = NO_PENDING
+                self._set_state(a, AS_LOGGED_OUT, now)
+                return 0
             return self._take_back(a.contact, now, AS_LOGGED_OUT, 0)
         if self.ready_epoch[agent]:
             self._pool_remove(agent)
@@ -1335,6 +1389,7 @@ cdef class Router:
             self.contacts[slot].gen = 0
             self.n_slots += 1
         c = &self.contacts[slot]
+        c.state = CS_WAITING        # not yet in a heap: _enter_queue decides
         c.queue = self.routes[self.chains[chain + 1]].queue
         q = &self.queues[c.queue]
         c.chain = chain
@@ -1373,7 +1428,7 @@ cdef class Router:
 
     cdef int c_accept(self, int32_t agent, contact_id_t contact, time_us_t now) noexcept:
         cdef int r
-        cdef int32_t slot
+        cdef int32_t slot, other, b
         cdef agent_t* a
         cdef contact_t* c
         cdef queue_t* q
@@ -1396,7 +1451,7 @@ cdef class Router:
             self._timer_cancel(c.timer)
             c.timer = -1
         self._cancel_wait_timers(c)
-        c.flags &= ~CF_EXPIRED
+        c.flags &= ~(CF_EXPIRED | CF_PREFERRED)
         c.state = CS_ACTIVE
         c.answered_at = now
         wait = now - c.entered
@@ -1405,6 +1460,21 @@ cdef class Router:
         if wait <= q.sl_threshold_us:
             q.answered_within_sl += 1
         self._set_state(a, AS_BUSY, now)
+        # A parallel offer: the others stop ringing at once, in ring order.
+        other = c.agent
+        c.agent = agent
+        while other >= 0:
+            b = other
+            other = self.agents[b].ring_next
+            self.agents[b].ring_next = -1
+            if b == agent:
+                continue
+            self.agents[b].contact = -1
+            r = self._emit(DK_RELEASE, now, contact, b, c.queue)
+            if r == 0:
+                r = self._release(b, now)
+            if r:
+                return r
         return 0
 
     cdef int c_no_answer(self, int32_t agent, contact_id_t contact, time_us_t now) noexcept:
@@ -1423,6 +1493,15 @@ cdef class Router:
         if a.state != AS_RESERVED or a.contact != slot:
             self.err_state = a.state
             return E_INVALID
+        if self.contacts[slot].agent != agent or a.ring_next >= 0:
+            # Others ring for the same contact: it stays offered to them.
+            self._unring(slot, agent)
+            a.pending = NO_PENDING
+            a.reason = REASON_RONA
+            a.rona += 1
+            self.queues[self.contacts[slot].queue].ring_no_answer += 1
+            self._set_state(a, AS_NOT_READY, now)
+            return 0
         return self._take_back(slot, now, AS_NOT_READY, REASON_RONA)
 
     cdef int c_complete(self, int32_t agent, contact_id_t contact, time_us_t now,
@@ -1463,7 +1542,7 @@ cdef class Router:
 
     cdef int c_abandon(self, contact_id_t contact, time_us_t now) noexcept:
         cdef int r
-        cdef int32_t slot, agent
+        cdef int32_t slot, agent, other
         cdef contact_t* c
         cdef queue_t* q
         r = self.c_advance(now)
@@ -1489,9 +1568,17 @@ cdef class Router:
         if c.timer >= 0:
             self._timer_cancel(c.timer)
             c.timer = -1
-        self.agents[agent].contact = -1
         self._free_contact(slot)
-        return self._release(agent, now)
+        while agent >= 0:
+            # Every agent ringing for it is released, in ring order.
+            other = self.agents[agent].ring_next
+            self.agents[agent].ring_next = -1
+            self.agents[agent].contact = -1
+            r = self._release(agent, now)
+            if r:
+                return r
+            agent = other
+        return 0
 
     cdef int c_request_callback(self, contact_id_t contact, time_us_t now) noexcept:
         cdef int r

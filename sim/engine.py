@@ -110,6 +110,7 @@ class QueueLoad:
     max_wait_s: float = 0.0
     overflow: int | str | None = None
     when_unstaffed: str = "wait"
+    parallel: int = 1  # agents one contact rings at once (0: all)
 
     def requirements(self) -> list[Mapping[int, int]]:
         """Its steps' requirements (just `require` without steps)."""
@@ -130,6 +131,7 @@ def add_queue_load(r: Router, q: QueueLoad) -> int:
         "max_wait_us": round(q.max_wait_s * _US),
         "overflow": q.overflow,
         "when_unstaffed": q.when_unstaffed,
+        "parallel": q.parallel,
     }
     if q.priority_weight_s is not None:
         kw["priority_weight_us"] = round(q.priority_weight_s * _US)

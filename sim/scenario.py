@@ -278,6 +278,7 @@ def queue_load_of(
         max_wait_s=q.max_wait_s,
         overflow=queue_ids.get(q.overflow, q.overflow) if q.overflow is not None else None,
         when_unstaffed=q.when_unstaffed,
+        parallel=q.parallel,
     )
 
 

@@ -240,7 +240,11 @@ class SimpyCenter:
             for d in decisions:
                 self.events += 1
                 if d.kind == DecisionKind.OFFER:
-                    self._offer(d.agent, d.contact, d.queue)
+                    if self.r.agent_contact(d.agent) == d.contact:
+                        self._offer(d.agent, d.contact, d.queue)
+                    # else a parallel offer another agent has already answered
+                elif d.kind == DecisionKind.RELEASE:
+                    pass  # that agent's ringing stopped: the router made it ready
                 elif d.kind == DecisionKind.WRAP_UP_END:
                     self._settle(d.agent)
                 elif d.kind in (DecisionKind.OVERFLOW, DecisionKind.CALLBACK) or d.kind in _ENDS:

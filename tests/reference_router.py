@@ -92,6 +92,7 @@ class _Queue:
     overflow: str | int | None = None  # None, a queue id, "voicemail", "callback"
     when_unstaffed: str = "wait"
     tenant: int = 0
+    parallel: int = 1
     last_rr: int = -1
     overflowed: int = 0
     voicemail: int = 0
@@ -123,7 +124,8 @@ class _Contact:
     preferred: list[int] = field(default_factory=list)  # only they may take it, while
     prefer: bool = False  # ... this holds
     state: ContactState = ContactState.WAITING
-    agent: int | None = None
+    agent: int | None = None  # the first agent still ringing, or the one who answered
+    ringing: list[int] = field(default_factory=list)  # in the order they were offered it
     accepted_at: int = 0
 
 
@@ -181,6 +183,7 @@ class ReferenceRouter:
         overflow: str | int | None = None,
         when_unstaffed: str = "wait",
         tenant: int = 0,
+        parallel: int = 1,
     ) -> int:
         if require is not None and steps is not None:
             raise ConfigError("give require or steps, not both")
@@ -212,6 +215,8 @@ class ReferenceRouter:
         _check_duration(max_wait_us)
         if not 0 <= tenant <= COUNT_MAX:
             raise ConfigError("tenant out of range")
+        if not 0 <= parallel <= COUNT_MAX:
+            raise ConfigError("parallel out of range")
         if isinstance(overflow, int) and not isinstance(overflow, bool):
             if not 0 <= overflow < len(self._queues):
                 raise ConfigError("overflow target must be an existing queue")
@@ -236,6 +241,7 @@ class ReferenceRouter:
                 overflow=overflow,
                 when_unstaffed=when_unstaffed,
                 tenant=tenant,
+                parallel=parallel,
             )
         )
         return len(self._queues) - 1
@@ -266,8 +272,14 @@ class ReferenceRouter:
             self._cancel(WRAP_UP, agent=agent)
         returned = None
         if a.state == AgentState.RESERVED:
-            returned = a.contact
-            self._cancel(RING, contact=returned)
+            assert a.contact is not None
+            c = self._contacts[a.contact]
+            if len(c.ringing) > 1:  # the others keep ringing
+                self._unring(c, agent)
+            else:
+                returned = a.contact
+                self._cancel(RING, contact=returned)
+                c.ringing = []
         a.pending = None
         a.contact = None
         self._set_state(agent, AgentState.LOGGED_OUT, 0)
@@ -367,7 +379,7 @@ class ReferenceRouter:
 
     def accept(self, agent: int, contact: int, now: int) -> None:
         _, c = self._begin_pair(now, agent, contact)
-        if c.state != ContactState.OFFERED or c.agent != agent:
+        if c.state != ContactState.OFFERED or agent not in c.ringing:
             raise InvalidTransition("accept: the contact is not offered to this agent")
         self._cancel(RING, contact=contact)
         self._cancel(STEP, contact=contact)
@@ -383,13 +395,23 @@ class ReferenceRouter:
         if wait <= q.sl_threshold_us:
             q.answered_within_sl += 1
         self._set_state(agent, AgentState.BUSY, 0)
+        others = [b for b in c.ringing if b != agent]
+        c.agent, c.ringing = agent, [agent]
+        for b in others:
+            self._decide(DecisionKind.RELEASE, contact, b, c.queue)
+            self._agents[b].contact = None
+            self._release(b)
 
     def no_answer(self, agent: int, contact: int, now: int) -> None:
         _, c = self._begin_pair(now, agent, contact)
-        if c.state != ContactState.OFFERED or c.agent != agent:
+        if c.state != ContactState.OFFERED or agent not in c.ringing:
             raise InvalidTransition("no_answer: the contact is not offered to this agent")
+        if len(c.ringing) > 1:  # the others keep ringing
+            self._unring(c, agent)
+            self._rona_agent(agent, c.queue)
+            return
         self._cancel(RING, contact=contact)
-        self._ring_no_answer(agent, contact)
+        self._ring_no_answer(contact)
 
     def complete(
         self, agent: int, contact: int, now: int, *, wrap_up_us: int | None = None
@@ -426,9 +448,9 @@ class ReferenceRouter:
         del self._contacts[contact]
         if c.state == ContactState.OFFERED:
             self._cancel(RING, contact=contact)
-            assert c.agent is not None
-            self._agents[c.agent].contact = None
-            self._release(c.agent)
+            for b in c.ringing:
+                self._agents[b].contact = None
+                self._release(b)
 
     # -- time ------------------------------------------------------------------------
 
@@ -581,16 +603,10 @@ class ReferenceRouter:
                 else:
                     c.expired = True
             elif t.kind == RING:
-                self._decisions.append(
-                    Decision(
-                        DecisionKind.RONA,
-                        t.deadline,
-                        t.contact,
-                        t.agent,
-                        self._contacts[t.contact].queue,
-                    )
-                )
-                self._ring_no_answer(t.agent, t.contact)
+                c = self._contacts[t.contact]
+                for b in c.ringing:
+                    self._decide(DecisionKind.RONA, t.contact, b, c.queue)
+                self._ring_no_answer(t.contact)
             else:
                 self._decisions.append(
                     Decision(DecisionKind.WRAP_UP_END, t.deadline, -1, t.agent, -1)
@@ -607,15 +623,28 @@ class ReferenceRouter:
         a.state = state
         a.reason = reason
 
-    def _ring_no_answer(self, agent: int, contact: int) -> None:
-        """no_answer or ring timeout: the agent goes NOT_READY(RONA), the contact back."""
+    def _ring_no_answer(self, contact: int) -> None:
+        """no_answer of the last agent ringing, or ring timeout: every agent still
+        ringing goes NOT_READY(RONA), the contact back."""
+        c = self._contacts[contact]
+        for b in c.ringing:
+            self._rona_agent(b, c.queue)
+        c.ringing = []
+        self._return_to_queue(contact)
+
+    def _rona_agent(self, agent: int, queue: int) -> None:
         a = self._agents[agent]
         a.pending = None
         a.contact = None
         a.rona += 1
-        self._queues[self._contacts[contact].queue].ring_no_answer += 1
+        self._queues[queue].ring_no_answer += 1
         self._set_state(agent, AgentState.NOT_READY, REASON_RONA)
-        self._return_to_queue(contact)
+
+    def _unring(self, c: _Contact, agent: int) -> None:
+        """One of several agents ringing for `c` stops ringing."""
+        c.ringing.remove(agent)
+        c.agent = c.ringing[0]
+        self._agents[agent].contact = None
 
     def _return_to_queue(self, contact: int) -> None:
         c = self._contacts[contact]
@@ -782,6 +811,23 @@ class ReferenceRouter:
             else:
                 c.state = ContactState.WAITING
             return
+        self._offer(contact, self._choose(c, ready))
+        offered = 1
+        while q.parallel == 0 or offered < q.parallel:
+            # A parallel offer: the next agent by the strategy, among those left.
+            ready = [
+                i
+                for i, a in enumerate(self._agents)
+                if a.state == AgentState.READY and self._eligible(i, c)
+            ]
+            if not ready:
+                break
+            self._offer(contact, self._choose(c, ready))
+            offered += 1
+
+    def _choose(self, c: _Contact, ready: list[int]) -> int:
+        """The READY agent the contact's queue's strategy picks among `ready`."""
+        q = self._queues[c.queue]
         agents = self._agents
         if q.strategy == Strategy.LONGEST_IDLE:
             chosen = min(ready, key=lambda i: (agents[i].idle_since, i))
@@ -806,17 +852,21 @@ class ReferenceRouter:
             chosen = sorted(ready)[x % len(ready)]
         else:  # LINEAR
             chosen = min(ready)
-        self._offer(contact, chosen)
+        return chosen
 
     def _offer(self, contact: int, agent: int) -> None:
         c = self._contacts[contact]
         q = self._queues[c.queue]
-        c.state = ContactState.OFFERED
-        c.agent = agent
         self._agents[agent].contact = contact
         self._set_state(agent, AgentState.RESERVED, 0)
         q.last_rr = agent
         self._decisions.append(Decision(DecisionKind.OFFER, self._now, contact, agent, c.queue))
+        if c.state == ContactState.OFFERED:  # a parallel offer: one more rings
+            c.ringing.append(agent)
+            return
+        c.state = ContactState.OFFERED
+        c.agent = agent
+        c.ringing = [agent]
         if q.ring_timeout_us > 0:
             self._add_timer(self._now + q.ring_timeout_us, RING, agent, contact)
 

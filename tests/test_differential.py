@@ -194,10 +194,18 @@ class Differential:
             self.check(f"contact_agent({c})", core.contact_agent(cc), ref.contact_agent(c))
             self.check(f"contact_queue({c})", core.contact_queue(cc), ref.contact_queue(c))
             self.check(f"contact_channel({c})", core.contact_channel(cc), ref.contact_channel(c))
-        # No contact assigned twice, no agent holding two contacts (capacity 1).
+        # No contact assigned twice: an answered contact is held by one agent (a
+        # contact may ring several agents at once, all RESERVED, while OFFERED).
         held = [c for a in range(ref.n_agents) if (c := ref.agent_contact(a)) is not None]
-        if len(held) != len(set(held)):
-            self.fail(f"a contact held by two agents: {sorted(held)}")
+        answered = [
+            c
+            for a in range(ref.n_agents)
+            if ref.agent_state(a) == BUSY and (c := ref.agent_contact(a)) is not None
+        ]
+        if len(answered) != len(set(answered)) or set(answered) & {
+            c for a in self.agents_in(RESERVED) if (c := ref.agent_contact(a)) is not None
+        }:
+            self.fail(f"a contact assigned twice: {sorted(held)}")
         for c in held:
             if c not in self.live or c in self.ended:
                 self.fail(f"an agent holds contact {c}, which has ended")
@@ -264,6 +272,8 @@ class Differential:
             require = {}
         if ch.chance(30):
             kw["priority_weight_us"] = ch.pick((0, 1, 3, 10))
+        if ch.chance(20):
+            kw["parallel"] = ch.pick((0, 2, 3))
         if ch.chance(25):
             kw["max_waiting"] = ch.int(1, 4)
         if ch.chance(25):

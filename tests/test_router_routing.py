@@ -549,3 +549,87 @@ def test_bad_preferences_are_refused(make_router: Any, kw: dict[str, Any]) -> No
     with pytest.raises(UnknownAgent):
         r.arrive(q, 0, preferred=[99], preferred_us=T)
     assert r.queue_stats(q, 0).offered == 0
+
+
+# -- parallel offers -------------------------------------------------------------------------
+
+
+def test_a_parallel_offer_rings_k_agents_in_strategy_order(make_router: Any) -> None:
+    r = make_router()
+    q = r.add_queue(parallel=2, ring_timeout_us=0)
+    a0, a1, a2 = agents(r, {}, {}, {})  # idle since 0, in id order
+    c = r.arrive(q, 5)
+    assert offered_to(r) == [(5, c, a0), (5, c, a1)]
+    assert [r.agent_state(a) for a in (a0, a1, a2)] == [
+        AgentState.RESERVED,
+        AgentState.RESERVED,
+        AgentState.READY,
+    ]
+    assert r.agent_contact(a1) == c
+    assert r.contact_agent(c) == a0
+
+
+def test_the_first_to_accept_takes_it_and_the_others_are_released(make_router: Any) -> None:
+    r = make_router()
+    q = r.add_queue(parallel=0, ring_timeout_us=0)  # ring all
+    a0, a1, a2 = agents(r, {}, {}, {})
+    c = r.arrive(q, 5)
+    later = r.arrive(q, 6)  # every agent rings for c: later waits
+    r.take_decisions()
+    r.accept(a1, c, 7)
+    assert r.take_decisions() == [
+        Decision(D.RELEASE, 7, c, a0, q),
+        Decision(D.OFFER, 7, later, a0, q),  # a0 is free again: it takes the next one
+        Decision(D.RELEASE, 7, c, a2, q),
+    ]
+    assert r.contact_agent(c) == a1
+    assert r.agent_state(a1) == AgentState.BUSY
+    assert r.agent_state(a2) == AgentState.READY
+    with pytest.raises(InvalidTransition):
+        r.accept(a2, c, 8)  # no contact is assigned twice
+
+
+def test_one_agent_declining_leaves_the_others_ringing(make_router: Any) -> None:
+    r = make_router()
+    q = r.add_queue(parallel=2, ring_timeout_us=0)
+    a0, a1 = agents(r, {}, {})
+    c = r.arrive(q, 5)
+    r.take_decisions()
+    r.no_answer(a0, c, 6)
+    assert r.agent_state(a0) == AgentState.NOT_READY
+    assert r.contact_state(c) == ContactState.OFFERED
+    assert r.contact_agent(c) == a1
+    r.no_answer(a1, c, 7)  # the last one: the contact goes back to its queue
+    assert r.contact_state(c) == ContactState.WAITING
+    assert r.queue_stats(q, 7).ring_no_answer == 2
+
+
+def test_a_ring_timeout_is_ring_no_answer_for_every_agent_ringing(make_router: Any) -> None:
+    r = make_router()
+    q = r.add_queue(parallel=2, ring_timeout_us=10 * T)
+    a0, a1 = agents(r, {}, {})
+    c = r.arrive(q, 0)
+    r.take_decisions()
+    r.advance(10 * T)
+    assert r.take_decisions() == [
+        Decision(D.RONA, 10 * T, c, a0, q),
+        Decision(D.RONA, 10 * T, c, a1, q),
+    ]
+    assert r.contact_state(c) == ContactState.WAITING
+    assert r.agent_stats(a1, 10 * T).rona == 1
+
+
+def test_abandon_and_logout_release_the_agents_ringing(make_router: Any) -> None:
+    r = make_router()
+    q = r.add_queue(parallel=3, ring_timeout_us=0)
+    a0, a1, a2 = agents(r, {}, {}, {})
+    c = r.arrive(q, 5)
+    r.logout(a2, 6)  # the others keep ringing
+    assert r.contact_state(c) == ContactState.OFFERED
+    r.abandon(c, 7)
+    assert [r.agent_state(a) for a in (a0, a1, a2)] == [
+        AgentState.READY,
+        AgentState.READY,
+        AgentState.LOGGED_OUT,
+    ]
+    assert r.agent_contact(a0) is None and r.agent_contact(a1) is None

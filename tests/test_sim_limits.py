@@ -116,3 +116,15 @@ def test_simpy_checks_the_counts_with_limits() -> None:
     # the last of which also count as answered) and the counts add up per queue.
     for name, f in res.queues.items():
         assert ended(f) <= f["offered"] <= ended(f) + center.in_system[name]
+
+
+@pytest.mark.parametrize("engine", ["fast", "simpy"])
+def test_parallel_offers_in_simulation_answer_each_call_once(engine: str) -> None:
+    # Simulated agents answer at once: ring-all gives each call to the first agent
+    # rung, and the same figures as a single offer by the same strategy.
+    single = QueueLoad("q", 1 / 20, EXP)
+    ring_all = QueueLoad("q", 1 / 20, EXP, parallel=0)
+    groups = [AgentGroup("a", 4, {})]
+    one = run(engine, [single], groups, arrivals=2000, seed=8).queues["q"]
+    all_ = run(engine, [ring_all], groups, arrivals=2000, seed=8).queues["q"]
+    assert all_ == one

@@ -96,6 +96,7 @@ cdef struct queue_t:
     int32_t overflow_queue    # OV_QUEUE: the target (an earlier queue)
     int32_t reject_unstaffed  # on arrival with no eligible agent logged in: 0 wait, 1 reject, 2 overflow
     int32_t parallel          # agents one contact rings at once; 0: every eligible idle one
+    time_us_t handle_estimate_us  # estimated wait: the handle time to assume without history
     int32_t* routes
     int32_t n_routes
     int32_t cap_routes
@@ -281,3 +282,5 @@ cdef class Router:
     cdef uint64_t _next_random(self) noexcept
     cdef _raise(self, int code, str op, agent=*, contact=*)
     cdef int32_t _agent_arg(self, object agent, str op) except -1
+    cdef object _waiting_key(self, int32_t slot)
+    cdef int32_t _waiting_arg(self, object contact, str op) except -1

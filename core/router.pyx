@@ -7,6 +7,7 @@
 # of the same name is the Python API (validates, calls c_*, raises).
 
 from libc.stdint cimport int32_t, int64_t, uint32_t, uint64_t
+from libc.math cimport floor
 from libc.stdlib cimport free, malloc, realloc
 
 
@@ -463,6 +464,7 @@ cdef class Router:
         q.priority_weight_us = <time_us_t> 1 << 40
         q.overflow_queue = -1
         q.parallel = 1
+        q.handle_estimate_us = 180000000
         self.n_queues_ += 1
         return qid
 
@@ -546,7 +548,8 @@ cdef class Router:
     def add_queue(self, require=None, *, steps=None, strategy=Strategy.LONGEST_IDLE,
                   priority=0, ring_timeout_us=15_000_000, sl_threshold_us=20_000_000,
                   priority_weight_us=MAX_PRIORITY_WEIGHT_US, max_waiting=0, max_wait_us=0,
-                  overflow=None, when_unstaffed="wait", tenant=0, parallel=1):
+                  overflow=None, when_unstaffed="wait", tenant=0, parallel=1,
+                  handle_estimate_us=180_000_000):
         """Add a queue and return its id (0, 1, 2, ... in order).
 
         Args:
@@ -579,6 +582,8 @@ cdef class Router:
                 strategy order (0: every eligible idle agent, ring-all). The
                 first to accept takes it; the others get a RELEASE decision and
                 are released at once.
+            handle_estimate_us: the handle time (talk + wrap-up) that
+                :meth:`estimated_wait_us` assumes until the agents have history.
 
         Raises:
             ConfigError: a value out of range, or inconsistent.
@@ -626,6 +631,7 @@ cdef class Router:
         par = int(parallel)
         if not 0 <= par <= MAX_COUNT:
             raise ConfigError(f"parallel must be in [0, 2**31), got {par}")
+        aht = _duration(handle_estimate_us, "handle_estimate_us")
         target = -1
         if overflow is None:
             kind = OV_NONE
@@ -668,6 +674,7 @@ cdef class Router:
         q.overflow_queue = target
         q.reject_unstaffed = unstaffed
         q.parallel = par
+        q.handle_estimate_us = aht
         self._queue_steps.append(tuple(req for _, req in step_list))
         q.base_chain = self._chain_for(qid, ())
         return qid
@@ -1846,6 +1853,85 @@ cdef class Router:
         if slot < 0:
             raise UnknownContact(f"contact_agent: no live contact {contact}")
         return None if self.contacts[slot].agent < 0 else self.contacts[slot].agent
+
+    cdef object _waiting_key(self, int32_t slot):
+        cdef contact_t* c = &self.contacts[slot]
+        return (c.arrival - <time_us_t> c.priority * self.queues[c.queue].priority_weight_us,
+                c.arrival, c.seq)
+
+    cdef int32_t _waiting_arg(self, object contact, str op) except -1:
+        cdef int32_t slot = self._slot(_id(contact))
+        if slot < 0:
+            raise UnknownContact(f"{op}: no live contact {contact}")
+        if self.contacts[slot].state != CS_WAITING:
+            raise InvalidTransition(
+                f"{op}: contact {contact} is {_CONTACT_STATES[self.contacts[slot].state].name}")
+        return slot
+
+    def position(self, contact):
+        """A WAITING contact's place in its queue: 1 + the contacts of the same queue
+        that rank ahead of it (docs/ROUTING.md, the rank key). O(contacts): a query.
+
+        Raises:
+            UnknownContact; InvalidTransition when it is not WAITING.
+        """
+        cdef int32_t slot = self._waiting_arg(contact, "position"), j
+        cdef int32_t queue = self.contacts[slot].queue
+        mine = self._waiting_key(slot)
+        ahead = 0
+        for j in range(self.n_slots):
+            if self.contacts[j].state == CS_WAITING and self.contacts[j].queue == queue \
+                    and self._waiting_key(j) < mine:
+                ahead += 1
+        return ahead + 1
+
+    def estimated_wait_us(self, contact, now):
+        """The expected remaining wait of a WAITING contact, in microseconds, from the
+        current state, or None when no eligible agent is staffed.
+
+        ``(ahead + 1) * handle / staffed``: `ahead` are the WAITING contacts (of
+        any queue) that need exactly the same agents (its current route's pool)
+        and rank ahead of it; `staffed` its eligible agents logged in and not
+        NOT_READY; `handle` their mean handle time so far (talk + wrap-up per
+        completed contact), or the queue's ``handle_estimate_us`` before any.
+        Agents free up one after another at about ``staffed / handle`` per
+        microsecond, and it needs `ahead + 1` of them. Later requirement steps
+        and preferred agents are not foreseen. docs/ROUTING.md has its measured
+        error. O(contacts + agents of its pool): a query.
+
+        Raises:
+            UnknownContact; InvalidTransition when it is not WAITING; TimeError.
+        """
+        cdef int32_t slot = self._waiting_arg(contact, "estimated_wait_us"), j, m
+        if not 0 <= now <= MAX_TIME_US:
+            raise ConfigError(f"estimated_wait_us: now must be in [0, 2**62), got {now}")
+        if now < self.now:
+            raise TimeError(f"estimated_wait_us: now={now} is earlier than the router's time {self.now}")
+        cdef contact_t* c = &self.contacts[slot]
+        cdef int32_t pool = self.routes[c.route].pool
+        cdef pool_t* p = &self.pools[pool]
+        cdef agent_t* a
+        cdef int64_t staffed = 0, handled = 0
+        cdef double work = 0.0
+        for m in range(p.n_members):
+            a = &self.agents[p.member_agent[m]]
+            if a.state != AS_LOGGED_OUT and a.state != AS_NOT_READY:
+                staffed += 1
+                handled += a.handled
+                work += <double> a.talk_time_us + <double> a.handled * <double> a.wrap_up_us
+        if staffed == 0:
+            return None
+        mine = self._waiting_key(slot)
+        ahead = 0
+        if not (c.flags & CF_PREFERRED):
+            for j in range(self.n_slots):
+                if self.contacts[j].state == CS_WAITING and j != slot \
+                        and not (self.contacts[j].flags & CF_PREFERRED) \
+                        and self.routes[self.contacts[j].route].pool == pool \
+                        and self._waiting_key(j) < mine:
+                    ahead += 1
+        handle = work / handled if handled else <double> self.queues[c.queue].handle_estimate_us
+        return <int64_t> floor((ahead + 1) * handle / staffed + 0.5)
 
     def queue_stats(self, queue, now):
         """Real-time :class:`QueueStats` of a queue at `now` (no timer is fired)."""

@@ -117,6 +117,7 @@ class _Contact:
     event: Any = None  # the caller's "answered" event
     now_in: int = -1  # the queue it is in now (it changes when it overflows)
     callback: bool = False  # the caller hung up and waits to be called back
+    ewt: int | None = None  # the router's estimated wait when it arrived
 
 
 @dataclass
@@ -157,6 +158,7 @@ class SimpyCenter:
         interval_s: float | None = None,
         faults: Faults | None = None,
         check: bool = True,
+        record_ewt: bool = False,
     ) -> None:
         if not queues or not groups:
             raise ValueError("a center needs at least one queue and one agent group")
@@ -169,6 +171,9 @@ class SimpyCenter:
         if f.burst is not None and not (0 <= f.burst[0] < f.burst[1] and f.burst[2] >= 0):
             raise ValueError("burst: (start_s, end_s, factor) with start_s < end_s, factor >= 0")
         self.check = check
+        # With record_ewt: (estimated wait at arrival, actual wait) in microseconds
+        # of every counted contact that had to wait and was answered.
+        self.ewt_samples: list[tuple[int, int]] | None = [] if record_ewt else None
         self.rng = np.random.Generator(np.random.PCG64(seed))
         self.env = simpy.Environment()
         self.r = Router(seed=seed)
@@ -299,6 +304,8 @@ class SimpyCenter:
         rec.state, rec.answered = "active", True
         self.all_answered += 1
         q = rec.queue  # statistics and handle time: those of the queue called
+        if self.ewt_samples is not None and rec.ewt is not None:
+            self.ewt_samples.append((rec.ewt, now - rec.arrival))
         if rec.counted:
             wait = now - rec.arrival
             s = self.stats[q][rec.interval]
@@ -407,6 +414,13 @@ class SimpyCenter:
         self.contacts[c] = rec
         self.events += 1
         self._after_call()
+        if (
+            self.ewt_samples is not None
+            and counted
+            and rec.state == "waiting"
+            and c in self.contacts
+        ):
+            rec.ewt = self.r.estimated_wait_us(c, t)
         if patience is not None and rec.state != "active":
             self.env.process(self._caller(c, rec, _dur(patience)))
 

@@ -11,6 +11,7 @@ tests map the two routers' ids by arrival order.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -93,6 +94,7 @@ class _Queue:
     when_unstaffed: str = "wait"
     tenant: int = 0
     parallel: int = 1
+    handle_estimate_us: int = 180_000_000
     last_rr: int = -1
     overflowed: int = 0
     voicemail: int = 0
@@ -184,6 +186,7 @@ class ReferenceRouter:
         when_unstaffed: str = "wait",
         tenant: int = 0,
         parallel: int = 1,
+        handle_estimate_us: int = 180_000_000,
     ) -> int:
         if require is not None and steps is not None:
             raise ConfigError("give require or steps, not both")
@@ -217,6 +220,7 @@ class ReferenceRouter:
             raise ConfigError("tenant out of range")
         if not 0 <= parallel <= COUNT_MAX:
             raise ConfigError("parallel out of range")
+        _check_duration(handle_estimate_us)
         if isinstance(overflow, int) and not isinstance(overflow, bool):
             if not 0 <= overflow < len(self._queues):
                 raise ConfigError("overflow target must be an existing queue")
@@ -242,6 +246,7 @@ class ReferenceRouter:
                 when_unstaffed=when_unstaffed,
                 tenant=tenant,
                 parallel=parallel,
+                handle_estimate_us=handle_estimate_us,
             )
         )
         return len(self._queues) - 1
@@ -483,6 +488,62 @@ class ReferenceRouter:
 
     def contact_queue(self, contact: int) -> int:
         return self._contact(contact).queue
+
+    def _waiting(self, contact: int, op: str) -> _Contact:
+        c = self._contact(contact)
+        if c.state != ContactState.WAITING:
+            raise InvalidTransition(f"{op}: the contact is not waiting")
+        return c
+
+    def _key(self, c: _Contact) -> tuple[int, int, int]:
+        return (self._rank(c), c.arrival, c.seq)
+
+    def _pool_of(self, c: _Contact) -> tuple[object, ...]:
+        """What makes two contacts need exactly the same agents: tenant, strategy and
+        the requirements of their steps so far."""
+        q = self._queues[c.queue]
+        reqs = {tuple(sorted(r.items())) for r in self._requirements(c, c.step)}
+        return (q.tenant, q.strategy, tuple(sorted(reqs)))
+
+    def position(self, contact: int) -> int:
+        c = self._waiting(contact, "position")
+        return 1 + sum(
+            1
+            for x in self._contacts.values()
+            if x.state == ContactState.WAITING
+            and x.queue == c.queue
+            and self._key(x) < self._key(c)
+        )
+
+    def estimated_wait_us(self, contact: int, now: int) -> int | None:
+        c = self._waiting(contact, "estimated_wait_us")
+        self._check_time(now)
+        staffed = handled = 0
+        work = 0.0
+        for i, a in enumerate(self._agents):
+            if a.state in (AgentState.LOGGED_OUT, AgentState.NOT_READY):
+                continue
+            if not self._eligible(i, c):
+                continue
+            staffed += 1
+            handled += a.handled
+            work += float(a.talk_time_us) + float(a.handled) * float(a.wrap_up_us)
+        if staffed == 0:
+            return None
+        ahead = 0
+        if not c.prefer:
+            pool = self._pool_of(c)
+            ahead = sum(
+                1
+                for x in self._contacts.values()
+                if x is not c
+                and x.state == ContactState.WAITING
+                and not x.prefer
+                and self._pool_of(x) == pool
+                and self._key(x) < self._key(c)
+            )
+        handle = work / handled if handled else float(self._queues[c.queue].handle_estimate_us)
+        return math.floor((ahead + 1) * handle / staffed + 0.5)
 
     def queue_stats(self, queue: int, now: int) -> QueueStats:
         q = self._check_queue(queue)

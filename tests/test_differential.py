@@ -211,6 +211,12 @@ class Differential:
                 self.fail(f"an agent holds contact {c}, which has ended")
         if stats:
             at = self.t
+            for c in sorted(self.live):
+                cc = self.core_ids[c]
+                for name, args in (("position", ()), ("estimated_wait_us", (at,))):
+                    got = _outcome(lambda n=name, a=args, cc=cc: getattr(core, n)(cc, *a))
+                    want = _outcome(lambda n=name, a=args, c=c: getattr(ref, n)(c, *a))
+                    self.check(f"{name}({c})", got, want)
             # Every contact that entered a queue is in exactly one place.
             ringing = [0] * ref.n_queues
             for c in self.live:
@@ -274,6 +280,8 @@ class Differential:
             kw["priority_weight_us"] = ch.pick((0, 1, 3, 10))
         if ch.chance(20):
             kw["parallel"] = ch.pick((0, 2, 3))
+        if ch.chance(20):
+            kw["handle_estimate_us"] = ch.pick((0, 7, 60))
         if ch.chance(25):
             kw["max_waiting"] = ch.int(1, 4)
         if ch.chance(25):

@@ -633,3 +633,47 @@ def test_abandon_and_logout_release_the_agents_ringing(make_router: Any) -> None
         AgentState.LOGGED_OUT,
     ]
     assert r.agent_contact(a0) is None and r.agent_contact(a1) is None
+
+
+# -- position and estimated wait --------------------------------------------------------------
+
+
+def test_position_follows_the_rank(make_router: Any) -> None:
+    r = make_router()
+    q = r.add_queue(ring_timeout_us=0)
+    first = r.arrive(q, 0)
+    second = r.arrive(q, 1)
+    vip = r.arrive(q, 2, priority=5)
+    assert [r.position(c) for c in (vip, first, second)] == [1, 2, 3]
+    (a,) = agents(r, {}, now=3)
+    assert r.agent_contact(a) == vip
+    with pytest.raises(InvalidTransition):
+        r.position(vip)  # offered: no longer in line
+    assert r.position(first) == 1
+
+
+def test_estimated_wait_is_contacts_ahead_times_handle_over_staff(make_router: Any) -> None:
+    r = make_router()
+    q = r.add_queue(ring_timeout_us=0, handle_estimate_us=100 * T)
+    a0, a1 = agents(r, {}, {})
+    busy = [r.arrive(q, 0), r.arrive(q, 0)]
+    for a, c in zip((a0, a1), busy, strict=True):
+        r.accept(a, c, 0)
+    c1 = r.arrive(q, 1)
+    c2 = r.arrive(q, 2)
+    # No history yet: the estimate of 100 s a contact, two agents staffed.
+    assert r.estimated_wait_us(c1, 2) == 50 * T
+    assert r.estimated_wait_us(c2, 2) == 100 * T
+    # With history the agents' own mean handle time counts: 60 s talk + 0 wrap-up.
+    r.complete(a0, busy[0], 60 * T)  # a0 takes c1
+    assert r.estimated_wait_us(c2, 60 * T) == 30 * T  # one ahead of it no more
+
+
+def test_estimated_wait_is_none_without_staff(make_router: Any) -> None:
+    r = make_router()
+    q = r.add_queue()
+    a = r.add_agent({})
+    c = r.arrive(q, 0)
+    assert r.estimated_wait_us(c, 0) is None
+    r.login(a, 1)  # NOT_READY: not staffed
+    assert r.estimated_wait_us(c, 1) is None

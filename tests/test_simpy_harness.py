@@ -234,3 +234,16 @@ def test_simpy_replications_run_in_a_pool_like_anywhere(
     assert main([*argv, "--workers", "1"]) == 0
     alone = json.loads(capsys.readouterr().out)
     assert pooled["queues"] == alone["queues"] and pooled["replications"] == 2
+
+
+def test_estimated_wait_is_unbiased_on_mmn() -> None:
+    # bench/ewt_error.py measures it at length; here a seeded M/M/10 at 90%
+    # checks that the harness records it and that it is about right on average.
+    q = QueueLoad("q", 0.9 * 10 / 180.0, Dist("exponential", 180.0))
+    center = SimpyCenter([q], [AgentGroup("a", 10, {})], seed=11, warmup_s=3600, record_ewt=True)
+    center.run(arrivals=8000)
+    samples = center.ewt_samples
+    assert samples is not None and len(samples) > 2000
+    est = sum(e for e, _ in samples) / len(samples)
+    act = sum(a for _, a in samples) / len(samples)
+    assert abs(est - act) < 0.1 * act

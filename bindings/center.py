@@ -41,6 +41,7 @@ from agner.protocol import (
     ClientMessage,
     Complete,
     Connect,
+    ContactStatus,
     Dial,
     Diverted,
     HungUp,
@@ -149,6 +150,7 @@ class _Live(msgspec.Struct, gc=False):  # no cycles: kept out of the GC's passes
     callback: bool = False
     line_dropped: bool = False
     answered_us: int | None = None
+    ringing: list[int] = []  # agents it rings now (several with parallel offers)
 
 
 @dataclass(slots=True)
@@ -447,18 +449,26 @@ class Center:
         self._new_contact(ident, now, call_id, qid, customer=msg.number, dial=msg.number)
         return call_id
 
+    def _ringing_agent(self, ident: Identity, c: int, name: str | None) -> int:
+        """The agent a switch's answered / no_answer is about: the one named, or
+        the one the contact rings (which must be the only one)."""
+        if name is not None or ident.agent >= 0:
+            return self._agent(ident, name)
+        ringing = self.live[c].ringing
+        if not ringing:
+            raise Refused("invalid_state", f"call {self.live[c].call_id!r} is not ringing")
+        if len(ringing) > 1:
+            raise Refused("bad_message", "the call rings several agents: name the agent")
+        return ringing[0]
+
     def _accept(self, ident: Identity, msg: Answered | Accept, now: int) -> None:
         c = self._contact(ident, msg.call_id)
-        if msg.agent is None and ident.agent < 0:
-            agent = self.router.contact_agent(c)
-            if agent is None:
-                raise Refused("invalid_state", f"call {msg.call_id!r} is not offered")
-        else:
-            agent = self._agent(ident, msg.agent)
+        agent = self._ringing_agent(ident, c, msg.agent)
         self._log(ident, msg, now)
         self._core(self.router.accept, agent, c, now)
         self.live[c].answered_us = now
-        self._decisions()
+        self._decisions()  # the RELEASE of the others, if it rang several
+        self.live[c].ringing = []
 
     def _hung_up(self, ident: Identity, msg: HungUp, now: int) -> None:
         c = self._contact(ident, msg.call_id)
@@ -477,19 +487,22 @@ class Center:
         else:
             self._core(self.router.abandon, c, now)
             self._end(c, now)
-            if agent is not None:
-                self._revoke(live, agent, "abandoned")
+            for a in live.ringing:
+                self._revoke(live, a, "abandoned")
+            live.ringing = []
             self._record(live, None, now, "abandoned", None, None)
         self._decisions()
 
     def _no_answer(self, ident: Identity, msg: NoAnswer, now: int) -> None:
         c = self._contact(ident, msg.call_id)
-        agent = self.router.contact_agent(c)
-        if agent is None or self.router.contact_state(c) is not ContactState.OFFERED:
-            raise Refused("invalid_state", f"call {msg.call_id!r} is not ringing")
+        agent = self._ringing_agent(ident, c, msg.agent)
+        live = self.live[c]
+        if agent not in live.ringing:
+            raise Refused("invalid_state", f"call {msg.call_id!r} is not ringing that agent")
         self._log(ident, msg, now)
         self._core(self.router.no_answer, agent, c, now)
-        self._revoke(self.live[c], agent, "rona")
+        live.ringing.remove(agent)
+        self._revoke(live, agent, "rona")
         self._decisions()
 
     def _transfer(self, ident: Identity, msg: Transfer, now: int) -> None:
@@ -545,7 +558,10 @@ class Center:
         self._core(self.router.logout, agent, now)
         if offered:
             assert c is not None
-            self._revoke(self.live[c], agent, "logout")
+            live = self.live[c]
+            if agent in live.ringing:
+                live.ringing.remove(agent)
+            self._revoke(live, agent, "logout")
         self._flush_pending(agent)
         self._decisions()
 
@@ -680,9 +696,10 @@ class Center:
         for d in self.router.take_decisions():
             if d.kind == DecisionKind.OFFER:
                 self._flush_pending(d.agent)
+                live = self.live[d.contact]
+                live.ringing.append(d.agent)
                 if self.replaying:
                     continue
-                live = self.live[d.contact]
                 name = self.ids.agents[d.agent]
                 queue = self.ids.queues[d.queue]
                 channel = "callback" if live.callback else live.channel
@@ -704,10 +721,11 @@ class Center:
                     )
                     for sink in desks:
                         self.outbox.append((sink, offer))
-            elif d.kind == DecisionKind.RONA:
-                self._revoke(self.live[d.contact], d.agent, "rona")
-            elif d.kind == DecisionKind.RELEASE:
-                self._revoke(self.live[d.contact], d.agent, "taken")
+            elif d.kind in (DecisionKind.RONA, DecisionKind.RELEASE):
+                live = self.live[d.contact]
+                if d.agent in live.ringing:
+                    live.ringing.remove(d.agent)
+                self._revoke(live, d.agent, "rona" if d.kind == DecisionKind.RONA else "taken")
             elif d.kind == DecisionKind.OVERFLOW:
                 live = self.live[d.contact]
                 live.queue = d.queue
@@ -774,6 +792,34 @@ class Center:
                 )
             )
         return out
+
+    def contact_status(self, ident: Identity, call_id: str, now: int) -> ContactStatus:
+        """Where one of the tenant's contacts stands (a query: nothing changes)."""
+        c = self._contact(ident, call_id)
+        live = self.live[c]
+        state = self.router.contact_state(c)
+        position = wait = None
+        agents: list[str] = []
+        if state is ContactState.WAITING:
+            position = self.router.position(c)
+            us = self.router.estimated_wait_us(c, max(now, self.router.now))
+            wait = None if us is None else us / 1e6
+        elif state is ContactState.OFFERED:
+            agents = [self.ids.agents[a] for a in live.ringing]
+        else:
+            agent = self.router.contact_agent(c)
+            agents = [] if agent is None else [self.ids.agents[agent]]
+        name = {ContactState.WAITING: "waiting", ContactState.OFFERED: "ringing"}.get(
+            state, "answered"
+        )
+        return ContactStatus(
+            call_id,
+            self.ids.queues[live.queue],
+            name,  # type: ignore[arg-type]
+            position,
+            wait,
+            agents,
+        )
 
     def agent_snapshots(self, tenant: int, now: int) -> list[AgentSnapshot]:
         out = []

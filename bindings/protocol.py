@@ -29,6 +29,7 @@ __all__ = [
     "ClientMessage",
     "Complete",
     "Connect",
+    "ContactStatus",
     "Dial",
     "Diverted",
     "Error",
@@ -42,6 +43,7 @@ __all__ = [
     "Ok",
     "Ping",
     "Pong",
+    "QueryContact",
     "QueueSnapshot",
     "Ready",
     "Revoked",
@@ -120,7 +122,7 @@ class Answered(_Msg, tag="answered"):
     """The agent picked up the offered contact (from the switch)."""
 
     call_id: str
-    agent: str | None = None  # default: the agent it was offered to
+    agent: str | None = None  # default: the agent it rings (needed if it rings several)
     ref: int = 0
 
 
@@ -134,9 +136,12 @@ class HungUp(_Msg, tag="hung_up"):
 
 
 class NoAnswer(_Msg, tag="no_answer"):
-    """The offered agent did not pick up (RONA): the contact returns to its queue."""
+    """The offered agent did not pick up (RONA): it goes not ready, and the
+    contact returns to its queue (or rings on at the other agents of a parallel
+    offer). ``agent``: needed when the contact rings several."""
 
     call_id: str
+    agent: str | None = None
     ref: int = 0
 
 
@@ -218,6 +223,13 @@ class CallbackRequest(_Msg, tag="callback_request"):
     ref: int = 0
 
 
+class QueryContact(_Msg, tag="query_contact"):
+    """Where a contact stands (for IVR announcements): replied by ``contact_status``."""
+
+    call_id: str
+    ref: int = 0
+
+
 class Subscribe(_Msg, tag="subscribe"):
     """Live statistics of the tenant's queues (all, or those named) every ``interval_ms``."""
 
@@ -246,6 +258,7 @@ ClientMessage = (
     | Complete
     | Dial
     | CallbackRequest
+    | QueryContact
     | Subscribe
     | Unsubscribe
 )
@@ -332,6 +345,21 @@ class Offer(_Msg, tag="offer"):
     ref: int = 0
 
 
+class ContactStatus(_Msg, tag="contact_status"):
+    """Reply to ``query_contact``. ``state``: waiting, ringing, answered. While
+    waiting: ``position`` in its queue (1: next) and ``estimated_wait_s`` (the
+    core's estimate from the agents who can take it and their handle times; None
+    when no such agent is working); ``agents``: those it rings, or its agent."""
+
+    call_id: str
+    queue: str
+    state: Literal["waiting", "ringing", "answered"]
+    position: int | None
+    estimated_wait_s: float | None
+    agents: list[str]
+    ref: int = 0
+
+
 class AgentReady(_Msg, tag="agent_ready"):
     """To the desktop: the agent's wrap-up ended; it is ready (or not ready if it asked)."""
 
@@ -377,7 +405,17 @@ class Stats(_Msg, tag="stats"):
 
 
 ServerMessage = (
-    Welcome | Ok | Error | Pong | Connect | Revoked | Diverted | Offer | AgentReady | Stats
+    Welcome
+    | Ok
+    | Error
+    | Pong
+    | Connect
+    | Revoked
+    | Diverted
+    | Offer
+    | ContactStatus
+    | AgentReady
+    | Stats
 )
 
 

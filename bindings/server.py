@@ -53,6 +53,7 @@ from agner.protocol import (
     Ok,
     Ping,
     Pong,
+    QueryContact,
     Stats,
     Subscribe,
     Unsubscribe,
@@ -194,6 +195,17 @@ class Server:
             return
         if isinstance(msg, Subscribe | Unsubscribe):
             self._subscribe(session, msg)
+            return
+        if isinstance(msg, QueryContact):
+            if session.ident.agent >= 0:
+                self.reply(session, Error("forbidden", "queries are for services", msg.ref))
+                return
+            try:
+                status = self.center.contact_status(session.ident, msg.call_id, self.now())
+            except Refused as exc:
+                self.reply(session, Error(exc.code, exc.message, msg.ref))
+                return
+            self.reply(session, msgspec.structs.replace(status, ref=msg.ref))
             return
         if isinstance(msg, Arrived) and msg.customer:
             self._look_up(session, msg)

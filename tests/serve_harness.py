@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -40,8 +41,11 @@ class ServerProcess:
         deadline = time.monotonic() + timeout
         self.banner = ""
         while not (self.tcp and self.http):
-            line = self.proc.stdout.readline()
+            # never block past the deadline on a server that prints nothing
+            ready, _, _ = select.select([self.proc.stdout], [], [], deadline - time.monotonic())
+            line = self.proc.stdout.readline() if ready else ""
             if not line or time.monotonic() > deadline:
+                self.proc.kill()
                 raise RuntimeError(f"the server did not start: {self.banner}{line}")
             self.banner += line
             if line.startswith("tcp "):

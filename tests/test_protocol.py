@@ -32,6 +32,7 @@ SAMPLES: list[Any] = [
     p.Complete("c1", disposition="sold", satisfaction=4, wrap_up_s=1.5),
     p.Dial("sales", "+4930", "o1"),
     p.CallbackRequest("c1", "+4930"),
+    p.QueryContact("c1", ref=4),
     p.Subscribe(["sales"], 500),
     p.Unsubscribe(),
 ]
@@ -43,6 +44,7 @@ SERVER_SAMPLES: list[Any] = [
     p.Connect("c1", "ann", "sales", "callback", "+4930"),
     p.Revoked("c1", "ann", "rona"),
     p.Offer("c1", "ann", "sales", "voice", "+4930", {}, {"name": "Ada"}, False),
+    p.ContactStatus("c1", "sales", "waiting", 3, 42.5, [], ref=4),
     p.AgentReady("ann", "ready"),
     p.Diverted("c1", "backup", "queue"),
     p.Stats(9, [p.QueueSnapshot("sales", 1, 2.0, 3, 2, 0, 1.5, 0.5, 1.0, waiting_calls=["c"])]),

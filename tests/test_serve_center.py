@@ -232,13 +232,14 @@ def test_refused_inputs_are_not_journaled_and_change_nothing(d: Driver) -> None:
 
 def limited(tmp_path: Path) -> Driver:
     """The example center with limits: support holds one waiting contact and sends
-    the next to sales; billing rejects when no agent is logged in; sales ages."""
+    the next to sales; billing rejects when no agent is logged in; sales ages and
+    rings two agents at once."""
     text = (ROOT / "examples" / "center.toml").read_text()
     support = "require = { support = 1 }"
     text = text.replace(support, f'{support}\nmax_waiting = 1\noverflow = "sales"')
     billing = "require = { billing = 1 }"
     text = text.replace(billing, f'{billing}\nwhen_unstaffed = "reject"')
-    text = text.replace("priority = 1\n", "priority = 1\npriority_weight_s = 10\n", 1)
+    text = text.replace("priority = 1\n", "priority = 1\npriority_weight_s = 10\nparallel = 2\n", 1)
     path = tmp_path / "limited.toml"
     path.write_text(text)
     return Driver(path)
@@ -297,3 +298,36 @@ def test_crm_hints_prefer_the_agents_who_served_the_customer() -> None:
     msg = d.center.with_hints(ACME, Arrived("h", "sales", customer="+1"), hints)
     assert (msg.priority, msg.preferred) == (3, ["acme-sales-2"])  # acme's agents only
     assert d.center.with_hints(ACME, msg, None) == msg
+
+
+def test_parallel_offers_ring_several_and_release_the_others(tmp_path: Path) -> None:
+    d = limited(tmp_path)  # sales rings 2 agents at once
+    assert d.center.cfg.queues[0].parallel == 2
+    d.ready(ACME, "acme-sales-1", "acme-sales-2")
+    d(ACME, Arrived("p", "sales"))
+    rung = {m.agent for m in d.switch[0].got if isinstance(m, Connect)}
+    assert rung == {"acme-sales-1", "acme-sales-2"}
+    status = d.center.contact_status(ACME, "p", d.now)
+    assert (status.state, sorted(status.agents)) == ("ringing", sorted(rung))
+    with pytest.raises(Refused, match="name the agent"):
+        d(ACME, Answered("p"))
+    d(ACME, Answered("p", agent="acme-sales-2"))
+    assert d.switch[0].got[-1] == Revoked("p", "acme-sales-1", "taken")
+    status = d.center.contact_status(ACME, "p", d.now)
+    assert (status.state, status.agents) == ("answered", ["acme-sales-2"])
+
+
+def test_position_and_estimated_wait_of_a_waiting_contact(d: Driver) -> None:
+    for i in range(3):
+        d(ACME, Arrived(f"w{i}", "support"))
+    status = d.center.contact_status(ACME, "w2", d.now)
+    assert (status.state, status.position, status.agents) == ("waiting", 3, [])
+    assert status.estimated_wait_s is None  # nobody who can take it is working
+    d(ACME, Login(agent="acme-support-1"))
+    d(ACME, NotReady(agent="acme-support-1"))
+    d(ACME, Login(agent="acme-support-2"))
+    d(ACME, Logout(agent="acme-support-2"))
+    status = d.center.contact_status(ACME, "w2", d.now)
+    assert status.position == 3
+    with pytest.raises(Refused, match="no live contact"):
+        d.center.contact_status(GLOBEX, "w2", d.now)

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from agner.center import Center, Identity, Refused
 from agner.config import ServerConfig, check_server
+from agner.core._api import ContactState
 from agner.protocol import (
     Accept,
     Answered,
@@ -42,7 +43,7 @@ _LIMITED = (
         "require = { billing = 1 }",
         'require = { billing = 1 }\nwhen_unstaffed = "reject"\nmax_wait_s = 30',
     )
-    .replace("priority = 1\n", "priority = 1\npriority_weight_s = 10\n", 1)
+    .replace("priority = 1\n", "priority = 1\npriority_weight_s = 10\nparallel = 2\n", 1)
 )
 CFGS = [msgspec.toml.decode(t.encode(), type=ServerConfig) for t in (_TEXT, _LIMITED)]
 for _cfg in CFGS:
@@ -99,6 +100,7 @@ messages = st.one_of(
     st.builds(Login, agent),
     st.builds(Ready, agent),
     st.builds(Answered, call),
+    st.builds(NoAnswer, call, agent),
 )
 # service sessions of both tenants, ann's and bob's desktops
 idents = st.sampled_from([Identity(0)] * 6 + [Identity(1), Identity(0, 100), Identity(1, 101)])
@@ -121,11 +123,17 @@ def _check_invariants(c: Center) -> None:
     for a in range(r.n_agents):
         contact = r.agent_contact(a)
         if contact is not None:
-            assert contact not in seen  # one agent per contact
-            seen.add(contact)
             live = c.live[contact]
             assert live.tenant == c.agent_tenant[a]  # never across tenants
-            assert r.contact_agent(contact) == a
+            if r.contact_state(contact) is ContactState.ACTIVE:
+                assert contact not in seen  # one agent per answered contact
+                seen.add(contact)
+                assert r.contact_agent(contact) == a and live.ringing == []
+            else:  # ringing, maybe with others (parallel offers)
+                assert a in live.ringing
+    for contact, live in c.live.items():
+        for a in live.ringing:
+            assert r.agent_contact(a) == contact
     for t, calls in enumerate(c.by_call):
         for call_id, contact in calls.items():
             assert c.live[contact].call_id == call_id and c.live[contact].tenant == t

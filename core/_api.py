@@ -16,6 +16,7 @@ __all__ = [
     "Channel",
     "DecisionKind",
     "Decision",
+    "HookContact",
     "QueueStats",
     "AgentStats",
     "REASON_RONA",
@@ -94,6 +95,18 @@ class Decision(NamedTuple):
     contact: int
     agent: int
     queue: int
+
+
+class HookContact(NamedTuple):
+    """What a decision hook (``Router.set_decision_hook``) is given; times in us."""
+
+    contact: int
+    queue: int
+    priority: int
+    channel: Channel
+    arrival_us: int
+    waited_us: int  # in its current queue
+    candidates: tuple[int, ...]  # READY eligible agents, by id
 
 
 class QueueStats(NamedTuple):

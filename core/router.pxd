@@ -96,6 +96,7 @@ cdef struct queue_t:
     int32_t overflow_queue    # OV_QUEUE: the target (an earlier queue)
     int32_t reject_unstaffed  # on arrival with no eligible agent logged in: 0 wait, 1 reject, 2 overflow
     int32_t parallel          # agents one contact rings at once; 0: every eligible idle one
+    int32_t hooked            # a Python decision hook chooses its agents (Router._hooks)
     time_us_t handle_estimate_us  # estimated wait: the handle time to assume without history
     int32_t* routes
     int32_t n_routes
@@ -215,6 +216,7 @@ cdef class Router:
     cdef dict _pool_index         # (tenant, requirement, strategy) -> pool id
     cdef dict _route_index        # (queue, requirement) -> route id
     cdef dict _chain_index        # (queue, extra requirement) -> chain
+    cdef dict _hooks              # queue -> [hook, budget_ns, calls, failures, slow, ns]
     cdef list _queue_steps        # queue -> its steps' requirement tuples
     cdef object _last_now         # the refused `now`, for TimeError's message
     cdef bint _bulk               # building a pool: LONGEST_IDLE order fixed after
@@ -258,6 +260,7 @@ cdef class Router:
     cdef int _pool_insert(self, int32_t agent) noexcept
     cdef void _pool_remove(self, int32_t agent) noexcept
     cdef int32_t _choose(self, pool_t* p, queue_t* q) noexcept
+    cdef int32_t _hook_choose(self, int32_t slot, pool_t* p, queue_t* q) noexcept
     cdef bint _live(self, const rentry_t* e) noexcept
     cdef int _compact(self, pool_t* p) noexcept
     cdef int _offer(self, int32_t slot, int32_t agent, time_us_t now) noexcept

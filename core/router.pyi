@@ -1,4 +1,4 @@
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Literal
 
 from agner.core._api import (
@@ -7,6 +7,7 @@ from agner.core._api import (
     Channel,
     ContactState,
     Decision,
+    HookContact,
     QueueStats,
     Strategy,
 )
@@ -71,6 +72,14 @@ class Router:
     def contact_agent(self, contact: int) -> int | None: ...
     def contact_channel(self, contact: int) -> Channel: ...
     def contact_queue(self, contact: int) -> int: ...
+    def set_decision_hook(
+        self,
+        queue: int,
+        hook: Callable[[HookContact], int] | None,
+        *,
+        budget_us: int = 1000,
+    ) -> None: ...
+    def hook_stats(self, queue: int) -> tuple[int, int, int, int]: ...
     def position(self, contact: int) -> int: ...
     def estimated_wait_us(self, contact: int, now: int) -> int | None: ...
     def queue_stats(self, queue: int, now: int) -> QueueStats: ...

@@ -34,8 +34,11 @@ from agner.core._types cimport (
     decision_t, slot_of, time_us_t,
 )
 
+from time import perf_counter_ns
+
 from agner.core._api import (
     AgentState,
+    HookContact,
     AgentStats,
     Channel,
     ConfigError,
@@ -223,6 +226,7 @@ cdef class Router:
         self._pool_index = {}
         self._route_index = {}
         self._chain_index = {}
+        self._hooks = {}
         self._queue_steps = []
 
     def __init__(self, seed: int = 0):
@@ -882,6 +886,34 @@ cdef class Router:
         k = rs_rank(&p.order, _upper_bound(p.member_agent, p.n_members, q.rr_last))
         return p.member_agent[rs_select(&p.order, k if k < p.n_ready else 0)]
 
+    cdef int32_t _hook_choose(self, int32_t slot, pool_t* p, queue_t* q) noexcept:
+        # The slow path: ask the queue's Python hook, and fall back on the
+        # strategy when it raises, answers anything but a candidate, or is late.
+        cdef int32_t m, choice = -1
+        cdef contact_t* c = &self.contacts[slot]
+        entry = self._hooks[c.queue]
+        candidates = [p.member_agent[m] for m in range(p.n_members)
+                      if self.ready_epoch[p.member_agent[m]]]
+        info = HookContact(self._cid(slot), c.queue, c.priority, Channel(c.channel),
+                           c.arrival, self.now - c.entered, tuple(candidates))
+        t0 = perf_counter_ns()
+        try:
+            answer = entry[0](info)
+        except Exception:
+            answer = None
+        took = perf_counter_ns() - t0
+        entry[2] += 1
+        entry[5] += took
+        if took > entry[1]:
+            entry[4] += 1
+        elif type(answer) is int and answer in candidates:
+            choice = answer
+        else:
+            entry[3] += 1
+        if choice < 0:
+            return self._choose(p, q)
+        return choice
+
     cdef int _offer(self, int32_t slot, int32_t agent, time_us_t now) noexcept:
         cdef agent_t* a = &self.agents[agent]
         cdef contact_t* c = &self.contacts[slot]
@@ -927,7 +959,8 @@ cdef class Router:
             if a >= 0:
                 return self._offer(slot, a, now)
         elif p.n_ready > 0:
-            i = self._offer(slot, self._choose(p, q), now)
+            i = self._offer(slot, self._hook_choose(slot, p, q) if q.hooked
+                            else self._choose(p, q), now)
             k = 1
             while i == 0 and p.n_ready > 0 and (q.parallel == 0 or k < q.parallel):
                 i = self._offer(slot, self._choose(p, q), now)
@@ -1867,6 +1900,48 @@ cdef class Router:
             raise InvalidTransition(
                 f"{op}: contact {contact} is {_CONTACT_STATES[self.contacts[slot].state].name}")
         return slot
+
+    def set_decision_hook(self, queue, hook, *, budget_us=1000):
+        """Let `hook` choose the agent for the contacts of `queue` (a custom strategy).
+
+        When a contact of the queue is to be offered and eligible agents are
+        READY (dispatch case 1), the core calls ``hook(info)`` with a
+        :class:`HookContact` (the contact, its queue, priority, channel, arrival,
+        wait so far, and ``candidates``: the READY eligible agents by id). It must
+        return one of the candidates. If it raises, returns anything else, or
+        takes longer than ``budget_us`` of wall-clock time, the queue's own
+        strategy decides instead, as if there were no hook (the fallback is
+        deterministic; the hook itself must be, for a replay to repeat). Parallel
+        offers: the hook chooses the first agent, the strategy the others.
+        ``hook=None`` removes it. This is the slow path (a Python call per
+        decision): docs/BENCHMARKS.md has its cost. :meth:`hook_stats` counts
+        calls, failures and late answers.
+
+        Raises:
+            UnknownQueue; ConfigError (hook not callable, budget out of range).
+        """
+        if not 0 <= queue < self.n_queues_:
+            raise UnknownQueue(f"set_decision_hook: no queue {queue}")
+        if hook is None:
+            self._hooks.pop(queue, None)
+            self.queues[<int32_t> queue].hooked = 0
+            return
+        if not callable(hook):
+            raise ConfigError(f"set_decision_hook: {hook!r} is not callable")
+        budget = _duration(budget_us, "budget_us")
+        self._hooks[queue] = [hook, budget * 1000, 0, 0, 0, 0]
+        self.queues[<int32_t> queue].hooked = 1
+
+    def hook_stats(self, queue):
+        """``(calls, failures, late, total_ns)`` of the queue's decision hook: calls
+        made, answers refused (raised, or not a candidate), answers too late (both
+        fell back on the strategy), and the wall-clock time spent in it."""
+        if not 0 <= queue < self.n_queues_:
+            raise UnknownQueue(f"hook_stats: no queue {queue}")
+        entry = self._hooks.get(queue)
+        if entry is None:
+            return (0, 0, 0, 0)
+        return (entry[2], entry[3], entry[4], entry[5])
 
     def position(self, contact):
         """A WAITING contact's place in its queue: 1 + the contacts of the same queue

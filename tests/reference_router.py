@@ -12,8 +12,10 @@ tests map the two routers' ids by arrival order.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from agner.core._api import (
     REASON_RONA,
@@ -24,6 +26,7 @@ from agner.core._api import (
     ContactState,
     Decision,
     DecisionKind,
+    HookContact,
     InvalidTransition,
     QueueStats,
     Strategy,
@@ -153,6 +156,7 @@ class ReferenceRouter:
         self._timers: list[_Timer] = []
         self._next_timer = 0
         self._decisions: list[Decision] = []
+        self._hooks: dict[int, list[Any]] = {}  # queue -> [hook, budget_ns, calls, ...]
 
     # -- properties ------------------------------------------------------------------
 
@@ -872,7 +876,7 @@ class ReferenceRouter:
             else:
                 c.state = ContactState.WAITING
             return
-        self._offer(contact, self._choose(c, ready))
+        self._offer(contact, self._hook_choice(c, contact, ready))
         offered = 1
         while q.parallel == 0 or offered < q.parallel:
             # A parallel offer: the next agent by the strategy, among those left.
@@ -885,6 +889,53 @@ class ReferenceRouter:
                 break
             self._offer(contact, self._choose(c, ready))
             offered += 1
+
+    def set_decision_hook(
+        self, queue: int, hook: Callable[[HookContact], int] | None, *, budget_us: int = 1000
+    ) -> None:
+        self._check_queue(queue)
+        if hook is None:
+            self._hooks.pop(queue, None)
+            return
+        if not callable(hook):
+            raise ConfigError("the hook must be callable")
+        _check_duration(budget_us)
+        self._hooks[queue] = [hook, budget_us * 1000, 0, 0, 0, 0]
+
+    def hook_stats(self, queue: int) -> tuple[int, int, int, int]:
+        self._check_queue(queue)
+        e = self._hooks.get(queue)
+        return (0, 0, 0, 0) if e is None else (e[2], e[3], e[4], e[5])
+
+    def _hook_choice(self, c: _Contact, contact: int, ready: list[int]) -> int:
+        """The queue's hook's answer if it is a candidate, in time; else the strategy's."""
+        e = self._hooks.get(c.queue)
+        if e is not None:
+            candidates = tuple(sorted(ready))
+            info = HookContact(
+                contact,
+                c.queue,
+                c.priority,
+                c.channel,
+                c.arrival,
+                self._now - c.entered,
+                candidates,
+            )
+            t0 = time.perf_counter_ns()
+            try:
+                answer = e[0](info)
+            except Exception:
+                answer = None
+            took = time.perf_counter_ns() - t0
+            e[2] += 1
+            e[5] += took
+            if took > e[1]:
+                e[4] += 1
+            elif type(answer) is int and answer in candidates:
+                return int(answer)
+            else:
+                e[3] += 1
+        return self._choose(c, ready)
 
     def _choose(self, c: _Contact, ready: list[int]) -> int:
         """The READY agent the contact's queue's strategy picks among `ready`."""

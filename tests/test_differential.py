@@ -80,6 +80,15 @@ def _show(v: Any) -> str:
     return repr(v)
 
 
+def _hook(info: Any) -> Any:
+    """A deterministic custom strategy: by priority, the highest or lowest id, or none."""
+    if info.priority % 3 == 0:
+        return max(info.candidates)
+    if info.priority % 3 == 1:
+        return min(info.candidates)
+    return None  # not a candidate: the queue's strategy decides
+
+
 def _outcome(fn: Callable[[], Any]) -> tuple[str, Any]:
     try:
         return ("ok", fn())
@@ -298,7 +307,11 @@ class Differential:
         if tenant:
             kw["tenant"] = tenant
         self.tenant_of_queue.append(tenant)
-        self.both("add_queue", require or None, **kw)
+        q = self.both("add_queue", require or None, **kw)
+        if q is not None and ch.chance(15):
+            # A custom strategy through the decision hook (the same in both
+            # routers), sometimes refusing to choose: the strategy decides then.
+            self.both("set_decision_hook", q, _hook, budget_us=10**9)
 
     def add_agent(self, ch: Chooser) -> None:
         kw: dict[str, Any] = {"wrap_up_us": ch.pick(WRAP_UPS)}

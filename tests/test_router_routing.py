@@ -677,3 +677,69 @@ def test_estimated_wait_is_none_without_staff(make_router: Any) -> None:
     assert r.estimated_wait_us(c, 0) is None
     r.login(a, 1)  # NOT_READY: not staffed
     assert r.estimated_wait_us(c, 1) is None
+
+
+# -- the decision hook -----------------------------------------------------------------------
+
+
+def test_a_decision_hook_chooses_among_the_candidates(make_router: Any) -> None:
+    r = make_router()
+    q = r.add_queue(ring_timeout_us=0)
+    a0, a1, a2 = agents(r, {}, {}, {})
+    seen: list[Any] = []
+
+    def newest(info: Any) -> int:
+        seen.append(info)
+        return max(info.candidates)
+
+    r.set_decision_hook(q, newest, budget_us=1_000_000)
+    c = r.arrive(q, 5, priority=3)
+    assert offered_to(r) == [(5, c, a2)]
+    (info,) = seen
+    assert (info.queue, info.priority, info.channel, info.arrival_us, info.waited_us) == (
+        q,
+        3,
+        Channel.VOICE,
+        5,
+        0,
+    )
+    assert info.candidates == (a0, a1, a2)
+    assert r.hook_stats(q)[:3] == (1, 0, 0)
+
+
+@pytest.mark.parametrize("answer", ["raise", "stranger", "text"])
+def test_a_failing_hook_falls_back_on_the_strategy(make_router: Any, answer: str) -> None:
+    r = make_router()
+    q = r.add_queue(ring_timeout_us=0)
+    a0, _, _ = agents(r, {}, {}, {})
+
+    def bad(info: Any) -> Any:
+        if answer == "raise":
+            raise RuntimeError("the CRM is down")
+        return 99 if answer == "stranger" else "agent 1"
+
+    r.set_decision_hook(q, bad, budget_us=1_000_000)
+    c = r.arrive(q, 5)
+    assert offered_to(r) == [(5, c, a0)]  # longest idle, as without a hook
+    assert r.hook_stats(q)[:3] == (1, 1, 0)
+
+
+def test_a_late_hook_falls_back_and_can_be_removed(make_router: Any) -> None:
+    import time
+
+    r = make_router()
+    q = r.add_queue(ring_timeout_us=0)
+    a0, _, a2 = agents(r, {}, {}, {})
+
+    def slow(info: Any) -> int:
+        time.sleep(0.01)
+        return a2
+
+    r.set_decision_hook(q, slow, budget_us=1)
+    c = r.arrive(q, 5)
+    assert offered_to(r) == [(5, c, a0)]
+    assert r.hook_stats(q)[:3] == (1, 0, 1)
+    r.set_decision_hook(q, None)
+    assert r.hook_stats(q) == (0, 0, 0, 0)
+    with pytest.raises(ConfigError):
+        r.set_decision_hook(q, "not callable")

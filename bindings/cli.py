@@ -56,14 +56,15 @@ def _bench_router(args: argparse.Namespace) -> int:
         reference_arrivals=args.reference_arrivals,
         seed=args.seed,
         reference=not args.no_reference,
+        extended=args.config == "extended",
     )
     if args.json:
         print(json.dumps(res))
     else:
         ref = res["reference"]
         print(
-            f"agner bench router: {res['agents']} agents, {res['skills']} skills, "
-            f"{res['queues']} queues ({res['machine']['cpu']})"
+            f"agner bench router ({res['config']}): {res['agents']} agents, "
+            f"{res['skills']} skills, {res['queues']} queues ({res['machine']['cpu']})"
         )
         print(
             f"  C-level API : {res['events_per_second']:>12,.0f} events/s "
@@ -517,6 +518,10 @@ def _staff(args: argparse.Namespace) -> int:
     return 0
 
 
+#: Where `agner serve` listens when given neither --tcp nor --http.
+DEFAULT_TCP, DEFAULT_HTTP = "127.0.0.1:7100", "127.0.0.1:7180"
+
+
 def _serve(args: argparse.Namespace) -> int:
     from pathlib import Path
 
@@ -532,9 +537,8 @@ def _serve(args: argparse.Namespace) -> int:
     except (ConfigFileError, ValueError) as exc:
         print(f"agner serve: {exc}", file=sys.stderr)
         return 2
-    if args.http is None and args.tcp is None:
-        print("agner serve: give --http and/or --tcp", file=sys.stderr)
-        return 2
+    if args.http is None and args.tcp is None:  # the defaults: loopback only
+        args.tcp, args.http = DEFAULT_TCP, DEFAULT_HTTP
     try:
         run(cfg, http=args.http, tcp=args.tcp, data_dir=Path(args.data), store_url=args.store)
     except JournalError as exc:
@@ -622,6 +626,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     router.add_argument("--no-reference", action="store_true", help="skip the reference")
     router.add_argument("--seed", type=int, default=1, help="workload seed (default 1)")
+    router.add_argument(
+        "--config",
+        choices=("basic", "extended"),
+        default="basic",
+        help="basic (default), or extended: the same center with requirement steps, "
+        "priority aging and parallel offers on every third queue",
+    )
     router.add_argument("--json", action="store_true", help="print one JSON object")
     router.set_defaults(func=_bench_router)
 
@@ -826,8 +837,16 @@ def build_parser() -> argparse.ArgumentParser:
         "(examples/center.toml).",
     )
     serve.add_argument("config", help="the server configuration (TOML)")
-    serve.add_argument("--http", metavar="HOST:PORT", help="HTTP and WebSocket address")
-    serve.add_argument("--tcp", metavar="HOST:PORT", help="MessagePack transport address")
+    serve.add_argument(
+        "--http",
+        metavar="HOST:PORT",
+        help="HTTP and WebSocket address (default, when neither is given: 127.0.0.1:7180)",
+    )
+    serve.add_argument(
+        "--tcp",
+        metavar="HOST:PORT",
+        help="MessagePack transport address (default, when neither is given: 127.0.0.1:7100)",
+    )
     serve.add_argument(
         "--data",
         default=".",

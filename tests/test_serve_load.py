@@ -60,7 +60,6 @@ def test_serve_refuses_a_bad_config(tmp_path: Path, capsys: object) -> None:
     bad = tmp_path / "bad.toml"
     bad.write_text(CENTER.read_text().replace('queues = ["billing"]', 'queues = ["sales"]'))
     assert main(["serve", str(bad), "--tcp", "127.0.0.1:0"]) == 2
-    assert main(["serve", str(CENTER)]) == 2  # no transport
     assert main(["serve", str(CENTER), "--tcp", "nowhere"]) == 2
 
 

@@ -12,7 +12,9 @@
 from libc.stdint cimport int32_t, int64_t, uint64_t
 from libc.stdlib cimport free, malloc, realloc
 
-from agner.core._types cimport DK_OFFER, QUEUE_PRIORITY, contact_id_t, slot_of, time_us_t
+from agner.core._types cimport (
+    AS_RESERVED, DK_OFFER, QUEUE_PRIORITY, contact_id_t, slot_of, time_us_t,
+)
 from agner.core.router cimport Router
 
 
@@ -82,6 +84,9 @@ cdef int handle_decisions(Router r, ring_t* active, ring_t* breaks, int64_t* liv
             agent = r.dec[i].agent
             contact = r.dec[i].contact
             t = r.dec[i].time
+            if r.agents[agent].contact != slot_of(contact) or r.agents[agent].state != AS_RESERVED:
+                i += 1              # a parallel offer another agent has answered
+                continue
             checksum[0] = checksum[0] * <uint64_t> 1000003 + <uint64_t> (agent + 1)
             offers[0] += 1
             events[0] += 1

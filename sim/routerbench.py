@@ -7,6 +7,12 @@ and 200 queues that each require one or two skills, every strategy in turn;
 arrivals go to queues in proportion to their eligible agents, at 95% of the
 agents' capacity. Each driver also returns a checksum of the agents it saw
 offered, so the run shows the three made the same decisions.
+
+The *extended* configuration (``--config extended``) routes the same center
+with issue 3's routing: every queue has requirement steps (its skills at two
+levels more for 10 s, then as required, then after 60 s any agent with one of
+its skills), priorities age (one level worth 30 s of waiting), and every third
+queue offers each contact to two agents at once.
 """
 
 from __future__ import annotations
@@ -48,6 +54,7 @@ class Workload:
     wrap_up_us: int = 5_000_000
     rona_per_mille: int = 20
     seed: int = 1
+    extended: bool = False  # steps, priority aging, parallel offers
 
     @property
     def dt_us(self) -> int:
@@ -103,6 +110,7 @@ class RouterLike(Protocol):
     def advance(self, now: int) -> None: ...
     def next_deadline(self) -> int | None: ...
     def take_decisions(self) -> list[Any]: ...
+    def agent_contact(self, agent: int) -> int | None: ...
 
 
 def build_router(factory: Any, w: Workload, center: Center) -> Any:
@@ -110,7 +118,19 @@ def build_router(factory: Any, w: Workload, center: Center) -> Any:
     r = factory(seed=w.seed)
     strategies = list(Strategy)
     for q, req in enumerate(center.queue_require):
-        r.add_queue(req, strategy=strategies[q % len(strategies)], priority=q % 3)
+        kw: dict[str, Any] = {"strategy": strategies[q % len(strategies)], "priority": q % 3}
+        if not w.extended:
+            r.add_queue(req, **kw)
+            continue
+        strict = {s: min(lv + 2, 10) for s, lv in req.items()}
+        steps: list[tuple[int, dict[int, int]]] = [(0, strict), (10_000_000, req)]
+        # "any agent with one of its skills": one step per skill, a microsecond
+        # apart (steps only add agents, so together they are the disjunction)
+        steps += [(60_000_000 + k, {s: 1}) for k, s in enumerate(sorted(req))]
+        kw["priority_weight_us"] = 30_000_000
+        if q % 3 == 0:
+            kw["parallel"] = 2
+        r.add_queue(steps=steps, **kw)
     for a, skills in enumerate(center.agent_skills):
         r.add_agent(skills, wrap_up_us=w.wrap_up_us if a % 2 else 0)
     for a in range(w.agents):
@@ -147,6 +167,7 @@ def drive_python(r: RouterLike, queues: Sequence[int], w: Workload) -> tuple[int
     i = ab = 0
     n = len(queues)
     offer = DecisionKind.OFFER
+    parallel = w.extended
     while i < n:
         t_arr = (i + 1) * dt
         t_act = active[0][0] if active else _NEVER
@@ -181,6 +202,8 @@ def drive_python(r: RouterLike, queues: Sequence[int], w: Workload) -> tuple[int
             for d in decisions:
                 if d.kind != offer:
                     continue
+                if parallel and r.agent_contact(d.agent) != d.contact:
+                    continue  # a parallel offer another agent has answered
                 checksum = (checksum * 1000003 + d.agent + 1) & _MASK
                 offers += 1
                 events += 1
@@ -226,6 +249,7 @@ def run_benchmark(
     reference_arrivals: int | None = None,
     seed: int = 1,
     reference: bool = True,
+    extended: bool = False,
 ) -> dict[str, Any]:
     """Measure the three drivers on one workload and return the figures.
 
@@ -235,7 +259,7 @@ def run_benchmark(
     (events, offers, checksum) is compared with the C-level driver's on the
     same arrivals; ``agree`` says whether all matched.
     """
-    w = Workload(agents=agents, seed=seed)
+    w = Workload(agents=agents, seed=seed, extended=extended)
     center = build_center(w)
     n_c = arrivals or max(1_000_000, 200 * agents)
     n_py = python_arrivals or max(20_000, n_c // 10)
@@ -258,6 +282,7 @@ def run_benchmark(
 
     c_out, c_s = timed_c(n_c)
     result: dict[str, Any] = {
+        "config": "extended" if extended else "basic",
         "agents": agents,
         "skills": w.skills,
         "queues": w.queues,

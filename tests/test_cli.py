@@ -68,6 +68,7 @@ def test_bench_router_json_has_the_promised_keys(capsys: pytest.CaptureFixture[s
         assert out["reference"][key] > 0
     assert out["agree"] is True
     assert out["agents"] == 300 and out["queues"] == 200 and out["skills"] == 50
+    assert out["config"] == "basic"
 
 
 def test_bench_router_refuses_bad_counts(capsys: pytest.CaptureFixture[str]) -> None:
@@ -75,14 +76,16 @@ def test_bench_router_refuses_bad_counts(capsys: pytest.CaptureFixture[str]) -> 
     assert main(["bench", "router", "--agents", "10", "--arrivals", "0"]) == 2
 
 
-def test_the_three_drivers_agree_on_a_busy_center() -> None:
+@pytest.mark.parametrize("extended", [False, True])
+def test_the_three_drivers_agree_on_a_busy_center(extended: bool) -> None:
     # The benchmark's own cross-check, at a size where RONA, abandons and
-    # wrap-ups all happen: C-level driver, Python API and reference alike.
+    # wrap-ups all happen: C-level driver, Python API and reference alike; and in
+    # the extended configuration (steps, aging, parallel offers) too.
     from agner import Router
     from agner.core.workload import run as run_c
     from agner.sim.routerbench import arrival_queues
 
-    w = Workload(agents=120, seed=5, load=1.05)
+    w = Workload(agents=120, seed=5, load=1.05, extended=extended)
     center = build_center(w)
     queues = arrival_queues(w, center, 4000)
     c_out = run_c(

@@ -67,7 +67,6 @@ __all__ = [
 ]
 
 
-
 class ScenarioError(ConfigFileError):
     """A scenario that cannot be run; the message names the field."""
 

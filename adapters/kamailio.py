@@ -1,0 +1,540 @@
+"""Kamailio (SIP) adapter: suspended INVITEs over evapi, decisions from agner.
+
+Kamailio runs adapters/kamailio.cfg (:data:`CONFIG`). Every new INVITE is a
+contact for the queue named by its Request-URI user: Kamailio suspends the
+transaction and sends an ``invite`` event over evapi (netstring-framed JSON on
+a TCP socket the adapter connects to). The adapter sends ``arrived`` to agner;
+agner's ``connect`` names the agent, and the adapter tells Kamailio to resume
+the transaction and relay the INVITE to that agent's SIP address. Kamailio
+reports the agent's answer (``answered``), a failure (``failed``: busy, no
+answer, unreachable; the transaction is suspended again and agner chooses
+another agent), the caller's CANCEL and BYE; the adapter turns them into
+``answered``, ``no_answer`` (RONA) and ``hung_up`` (+ ``complete`` so the
+interaction record is written at once). While a caller waits, the adapter has
+Kamailio send 182 Queued and a 180 every ``ring_every_s``.
+
+docs/ADAPTERS.md describes the evapi messages both ways.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from agner.adapters.link import AgnerLink, Backoff, parse_address, quickack
+from agner.protocol import (
+    Answered,
+    Arrived,
+    Complete,
+    Connect,
+    ContactStatus,
+    Diverted,
+    Error,
+    HungUp,
+    Login,
+    NoAnswer,
+    Ok,
+    QueryContact,
+    Ready,
+    Revoked,
+)
+
+__all__ = ["CONFIG", "Call", "KamailioAdapter", "NetstringReader", "run_kamailio"]
+
+log = logging.getLogger("agner.adapters.kamailio")
+
+#: The Kamailio configuration that ships with the adapter.
+CONFIG = Path(__file__).with_name("kamailio.cfg")
+
+_MAX_FRAME = 1 << 20
+
+
+class NetstringReader:
+    """Splits a byte stream into netstrings (``LEN:PAYLOAD,``).
+
+    A frame whose length is not digits, too long, or not followed by ``,`` is
+    malformed: it is counted, and the reader skips to the next ``,`` and goes on.
+    """
+
+    def __init__(self) -> None:
+        self.buf = bytearray()
+        self.malformed = 0
+
+    def feed(self, data: bytes) -> list[bytes]:
+        buf = self.buf
+        buf += data
+        out: list[bytes] = []
+        pos = 0
+        while True:
+            colon = buf.find(b":", pos, pos + 9)
+            if colon < 0:
+                if len(buf) - pos >= 9 or (len(buf) > pos and not buf[pos:].isdigit()):
+                    pos = self._skip(pos)
+                    continue
+                break
+            head = bytes(buf[pos:colon])
+            if not head.isdigit() or int(head) > _MAX_FRAME:
+                pos = self._skip(pos)
+                continue
+            n = int(head)
+            end = colon + 1 + n
+            if len(buf) < end + 1:
+                break
+            if buf[end] != 0x2C:  # ","
+                pos = self._skip(pos)
+                continue
+            out.append(bytes(buf[colon + 1 : end]))
+            pos = end + 1
+        del buf[:pos]
+        return out
+
+    def _skip(self, pos: int) -> int:
+        self.malformed += 1
+        comma = self.buf.find(b",", pos)
+        log.warning("evapi: skipped a malformed netstring")
+        return len(self.buf) if comma < 0 else comma + 1
+
+
+class _Event(msgspec.Struct, gc=False):
+    """One evapi event of adapters/kamailio.cfg."""
+
+    event: str
+    call_id: str = ""
+    tindex: int = 0
+    tlabel: int = 0
+    cseq: str = ""
+    code: int = 0
+    queue: str = ""
+    from_: str = msgspec.field(default="", name="from")
+
+
+_event_decoder = msgspec.json.Decoder(_Event)
+_json = msgspec.json.Encoder()
+
+
+class Call(msgspec.Struct, gc=False):
+    """A caller Kamailio holds for agner. ``state``: queued (suspended, waiting
+    for a connect), ringing (relayed to ``agent``), talking (answered)."""
+
+    call_id: str
+    queue: str
+    cseq: str
+    tindex: int
+    tlabel: int
+    customer: str | None = None
+    state: str = "queued"
+    agent: str | None = None
+    revoked: bool = False  # agner already gave up on the ringing agent (its RONA)
+    next_agent: str | None = None  # a connect that came while the last agent still rang
+    invite_ns: int = 0  # when the invite event was read
+    ring_ns: int = 0  # when the last provisional reply was asked for
+    routed: bool = False  # agner has connected it at least once
+
+
+class _Evapi(asyncio.Protocol):
+    def __init__(self, adapter: KamailioAdapter) -> None:
+        self.adapter = adapter
+        self.reader = NetstringReader()
+        self.transport: asyncio.Transport | None = None
+        self.lost: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        import socket
+
+        self.transport = transport  # type: ignore[assignment]  # uvloop's is no subclass
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        quickack(transport)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.lost.done():
+            self.lost.set_result(None)
+
+    def data_received(self, data: bytes) -> None:
+        quickack(self.transport)
+        adapter = self.adapter
+        for frame in self.reader.feed(data):
+            try:
+                ev = _event_decoder.decode(frame)
+            except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+                adapter.malformed += 1
+                log.warning("evapi: skipped an event: %s: %r", exc, frame[:200])
+                continue
+            try:
+                adapter.on_event(ev)
+            except Exception:  # a bug on one event must not stop the others
+                log.exception("evapi: failed on %r", frame[:200])
+        adapter.malformed += self.reader.malformed
+        self.reader.malformed = 0
+
+
+class KamailioAdapter:
+    """Bridges Kamailio's evapi socket and an ``agner serve`` switch session.
+
+    ``agents`` maps agent names to SIP URIs; ``agent_uri`` (a template with
+    ``{agent}``) serves the others. ``login``: agents to log in and make ready
+    each time the link to agner comes up. ``ring_ms``: how long an agent's
+    phone rings before Kamailio gives up (408, reported as ``no_answer``);
+    keep it below the server's ``ring_timeout_s``.
+    """
+
+    def __init__(
+        self,
+        *,
+        evapi: str,
+        server: str,
+        token: str,
+        agents: dict[str, str] | None = None,
+        agent_uri: str | None = None,
+        login: list[str] | None = None,
+        ring_ms: int = 12_000,
+        ring_every_s: float = 5.0,
+        backoff: Backoff | None = None,
+        keep_latencies: int = 1_000_000,
+    ) -> None:
+        self.evapi_host, self.evapi_port = parse_address(evapi)
+        self.agents = dict(agents or {})
+        self.agent_uri = agent_uri
+        self.login = list(login or [])
+        self.ring_ms = ring_ms
+        self.ring_every_s = ring_every_s
+        self.backoff = backoff or Backoff()
+        self.calls: dict[str, Call] = {}
+        self.link = AgnerLink(server, token, self.on_agner, on_up=self._agner_up, backoff=Backoff())
+        self.proto: _Evapi | None = None
+        self.evapi_connections = 0
+        self.malformed = 0
+        # invite event read -> relay written (ns), the adapter's and agner's share of setup
+        self.latencies: list[int] = []
+        self.keep_latencies = keep_latencies
+        self._refs: dict[int, tuple[str, str]] = {}  # ref -> (call id, "arrived" | "query")
+        self._ref = 1
+        self._tasks: list[asyncio.Task[None]] = []
+        self._closing = False
+        self.on_change: Callable[[], None] | None = None  # tests: something happened
+
+    # ------------------------------------------------------------ lifecycle
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        self.link.start()
+        self._tasks.append(loop.create_task(self._evapi_loop()))
+        self._tasks.append(loop.create_task(self._ring_loop()))
+
+    async def wait_up(self, timeout: float = 10.0) -> None:
+        """Until both links are up."""
+        await self.link.wait_up(timeout)
+        deadline = asyncio.get_running_loop().time() + timeout
+        while self.proto is None or self.proto.transport is None:
+            if asyncio.get_running_loop().time() > deadline:
+                raise TimeoutError("no evapi connection to Kamailio")
+            await asyncio.sleep(0.01)
+
+    async def close(self) -> None:
+        self._closing = True
+        if self.proto is not None and self.proto.transport is not None:
+            self.proto.transport.close()
+        for t in self._tasks:
+            t.cancel()
+        for t in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await t
+        await self.link.close()
+
+    async def _evapi_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        while not self._closing:
+            try:
+                _, proto = await loop.create_connection(
+                    lambda: _Evapi(self), self.evapi_host, self.evapi_port
+                )
+            except OSError as exc:
+                log.info("evapi: cannot connect: %s", exc)
+                await asyncio.sleep(self.backoff.next())
+                continue
+            self.proto = proto
+            self.evapi_connections += 1
+            self.backoff.reset()
+            log.info("evapi up (%s:%d)", self.evapi_host, self.evapi_port)
+            self._evapi_up()
+            await proto.lost
+            self.proto = None
+            if not self._closing:
+                log.warning("evapi down; reconnecting")
+                await asyncio.sleep(self.backoff.next())
+
+    async def _ring_loop(self) -> None:
+        """A 180 every ``ring_every_s`` to callers still waiting, so that no
+        proxy on their way gives up on a quiet transaction."""
+        period_ns = int(self.ring_every_s * 1e9)
+        while True:
+            await asyncio.sleep(min(1.0, self.ring_every_s / 2))
+            now = time.monotonic_ns()
+            for call in self.calls.values():
+                if call.state == "queued" and call.ring_ns and now - call.ring_ns >= period_ns:
+                    call.ring_ns = now
+                    self._reply(call, 180, "Ringing")
+
+    # ------------------------------------------------------------ to Kamailio
+
+    def _cmd(self, obj: dict[str, Any]) -> bool:
+        p = self.proto
+        if p is None or p.transport is None:
+            return False
+        body = _json.encode(obj)
+        p.transport.write(b"%d:%s," % (len(body), body))
+        return True
+
+    def _reply(self, call: Call, code: int, reason: str) -> None:
+        self._cmd(
+            {
+                "cmd": "reply",
+                "call_id": call.call_id,
+                "cseq": call.cseq,
+                "code": code,
+                "reason": reason,
+            }
+        )
+
+    def _relay(self, call: Call, agent: str) -> None:
+        uri = self.agents.get(agent)
+        if uri is None and self.agent_uri is not None:
+            uri = self.agent_uri.replace("{agent}", agent)
+        call.agent = agent
+        call.revoked = False
+        if uri is None:
+            log.warning("no SIP address for agent %r: call %s not put through", agent, call.call_id)
+            call.state = "queued"
+            self.link.send(NoAnswer(call.call_id, agent))
+            return
+        call.state = "ringing"
+        call.routed = True
+        self._cmd(
+            {
+                "cmd": "relay",
+                "call_id": call.call_id,
+                "tindex": call.tindex,
+                "tlabel": call.tlabel,
+                "uri": uri,
+                "ring_ms": self.ring_ms,
+            }
+        )
+        if call.invite_ns and len(self.latencies) < self.keep_latencies:
+            self.latencies.append(time.monotonic_ns() - call.invite_ns)
+            call.invite_ns = 0
+
+    def _reject(self, call: Call, code: int, reason: str) -> None:
+        self.calls.pop(call.call_id, None)
+        self._cmd(
+            {
+                "cmd": "reject",
+                "call_id": call.call_id,
+                "tindex": call.tindex,
+                "tlabel": call.tlabel,
+                "code": code,
+                "reason": reason,
+            }
+        )
+
+    # ------------------------------------------------------------ from Kamailio
+
+    def on_event(self, ev: _Event) -> None:
+        kind = ev.event
+        call = self.calls.get(ev.call_id)
+        if kind == "invite":
+            if call is not None or not ev.call_id or not ev.queue:
+                log.warning("evapi: skipped an invite for %r (queue %r)", ev.call_id, ev.queue)
+                return
+            call = Call(ev.call_id, ev.queue, ev.cseq, ev.tindex, ev.tlabel, ev.from_ or None)
+            call.invite_ns = time.monotonic_ns()
+            self.calls[ev.call_id] = call
+            ref = self._next_ref(ev.call_id, "arrived")
+            self.link.send(
+                Arrived(ev.call_id, ev.queue, customer=call.customer, dialed=ev.queue, ref=ref)
+            )
+        elif call is None:
+            if kind not in ("pong", "bye", "cancel", "gone", "timeout", "answered"):
+                log.warning("evapi: %s for a call the adapter does not know: %r", kind, ev.call_id)
+            return
+        elif kind == "failed":
+            # the agent was busy (486), did not answer (408) or was unreachable:
+            # Kamailio holds the caller again and agner picks another agent
+            call.tindex, call.tlabel = ev.tindex, ev.tlabel
+            agent, call.agent, call.state = call.agent, None, "queued"
+            if agent is not None and not call.revoked:
+                self.link.send(NoAnswer(call.call_id, agent))
+            if call.next_agent is not None:
+                nxt, call.next_agent = call.next_agent, None
+                self._relay(call, nxt)
+        elif kind == "answered":
+            if call.state == "ringing" and call.agent is not None:
+                call.state = "talking"
+                self.link.send(Answered(call.call_id, call.agent))
+        elif kind in ("cancel", "timeout", "gone"):
+            del self.calls[call.call_id]
+            self.link.send(HungUp(call.call_id))
+        elif kind == "bye":
+            del self.calls[call.call_id]
+            self.link.send(HungUp(call.call_id))
+            if call.state == "talking":
+                self.link.send(Complete(call.call_id, call.agent))
+        elif kind == "alive":
+            call.tindex, call.tlabel = ev.tindex, ev.tlabel
+        else:
+            log.warning("evapi: unknown event %r", kind)
+        if self.on_change is not None:
+            self.on_change()
+
+    def _evapi_up(self) -> None:
+        # events sent while the socket was down are lost: ask Kamailio which
+        # waiting callers still exist (answered with alive or gone)
+        for call in list(self.calls.values()):
+            if call.state == "queued":
+                self._cmd(
+                    {
+                        "cmd": "check",
+                        "call_id": call.call_id,
+                        "tindex": call.tindex,
+                        "tlabel": call.tlabel,
+                    }
+                )
+
+    # ------------------------------------------------------------ from agner
+
+    def _next_ref(self, call_id: str, what: str) -> int:
+        self._ref += 1
+        self._refs[self._ref] = (call_id, what)
+        return self._ref
+
+    def on_agner(self, msg: Any) -> None:
+        if isinstance(msg, Connect):
+            call = self.calls.get(msg.call_id)
+            if call is None:
+                # agner has a contact Kamailio no longer holds: end it there too
+                log.warning("connect for a call that is gone: %s", msg.call_id)
+                self.link.send(HungUp(msg.call_id))
+            elif call.state == "queued":
+                self._relay(call, msg.agent)
+            elif call.state == "ringing" and call.revoked:
+                call.next_agent = msg.agent  # once the last agent's branch has failed
+            else:
+                log.warning("connect for call %s that is %s", msg.call_id, call.state)
+        elif isinstance(msg, Ok):
+            call_id, _ = self._refs.pop(msg.ref, ("", ""))
+            call = self.calls.get(call_id)
+            if call is not None and call.state == "queued" and not call.routed:
+                # not connected at once: the caller hears it is queued
+                call.ring_ns = time.monotonic_ns()
+                self._reply(call, 182, "Queued")
+        elif isinstance(msg, Error):
+            call_id, what = self._refs.pop(msg.ref, ("", ""))
+            call = self.calls.get(call_id)
+            if what == "query" and call is not None and msg.code == "unknown":
+                self._arrive_again(call)
+                return
+            log.warning("agner refused %s %s: %s %s", what, call_id, msg.code, msg.message)
+            if what == "arrived" and call is not None and call.state == "queued":
+                code, reason = (404, "No Such Queue") if msg.code == "unknown" else (500, "Refused")
+                self._reject(call, code, reason)
+        elif isinstance(msg, Revoked):
+            call = self.calls.get(msg.call_id)
+            if call is not None and call.agent == msg.agent and call.state == "ringing":
+                call.revoked = True  # agner re-queued it; its branch still rings until ring_ms
+        elif isinstance(msg, Diverted):
+            self._diverted(msg)
+        elif isinstance(msg, ContactStatus):
+            self._reconciled(msg)
+        if self.on_change is not None:
+            self.on_change()
+
+    def _diverted(self, msg: Diverted) -> None:
+        call = self.calls.get(msg.call_id)
+        if call is None:
+            return
+        if msg.to == "queue":
+            call.queue = msg.queue
+            return
+        if call.state != "queued":
+            log.warning("diverted %s while %s: left to Kamailio", msg.call_id, call.state)
+            return
+        code, reason = {
+            "rejected": (486, "Queue Full"),
+            "timed_out": (408, "Queue Timeout"),
+            "voicemail": (480, "Voicemail"),
+            "callback": (480, "Callback Scheduled"),
+        }[msg.to]
+        self._reject(call, code, reason)
+
+    # ------------------------------------------------------------ reconciliation
+
+    def _agner_up(self) -> None:
+        for name in self.login:
+            self.link.send(Login(name))
+            self.link.send(Ready(name))
+        # the server may have restarted, or missed what was sent as the link
+        # dropped: ask it about every call Kamailio still holds
+        for call in self.calls.values():
+            self.link.send(QueryContact(call.call_id, ref=self._next_ref(call.call_id, "query")))
+
+    def _arrive_again(self, call: Call) -> None:
+        """agner does not know a call Kamailio still holds (it lost it, or never
+        got its arrival): a waiting one arrives again; another is let be."""
+        if call.state == "queued":
+            call.routed = True  # no second 182
+            self.link.send(
+                Arrived(call.call_id, call.queue, customer=call.customer, dialed=call.queue)
+            )
+        else:
+            log.warning("agner lost call %s while %s", call.call_id, call.state)
+
+    def _reconciled(self, st: ContactStatus) -> None:
+        self._refs.pop(st.ref, None)
+        call = self.calls.get(st.call_id)
+        if call is None:
+            self.link.send(HungUp(st.call_id))
+            return
+        if call.state == "queued" and st.state == "ringing" and st.agents:
+            self._relay(call, st.agents[0])  # its connect was lost
+        elif call.state == "talking" and st.state == "ringing" and call.agent is not None:
+            self.link.send(Answered(call.call_id, call.agent))
+        elif call.state == "ringing" and st.state == "waiting":
+            call.revoked = True  # agner re-queued it: the next connect waits for the branch
+
+
+async def run_kamailio(
+    *,
+    evapi: str,
+    server: str,
+    token: str,
+    agents: dict[str, str],
+    agent_uri: str | None,
+    login: list[str],
+    ring_ms: int,
+    ring_every_s: float,
+    announce: Callable[[str], None] = print,
+) -> None:
+    """Run the adapter until cancelled (``agner adapter kamailio``)."""
+    adapter = KamailioAdapter(
+        evapi=evapi,
+        server=server,
+        token=token,
+        agents=agents,
+        agent_uri=agent_uri,
+        login=login,
+        ring_ms=ring_ms,
+        ring_every_s=ring_every_s,
+    )
+    await adapter.start()
+    announce(f"kamailio adapter: evapi {evapi}, agner {server}")
+    try:
+        await asyncio.Event().wait()
+    finally:
+        await adapter.close()

@@ -1,0 +1,229 @@
+"""The adapters' side of ``agner serve``: one switch session over the TCP transport.
+
+:class:`AgnerLink` keeps a service session (``hello`` with ``switch = true``)
+open to the server's ``--tcp`` address: it reconnects with exponential backoff
+when the link drops, holds the messages sent while it was down and sends them,
+in order, once it is back, then calls the adapter's ``on_up`` so the adapter
+can reconcile its calls with the server's contacts (``query_contact``).
+Frames are 4-byte big-endian lengths and MessagePack maps (docs/PROTOCOL.md).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+import msgspec
+
+from agner.protocol import Error, Hello, ServerMessage, Welcome
+
+__all__ = ["AgnerLink", "Backoff", "parse_address"]
+
+log = logging.getLogger("agner.adapters")
+
+_encoder = msgspec.msgpack.Encoder()
+_decoder = msgspec.msgpack.Decoder(ServerMessage)
+
+
+def parse_address(text: str) -> tuple[str, int]:
+    """``HOST:PORT`` -> (host, port); raises ValueError on anything else."""
+    host, sep, port = text.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"not a HOST:PORT address: {text!r}")
+    return host, int(port)
+
+
+class Backoff:
+    """Delays between reconnection attempts: ``first`` doubling up to ``most`` seconds;
+    ``reset`` after a connection that worked."""
+
+    def __init__(self, first: float = 0.05, most: float = 5.0) -> None:
+        self.first = first
+        self.most = most
+        self.delay = first
+
+    def next(self) -> float:
+        d = self.delay
+        self.delay = min(self.most, self.delay * 2)
+        return d
+
+    def reset(self) -> None:
+        self.delay = self.first
+
+
+def quickack(transport: asyncio.BaseTransport | None) -> None:
+    """Acknowledge the peer's segments at once (Linux's TCP_QUICKACK is one-shot:
+    re-armed after every read). A peer that writes with Nagle on (Kamailio's
+    evapi) otherwise waits up to 40 ms for our delayed ACK before its next event."""
+    if transport is None or not hasattr(socket, "TCP_QUICKACK"):
+        return
+    sock = transport.get_extra_info("socket")
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_QUICKACK, 1)
+
+
+class _Proto(asyncio.Protocol):
+    def __init__(self, link: AgnerLink) -> None:
+        self.link = link
+        self.buf = bytearray()
+        self.transport: asyncio.Transport | None = None
+        self.lost: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]  # uvloop's is no subclass
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.lost.done():
+            self.lost.set_result(None)
+
+    def data_received(self, data: bytes) -> None:
+        buf = self.buf
+        buf += data
+        pos, end = 0, len(buf)
+        while end - pos >= 4:
+            n = int.from_bytes(buf[pos : pos + 4], "big")
+            if end - pos - 4 < n:
+                break
+            frame = bytes(buf[pos + 4 : pos + 4 + n])
+            pos += 4 + n
+            try:
+                msg = _decoder.decode(frame)
+            except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+                log.warning("agner link: skipped a frame the adapter cannot read: %s", exc)
+                continue
+            self.link._received(msg)
+        del buf[:pos]
+
+
+class AgnerLink:
+    """A switch session to ``agner serve`` that survives the server going away.
+
+    ``on_message(msg)`` gets every server message after the ``welcome``;
+    ``on_up()`` runs after each (re)connection, once the messages held while
+    down have been sent; ``on_down()`` when the link drops. ``send`` never
+    blocks and never fails: while the link is down it holds up to ``hold``
+    messages (the oldest are dropped past that, and reconciliation repairs it).
+    """
+
+    def __init__(
+        self,
+        address: str,
+        token: str,
+        on_message: Callable[[Any], None],
+        *,
+        on_up: Callable[[], None] | None = None,
+        on_down: Callable[[], None] | None = None,
+        backoff: Backoff | None = None,
+        hold: int = 100_000,
+    ) -> None:
+        self.host, self.port = parse_address(address)
+        self.token = token
+        self.on_message = on_message
+        self.on_up = on_up
+        self.on_down = on_down
+        self.backoff = backoff or Backoff()
+        self.held: deque[bytes] = deque(maxlen=hold)
+        self.proto: _Proto | None = None
+        self.up = False
+        self.connections = 0  # successful sessions so far
+        self.tenant = ""
+        self._welcome: asyncio.Future[Any] | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._closing = False
+
+    # ------------------------------------------------------------ lifecycle
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def wait_up(self, timeout: float = 10.0) -> None:
+        """Wait until the session is open (welcomed)."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        while not self.up:
+            if asyncio.get_running_loop().time() > deadline:
+                raise TimeoutError(f"no session with agner at {self.host}:{self.port}")
+            await asyncio.sleep(0.01)
+
+    async def close(self) -> None:
+        self._closing = True
+        if self.proto is not None and self.proto.transport is not None:
+            self.proto.transport.close()
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while not self._closing:
+            proto: _Proto | None = None
+            try:
+                _, proto = await loop.create_connection(lambda: _Proto(self), self.host, self.port)
+                self.proto = proto
+                self._welcome = loop.create_future()
+                self._write(_encoder.encode(Hello(self.token, switch=True, ref=1)))
+                welcome = await asyncio.wait_for(self._welcome, 10.0)
+                if isinstance(welcome, Error):
+                    log.error("agner refused the adapter: %s %s", welcome.code, welcome.message)
+                    proto.transport.close()  # type: ignore[union-attr]
+                    await asyncio.sleep(self.backoff.next())
+                    continue
+                self.tenant = welcome.tenant
+                self.up = True
+                self.connections += 1
+                self.backoff.reset()
+                while self.held:
+                    self._write(self.held.popleft())
+                log.info("agner link up (%s:%d, tenant %s)", self.host, self.port, self.tenant)
+                if self.on_up is not None:
+                    self.on_up()
+                await proto.lost
+            except (OSError, TimeoutError) as exc:
+                log.info("agner link: cannot connect to %s:%d: %s", self.host, self.port, exc)
+            finally:
+                was_up, self.up = self.up, False
+                if proto is not None and proto.transport is not None:
+                    proto.transport.close()
+                self.proto = None
+                if was_up:
+                    log.warning("agner link down; reconnecting")
+                    if self.on_down is not None:
+                        self.on_down()
+            if not self._closing:
+                await asyncio.sleep(self.backoff.next())
+
+    # ------------------------------------------------------------ traffic
+
+    def send(self, msg: Any) -> None:
+        body = _encoder.encode(msg)
+        if self.up:
+            self._write(body)
+        else:
+            self.held.append(body)
+
+    def _write(self, body: bytes) -> None:
+        proto = self.proto
+        if proto is None or proto.transport is None:
+            self.held.append(body)
+            return
+        proto.transport.write(len(body).to_bytes(4, "big") + body)
+
+    def _received(self, msg: Any) -> None:
+        w = self._welcome
+        if w is not None and not w.done():
+            if isinstance(msg, (Welcome, Error)):
+                w.set_result(msg)
+            return
+        try:
+            self.on_message(msg)
+        except Exception:  # an adapter bug must not take the link down with it
+            log.exception("adapter failed on %r", msg)

@@ -122,7 +122,11 @@ def extensions() -> list:
 setup(
     packages=packages(),
     package_dir=PACKAGE_DIRS,
-    package_data={"agner.core": ["*.pxd", "*.pyi", "py.typed"], "agner": ["py.typed"]},
+    package_data={
+        "agner.core": ["*.pxd", "*.pyi", "py.typed"],
+        # the browser pages that agner serve sends (/desktop, /wallboard)
+        "agner": ["py.typed", "web/*.html", "web/*.js", "web/*.css"],
+    },
     ext_modules=extensions(),
     cmdclass={"build_ext": BuildExt},
     zip_safe=False,

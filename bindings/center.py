@@ -81,7 +81,8 @@ JOURNALED = (
     Dial,
     CallbackRequest,
 )
-_AGENT_COMMANDS = (Login, Logout, Ready, NotReady, Accept, Complete)
+# A desktop's dial is its agent's click-to-dial: the contact is held for it.
+_AGENT_COMMANDS = (Login, Logout, Ready, NotReady, Accept, Complete, Dial)
 # Decisions that end a contact in the core, and the outcome they give it.
 _ENDINGS = {
     DecisionKind.VOICEMAIL: "voicemail",
@@ -132,6 +133,7 @@ class Interaction(msgspec.Struct, frozen=True, gc=False):
     outcome: str
     disposition: str | None = None
     satisfaction: int | None = None
+    notes: str | None = None
 
 
 class _Live(msgspec.Struct, gc=False):  # no cycles: kept out of the GC's passes
@@ -444,9 +446,21 @@ class Center:
             call_id = f"out-{self.dials + 1}"
         if call_id in self.by_call[ident.tenant]:
             raise Refused("invalid_state", f"call {call_id!r} is already live")
+        held = None
+        if ident.agent >= 0 or msg.agent is not None:
+            held = [self._agent(ident, msg.agent)]
         self._log(ident, msg, now)
         self.dials += 1
-        self._new_contact(ident, now, call_id, qid, customer=msg.number, dial=msg.number)
+        self._new_contact(
+            ident,
+            now,
+            call_id,
+            qid,
+            customer=msg.number,
+            dial=msg.number,
+            preferred=held,
+            preferred_us=round(self.cfg.server.preferred_s * 1_000_000),
+        )
         return call_id
 
     def _ringing_agent(self, ident: Identity, c: int, name: str | None) -> int:
@@ -595,7 +609,9 @@ class Center:
             wrap = None if msg.wrap_up_s is None else round(msg.wrap_up_s * 1_000_000)
             self._core(self.router.complete, agent, c, now, wrap_up_us=wrap)
             self._end(c, now)
-            self._record(live, agent, now, "completed", msg.disposition, msg.satisfaction)
+            self._record(
+                live, agent, now, "completed", msg.disposition, msg.satisfaction, msg.notes
+            )
             self._decisions()
         else:
             assert pending is not None
@@ -607,6 +623,7 @@ class Center:
                 pending.outcome,
                 msg.disposition,
                 msg.satisfaction,
+                msg.notes,
             )
 
     _handlers: ClassVar[dict[type, Callable[..., Any]]] = {
@@ -655,6 +672,7 @@ class Center:
         outcome: str,
         disposition: str | None,
         satisfaction: int | None,
+        notes: str | None = None,
     ) -> None:
         if self.replaying:
             return
@@ -673,6 +691,7 @@ class Center:
                 outcome,
                 disposition,
                 satisfaction,
+                notes,
             )
         )
 
@@ -718,6 +737,7 @@ class Center:
                         live.data,
                         None,
                         False,
+                        live.dial,
                     )
                     for sink in desks:
                         self.outbox.append((sink, offer))
@@ -789,6 +809,8 @@ class Center:
                     st.timed_out,
                     st.callbacks,
                     [v.call_id for v in calls],
+                    self.cfg.queues[qid].service_level.threshold_s,
+                    self.cfg.queues[qid].service_level.target,
                 )
             )
         return out
@@ -820,6 +842,15 @@ class Center:
             wait,
             agents,
         )
+
+    def agent_counts(self, tenant: int) -> dict[str, int]:
+        """The tenant's agents by state (every state named, zeros included)."""
+        counts = {s.name.lower(): 0 for s in AgentState}
+        state = self.router.agent_state
+        for aid, t in enumerate(self.agent_tenant):
+            if t == tenant:
+                counts[state(aid).name.lower()] += 1
+        return counts
 
     def agent_snapshots(self, tenant: int, now: int) -> list[AgentSnapshot]:
         out = []

@@ -35,6 +35,10 @@ __all__ = [
     "Error",
     "HungUp",
     "Hello",
+    "Intraday",
+    "IntradayInterval",
+    "IntradayQueue",
+    "IntradayReport",
     "Login",
     "Logout",
     "NoAnswer",
@@ -47,6 +51,7 @@ __all__ = [
     "QueueSnapshot",
     "Ready",
     "Revoked",
+    "SaveLead",
     "ServerMessage",
     "Stats",
     "Subscribe",
@@ -198,6 +203,7 @@ class Complete(_Msg, tag="complete"):
     disposition: str | None = None
     satisfaction: int | None = None  # 1..5
     wrap_up_s: float | None = None  # default: the agent's group's
+    notes: str | None = None  # the agent's notes, kept in the interaction record
     ref: int = 0
 
 
@@ -206,11 +212,14 @@ class Complete(_Msg, tag="complete"):
 
 class Dial(_Msg, tag="dial"):
     """Click-to-dial: an outbound contact to ``number`` waits in ``queue`` and is
-    offered like any other; the switch is told to dial when it is connected."""
+    offered like any other; the switch is told to dial when it is connected.
+    With ``agent`` (a desktop's dial: always itself), only that agent may take it
+    for the server's ``preferred_s``."""
 
     queue: str
     number: str
     call_id: str | None = None  # default: the server gives "out-N"
+    agent: str | None = None
     ref: int = 0
 
 
@@ -231,14 +240,47 @@ class QueryContact(_Msg, tag="query_contact"):
 
 
 class Subscribe(_Msg, tag="subscribe"):
-    """Live statistics of the tenant's queues (all, or those named) every ``interval_ms``."""
+    """Live statistics of the tenant's queues (all, or those named) every ``interval_ms``.
+
+    With ``live``, ``stats`` are pushed when the tenant's queues or agents change
+    instead (at most one per ``interval_ms``, and at least one every 10 s); with
+    ``agents``, each carries the count of the tenant's agents by state."""
 
     queues: list[str] | None = None
     interval_ms: int = 1000
+    live: bool = False
+    agents: bool = False
     ref: int = 0
 
 
 class Unsubscribe(_Msg, tag="unsubscribe"):
+    ref: int = 0
+
+
+class SaveLead(_Msg, tag="save_lead"):
+    """The new-lead form of an unknown caller, saved to the CRM store: the lead's
+    name and notes, and with ``convert`` the customer it becomes (with the lead's
+    number or address, plus ``phone``/``email``), so that its next contact pops
+    the customer's record. A desktop may save only the leads it was shown."""
+
+    lead_id: int
+    name: str | None = None
+    notes: str | None = None
+    phone: str | None = None
+    email: str | None = None
+    tier: str | None = None
+    language: str | None = None
+    convert: bool = True
+    ref: int = 0
+
+
+class Intraday(_Msg, tag="intraday"):
+    """Service level per interval of the tenant's queues from the CRM store's
+    interaction records since ``since_us`` (default: the start of the UTC day);
+    replied by ``intraday_report``. ``interval_s`` divides a day in whole minutes."""
+
+    interval_s: int = 900
+    since_us: int | None = None
     ref: int = 0
 
 
@@ -261,6 +303,8 @@ ClientMessage = (
     | QueryContact
     | Subscribe
     | Unsubscribe
+    | SaveLead
+    | Intraday
 )
 
 # ------------------------------------------------------------ server -> client
@@ -342,6 +386,7 @@ class Offer(_Msg, tag="offer"):
     data: dict[str, str]
     screen_pop: dict[str, Any] | None
     new_lead: bool
+    dial: str | None = None  # outbound or callback: the number the agent calls
     ref: int = 0
 
 
@@ -387,6 +432,8 @@ class QueueSnapshot(msgspec.Struct, forbid_unknown_fields=True, frozen=True, gc=
     timed_out: int = 0
     callbacks: int = 0
     waiting_calls: list[str] = []
+    threshold_s: float | None = None  # the queue's service level: T ...
+    target: float | None = None  # ... and the share to answer within it
 
 
 class AgentSnapshot(msgspec.Struct, forbid_unknown_fields=True, frozen=True, gc=False):
@@ -401,6 +448,34 @@ class AgentSnapshot(msgspec.Struct, forbid_unknown_fields=True, frozen=True, gc=
 class Stats(_Msg, tag="stats"):
     time_us: int
     queues: list[QueueSnapshot]
+    agents: dict[str, int] | None = None  # the tenant's agents by state (subscribe's agents)
+    ref: int = 0
+
+
+class IntradayInterval(msgspec.Struct, forbid_unknown_fields=True, frozen=True, gc=False):
+    """One interval of one queue: contacts that arrived in it, and the service level
+    answered within the queue's T / offered (None when none was offered)."""
+
+    start_us: int
+    offered: int
+    answered: int
+    abandoned: int
+    service_level: float | None
+
+
+class IntradayQueue(msgspec.Struct, forbid_unknown_fields=True, frozen=True, gc=False):
+    name: str
+    threshold_s: float
+    target: float
+    intervals: list[IntradayInterval]
+
+
+class IntradayReport(_Msg, tag="intraday_report"):
+    """Reply to ``intraday``: per queue, its intervals that had contacts, oldest first."""
+
+    interval_s: int
+    since_us: int
+    queues: list[IntradayQueue]
     ref: int = 0
 
 
@@ -416,6 +491,7 @@ ServerMessage = (
     | ContactStatus
     | AgentReady
     | Stats
+    | IntradayReport
 )
 
 

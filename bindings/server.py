@@ -8,7 +8,8 @@ Transports, all speaking the messages of :mod:`agner.protocol`:
   frames (agent desktops, CRM applications); ``GET /healthz``,
   ``GET /v1/queues`` and ``GET /v1/agents`` (JSON, ``Authorization: Bearer
   TENANT_TOKEN``) and ``GET /metrics`` (Prometheus text; with a tenant's token
-  also that tenant's queues).
+  also that tenant's queues); ``GET /desktop`` and ``GET /wallboard``, the
+  browser pages of bindings/web/ (docs/WEB.md), over the same WebSocket.
 
 Every input goes through one path (:meth:`Server.handle`): the session's
 checks (token, rate, size), then :class:`agner.center.Center`, which journals
@@ -49,11 +50,16 @@ from agner.protocol import (
     ClientMessage,
     Error,
     Hello,
+    Intraday,
+    IntradayInterval,
+    IntradayQueue,
+    IntradayReport,
     Offer,
     Ok,
     Ping,
     Pong,
     QueryContact,
+    SaveLead,
     Stats,
     Subscribe,
     Unsubscribe,
@@ -62,8 +68,17 @@ from agner.protocol import (
 
 __all__ = ["Server", "parse_address", "serve"]
 
-_WS_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC11B65"
+_WS_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"  # RFC 6455 1.3
 _MAX_WRITE_BUFFER = 16 * 1024 * 1024  # a reader this far behind is cut off
+_LIVE_QUIET_S = 10.0  # a live subscription hears at least this often
+_WEB = Path(__file__).resolve().parent / "web"  # the browser pages (package data)
+_PAGES = {"/desktop": "desktop.html", "/wallboard": "wallboard.html"}
+_WEB_TYPES = {
+    ".html": "text/html; charset=utf-8",
+    ".js": "text/javascript; charset=utf-8",
+    ".css": "text/css; charset=utf-8",
+    ".png": "image/png",
+}
 
 
 def parse_address(text: str) -> tuple[str, int]:
@@ -88,6 +103,8 @@ class Session(abc.ABC):
         self.stats_task: asyncio.Task[None] | None = None
         self.closed = False
         self.backlog: collections.deque[ClientMessage] | None = None
+        self.wake: asyncio.Event | None = None  # set: a live subscription has news
+        self.leads: set[int] = set()  # the leads of the screen pops sent to a desktop
 
     @abc.abstractmethod
     def send(self, msg: Any) -> None:
@@ -113,6 +130,7 @@ class Session(abc.ABC):
         if self.ident is not None:
             self.server.center.detach(self.ident, self)
         self.server.sessions.discard(self)
+        self.server.live_subs.discard(self)
 
 
 class Server:
@@ -125,6 +143,8 @@ class Server:
         self.data_dir = data_dir
         self.center = Center(cfg)
         self.sessions: set[Session] = set()
+        self.live_subs: set[Session] = set()  # sessions with a live subscription
+        self.dirty: set[int] = set()  # tenants whose queues or agents changed
         self.last_now = 0
         self.pending: list[bytes] = []
         self.center.journal = self._journal_entry
@@ -163,6 +183,7 @@ class Server:
     # ------------------------------------------------------------ input path
 
     def _journal_entry(self, now: int, ident: Identity, msg: Any) -> None:
+        self.dirty.add(ident.tenant)
         self.pending.append(Journal.encode(Entry(now, ident.tenant, ident.agent, msg)))
 
     def reply(self, session: Session, msg: Any) -> None:
@@ -209,6 +230,12 @@ class Server:
             return
         if isinstance(msg, Arrived) and msg.customer:
             self._look_up(session, msg)
+            return
+        if isinstance(msg, SaveLead):
+            self._save_lead(session, msg)
+            return
+        if isinstance(msg, Intraday):
+            self._intraday(session, msg)
             return
         self._apply(session, msg)
 
@@ -295,6 +322,7 @@ class Server:
         if session.stats_task is not None:
             session.stats_task.cancel()
             session.stats_task = None
+        self.live_subs.discard(session)
         if isinstance(msg, Subscribe):
             if not 100 <= msg.interval_ms <= 3_600_000:
                 self.reply(session, Error("bad_message", "interval_ms in [100, 3600000]", msg.ref))
@@ -304,24 +332,139 @@ class Server:
                 if qid < 0 or self.center.queue_tenant[qid] != session.ident.tenant:
                     self.reply(session, Error("unknown", f"no queue {name!r}", msg.ref))
                     return
+            if msg.live:
+                session.wake = asyncio.Event()
+                self.live_subs.add(session)
             session.stats_task = asyncio.ensure_future(self._stats_loop(session, msg))
         if msg.ref:
             self.reply(session, Ok(msg.ref))
 
     async def _stats_loop(self, session: Session, msg: Subscribe) -> None:
+        """Every interval; or, live, after each change (flush sets ``wake``), at
+        most one per interval and at least one per ``_LIVE_QUIET_S``."""
         assert session.ident is not None
         tenant = session.ident.tenant
+        wake = session.wake if msg.live else None
         while not session.closed:
             now = self.now()
             queues = [
                 msgspec.structs.replace(q, waiting_calls=[])
                 for q in self.center.queue_snapshots(tenant, now, msg.queues)
             ]
-            session.send(Stats(now, queues))
+            agents = self.center.agent_counts(tenant) if msg.agents else None
+            session.send(Stats(now, queues, agents))
             await asyncio.sleep(msg.interval_ms / 1000)
+            if wake is not None:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(wake.wait(), _LIVE_QUIET_S)
+                wake.clear()
+
+    def _save_lead(self, session: Session, msg: SaveLead) -> None:
+        """The new-lead form to the CRM store (worker thread); replied when stored."""
+        assert session.ident is not None
+        if session.ident.agent >= 0 and msg.lead_id not in session.leads:
+            self.reply(
+                session, Error("forbidden", "a desktop saves only its callers' leads", msg.ref)
+            )
+            return
+        tenant = self.center.tenants[session.ident.tenant]
+        store = self.store
+
+        def save() -> None:
+            store.update_lead(tenant, msg.lead_id, name=msg.name, notes=msg.notes)
+            if msg.convert:
+                store.convert_lead(
+                    tenant,
+                    msg.lead_id,
+                    name=msg.name,
+                    phones=[msg.phone] if msg.phone else [],
+                    emails=[msg.email] if msg.email else [],
+                    tier=msg.tier or None,
+                    language=msg.language or None,
+                )
+
+        self._in_store(session, msg.ref, save, lambda _: Ok(msg.ref))
+
+    def _intraday(self, session: Session, msg: Intraday) -> None:
+        """Service level per interval of the tenant's queues, from the CRM store's
+        records (a report per distinct threshold T, in the worker thread)."""
+        assert session.ident is not None
+        if session.ident.agent >= 0:
+            self.reply(session, Error("forbidden", "reports are for service sessions", msg.ref))
+            return
+        tenant = self.center.tenants[session.ident.tenant]
+        queues = [
+            (name, self.cfg.queues[qid].service_level)
+            for qid, name in enumerate(self.center.ids.queues)
+            if self.center.queue_tenant[qid] == session.ident.tenant
+        ]
+        now = self.now()
+        since = msg.since_us if msg.since_us is not None else now - now % 86_400_000_000
+        store = self.store
+
+        def report() -> list[IntradayQueue]:
+            rows: dict[str, list[IntradayInterval]] = {}
+            for t in sorted({sl.threshold_s for _, sl in queues}):
+                rep = store.report(
+                    tenant, interval_s=msg.interval_s, threshold_s=t, start_us=since, agents=False
+                )
+                for r in rep.rows:
+                    if r.scope == "queue" and any(
+                        n == r.name and sl.threshold_s == t for n, sl in queues
+                    ):
+                        rows.setdefault(r.name, []).append(
+                            IntradayInterval(
+                                r.interval_start_us,
+                                r.offered,
+                                r.answered,
+                                r.abandoned,
+                                r.service_level_offered,
+                            )
+                        )
+            return [
+                IntradayQueue(name, sl.threshold_s, sl.target, rows.get(name, []))
+                for name, sl in queues
+            ]
+
+        self._in_store(
+            session,
+            msg.ref,
+            report,
+            lambda qs: IntradayReport(msg.interval_s, since, qs, msg.ref),
+        )
+
+    def _in_store(
+        self, session: Session, ref: int, call: Callable[[], Any], answer: Callable[[Any], Any]
+    ) -> None:
+        """Run a store call in the worker thread; reply with `answer` of its result,
+        or with the store's error (InvalidInput: bad_message, NotFound: unknown,
+        Conflict: invalid_state)."""
+        from agner.crm import Conflict, CrmError, InvalidInput, NotFound
+
+        fut = asyncio.get_running_loop().run_in_executor(self.worker, call)
+
+        def done(f: asyncio.Future[Any]) -> None:
+            exc = f.exception()
+            if exc is None:
+                self.reply(session, answer(f.result()))
+            elif isinstance(exc, CrmError):
+                code = {InvalidInput: "bad_message", NotFound: "unknown", Conflict: "invalid_state"}
+                self.reply(session, Error(code.get(type(exc), "invalid_state"), str(exc), ref))
+            else:
+                self.store_errors += 1
+                self.reply(session, Error("internal", f"the CRM store: {exc!r}", ref))
+            self.flush()
+
+        fut.add_done_callback(done)
 
     def flush(self) -> None:
         """End of a batch: journal to disk, then replies and events, then the timer."""
+        if self.dirty:
+            for session in self.live_subs:
+                if session.ident is not None and session.ident.tenant in self.dirty:
+                    assert session.wake is not None
+                    session.wake.set()
+            self.dirty.clear()
         if self.pending:
             self.journal.append(self.pending)
             self.pending = []
@@ -370,6 +513,7 @@ class Server:
     def _fire(self) -> None:
         self.timer = None
         self.timer_at = None
+        self.dirty.update(range(len(self.center.tenants)))  # a timer may move any tenant
         self.center.advance(self.now())
         self.flush()
 
@@ -388,6 +532,9 @@ class Server:
                 sink.send(offer)  # the desktop still rings, without the record
                 return
             pop = f.result()
+            lead = pop.form.lead_id if pop.form is not None else None
+            if lead is not None:
+                sink.leads.add(lead)  # this desktop may now save that lead
             sink.send(
                 msgspec.structs.replace(
                     offer, screen_pop=msgspec.to_builtins(pop), new_lead=pop.kind == "new_lead"
@@ -437,6 +584,8 @@ class Server:
             return 200, "application/json", json.dumps(body).encode()
         if path == "/metrics":
             return 200, "text/plain; version=0.0.4", self._metrics(who).encode()
+        if path in _PAGES or path.startswith("/web/"):
+            return _web_file(_PAGES.get(path) or path[len("/web/") :])
         if path in ("/v1/queues", "/v1/agents"):
             if who is None:
                 return 401, "application/json", b'{"error":"unauthorized"}'
@@ -509,6 +658,23 @@ class Server:
         self.store.close()
 
 
+_web_cache: dict[str, tuple[int, str, bytes]] = {}
+
+
+def _web_file(name: str) -> tuple[int, str, bytes]:
+    """A file of the browser pages (read once; the pages take their token in the
+    page, never in the URL, so they are served to anyone)."""
+    hit = _web_cache.get(name)
+    if hit is not None:
+        return hit
+    ctype = _WEB_TYPES.get(Path(name).suffix)
+    path = _WEB / name
+    if ctype is None or "/" in name or name.startswith(".") or not path.is_file():
+        return 404, "application/json", b'{"error":"not found"}'
+    hit = _web_cache[name] = (200, ctype, path.read_bytes())
+    return hit
+
+
 def _open_store(url: str | None, data_dir: Path) -> Any:
     """The CRM store at `url`; by default a SQLite file ``crm.db`` under the data
     directory."""
@@ -537,7 +703,7 @@ def _crm_interaction(r: Interaction) -> Any:
         answered_us=r.answered_us,
         disposition=r.disposition,
         satisfaction=r.satisfaction,
-        notes=_NOTES.get(r.outcome, "").format(queue=r.queue) or None,
+        notes=r.notes or _NOTES.get(r.outcome, "").format(queue=r.queue) or None,
     )
 
 
@@ -786,8 +952,15 @@ async def _http_conn(
     reason = {200: "OK", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found"}.get(
         status, "Method Not Allowed"
     )
+    extra = ""
+    if ctype.startswith("text/html"):  # the pages: their own scripts only, never framed
+        extra = (
+            "Content-Security-Policy: default-src 'self'; connect-src 'self' ws: wss:; "
+            "frame-ancestors 'none'\r\nX-Content-Type-Options: nosniff\r\n"
+            "Cache-Control: no-cache\r\n"
+        )
     writer.write(
-        f"HTTP/1.1 {status} {reason}\r\nContent-Type: {ctype}\r\n"
+        f"HTTP/1.1 {status} {reason}\r\nContent-Type: {ctype}\r\n{extra}"
         f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode()
         + body
     )

@@ -1,0 +1,157 @@
+"""The browser pages of ``agner serve`` in headless Chromium (Debian's chromium,
+driven by Playwright): an agent logs in on /desktop, receives contacts with the
+screen pop of the right customer (or the new-lead form), completes them, and the
+supervisor's /wallboard follows, pushed by the server."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from serve_harness import ACME, ANN, CENTER, ServerProcess
+from test_serve_transports import Tcp, hello
+
+from agner import protocol as p
+from agner.crm import open_store
+
+playwright = pytest.importorskip("playwright.sync_api", reason="pip install playwright")
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+if not Path(CHROMIUM).exists():
+    pytest.skip("apt-get install chromium", allow_module_level=True)
+
+from playwright.sync_api import Browser, Page, expect  # noqa: E402
+
+ADA = "+33142685300"
+UNKNOWN = "+33142685399"
+DOCS = Path(__file__).resolve().parent.parent / "docs"
+# AGNER_SCREENSHOTS=1: the tests also write docs/desktop.png and docs/wallboard.png
+SCREENSHOTS = os.environ.get("AGNER_SCREENSHOTS", "") not in ("", "0")
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with playwright.sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=CHROMIUM, headless=True)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[ServerProcess]:
+    with open_store(f"sqlite:///{tmp_path / 'crm.db'}") as store:
+        store.create_customer(
+            "acme",
+            name="Ada Lovelace",
+            phones=[ADA, "+33142685302"],
+            tier="gold",
+            language="en",
+            attributes={"account": "A-1815"},
+        )
+    cfg = tmp_path / "center.toml"  # ann (acme-sales) takes sales only: the load waits
+    cfg.write_text(CENTER.read_text().replace("{ sales = 5, support = 1 }", "{ sales = 5 }"))
+    srv = ServerProcess(cfg, tmp_path).start()
+    yield srv
+    assert srv.stop() == 0
+
+
+def page(browser: Browser, srv: ServerProcess, path: str, token: str) -> Page:
+    pg = browser.new_page(viewport={"width": 1280, "height": 860})
+    errors: list[str] = []
+    pg.on("pageerror", lambda exc: errors.append(str(exc)))
+    pg.goto(f"http://{srv.http}{path}#token={token}")
+    expect(pg.locator("#status")).to_have_text("live")
+    assert errors == []
+    return pg
+
+
+def cell(board: Page, queue: str, column: str) -> object:
+    return board.locator(f'#queues tr[data-queue="{queue}"] .{column}')
+
+
+def agents(board: Page, state: str) -> object:
+    return board.locator(f'#agents [data-state="{state}"] .count')
+
+
+def connect_of(switch: Tcp, call_id: str) -> p.Connect:
+    while True:
+        m = switch.recv()
+        if isinstance(m, p.Connect) and m.call_id == call_id:
+            return m
+        assert isinstance(m, p.Ok | p.Connect), m
+
+
+def test_screen_pop_complete_and_the_wallboard_follows(
+    browser: Browser, server: ServerProcess
+) -> None:
+    board = page(browser, server, "/wallboard", ACME)
+    desk = page(browser, server, "/desktop", ANN)
+    expect(board.locator("#tenant")).to_have_text("acme")
+    expect(board.locator("#queues tbody tr")).to_have_count(2)  # sales, support
+    expect(cell(board, "sales", "offered")).to_have_text("0")
+    expect(agents(board, "logged_out")).to_have_text("81")
+    expect(desk.locator("#agent")).to_have_text("ann")
+
+    desk.click("#login")
+    expect(desk.locator("#state")).to_have_attribute("data-state", "not_ready")
+    expect(agents(board, "not_ready")).to_have_text("1")
+    desk.click("#ready")
+    expect(desk.locator("#state")).to_have_attribute("data-state", "ready")
+    expect(agents(board, "ready")).to_have_text("1")
+
+    # a load through the switch: support has no agent, its callers wait
+    switch = hello(server, switch=True)
+    for i in range(6):
+        switch.send(p.Arrived(f"s{i}", "support", customer=f"+3314268540{i}", ref=100 + i))
+    expect(cell(board, "support", "waiting")).to_have_text("6")
+    expect(cell(board, "support", "longest")).to_have_text(re.compile(r"^\d+s$"))
+
+    switch.send(p.Arrived("ada-1", "sales", customer=ADA, data={"ivr": "billing"}, ref=1))
+    assert connect_of(switch, "ada-1").agent == "ann"
+    expect(desk.locator("#pop #customer-name")).to_have_text("Ada Lovelace")
+    expect(desk.locator("#pop .tier")).to_have_text("gold")
+    expect(desk.locator("#pop .attributes")).to_contain_text("A-1815")
+    expect(desk.locator("#call-id")).to_have_text("ada-1")
+    expect(desk.locator("#ivr")).to_contain_text("billing")
+    expect(desk.locator("#state")).to_have_attribute("data-state", "reserved")
+    expect(agents(board, "reserved")).to_have_text("1")
+    expect(cell(board, "sales", "offered")).to_have_text("1")
+
+    desk.click("#accept")
+    expect(desk.locator("#state")).to_have_attribute("data-state", "busy")
+    expect(agents(board, "busy")).to_have_text("1")
+    desk.select_option("#disposition", "sale")
+    desk.select_option("#satisfaction", "5")
+    desk.fill("#notes", "wants the blue one")
+    desk.click("#complete")
+    expect(desk.locator("#contact")).to_be_hidden()
+    expect(cell(board, "sales", "answered")).to_have_text("1")
+    expect(cell(board, "sales", "sl")).to_have_text("100%")
+    expect(cell(board, "sales", "sl")).to_have_class("sl sl-ok")
+    expect(agents(board, "ready")).to_have_text("1")  # wrap-up 0 s: ready again
+    # the intraday chart: the records reach the store, the chart asks again
+    expect(board.locator('.chart[data-queue="sales"] rect.bar')).to_have_count(1)
+
+    # an abandoned caller pulls the sales service level under its target
+    desk.select_option("#reason", "2")
+    desk.click("#not-ready")
+    expect(desk.locator("#state")).to_have_attribute("data-state", "not_ready")
+    switch.send(p.Arrived("gone", "sales", ref=2))
+    switch.send(p.HungUp("gone", ref=3))
+    expect(cell(board, "sales", "sl")).to_have_text("50%")
+    expect(cell(board, "sales", "sl")).to_have_class("sl sl-bad")
+    expect(cell(board, "sales", "abandoned")).to_have_text("1 (50%)")
+    if SCREENSHOTS:
+        board.screenshot(path=str(DOCS / "wallboard.png"), full_page=True)
+    switch.close()
+    board.close()
+    desk.close()
+    assert server.stop() == 0
+    with open_store(f"sqlite:///{server.data / 'crm.db'}") as store:
+        (rec,) = [r for r in store.interactions("acme") if r.ref and r.ref.startswith("ada-1@")]
+    assert (rec.agent, rec.disposition, rec.satisfaction) == ("ann", "sale", 5)
+    assert rec.notes == "wants the blue one"
+    assert rec.customer_id is not None

@@ -495,6 +495,8 @@ class Center:
             self._core(self.router.complete, agent, c, now)
             self._end(c, now)
             self._set_pending(agent, _Pending(live, agent, now, "completed"))
+            self._decisions()
+            self._no_wrap_up(agent)
         elif live.callback and not live.line_dropped and state is ContactState.WAITING:
             live.line_dropped = True  # a callback keeps its place without the caller
             return
@@ -613,6 +615,7 @@ class Center:
                 live, agent, now, "completed", msg.disposition, msg.satisfaction, msg.notes
             )
             self._decisions()
+            self._no_wrap_up(agent)
         else:
             assert pending is not None
             del self.pending[agent]
@@ -694,6 +697,15 @@ class Center:
                 notes,
             )
         )
+
+    def _no_wrap_up(self, agent: int) -> None:
+        """A wrap-up of 0 s ends at once, with no WRAP_UP_END decision: tell the
+        desktops all the same."""
+        state = self.router.agent_state(agent)
+        if state is not AgentState.WRAP_UP and not self.replaying:
+            msg = AgentReady(self.ids.agents[agent], state.name.lower())
+            for sink in self.desktops.get(agent, ()):
+                self.outbox.append((sink, msg))
 
     def _divert(self, live: _Live, to: str) -> None:
         if self.replaying:

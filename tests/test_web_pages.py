@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -155,3 +156,90 @@ def test_screen_pop_complete_and_the_wallboard_follows(
     assert (rec.agent, rec.disposition, rec.satisfaction) == ("ann", "sale", 5)
     assert rec.notes == "wants the blue one"
     assert rec.customer_id is not None
+
+
+def login_ready(desk: Page) -> None:
+    desk.click("#login")
+    expect(desk.locator("#state")).to_have_attribute("data-state", "not_ready")
+    desk.click("#ready")
+    expect(desk.locator("#state")).to_have_attribute("data-state", "ready")
+
+
+def accept_complete(desk: Page, switch: Tcp, call_id: str) -> None:
+    expect(desk.locator("#call-id")).to_have_text(call_id)
+    desk.click("#accept")
+    expect(desk.locator("#wrapup")).to_be_visible()
+    desk.click("#complete")
+    expect(desk.locator("#contact")).to_be_hidden()
+
+
+def test_unknown_caller_new_lead_form_then_their_record_pops(
+    browser: Browser, server: ServerProcess
+) -> None:
+    desk = page(browser, server, "/desktop", ANN)
+    login_ready(desk)
+    switch = hello(server, switch=True)
+    switch.send(p.Arrived("new-1", "sales", customer=UNKNOWN, ref=1))
+    expect(desk.locator("#pop")).to_have_attribute("data-kind", "new_lead")
+    expect(desk.locator("#lead-phone")).to_have_value(UNKNOWN)
+    desk.fill("#lead-name", "Grace Hopper")
+    desk.fill("#lead-email", "grace@example.com")
+    desk.select_option("#lead-tier", "silver")
+    desk.fill("#lead-notes", "asked about the annual plan")
+    desk.click("#save-lead")
+    expect(desk.locator("#save-lead")).to_have_text("Saved")
+    accept_complete(desk, switch, "new-1")
+    # wrap-up of 0 s: the server says the agent is ready again
+    expect(desk.locator("#state")).to_have_attribute("data-state", "ready")
+
+    # the interaction record reaches the store (in batches, every 200 ms) ...
+    with open_store(f"sqlite:///{server.data / 'crm.db'}") as store:
+        deadline = time.monotonic() + 5
+        while not store.interactions("acme") and time.monotonic() < deadline:
+            time.sleep(0.05)
+        (rec,) = store.interactions("acme")
+        assert (rec.ref or "").startswith("new-1@") and rec.agent == "ann"
+    # ... and the caller's next contact pops the customer they became
+    switch.send(p.Arrived("new-2", "sales", customer=UNKNOWN, ref=2))
+    expect(desk.locator("#pop")).to_have_attribute("data-kind", "customer")
+    expect(desk.locator("#pop #customer-name")).to_have_text("Grace Hopper")
+    expect(desk.locator("#pop .tier")).to_have_text("silver")
+    expect(desk.locator("#pop .history tbody tr")).to_have_count(1)  # the first call
+    expect(desk.locator("#pop .history")).to_contain_text("ann")
+    switch.close()
+    desk.close()
+
+
+def test_callbacks_show_the_number_and_click_to_dial_comes_back(
+    browser: Browser, server: ServerProcess
+) -> None:
+    desk = page(browser, server, "/desktop", ANN)
+    desk.click("#login")
+    expect(desk.locator("#state")).to_have_attribute("data-state", "not_ready")
+    switch = hello(server, switch=True)
+    switch.send(p.Arrived("cb-1", "sales", customer=ADA, ref=1))
+    switch.send(p.CallbackRequest("cb-1", "+33142685302", ref=2))
+    switch.send(p.HungUp("cb-1", ref=3))  # the caller leaves the line, keeps the place
+    assert [switch.recv() for _ in range(3)] == [p.Ok(1), p.Ok(2), p.Ok(3)]
+    desk.click("#ready")
+    expect(desk.locator("#channel")).to_have_text("callback")
+    expect(desk.locator("#dial-number")).to_have_text("+33142685302")
+    expect(desk.locator("#dial-number")).to_have_attribute("href", "tel:+33142685302")
+    assert connect_of(switch, "cb-1").dial == "+33142685302"
+    expect(desk.locator("#pop #customer-name")).to_have_text("Ada Lovelace")
+    desk.click("#accept")
+    # click-to-dial from the customer's record: the call is held for this agent
+    desk.click('#pop .click-to-dial[data-number="+33142685302"]')
+    expect(desk.locator("#log")).to_contain_text("dialing +33142685302 (out-1)")
+    if SCREENSHOTS:
+        desk.fill("#notes", "call back next week about the upgrade")
+        desk.select_option("#satisfaction", "4")
+        desk.screenshot(path=str(DOCS / "desktop.png"), full_page=True)
+    desk.click("#complete")
+    expect(desk.locator("#call-id")).to_have_text("out-1")
+    expect(desk.locator("#channel")).to_have_text("voice")
+    expect(desk.locator("#dial-number")).to_have_text("+33142685302")
+    out = connect_of(switch, "out-1")
+    assert (out.agent, out.dial) == ("ann", "+33142685302")
+    switch.close()
+    desk.close()

@@ -205,13 +205,19 @@
       const sat = $("satisfaction").value;
       const notes = $("notes").value.trim();
       const c = contact;
-      await send({
-        type: "complete", call_id: c.call_id, disposition: $("disposition").value,
-        satisfaction: sat ? Number(sat) : null, notes: notes || null,
-      }, `completed ${c.call_id}`);
+      c.phase = "completing"; // an agent_ready may come before the reply
+      try {
+        await send({
+          type: "complete", call_id: c.call_id, disposition: $("disposition").value,
+          satisfaction: sat ? Number(sat) : null, notes: notes || null,
+        }, `completed ${c.call_id}`);
+      } catch (err) {
+        c.phase = "active";
+        throw err;
+      }
       if (contact === c) {
         endContact();
-        setState("wrap_up");
+        setState(c.after || "wrap_up");
       }
     });
   }
@@ -236,7 +242,8 @@
           const after = { rona: "not_ready", logout: "logged_out" };
           setState(after[msg.reason] || "ready");
         } else if (msg.type === "agent_ready") {
-          if (!contact) setState(msg.state);
+          if (contact && contact.phase === "completing") contact.after = msg.state;
+          else if (!contact) setState(msg.state);
         } else if (msg.type === "error") log(`${msg.code}: ${msg.message}`, true);
       },
       onStatus: (s, err) => {

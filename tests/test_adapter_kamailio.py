@@ -5,6 +5,7 @@ call on the caller's side, the agent's side and in agner's records."""
 from __future__ import annotations
 
 import asyncio
+import socket
 import sqlite3
 import time
 from collections.abc import Callable
@@ -15,6 +16,7 @@ from serve_harness import ACME, ServerProcess
 from sip_harness import HOST, Kamailio, Sipp, needs_sip, write_center
 
 from agner.adapters.kamailio import KamailioAdapter
+from agner.protocol import Login, Ready
 
 pytestmark = needs_sip
 
@@ -128,3 +130,112 @@ def test_answered_call_end_to_end(tmp_path: Path) -> None:
             assert seen[:3] == ["INVITE", "180", "200"] and "BYE" in seen
         rec = rig.records(want=3)
         assert {cid: r for cid, r in rec.items()} == {cid: ("answered", "ag-1") for cid in calls}
+
+
+def agent_states(rig: Rig) -> dict[str, str]:
+    status, body = rig.server.get("/v1/agents", ACME)
+    assert status == 200
+    return {a["name"]: a["state"] for a in body["agents"]}
+
+
+def test_busy_and_ring_no_answer_reroute_the_caller(tmp_path: Path) -> None:
+    """ag-1 is busy (486), ag-2 never answers (408 after ring_ms): agner marks
+    both not ready and the caller reaches ag-3, with no second ring at either."""
+    with Rig(tmp_path, ring_ms=800) as rig:
+        busy = rig.agent("busy", "agent_busy.xml")
+        deaf = rig.agent("deaf", "agent_noanswer.xml")
+        ann = rig.agent("ann", "agent_answer.xml")
+
+        async def main() -> None:
+            adapter = rig.adapter({"ag-1": busy, "ag-2": deaf, "ag-3": ann})
+            await adapter.start()
+            await adapter.wait_up()
+            await until(lambda: agent_states(rig).get("ag-3") == "ready")
+            caller = rig.caller("caller", "caller.xml", "-m", "1", "-d", "100").start()
+            t0 = time.monotonic()
+            assert await wait_proc(caller) == 0
+            assert time.monotonic() - t0 >= 0.8  # it rang ag-2 for ring_ms
+            await until(lambda: not adapter.calls)
+            await adapter.close()
+
+        asyncio.run(main())
+        (cid, seen), *_ = rig.sipps[3].seen().items()
+        assert seen[0] == "INVITE" and "200" in seen and "BYE" in seen
+        assert [
+            s for s in seen if s in ("486", "408", "487")
+        ] == []  # failures stay behind the proxy
+        assert busy.seen()[cid][:2] == ["INVITE", "486"]
+        assert deaf.seen()[cid][:3] == ["INVITE", "180", "CANCEL"]
+        assert ann.seen()[cid][:3] == ["INVITE", "180", "200"]
+        assert rig.records() == {cid: ("answered", "ag-3")}
+        states = agent_states(rig)
+        assert states["ag-1"] == "not_ready" and states["ag-2"] == "not_ready"
+        assert states["ag-3"] == "ready"
+
+
+def test_queued_caller_hears_182_then_180s_and_abandons(tmp_path: Path) -> None:
+    """No agent ready: the caller is told it is queued (182), hears a 180 every
+    ring_every_s, CANCELs (487): agner records it abandoned; a second caller
+    waits until an agent becomes ready and is answered."""
+    with Rig(tmp_path) as rig:
+        ann = rig.agent("ann", "agent_answer.xml")
+
+        async def main() -> None:
+            adapter = rig.adapter({"ag-1": ann}, ring_every_s=0.3)
+            adapter.login = []
+            await adapter.start()
+            await adapter.wait_up()
+            adapter.link.send(Login("ag-1"))
+            gone = rig.caller("gone", "caller_cancel.xml", "-m", "1").start()
+            assert await wait_proc(gone) == 0
+            await until(lambda: not adapter.calls)
+            waits = rig.caller("waits", "caller.xml", "-m", "1", "-d", "100").start()
+            await until(lambda: len(adapter.calls) == 1)
+            await asyncio.sleep(0.5)
+            adapter.link.send(Ready("ag-1"))
+            assert await wait_proc(waits) == 0
+            await until(lambda: not adapter.calls)
+            await adapter.close()
+
+        asyncio.run(main())
+        (gone_id, gone_seen), *_ = rig.sipps[1].seen().items()
+        assert gone_seen[:3] == ["INVITE", "100", "182"]
+        assert gone_seen[3] == "180"  # the first periodic 180, then the caller gives up
+        assert gone_seen[-3:] == ["487", "ACK", "200"]
+        (waits_id, waits_seen), *_ = rig.sipps[2].seen().items()
+        assert waits_seen.index("182") < waits_seen.index("200")
+        assert waits_seen.count("180") >= 2  # at least one periodic 180, and the agent's
+        assert gone_id not in ann.seen() and waits_id in ann.seen()
+        assert rig.records(want=2) == {
+            gone_id: ("abandoned", None),
+            waits_id: ("answered", "ag-1"),
+        }
+
+
+def sip_invite(port: int, call_id: str = "raw-1@test") -> str:
+    """Send one INVITE from a bare UDP socket; return the final response's status line."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind((HOST, 0))
+        me = s.getsockname()[1]
+        s.settimeout(3)
+        s.sendto(
+            (
+                f"INVITE sip:sales@{HOST}:{port} SIP/2.0\r\n"
+                f"Via: SIP/2.0/UDP {HOST}:{me};branch=z9hG4bK-{call_id}\r\n"
+                f"From: <sip:raw@{HOST}>;tag=1\r\nTo: <sip:sales@{HOST}>\r\n"
+                f"Call-ID: {call_id}\r\nCSeq: 1 INVITE\r\nContact: <sip:raw@{HOST}:{me}>\r\n"
+                "Max-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+            ).encode(),
+            (HOST, port),
+        )
+        while True:
+            line = s.recv(65535).decode().split("\r\n", 1)[0]
+            if not line.startswith("SIP/2.0 1"):
+                return line
+
+
+def test_no_adapter_connected_answers_503_at_once(tmp_path: Path) -> None:
+    with Rig(tmp_path) as rig:
+        t0 = time.monotonic()
+        assert sip_invite(rig.kam.sip_port).startswith("SIP/2.0 503")
+        assert time.monotonic() - t0 < 1.0

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from serve_harness import ACME, ANN, CENTER, ServerProcess
+from serve_harness import ACME, ANN, CENTER, GLOBEX, ServerProcess
 from test_serve_transports import Tcp, hello
 
 from agner import protocol as p
@@ -243,3 +243,34 @@ def test_callbacks_show_the_number_and_click_to_dial_comes_back(
     assert (out.agent, out.dial) == ("ann", "+33142685302")
     switch.close()
     desk.close()
+
+
+def test_pages_show_only_what_their_token_may_see(browser: Browser, server: ServerProcess) -> None:
+    acme = page(browser, server, "/wallboard", ACME)
+    globex = page(browser, server, "/wallboard", GLOBEX)
+    expect(globex.locator("#tenant")).to_have_text("globex")
+    expect(globex.locator("#queues tbody tr")).to_have_count(1)
+    expect(globex.locator("#queues tbody th")).to_have_text("billing")
+    expect(globex.locator("#agents .count")).to_have_text(["0", "0", "0", "0", "0", "21"])
+    switch = hello(server, switch=True)
+    switch.send(p.Arrived("a-1", "sales", ref=1))
+    expect(cell(acme, "sales", "waiting")).to_have_text("1")
+    expect(globex.locator("#queues tbody tr")).to_have_count(1)
+    for text in ("sales", "support", "a-1"):
+        assert text not in globex.locator("#board").inner_text()
+    expect(cell(globex, "billing", "offered")).to_have_text("0")
+
+    # an agent's token opens no wallboard; a tenant's token no desktop
+    for path, token in [("/wallboard", ANN), ("/desktop", ACME)]:
+        pg = browser.new_page()
+        pg.goto(f"http://{server.http}{path}#token={token}")
+        expect(pg.locator("#status")).to_contain_text("forbidden")
+        expect(pg.locator("#signin")).to_be_visible()
+        pg.close()
+    pg = browser.new_page()
+    pg.goto(f"http://{server.http}/desktop#token=not-a-token")
+    expect(pg.locator("#status")).to_contain_text("unauthorized")
+    expect(pg.locator("#desk")).to_be_hidden()
+    switch.close()
+    for each in (pg, acme, globex):
+        each.close()

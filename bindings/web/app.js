@@ -78,7 +78,7 @@ const agner = (() => {
           await this.onOpen(welcome);
         } catch (err) {
           this.stopped = err.code === "unauthorized" || err.code === "forbidden";
-          this.onStatus(err.code === "unauthorized" ? "unauthorized" : "error", err);
+          this.onStatus(err.code || "error", err); // unauthorized, forbidden, ...
           ws.close();
         }
       };

@@ -249,7 +249,7 @@
       onStatus: (s, err) => {
         $("status").textContent = err ? `${s}: ${err.message}` : s;
         $("status").className = "status " + s;
-        if (s === "unauthorized" || s === "error") {
+        if (s === "unauthorized" || s === "forbidden") {
           sessionStorage.removeItem(KEY);
           agner.signIn(KEY, start);
         }

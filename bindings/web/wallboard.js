@@ -140,7 +140,7 @@
       onStatus: (s, err) => {
         $("status").textContent = err ? `${s}: ${err.message}` : s;
         $("status").className = "status " + s;
-        if (s === "unauthorized") {
+        if (s === "unauthorized" || s === "forbidden") {
           sessionStorage.removeItem(KEY);
           agner.signIn(KEY, start);
         }

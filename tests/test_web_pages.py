@@ -115,6 +115,7 @@ def test_screen_pop_complete_and_the_wallboard_follows(
     expect(desk.locator("#pop #customer-name")).to_have_text("Ada Lovelace")
     expect(desk.locator("#pop .tier")).to_have_text("gold")
     expect(desk.locator("#pop .attributes")).to_contain_text("A-1815")
+    assert "null" not in desk.locator("#pop").inner_text()  # no e-mail: nothing shown
     expect(desk.locator("#call-id")).to_have_text("ada-1")
     expect(desk.locator("#ivr")).to_contain_text("billing")
     expect(desk.locator("#state")).to_have_attribute("data-state", "reserved")

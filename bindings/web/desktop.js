@@ -151,7 +151,8 @@
       return;
     }
     node.dataset.kind = pop.kind;
-    node.replaceChildren(...(pop.kind === "customer" ? customerCard(pop) : leadForm(pop)));
+    const parts = pop.kind === "customer" ? customerCard(pop) : leadForm(pop);
+    node.replaceChildren(...parts.filter((part) => part !== null));
   }
 
   function onOffer(msg) {

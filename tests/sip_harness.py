@@ -189,7 +189,11 @@ class Sipp:
     def start(self) -> Sipp:
         with open(self.out, "wb") as out:
             self.proc = subprocess.Popen(
-                self.cmd, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, "TERM": "dumb"}
+                self.cmd,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env={**os.environ, "TERM": "dumb"},
+                cwd=self.messages.parent,  # where -trace_stat and -trace_rtt write
             )
         return self
 

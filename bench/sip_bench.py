@@ -1,0 +1,198 @@
+"""Calls per second through sipp caller -> Kamailio -> agner -> sipp agent, and
+the time agner adds to call setup.
+
+    python bench/sip_bench.py --rate 1000 --duration 20 [--agents 400] [--json]
+
+Starts, on free loopback ports, `agner serve` (a center of --agents agents,
+wrap-up 0), Kamailio with adapters/kamailio.cfg (-m 1024), one sipp process
+answering for every agent (adapters/sipp/agent_answer.xml), the Kamailio
+adapter in this process (uvloop), and a sipp caller (adapters/sipp/caller.xml,
+each call held --hold-ms then hung up) at --rate calls per second. Then it runs
+the same caller once more against Kamailio relaying straight to the agent
+(BYPASS_URI, no agner). Reported: calls attempted, answered and failed; the
+caller's INVITE -> 200 OK time (sipp's response-time distribution) with and
+without agner, and their difference; and the adapter's own share (evapi
+invite read -> relay written, which includes the round trip to agner serve).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import csv
+import json
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))
+
+from serve_harness import ACME, ServerProcess  # noqa: E402
+from sip_harness import HOST, Kamailio, Sipp, write_center  # noqa: E402
+
+from agner.adapters.kamailio import KamailioAdapter  # noqa: E402
+
+
+def _pct(values: list[float], p: float) -> float:
+    if not values:
+        return float("nan")
+    s = sorted(values)
+    return round(s[min(len(s) - 1, int(p / 100 * len(s)))], 3)
+
+
+def _rtts(sipp: Sipp) -> list[float]:
+    """Per call, INVITE sent -> 200 OK (INVITE) received, in ms, from the
+    timestamps (microseconds) of sipp's message trace; sipp's own response-time
+    statistics count whole milliseconds only."""
+    sent: dict[str, float] = {}
+    out: list[float] = []
+    stamp = 0.0
+    first = cid = cseq = ""
+    with open(sipp.messages, errors="replace") as fh:
+        for line in fh:
+            if line.startswith("-----") and line.rstrip().count(":") == 2:
+                if first and cid:
+                    if first.startswith("INVITE") and cid not in sent:
+                        sent[cid] = stamp
+                    elif first.startswith("SIP/2.0 200") and "INVITE" in cseq and cid in sent:
+                        out.append((stamp - sent.pop(cid)) * 1000)
+                hhmmss = line.split()[-1]
+                h, m, sec = hhmmss.split(":")
+                stamp = int(h) * 3600 + int(m) * 60 + float(sec)
+                first = cid = cseq = ""
+            elif not first and (
+                line.startswith("SIP/2.0") or line[:1].isupper() and " sip:" in line
+            ):
+                first = line
+            elif line.startswith("Call-ID:"):
+                cid = line[8:].strip()
+            elif line.startswith("CSeq:"):
+                cseq = line
+    sipp.messages.unlink()
+    return out
+
+
+def _stats(sipp: Sipp) -> dict[str, int]:
+    files = list(sipp.messages.parent.glob("caller*_.csv"))
+    if not files:
+        raise RuntimeError(f"sipp wrote no statistics: {sipp.out.read_text()[-2000:]}")
+    with open(files[0]) as fh:
+        rows = list(csv.reader(fh, delimiter=";"))
+    head, last = rows[0], rows[-1]
+    get = dict(zip(head, last, strict=False))
+    return {
+        "attempted": int(get["TotalCallCreated"]),
+        "answered": int(get["SuccessfulCall(C)"]),
+        "failed": int(get["FailedCall(C)"]),
+    }
+
+
+def _caller(tmp: Path, port: int, rate: float, duration: float, hold_ms: int) -> Sipp:
+    calls = int(rate * duration)
+    return Sipp(
+        tmp, "caller", "caller.xml", "-s", "sales", f"{HOST}:{port}",
+        "-r", str(int(rate)), "-rp", "1000", "-m", str(calls), "-d", str(hold_ms),
+        "-l", str(int(rate * 5) + 100),
+        "-trace_stat", "-fd", "1", "-max_socket", "2000",
+    )  # fmt: skip
+
+
+async def _run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
+    server = ServerProcess(write_center(tmp / "center.toml", args.agents, 60, "longest_idle"), tmp)
+    server.start()
+    kam = Kamailio(tmp, shm_mb=1024, children=args.children)
+    kam.start()
+    agent = Sipp(tmp, "agents", "agent_answer.xml", f"{HOST}:{kam.sip_port}", "-max_socket", "2000")
+    agent.start()
+    names = [f"ag-{i}" for i in range(1, args.agents + 1)]
+    adapter = KamailioAdapter(
+        evapi=kam.evapi,
+        server=server.tcp,
+        token=ACME,
+        agent_uri=f"sip:{{agent}}@{HOST}:{agent.port}",
+        login=names,
+    )
+    result: dict[str, Any] = {}
+    try:
+        await adapter.start()
+        await adapter.wait_up()
+        await asyncio.sleep(1.0)  # the logins
+        caller = _caller(tmp, kam.sip_port, args.rate, args.duration, args.hold_ms).start()
+        t0 = time.monotonic()
+        while caller.proc is not None and caller.proc.poll() is None:
+            await asyncio.sleep(0.2)
+            if time.monotonic() - t0 > args.duration * 3 + 30:
+                caller.stop()
+        elapsed = time.monotonic() - t0
+        result["agner"] = _stats(caller) | {"elapsed_s": round(elapsed, 2)}
+        rtt = _rtts(caller)
+        lat = [x / 1e6 for x in adapter.latencies]
+        result["agner"]["setup_ms"] = {"median": _pct(rtt, 50), "p99": _pct(rtt, 99), "n": len(rtt)}
+        result["adapter_ms"] = {"median": _pct(lat, 50), "p99": _pct(lat, 99), "n": len(lat)}
+        for f in tmp.glob("caller*_.csv"):
+            f.unlink()
+    finally:
+        await adapter.close()
+        kam.stop()
+        server.stop()
+    # the same load, Kamailio relaying straight to the agent
+    direct = Kamailio(tmp, shm_mb=1024, children=args.children)
+    direct.cmd += ["-A", f'BYPASS_URI="sip:ag-1@{HOST}:{agent.port}"']
+    direct.start()
+    try:
+        caller = _caller(tmp, direct.sip_port, args.rate, args.duration, args.hold_ms).start()
+        caller.wait(args.duration * 3 + 30)
+        result["direct"] = _stats(caller)
+        rtt = _rtts(caller)
+        result["direct"]["setup_ms"] = {
+            "median": _pct(rtt, 50),
+            "p99": _pct(rtt, 99),
+            "n": len(rtt),
+        }
+    finally:
+        direct.stop()
+        agent.stop()
+    a, d = result["agner"]["setup_ms"], result["direct"]["setup_ms"]
+    result["added_ms"] = {
+        "median": round(a["median"] - d["median"], 3),
+        "p99": round(a["p99"] - d["p99"], 3),
+    }
+    return result
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--rate", type=float, default=1000.0, help="calls per second (1000)")
+    p.add_argument("--duration", type=float, default=20.0, help="seconds of arrivals (20)")
+    p.add_argument("--hold-ms", type=int, default=200, help="talk time of each call (200)")
+    p.add_argument("--agents", type=int, default=400, help="agents (400)")
+    p.add_argument("--children", type=int, default=4, help="Kamailio UDP workers (4)")
+    p.add_argument("--json", action="store_true")
+    args = p.parse_args()
+    try:
+        import uvloop
+
+        runner: Any = uvloop.run
+    except ImportError:
+        runner = asyncio.run
+    with tempfile.TemporaryDirectory() as d:
+        result = runner(_run(args, Path(d)))
+    result["machine"] = f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs"
+    result["rate"] = args.rate
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        for k, v in result.items():
+            print(f"{k}: {v}")
+    ok = result["agner"]["failed"] == 0
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -23,7 +23,6 @@ import csv
 import json
 import os
 import platform
-import statistics
 import sys
 import tempfile
 import time
@@ -67,7 +66,7 @@ def _rtts(sipp: Sipp) -> list[float]:
                 stamp = int(h) * 3600 + int(m) * 60 + float(sec)
                 first = cid = cseq = ""
             elif not first and (
-                line.startswith("SIP/2.0") or line[:1].isupper() and " sip:" in line
+                line.startswith("SIP/2.0") or (line[:1].isupper() and " sip:" in line)
             ):
                 first = line
             elif line.startswith("Call-ID:"):

@@ -128,10 +128,31 @@ const agner = (() => {
     }
   }
 
-  /** The sign-in form: calls start(token) with the token typed in. */
-  function signIn(key, start) {
+  /**
+   * The page's session: its token (the address's fragment, this tab's storage or
+   * the sign-in form), a Client with it, the connection's state in #status; a
+   * refused token brings the sign-in form back. onOpen(client, welcome) runs
+   * after each hello; onEvent(msg) gets the server's events.
+   */
+  function run(key, { onOpen, onEvent }) {
     const form = $("signin");
-    form.hidden = false;
+    let client = null;
+    function start(token) {
+      client = new Client({
+        token,
+        onOpen: (welcome) => onOpen(client, welcome),
+        onEvent,
+        onStatus: (s, err) => {
+          $("status").textContent = err ? `${s}: ${err.message}` : s;
+          $("status").className = "status " + s;
+          if (s === "unauthorized" || s === "forbidden") {
+            sessionStorage.removeItem(key);
+            form.hidden = false;
+          }
+        },
+      });
+      client.connect();
+    }
     form.addEventListener("submit", (ev) => {
       ev.preventDefault();
       const token = $("token").value.trim();
@@ -140,7 +161,10 @@ const agner = (() => {
       form.hidden = true;
       start(token);
     });
+    const token = readToken(key);
+    if (token) start(token);
+    else form.hidden = false;
   }
 
-  return { h, $, readToken, seconds, percent, Client, signIn };
+  return { h, $, readToken, seconds, percent, Client, run };
 })();

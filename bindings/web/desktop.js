@@ -223,10 +223,10 @@
     });
   }
 
-  function start(token) {
-    client = new agner.Client({
-      token,
-      onOpen: (welcome) => {
+  function start() {
+    agner.run(KEY, {
+      onOpen: (c, welcome) => {
+        client = c;
         if (welcome.agent === null) {
           const err = new Error("a tenant's token: the desktop needs an agent's");
           err.code = "forbidden";
@@ -247,20 +247,9 @@
           else if (!contact) setState(msg.state);
         } else if (msg.type === "error") log(`${msg.code}: ${msg.message}`, true);
       },
-      onStatus: (s, err) => {
-        $("status").textContent = err ? `${s}: ${err.message}` : s;
-        $("status").className = "status " + s;
-        if (s === "unauthorized" || s === "forbidden") {
-          sessionStorage.removeItem(KEY);
-          agner.signIn(KEY, start);
-        }
-      },
     });
-    client.connect();
   }
 
   wire();
-  const token = agner.readToken(KEY);
-  if (token) start(token);
-  else agner.signIn(KEY, start);
+  start();
 })();

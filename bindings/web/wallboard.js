@@ -125,10 +125,10 @@
     }
   }
 
-  function start(token) {
-    client = new agner.Client({
-      token,
-      onOpen: async (welcome) => {
+  function start() {
+    agner.run(KEY, {
+      onOpen: async (c, welcome) => {
+        client = c;
         $("tenant").textContent = welcome.tenant;
         $("board").hidden = false;
         handled = -1;
@@ -137,16 +137,7 @@
       onEvent: (msg) => {
         if (msg.type === "stats") onStats(msg);
       },
-      onStatus: (s, err) => {
-        $("status").textContent = err ? `${s}: ${err.message}` : s;
-        $("status").className = "status " + s;
-        if (s === "unauthorized" || s === "forbidden") {
-          sessionStorage.removeItem(KEY);
-          agner.signIn(KEY, start);
-        }
-      },
     });
-    client.connect();
   }
 
   setInterval(() => {
@@ -154,7 +145,5 @@
     if (last) renderQueues();
   }, 1000);
 
-  const token = agner.readToken(KEY);
-  if (token) start(token);
-  else agner.signIn(KEY, start);
+  start();
 })();

@@ -1,0 +1,222 @@
+"""Asterisk adapter: the manager interface (AMI).
+
+The adapter connects to AMI (default 127.0.0.1:5038), reads the greeting line
+(``Asterisk Call Manager/X.Y``), sends ``Action: Login`` and follows events.
+The dialplan hands a caller to agner and holds it while it waits::
+
+    [agner-queue]
+    exten => sales,1,Answer()
+     same => n,Set(AGNER_QUEUE=${EXTEN})
+     same => n,UserEvent(AgnerArrived,Queue: ${EXTEN})
+     same => n(wait),MusicOnHold(,3600)
+
+    [agner-agents]              ; the adapter Redirects a caller here to ring an agent
+    exten => s,1,Dial(${AGNER_DIAL},15)
+     same => n,Goto(agner-queue,${AGNER_QUEUE},wait)
+
+``UserEvent`` ``AgnerArrived`` is an arrival (call id: the channel's
+Uniqueid); agner's ``connect`` becomes ``Setvar AGNER_DIAL`` and ``Redirect``
+to ``agner-agents``; ``DialEnd`` with ``DialStatus: ANSWER`` is the answer,
+any other DialStatus (BUSY, NOANSWER, CHANUNAVAIL, ...) a failure (the caller
+waits again and agner picks another agent); ``Hangup`` ends the call.
+Contacts agner ends are hung up with ``Action: Hangup``. After every
+(re)connection, ``CoreShowChannels`` tells which calls still exist, and
+``Getvar AGNER_QUEUE`` the queue of waiting ones that arrived meanwhile.
+
+Frames: ``Key: Value`` lines ending in CRLF, an empty line ends a message.
+Responses carry the ActionID of their action; events may come between an
+action and its response.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from agner.adapters.base import SwitchAdapter, SwitchCall
+from agner.adapters.link import Backoff, parse_address
+
+__all__ = ["AsteriskAdapter", "parse_message"]
+
+log = logging.getLogger("agner.adapters.asterisk")
+
+_CAUSES = {"rejected": "21", "timed_out": "19", "voicemail": "16", "callback": "16"}
+
+
+def parse_message(block: bytes) -> dict[str, str]:
+    """One AMI message (``Key: Value`` lines) -> dict; lines without ``: `` are skipped."""
+    out: dict[str, str] = {}
+    for line in block.decode("utf-8", "replace").split("\r\n"):
+        key, sep, value = line.partition(":")
+        if sep and key:
+            out[key.strip()] = value.strip()
+    return out
+
+
+class AsteriskAdapter(SwitchAdapter):
+    """Bridges Asterisk's manager interface and an ``agner serve`` switch session.
+
+    ``agents``: agent name -> Dial string (``PJSIP/1001``); ``context``: where
+    the dialplan rings an agent (``agner-agents``).
+    """
+
+    name = "asterisk"
+
+    def __init__(
+        self,
+        *,
+        ami: str,
+        username: str,
+        secret: str,
+        server: str,
+        token: str,
+        agents: dict[str, str],
+        login: list[str] | None = None,
+        context: str = "agner-agents",
+        backoff: Backoff | None = None,
+    ) -> None:
+        super().__init__(server=server, token=token, agents=agents, login=login, backoff=backoff)
+        self.host, self.port = parse_address(ami)
+        self.username = username
+        self.secret = secret
+        self.context = context
+        self.writer: asyncio.StreamWriter | None = None
+        self.pending: dict[str, asyncio.Future[list[dict[str, str]]]] = {}
+        self.lists: dict[str, list[dict[str, str]]] = {}  # ActionID -> events of a list action
+        self._action = 0
+
+    # ------------------------------------------------------------ the session
+
+    async def session(self) -> None:
+        reader, writer = await asyncio.open_connection(self.host, self.port)
+        self.writer = writer
+        reading: asyncio.Task[None] | None = None
+        try:
+            greeting = await asyncio.wait_for(reader.readuntil(b"\r\n"), 10)
+            if not greeting.startswith(b"Asterisk Call Manager/"):
+                raise ConnectionError(f"not AMI: {greeting[:80]!r}")
+            reading = asyncio.get_running_loop().create_task(self._read(reader))
+            (reply,) = await self.action("Login", Username=self.username, Secret=self.secret)
+            if reply.get("Response") != "Success":
+                raise ConnectionError(f"login refused: {reply.get('Message')}")
+            self.switch_connections += 1
+            self.backoff.reset()
+            await self._reconcile()
+            await reading
+        finally:
+            self.writer = None
+            for f in self.pending.values():
+                if not f.done():
+                    f.set_exception(ConnectionError("AMI closed"))
+            self.pending.clear()
+            self.lists.clear()
+            if reading is not None:
+                reading.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await reading
+            writer.close()
+
+    async def _read(self, reader: asyncio.StreamReader) -> None:
+        while True:
+            block = await reader.readuntil(b"\r\n\r\n")
+            msg = parse_message(block[:-4])
+            if not msg:
+                self.malformed += 1
+                log.warning("asterisk: skipped %r", block[:200])
+                continue
+            aid = msg.get("ActionID", "")
+            if "Response" in msg:
+                f = self.pending.get(aid)
+                if f is None:
+                    continue
+                if msg.get("EventList") == "start":
+                    self.lists[aid] = [msg]
+                else:
+                    del self.pending[aid]
+                    if not f.done():
+                        f.set_result([msg])
+            elif "Event" in msg:
+                if aid in self.lists:
+                    self.lists[aid].append(msg)
+                    if msg.get("EventList") == "Complete":
+                        f = self.pending.pop(aid)
+                        if not f.done():
+                            f.set_result(self.lists.pop(aid))
+                else:
+                    self._event(msg)
+            else:
+                self.malformed += 1
+                log.warning("asterisk: neither response nor event: %r", block[:200])
+
+    def _send(self, name: str, fields: dict[str, str]) -> asyncio.Future[list[dict[str, str]]]:
+        f: asyncio.Future[list[dict[str, str]]] = asyncio.get_running_loop().create_future()
+        if self.writer is None:
+            f.set_exception(ConnectionError("AMI down"))
+            return f
+        self._action += 1
+        aid = f"agner-{self._action}"
+        self.pending[aid] = f
+        lines = [f"Action: {name}", f"ActionID: {aid}"]
+        lines += [f"{k}: {v}" for k, v in fields.items()]
+        self.writer.write(("\r\n".join(lines) + "\r\n\r\n").encode())
+        return f
+
+    async def action(self, name: str, **fields: str) -> list[dict[str, str]]:
+        """One action; its response (and, for a list action, its events)."""
+        return await asyncio.wait_for(self._send(name, fields), 10)
+
+    def _fire(self, name: str, **fields: str) -> None:
+        f = self._send(name, fields)
+
+        def done(f: asyncio.Future[list[dict[str, str]]]) -> None:
+            if f.exception() is None and f.result()[0].get("Response") == "Error":
+                log.warning("asterisk: %s failed: %s", name, f.result()[0].get("Message"))
+
+        f.add_done_callback(done)
+
+    # ------------------------------------------------------------ events
+
+    def _event(self, ev: dict[str, str]) -> None:
+        name = ev["Event"]
+        if name == "UserEvent" and ev.get("UserEvent") == "AgnerArrived":
+            uid = ev.get("Uniqueid", "")
+            self.arrived(
+                uid,
+                ev.get("Queue", ""),
+                ev.get("Channel", ""),
+                ev.get("CallerIDNum") or None,
+                ev.get("Exten") or None,
+            )
+        elif name == "DialEnd":
+            uid = ev.get("Uniqueid", "")
+            if ev.get("DialStatus") == "ANSWER":
+                self.answered(uid)
+            else:
+                self.failed(uid)
+        elif name == "Hangup":
+            self.hung_up(ev.get("Uniqueid", ""))
+
+    # ------------------------------------------------------------ to Asterisk
+
+    def put_through(self, call: SwitchCall, dial: str) -> None:
+        self._fire("Setvar", Channel=call.handle, Variable="AGNER_DIAL", Value=dial)
+        self._fire("Redirect", Channel=call.handle, Context=self.context, Exten="s", Priority="1")
+
+    def end_call(self, call: SwitchCall, to: str) -> None:
+        self._fire("Hangup", Channel=call.handle, Cause=_CAUSES.get(to, "16"))
+
+    async def _reconcile(self) -> None:
+        events = await self.action("CoreShowChannels")
+        chans = [e for e in events if e.get("Event") == "CoreShowChannel"]
+        self.still_there({e.get("Uniqueid", "") for e in chans})
+        for e in chans:
+            uid = e.get("Uniqueid", "")
+            if uid in self.calls or e.get("Application") != "MusicOnHold":
+                continue
+            (reply,) = await self.action(
+                "Getvar", Channel=e.get("Channel", ""), Variable="AGNER_QUEUE"
+            )
+            queue = reply.get("Value", "") if reply.get("Response") == "Success" else ""
+            if queue:
+                self.arrived(uid, queue, e.get("Channel", ""), e.get("CallerIDNum") or None, None)

@@ -1,0 +1,368 @@
+"""The FreeSWITCH (event socket) and Asterisk (AMI) adapters against fake
+servers that speak the documented wire formats, with `agner serve` behind:
+partial frames, URL-encoded event bodies, events between a command and its
+reply, malformed input, and a disconnect with calls changing meanwhile."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+from urllib.parse import quote
+
+from serve_harness import ACME, ServerProcess
+from sip_harness import write_center
+
+from agner.adapters.asterisk import AsteriskAdapter
+from agner.adapters.freeswitch import FreeSwitchAdapter
+from agner.adapters.link import Backoff
+
+
+async def until(cond: Callable[[], bool], timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out")
+        await asyncio.sleep(0.02)
+
+
+async def dribble(writer: asyncio.StreamWriter, data: bytes) -> None:
+    """Write in small pieces, so the reader sees partial frames."""
+    for i in range(0, len(data), 7):
+        writer.write(data[i : i + 7])
+        await writer.drain()
+        await asyncio.sleep(0)
+
+
+def agents(server: ServerProcess) -> dict[str, str]:
+    status, body = server.get("/v1/agents", ACME)
+    assert status == 200
+    return {a["name"]: a["state"] for a in body["agents"]}
+
+
+def queue_waiting(server: ServerProcess) -> list[str]:
+    status, body = server.get("/v1/queues", ACME)
+    assert status == 200
+    return list(body["queues"][0]["waiting_calls"])
+
+
+# ---------------------------------------------------------------- FreeSWITCH
+
+
+class FakeFreeSwitch:
+    """mod_event_socket, inbound: auth/request, command/reply, api/response,
+    text/event-plain with URL-encoded bodies. Busy agents' bridges complete at
+    once; others are bridged (answered)."""
+
+    def __init__(self) -> None:
+        self.channels: dict[str, dict[str, str]] = {}  # uuid -> {app, queue, cid}
+        self.commands: list[str] = []
+        self.writer: asyncio.StreamWriter | None = None
+        self.server: asyncio.Server | None = None
+        self.connections = 0
+
+    async def start(self) -> int:
+        self.server = await asyncio.start_server(self._conn, "127.0.0.1", 0)
+        return int(self.server.sockets[0].getsockname()[1])
+
+    async def event(self, name: str, uuid: str, **extra: str) -> None:
+        fields = {"Event-Name": name, "Unique-ID": uuid, **extra}
+        body = "".join(f"{k}: {quote(v)}\n" for k, v in fields.items()) + "\n"
+        await self.raw(
+            f"Content-Length: {len(body)}\nContent-Type: text/event-plain\n\n{body}".encode()
+        )
+
+    async def raw(self, data: bytes) -> None:
+        assert self.writer is not None
+        await dribble(self.writer, data)
+
+    async def reply(self, text: str) -> None:
+        await self.raw(f"Content-Type: command/reply\nReply-Text: {text}\n\n".encode())
+
+    async def api(self, body: str) -> None:
+        data = body.encode()
+        await self.raw(b"Content-Type: api/response\nContent-Length: %d\n\n%s" % (len(data), data))
+
+    async def park(self, uuid: str, queue: str, cid: str) -> None:
+        self.channels[uuid] = {"app": "park", "queue": queue, "cid": cid}
+        await self.event(
+            "CHANNEL_PARK",
+            uuid,
+            variable_agner_queue=queue,
+            **{"Caller-Caller-ID-Number": cid, "Caller-Destination-Number": "800 sales"},
+        )
+
+    async def _conn(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.writer = writer
+        self.connections += 1
+        writer.write(b"Content-Type: auth/request\n\n")
+        try:
+            while True:
+                cmd = (await reader.readuntil(b"\n\n")).decode()[:-2]
+                self.commands.append(cmd)
+                await self._command(cmd)
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+
+    async def _command(self, cmd: str) -> None:
+        first = cmd.split("\n")[0]
+        if first.startswith("auth "):
+            await self.reply("+OK accepted" if first == "auth ClueCon" else "-ERR invalid")
+        elif first.startswith("event plain"):
+            # an event between the command and its reply, and one with no Unique-ID
+            await self.event("HEARTBEAT", "")
+            for uuid, ch in list(self.channels.items()):
+                if ch.get("new"):
+                    del ch["new"]
+                    await self.park(uuid, ch["queue"], ch["cid"])
+            await self.reply("+OK event listener enabled plain")
+        elif first == "api show channels as json":
+            rows = [
+                {"uuid": u, "application": c["app"], "cid_num": c["cid"], "dest": "800"}
+                for u, c in self.channels.items()
+            ]
+            await self.api(json.dumps({"row_count": len(rows), "rows": rows}))
+        elif first.startswith("api uuid_getvar "):
+            uuid = first.split()[2]
+            await self.api(self.channels.get(uuid, {}).get("queue", "_undef_"))
+        elif first.startswith("api uuid_kill "):
+            uuid = first.split()[2]
+            await self.api("+OK" if self.channels.pop(uuid, None) else "-ERR No such channel!")
+            await self.event("CHANNEL_HANGUP_COMPLETE", uuid)
+        elif first.startswith("sendmsg "):
+            uuid = first.split()[1]
+            dial = cmd.split("execute-app-arg: ")[1].split("\n")[0]
+            await self.reply("+OK")
+            if dial == "user/busy":
+                await self.event("CHANNEL_EXECUTE_COMPLETE", uuid, Application="bridge")
+            else:
+                self.channels[uuid]["app"] = "bridge"
+                await self.event("CHANNEL_BRIDGE", uuid)
+        else:
+            await self.reply("-ERR command not found")
+
+    def drop(self) -> None:
+        assert self.writer is not None
+        self.writer.close()
+
+
+def test_freeswitch_adapter(tmp_path: Path) -> None:
+    server = ServerProcess(write_center(tmp_path / "center.toml", 3), tmp_path).start()
+    try:
+
+        async def main() -> None:
+            fs = FakeFreeSwitch()
+            port = await fs.start()
+            adapter = FreeSwitchAdapter(
+                esl=f"127.0.0.1:{port}",
+                password="ClueCon",
+                server=server.tcp,
+                token=ACME,
+                agents={"ag-1": "user/busy", "ag-2": "user/ann"},
+                login=["ag-1", "ag-2"],
+                backoff=Backoff(0.05, 0.2),
+            )
+            await adapter.start()
+            await until(lambda: adapter.switch_connections == 1 and adapter.link.up)
+            await until(lambda: agents(server)["ag-2"] == "ready")
+            # a caller with a URL-encoded number: busy ag-1, then answered by ag-2
+            await fs.park("c1", "sales", "+44 20 7946 0000")
+            await until(
+                lambda: (
+                    adapter.calls.get("c1") is not None and adapter.calls["c1"].state == "talking"
+                )
+            )
+            assert adapter.calls["c1"].customer == "+44 20 7946 0000"
+            assert agents(server)["ag-1"] == "not_ready"  # it was busy: marked
+            bridges = [c for c in fs.commands if c.startswith("sendmsg c1")]
+            assert [b.split("execute-app-arg: ")[1] for b in bridges] == ["user/busy", "user/ann"]
+            await fs.event("CHANNEL_HANGUP_COMPLETE", "c1")
+            fs.channels.pop("c1")
+            await until(lambda: "c1" not in adapter.calls)
+            # ag-2 is in wrap-up/ready; make it busy elsewhere so c2 waits
+            await until(lambda: agents(server)["ag-2"] == "ready")
+            await fs.park("hold", "sales", "1")
+            await until(
+                lambda: (
+                    adapter.calls.get("hold") is not None
+                    and adapter.calls["hold"].state == "talking"
+                )
+            )
+            await fs.park("c2", "sales", "2")
+            await until(lambda: queue_waiting(server) == ["c2"])
+            # the link drops; meanwhile c2 hangs up and c3 is parked
+            fs.drop()
+            await until(lambda: fs.writer is not None and fs.writer.is_closing())
+            fs.channels.pop("c2")
+            fs.channels["c3"] = {"app": "park", "queue": "sales", "cid": "3"}
+            await until(lambda: adapter.switch_connections == 2)
+            await until(lambda: "c2" not in adapter.calls and "c3" in adapter.calls)
+            await until(lambda: queue_waiting(server) == ["c3"])
+            assert adapter.malformed >= 1  # the event with no Unique-ID, skipped
+            await adapter.close()
+            assert fs.server is not None
+            fs.server.close()
+
+        asyncio.run(main())
+    finally:
+        server.stop()
+
+
+# ---------------------------------------------------------------- Asterisk
+
+
+class FakeAsterisk:
+    """AMI: greeting line, Login, Setvar/Redirect/Hangup/Getvar responses by
+    ActionID, CoreShowChannels as an event list; events between an action and
+    its response. A Redirect to a busy Dial string ends in DialEnd BUSY."""
+
+    def __init__(self) -> None:
+        self.channels: dict[str, dict[str, str]] = {}  # uniqueid -> {chan, queue, dial, app}
+        self.actions: list[dict[str, str]] = []
+        self.writer: asyncio.StreamWriter | None = None
+        self.server: asyncio.Server | None = None
+        self.connections = 0
+
+    async def start(self) -> int:
+        self.server = await asyncio.start_server(self._conn, "127.0.0.1", 0)
+        return int(self.server.sockets[0].getsockname()[1])
+
+    async def send(self, **fields: str) -> None:
+        assert self.writer is not None
+        text = "".join(f"{k}: {v}\r\n" for k, v in fields.items()) + "\r\n"
+        await dribble(self.writer, text.encode())
+
+    async def arrive(self, uid: str, queue: str, cid: str) -> None:
+        chan = f"PJSIP/trunk-{uid}"
+        self.channels[uid] = {"chan": chan, "queue": queue, "app": "MusicOnHold", "cid": cid}
+        await self.send(Event="Newchannel", Channel=chan, Uniqueid=uid, CallerIDNum=cid)
+        await self.send(
+            Event="UserEvent", UserEvent="AgnerArrived", Channel=chan, Uniqueid=uid,
+            CallerIDNum=cid, Exten=queue, Queue=queue,
+        )  # fmt: skip
+
+    def by_chan(self, chan: str) -> str:
+        return next(u for u, c in self.channels.items() if c["chan"] == chan)
+
+    async def _conn(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.writer = writer
+        self.connections += 1
+        writer.write(b"Asterisk Call Manager/9.0.0\r\n")
+        try:
+            while True:
+                block = (await reader.readuntil(b"\r\n\r\n")).decode()[:-4]
+                act = dict(line.split(": ", 1) for line in block.split("\r\n"))
+                self.actions.append(act)
+                await self._action(act)
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+
+    async def _action(self, act: dict[str, str]) -> None:
+        aid, name = act["ActionID"], act["Action"]
+        if name == "Login":
+            await self.send(Event="FullyBooted", Status="Fully Booted")  # before the response
+            ok = act.get("Secret") == "s3cret"
+            await self.send(
+                Response="Success" if ok else "Error", ActionID=aid,
+                Message="Authentication accepted" if ok else "Authentication failed",
+            )  # fmt: skip
+        elif name == "CoreShowChannels":
+            await self.send(Response="Success", ActionID=aid, EventList="start", Message="follows")
+            for uid, c in self.channels.items():
+                await self.send(
+                    Event="CoreShowChannel", ActionID=aid, Channel=c["chan"], Uniqueid=uid,
+                    Application=c["app"], CallerIDNum=c["cid"],
+                )  # fmt: skip
+            await self.send(
+                Event="CoreShowChannelsComplete", ActionID=aid, EventList="Complete",
+                ListItems=str(len(self.channels)),
+            )  # fmt: skip
+        elif name == "Getvar":
+            uid = self.by_chan(act["Channel"])
+            await self.send(Response="Success", ActionID=aid, Variable="AGNER_QUEUE",
+                            Value=self.channels[uid]["queue"])  # fmt: skip
+        elif name == "Setvar":
+            self.channels[self.by_chan(act["Channel"])]["dial"] = act["Value"]
+            await self.send(Response="Success", ActionID=aid, Message="Variable Set")
+        elif name == "Redirect":
+            uid = self.by_chan(act["Channel"])
+            await self.send(Event="Newexten", Uniqueid=uid, Context=act["Context"])  # first
+            await self.send(Response="Success", ActionID=aid, Message="Redirect successful")
+            busy = self.channels[uid]["dial"] == "PJSIP/busy"
+            await self.send(Event="DialBegin", Uniqueid=uid, DestChannel="PJSIP/agent-1")
+            await self.send(Event="DialEnd", Uniqueid=uid, DialStatus="BUSY" if busy else "ANSWER")
+        elif name == "Hangup":
+            uid = self.by_chan(act["Channel"])
+            del self.channels[uid]
+            await self.send(Response="Success", ActionID=aid, Message="Channel Hungup")
+            await self.send(Event="Hangup", Uniqueid=uid, Cause=act["Cause"])
+        else:
+            await self.send(Response="Error", ActionID=aid, Message="Invalid/unknown command")
+
+
+def test_asterisk_adapter(tmp_path: Path) -> None:
+    server = ServerProcess(write_center(tmp_path / "center.toml", 3), tmp_path).start()
+    try:
+
+        async def main() -> None:
+            ami = FakeAsterisk()
+            port = await ami.start()
+            adapter = AsteriskAdapter(
+                ami=f"127.0.0.1:{port}",
+                username="agner",
+                secret="s3cret",
+                server=server.tcp,
+                token=ACME,
+                agents={"ag-1": "PJSIP/busy", "ag-2": "PJSIP/ann"},
+                login=["ag-1", "ag-2"],
+                backoff=Backoff(0.05, 0.2),
+            )
+            await adapter.start()
+            await until(lambda: adapter.switch_connections == 1 and adapter.link.up)
+            await until(lambda: agents(server)["ag-2"] == "ready")
+            # malformed input: a block with no key, and an unknown event
+            await ami.send(Garbage="x")
+            assert ami.writer is not None
+            await dribble(ami.writer, b"no colon here\r\n\r\n")
+            await ami.arrive("1700.1", "sales", "555")
+            await until(
+                lambda: (
+                    adapter.calls.get("1700.1") is not None
+                    and adapter.calls["1700.1"].state == "talking"
+                )
+            )
+            dials = [a["Value"] for a in ami.actions if a["Action"] == "Setvar"]
+            assert dials == ["PJSIP/busy", "PJSIP/ann"]
+            assert agents(server)["ag-1"] == "not_ready"
+            await ami.send(Event="Hangup", Uniqueid="1700.1", Cause="16")
+            del ami.channels["1700.1"]
+            await until(lambda: not adapter.calls)
+            await until(lambda: agents(server)["ag-2"] == "ready")
+            await ami.arrive("1700.2", "sales", "556")  # ag-2 takes it
+            await until(
+                lambda: (
+                    adapter.calls.get("1700.2") is not None
+                    and adapter.calls["1700.2"].state == "talking"
+                )
+            )
+            await ami.arrive("1700.3", "sales", "557")  # waits
+            await until(lambda: queue_waiting(server) == ["1700.3"])
+            # AMI drops; 1700.3 hangs up, 1700.4 arrives meanwhile
+            ami.writer.close()
+            del ami.channels["1700.3"]
+            ami.channels["1700.4"] = {
+                "chan": "PJSIP/trunk-1700.4", "queue": "sales", "app": "MusicOnHold", "cid": "558",
+            }  # fmt: skip
+            await until(lambda: adapter.switch_connections == 2)
+            await until(lambda: "1700.3" not in adapter.calls and "1700.4" in adapter.calls)
+            await until(lambda: queue_waiting(server) == ["1700.4"])
+            assert adapter.malformed >= 1
+            await adapter.close()
+            assert ami.server is not None
+            ami.server.close()
+
+        asyncio.run(main())
+    finally:
+        server.stop()

@@ -63,6 +63,7 @@ cdef enum timer_kind_t:
     TK_STEP = 3                # obj: contact slot; its next requirement step
     TK_MAX_WAIT = 4            # obj: contact slot; its queue's maximum wait
     TK_PREFERRED = 5           # obj: contact slot; the end of its preferred agents' time
+    TK_WRAP_CH = 6             # obj: agent * 4 + channel; a multi-channel agent's wrap-up
 
 # Where a queue sends a contact it cannot keep (full, waited too long, unstaffed).
 cdef enum overflow_kind_t:
@@ -79,6 +80,8 @@ cdef enum contact_flag_t:
 
 cdef enum:
     MAX_PREFERRED = 4          # preferred agents a contact may carry
+    N_CHANNELS = 4             # Channel: VOICE, CHAT, EMAIL, CALLBACK
+    ALL_CHANNELS = 15
 
 # Results of the C-level API: 0 on success, one of these on refusal. A refused
 # call has changed nothing but the timers it fired.

@@ -2,7 +2,7 @@
 # loop (core/) and the benchmark workload call with no Python object per event.
 # The semantics are those of docs/ROUTING.md; router.pyx implements them.
 
-from libc.stdint cimport int32_t, int64_t, uint32_t, uint64_t
+from libc.stdint cimport int32_t, int64_t, uint8_t, uint32_t, uint64_t
 
 from agner.core._types cimport (
     agent_id_t, contact_id_t, decision_t, queue_id_t, time_us_t,
@@ -44,6 +44,24 @@ cdef struct agent_t:
     int32_t ring_next         # the next agent ringing for the same contact, -1: none
 
 
+cdef struct chan_t:
+    # An agent's channels. The classic agent (multi = 0) has capacity 1 on every
+    # channel and any contact blocks them all: the one-contact state machine. A
+    # multi-channel agent holds up to cap[ch] contacts of each channel at once
+    # (ringing, answered or in wrap-up: load[ch]) unless a channel it holds blocks
+    # it (blocks[x]: the channels closed while it holds a contact of channel x).
+    time_us_t idle[4]         # multi: when it last became free for each channel
+    uint8_t cap[4]
+    uint8_t load[4]
+    uint8_t blocks[4]
+    uint8_t routable          # channels whose pools it is in now (bitmask)
+    uint8_t multi
+    uint8_t presence          # multi: AS_LOGGED_OUT, AS_NOT_READY or AS_READY
+    uint8_t _pad
+    int32_t n_active          # multi: contacts answered and not yet completed
+    int32_t n_wrap            # multi: wrap-ups running
+
+
 cdef struct skills_t:
     skill_t* s                # sorted by skill; read when a pool is built
     int32_t n
@@ -56,6 +74,7 @@ cdef struct pool_t:
     # conjunction k is req[req_off[k]:req_off[k + 1]].
     int32_t strategy
     int32_t tenant
+    int32_t channel           # the channel of the contacts it serves
     int32_t n_ready           # exact, whatever stale entries `ready` holds
     int32_t n_logged          # members logged in
     rfifo_t idle              # LONGEST_IDLE
@@ -135,6 +154,8 @@ cdef struct contact_t:
     int32_t flags             # contact_flag_t
     int32_t n_pref
     int32_t pref[4]           # preferred agents, best first (MAX_PREFERRED)
+    int32_t rch               # the channel it is routed as (its routes' pools)
+    int32_t _pad2
     time_us_t arrival         # first arrival: its rank keeps it across queues
     time_us_t entered         # arrival in this queue: steps, limits, statistics
     time_us_t offered_at
@@ -154,6 +175,7 @@ cdef class Router:
     cdef int64_t timer_seq
 
     cdef agent_t* agents
+    cdef chan_t* chans
     cdef skills_t* agent_skills
     # Pool memberships of every agent, agent after agent (CSR): those of agent
     # a are memb[memb_off[a]:memb_off[a + 1]].
@@ -223,12 +245,12 @@ cdef class Router:
 
     # -- configuration (may allocate; not on the hot path) --
     cdef int c_add_agent(self, const skill_t* skills, int32_t n, time_us_t wrap_up_us,
-                         int32_t tenant) noexcept
+                         int32_t tenant, const uint8_t* cap, const uint8_t* blocks) noexcept
     cdef int c_add_queue(self, int32_t strategy, int32_t priority, time_us_t ring_timeout_us,
                          time_us_t sl_threshold_us, int32_t tenant) noexcept
     cdef int c_add_route(self, int32_t queue, int32_t pool) noexcept
-    cdef int c_add_pool(self, int32_t strategy, int32_t tenant, const skill_t* req,
-                        const int32_t* req_off, int32_t n_conj) noexcept
+    cdef int c_add_pool(self, int32_t strategy, int32_t tenant, int32_t channel,
+                        const skill_t* req, const int32_t* req_off, int32_t n_conj) noexcept
 
     # -- events: 0 or an err_t; arrive returns the contact id or an err_t --
     cdef int c_login(self, int32_t agent, time_us_t now) noexcept
@@ -257,7 +279,7 @@ cdef class Router:
     cdef void _timer_cancel(self, int32_t t) noexcept
     cdef int32_t _pool_add_member(self, int32_t pid, int32_t agent, int64_t score) noexcept
     cdef int _pool_insert_one(self, int32_t pid, int32_t m, int32_t agent, int32_t score) noexcept
-    cdef int _pool_insert(self, int32_t agent) noexcept
+    cdef int _pool_insert(self, int32_t agent, int32_t mask) noexcept
     cdef void _pool_remove(self, int32_t agent) noexcept
     cdef int32_t _choose(self, pool_t* p, queue_t* q) noexcept
     cdef int32_t _hook_choose(self, int32_t slot, pool_t* p, queue_t* q) noexcept
@@ -276,7 +298,14 @@ cdef class Router:
     cdef int32_t _pref_ready(self, contact_t* c) noexcept
     cdef bint _pref_live(self, const hentry_t* e) noexcept
     cdef int _fire_preferred(self, int32_t slot, time_us_t now) noexcept
-    cdef int _agent_ready(self, int32_t agent, time_us_t now) noexcept
+    cdef int _agent_ready(self, int32_t agent, time_us_t now, int32_t scan,
+                          int32_t insert) noexcept
+    cdef int32_t _m_mask(self, int32_t agent) noexcept
+    cdef int _m_settle(self, int32_t agent, time_us_t now) noexcept
+    cdef void _m_cancel_wraps(self, int32_t agent) noexcept
+    cdef int _free_ringer(self, int32_t agent, int32_t ch, time_us_t now) noexcept
+    cdef void _ring_failed(self, int32_t agent, int32_t slot, time_us_t now, int32_t state,
+                           int32_t reason) noexcept
     cdef int _release(self, int32_t agent, time_us_t now) noexcept
     cdef int _take_back(self, int32_t slot, time_us_t now, int32_t agent_state,
                         int32_t reason) noexcept

@@ -6,7 +6,7 @@
 # C-level API (returns 0 or an err_t, touches no Python object) and the `def`
 # of the same name is the Python API (validates, calls c_*, raises).
 
-from libc.stdint cimport int32_t, int64_t, uint32_t, uint64_t
+from libc.stdint cimport int32_t, int64_t, uint8_t, uint32_t, uint64_t
 from libc.math cimport floor
 from libc.stdlib cimport free, malloc, realloc
 
@@ -30,7 +30,7 @@ from agner.core._types cimport (
     OV_QUEUE, OV_VOICEMAIL, QUEUE_PRIORITY, REASON_RONA, ST_FEWEST_CONTACTS,
     ST_LEAST_TALK_TIME, ST_LINEAR, ST_LONGEST_IDLE, ST_MOST_SKILLED, ST_RANDOM,
     ST_ROUND_ROBIN, TK_MAX_WAIT, TK_NONE, TK_PREFERRED, TK_RING, TK_STEP, TK_WRAP_UP,
-    CF_PREFERRED, MAX_PREFERRED, contact_id_t,
+    CF_PREFERRED, MAX_PREFERRED, ALL_CHANNELS, N_CHANNELS, TK_WRAP_CH, contact_id_t,
     decision_t, slot_of, time_us_t,
 )
 
@@ -188,6 +188,34 @@ def _disjunction(conjs):
     return tuple(sorted(set(conjs)))
 
 
+_DEFAULT_BLOCKS = (15, 9, 9, 15)     # VOICE, CHAT, EMAIL, CALLBACK (bit = Channel)
+
+
+def _channel_rules(capacity, blocks):
+    """Validated (capacities, blocking masks) per channel of a multi-channel agent."""
+    caps = [0] * 4
+    masks = list(_DEFAULT_BLOCKS)
+    try:
+        for key, n in dict(capacity).items():
+            x = int(Channel(key))
+            n = int(n)
+            if not 0 <= n <= 15:
+                raise ConfigError(f"capacity of {Channel(x).name} must be in [0, 15], got {n}")
+            caps[x] = n
+        for key, closed in dict(blocks or {}).items():
+            m = 0
+            for y in closed:
+                m |= 1 << int(Channel(y))
+            masks[int(Channel(key))] = m
+    except ConfigError:
+        raise
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"capacity and blocks map channels to counts and channels: {exc}") from None
+    if not any(caps):
+        raise ConfigError("capacity: at least one channel needs a capacity > 0")
+    return caps, masks
+
+
 def _duration(value, str what):
     value = int(value)
     if not 0 <= value <= MAX_TIME_US:
@@ -237,6 +265,7 @@ cdef class Router:
         for i in range(self.n_agents_):
             free(self.agent_skills[i].s)
         free(self.agents)
+        free(self.chans)
         free(self.agent_skills)
         free(self.memb)
         free(self.memb_off)
@@ -275,40 +304,47 @@ cdef class Router:
     # ------------------------------------------------------------------ config
 
     cdef int c_add_agent(self, const skill_t* skills, int32_t n, time_us_t wrap_up_us,
-                         int32_t tenant) noexcept:
-        cdef int32_t aid = self.n_agents_, p, cap, m
+                         int32_t tenant, const uint8_t* cap, const uint8_t* blocks) noexcept:
+        # cap, blocks: a multi-channel agent's capacities and blocking rules per
+        # channel, or NULL for the classic one-contact agent.
+        cdef int32_t aid = self.n_agents_, p, cap_, m, x
+        cdef chan_t* ch
         cdef agent_t* a
         cdef void* block
         cdef int64_t score
         cdef skill_t* copy
         if aid == self.cap_agents:
             # Aligned, so that each agent is exactly two cache lines.
-            cap = self.cap_agents * 2 if self.cap_agents else 64
-            if posix_memalign(&block, 64, cap * sizeof(agent_t)) != 0:
+            cap_ = self.cap_agents * 2 if self.cap_agents else 64
+            if posix_memalign(&block, 64, cap_ * sizeof(agent_t)) != 0:
                 return E_NOMEM
             if self.agents != NULL:
                 memcpy(block, self.agents, aid * sizeof(agent_t))
                 free(self.agents)
             self.agents = <agent_t*> block
-            block = realloc(self.agent_skills, cap * sizeof(skills_t))
+            block = realloc(self.chans, cap_ * sizeof(chan_t))
+            if block == NULL:
+                return E_NOMEM
+            self.chans = <chan_t*> block
+            block = realloc(self.agent_skills, cap_ * sizeof(skills_t))
             if block == NULL:
                 return E_NOMEM
             self.agent_skills = <skills_t*> block
-            block = realloc(self.ready_epoch, cap * sizeof(uint32_t))
+            block = realloc(self.ready_epoch, cap_ * sizeof(uint32_t))
             if block == NULL:
                 return E_NOMEM
             self.ready_epoch = <uint32_t*> block
-            block = realloc(self.pref_heap, cap * sizeof(heap_t))
+            block = realloc(self.pref_heap, cap_ * sizeof(heap_t))
             if block == NULL:
                 return E_NOMEM
             self.pref_heap = <heap_t*> block
-            block = realloc(self.memb_off, (cap + 1) * sizeof(int32_t))
+            block = realloc(self.memb_off, (cap_ + 1) * sizeof(int32_t))
             if block == NULL:
                 return E_NOMEM
             self.memb_off = <int32_t*> block
             if aid == 0:
                 self.memb_off[0] = 0
-            self.cap_agents = cap
+            self.cap_agents = cap_
         copy = <skill_t*> malloc((n if n else 1) * sizeof(skill_t))
         if copy == NULL:
             return E_NOMEM
@@ -317,6 +353,13 @@ cdef class Router:
         self.agent_skills[aid].n = n
         self.ready_epoch[aid] = 0
         memset(&self.pref_heap[aid], 0, sizeof(heap_t))
+        ch = &self.chans[aid]
+        memset(ch, 0, sizeof(chan_t))
+        ch.presence = AS_LOGGED_OUT
+        for x in range(N_CHANNELS):
+            ch.cap[x] = cap[x] if cap != NULL else 1
+            ch.blocks[x] = blocks[x] if blocks != NULL else ALL_CHANNELS
+        ch.multi = cap != NULL
         a = &self.agents[aid]
         memset(a, 0, sizeof(agent_t))
         a.state = AS_LOGGED_OUT
@@ -331,7 +374,8 @@ cdef class Router:
         self.n_agents_ += 1
         # The newest agent's memberships go at the end of the CSR array.
         for p in range(self.n_pools):
-            if self.pools[p].tenant == tenant and _meets_pool(skills, n, &self.pools[p], &score):
+            if self.pools[p].tenant == tenant and ch.cap[self.pools[p].channel] > 0 \
+                    and _meets_pool(skills, n, &self.pools[p], &score):
                 m = self._pool_add_member(p, aid, score)
                 if m < 0 or grow(<void**> &self.memb, &self.cap_memb,
                                  self.memb_off[aid + 1] + 1, sizeof(member_t)) != 0:
@@ -359,12 +403,13 @@ cdef class Router:
         if not _heap_strategy(p.strategy):
             if rs_resize(&p.order, p.n_members) != 0:
                 return E_NOMEM
-        if self.ready_epoch[agent] and self._pool_insert_one(pid, m, agent, <int32_t> score) != 0:
+        if self.ready_epoch[agent] and (self.chans[agent].routable >> p.channel) & 1 \
+                and self._pool_insert_one(pid, m, agent, <int32_t> score) != 0:
             return E_NOMEM
         return m
 
-    cdef int c_add_pool(self, int32_t strategy, int32_t tenant, const skill_t* req,
-                        const int32_t* req_off, int32_t n_conj) noexcept:
+    cdef int c_add_pool(self, int32_t strategy, int32_t tenant, int32_t channel,
+                        const skill_t* req, const int32_t* req_off, int32_t n_conj) noexcept:
         # Config time, O(agents + memberships): the CSR array is rebuilt with the
         # new pool appended to the memberships of every agent that meets `req`.
         cdef int32_t pid = self.n_pools, i, j, k, m, n_new = 0, total, n_req
@@ -387,6 +432,7 @@ cdef class Router:
         memset(p, 0, sizeof(pool_t))
         p.strategy = strategy
         p.tenant = tenant
+        p.channel = channel
         n_req = req_off[n_conj]
         p.req = <skill_t*> malloc((n_req if n_req else 1) * sizeof(skill_t))
         p.req_off = <int32_t*> malloc((n_conj + 1) * sizeof(int32_t))
@@ -403,7 +449,7 @@ cdef class Router:
         self._bulk = True           # idle agents join in id order; sorted below
         for i in range(self.n_agents_):
             member_of[i] = -1
-            if self.agents[i].tenant == tenant and _meets_pool(
+            if self.agents[i].tenant == tenant and self.chans[i].cap[channel] > 0 and _meets_pool(
                     self.agent_skills[i].s, self.agent_skills[i].n, &self.pools[pid], &score):
                 m = self._pool_add_member(pid, i, score)
                 if m < 0:
@@ -490,9 +536,9 @@ cdef class Router:
         self.n_routes += 1
         return rid
 
-    def _pool_for(self, tuple req, int strategy, int tenant):
+    def _pool_for(self, tuple req, int strategy, int tenant, int channel):
         # req: a canonical disjunction (see _disjunction).
-        key = (tenant, req, strategy)
+        key = (tenant, req, strategy, channel)
         pid = self._pool_index.get(key)
         if pid is None:
             flat = tuple(pair for conj in req for pair in conj)
@@ -504,7 +550,7 @@ cdef class Router:
             off[0] = 0
             for k, conj in enumerate(req):
                 off[k + 1] = off[k] + len(conj)
-            pid = self.c_add_pool(strategy, tenant, s, off, len(req))
+            pid = self.c_add_pool(strategy, tenant, channel, s, off, len(req))
             free(s)
             free(off)
             if pid < 0:
@@ -512,32 +558,33 @@ cdef class Router:
             self._pool_index[key] = pid
         return pid
 
-    def _route_for(self, int queue, tuple req):
-        key = (queue, req)
+    def _route_for(self, int queue, tuple req, int channel):
+        key = (queue, req, channel)
         rid = self._route_index.get(key)
         if rid is None:
             q = &self.queues[queue]
-            rid = self.c_add_route(queue, self._pool_for(req, q.strategy, q.tenant))
+            rid = self.c_add_route(queue, self._pool_for(req, q.strategy, q.tenant, channel))
             if rid < 0:
                 raise MemoryError()
             self._route_index[key] = rid
         return rid
 
-    def _chain_for(self, int queue, tuple extra):
-        """The step routes of the queue's contacts that also require `extra`: step k
-        admits the agents that meet one of steps 0..k (each with `extra` added)."""
-        key = (queue, extra)
+    def _chain_for(self, int queue, tuple extra, int channel=0):
+        """The step routes of the queue's contacts of `channel` that also require
+        `extra`: step k admits the agents that meet one of steps 0..k (each with
+        `extra` added) and take that channel."""
+        key = (queue, extra, channel)
         chain = self._chain_index.get(key)
         if chain is not None:
             return chain
         cdef queue_t* q = &self.queues[queue]
         # The chain to follow on overflow exists first: targets are earlier queues.
-        after = self._chain_for(q.overflow_queue, extra) if q.overflow == OV_QUEUE else -1
+        after = self._chain_for(q.overflow_queue, extra, channel) if q.overflow == OV_QUEUE else -1
         conjs = []
         routes = []
         for step in self._queue_steps[queue]:
             conjs.append(_merge(step, extra))
-            routes.append(self._route_for(queue, _disjunction(conjs)))
+            routes.append(self._route_for(queue, _disjunction(conjs), channel))
         chain = self.n_chains
         if grow(<void**> &self.chains, &self.cap_chains, chain + 1 + len(routes),
                 sizeof(int32_t)) != 0:
@@ -683,13 +730,21 @@ cdef class Router:
         q.base_chain = self._chain_for(qid, ())
         return qid
 
-    def add_agent(self, skills, *, wrap_up_us=0, tenant=0):
+    def add_agent(self, skills, *, wrap_up_us=0, tenant=0, capacity=None, blocks=None):
         """Add an agent (LOGGED_OUT) and return its id (0, 1, 2, ... in order).
 
         Args:
             skills: skill -> proficiency level, levels in [1, 1000].
             wrap_up_us: default wrap-up after each completed contact (0: none).
             tenant: the tenant the agent belongs to, in [0, 2**31).
+            capacity: None for the classic agent (one contact at a time, any
+                channel); or a multi-channel agent's capacity per channel,
+                ``{Channel.CHAT: 3, Channel.EMAIL: 2, ...}`` (0-15; absent: 0).
+            blocks: with `capacity`, which channels a contact of each channel
+                closes while the agent holds it, ``{Channel.VOICE: [CHAT, EMAIL],
+                ...}``; absent channels keep the default: a voice or callback
+                contact closes every other channel, a chat or e-mail closes voice
+                and callback (so chats and e-mails mix).
 
         Raises:
             ConfigError: a value out of range.
@@ -699,8 +754,19 @@ cdef class Router:
         ten = int(tenant)
         if not 0 <= ten <= MAX_COUNT:
             raise ConfigError(f"tenant must be in [0, 2**31), got {ten}")
+        cdef uint8_t cap[4]
+        cdef uint8_t blk[4]
+        cdef bint multi = capacity is not None
+        if not multi and blocks is not None:
+            raise ConfigError("blocks needs capacity")
+        if multi:
+            caps, blks = _channel_rules(capacity, blocks)
+            for x in range(N_CHANNELS):
+                cap[x] = caps[x]
+                blk[x] = blks[x]
         cdef skill_t* s = _skill_array(sk)
-        cdef int r = self.c_add_agent(s, len(sk), wrap, ten)
+        cdef int r = self.c_add_agent(s, len(sk), wrap, ten, cap if multi else NULL,
+                                      blk if multi else NULL)
         free(s)
         if r < 0:
             raise MemoryError()
@@ -818,14 +884,17 @@ cdef class Router:
         cdef agent_t* a = &self.agents[agent]
         cdef int32_t s = p.strategy
         cdef int r = 0
+        # A multi-channel agent's idle time is per channel.
+        cdef time_us_t idle = self.chans[agent].idle[p.channel] if self.chans[agent].multi \
+            else a.idle_since
         if s == ST_LONGEST_IDLE:
-            r = f_push(&p.idle, a.idle_since, agent, a.epoch, not self._bulk)
+            r = f_push(&p.idle, idle, agent, a.epoch, not self._bulk)
         elif s == ST_FEWEST_CONTACTS:
-            r = r_push(&p.ready, a.handled, a.idle_since, agent, a.epoch)
+            r = r_push(&p.ready, a.handled, idle, agent, a.epoch)
         elif s == ST_LEAST_TALK_TIME:
-            r = r_push(&p.ready, a.talk_time_us, a.idle_since, agent, a.epoch)
+            r = r_push(&p.ready, a.talk_time_us, idle, agent, a.epoch)
         elif s == ST_MOST_SKILLED:
-            r = r_push(&p.ready, -score, a.idle_since, agent, a.epoch)
+            r = r_push(&p.ready, -score, idle, agent, a.epoch)
         else:
             rs_set(&p.order, m)
         if r != 0:
@@ -835,30 +904,35 @@ cdef class Router:
             self._compact(p)
         return 0
 
-    cdef int _pool_insert(self, int32_t agent) noexcept:
+    cdef int _pool_insert(self, int32_t agent, int32_t mask) noexcept:
+        # Into its pools of the channels in `mask` (a new epoch: entries of any
+        # earlier time in its pools are stale from now on).
         cdef agent_t* a = &self.agents[agent]
         cdef int32_t i
         a.epoch += 1
         if a.epoch == 0:
             a.epoch = 1             # 0 means "not idle" in ready_epoch
         self.ready_epoch[agent] = a.epoch
+        self.chans[agent].routable = <uint8_t> mask
         for i in range(self.memb_off[agent], self.memb_off[agent + 1]):
-            if self._pool_insert_one(self.memb[i].pool, self.memb[i].member, agent,
-                                     self.memb[i].score) != 0:
+            if (mask >> self.pools[self.memb[i].pool].channel) & 1 and self._pool_insert_one(
+                    self.memb[i].pool, self.memb[i].member, agent, self.memb[i].score) != 0:
                 return E_NOMEM
         return 0
 
     cdef void _pool_remove(self, int32_t agent) noexcept:
         # Heap pools keep the agent's entry, now stale (its epoch is over).
-        cdef agent_t* a = &self.agents[agent]
         cdef pool_t* p
-        cdef int32_t i
+        cdef int32_t i, mask = self.chans[agent].routable
         for i in range(self.memb_off[agent], self.memb_off[agent + 1]):
             p = &self.pools[self.memb[i].pool]
+            if not (mask >> p.channel) & 1:
+                continue
             if not _heap_strategy(p.strategy):
                 rs_clear(&p.order, self.memb[i].member)
             p.n_ready -= 1
         self.ready_epoch[agent] = 0
+        self.chans[agent].routable = 0
 
     cdef int32_t _choose(self, pool_t* p, queue_t* q) noexcept:
         # The agent (not member) to offer to; the pool has a READY agent.
@@ -922,6 +996,8 @@ cdef class Router:
         cdef int32_t b
         if self.ready_epoch[agent]:
             self._pool_remove(agent)
+        if self.chans[agent].multi:
+            self.chans[agent].load[c.rch] += 1
         self._set_state(a, AS_RESERVED, now)
         a.contact = slot
         a.ring_next = -1
@@ -1017,7 +1093,7 @@ cdef class Router:
         # The first of its preferred agents that is READY, or -1.
         cdef int32_t i
         for i in range(c.n_pref):
-            if self.agents[c.pref[i]].state == AS_READY:
+            if self.ready_epoch[c.pref[i]] and (self.chans[c.pref[i]].routable >> c.rch) & 1:
                 return c.pref[i]
         return -1
 
@@ -1149,17 +1225,21 @@ cdef class Router:
         for i in range(self.memb_off[agent], self.memb_off[agent + 1]):
             self.pools[self.memb[i].pool].n_logged += delta
 
-    cdef int _agent_ready(self, int32_t agent, time_us_t now) noexcept:
-        # The agent is READY and not yet in its pools: give it the best waiting
-        # contact over every route it can serve, or make it idle.
+    cdef int _agent_ready(self, int32_t agent, time_us_t now, int32_t scan,
+                          int32_t insert) noexcept:
+        # The agent is free for the channels in `scan` and in none of its pools:
+        # give it the best waiting contact of those channels over every route it
+        # can serve, or put it in its pools for the channels in `insert`.
         cdef agent_t* a = &self.agents[agent]
         cdef pool_t* p
         cdef route_t* r
-        cdef int32_t i, j, best = -1, slot
+        cdef int32_t i, j, k, best = -1, slot
         cdef hentry_t* head = NULL
         cdef heap_t* h
         for i in range(self.memb_off[agent], self.memb_off[agent + 1]):
             p = &self.pools[self.memb[i].pool]
+            if not (scan >> p.channel) & 1:
+                continue
             for j in range(p.n_routes):
                 r = &self.routes[p.routes[j]]
                 if r.waiting.n and (head == NULL or h_less(&r.waiting.e[0], head)):
@@ -1168,17 +1248,122 @@ cdef class Router:
         h = &self.pref_heap[agent]
         while h.n and not self._pref_live(&h.e[0]):
             h_remove(h, 0, self.pref_pos)
-        if h.n and (head == NULL or h_less(&h.e[0], head)):
-            slot = h.e[0].id
-            h_remove(h, 0, self.pref_pos)
+        k = -1
+        if scan == ALL_CHANNELS:
+            if h.n:
+                k = 0
+        else:
+            # Some channels only (a multi-channel agent): the best live entry of
+            # those channels, wherever it is in the heap (it holds few).
+            for j in range(h.n):
+                if self._pref_live(&h.e[j]) and (scan >> self.contacts[h.e[j].id].rch) & 1 \
+                        and (k < 0 or h_less(&h.e[j], &h.e[k])):
+                    k = j
+        if k >= 0 and (head == NULL or h_less(&h.e[k], head)):
+            slot = h.e[k].id
+            h_remove(h, k, self.pref_pos)
             self._unwait(slot)
             return self._offer(slot, agent, now)
         if best >= 0:
             slot = head.id
             self._unwait(slot)
             return self._offer(slot, agent, now)
-        a.idle_since = now
-        return self._pool_insert(agent)
+        if not self.chans[agent].multi:
+            a.idle_since = now
+        return self._pool_insert(agent, insert)
+
+    cdef int32_t _m_mask(self, int32_t agent) noexcept:
+        # The channels a multi-channel agent may be offered a contact of now.
+        cdef chan_t* ch = &self.chans[agent]
+        cdef agent_t* a = &self.agents[agent]
+        cdef int32_t x, blocked = 0, m = 0
+        if ch.presence != AS_READY or a.pending != NO_PENDING or a.contact >= 0:
+            return 0                # one offer rings at a time
+        for x in range(N_CHANNELS):
+            if ch.load[x]:
+                blocked |= ch.blocks[x]
+        for x in range(N_CHANNELS):
+            if ch.load[x] < ch.cap[x] and not (blocked >> x) & 1:
+                m |= 1 << x
+        return m
+
+    cdef int _m_settle(self, int32_t agent, time_us_t now) noexcept:
+        # The one place a multi-channel agent's state moves: after any change of
+        # its presence or its contacts, apply a pending not-ready once nothing is
+        # held, set the summary state, and update its pools (dispatching the
+        # channels that opened up).
+        cdef agent_t* a = &self.agents[agent]
+        cdef chan_t* ch = &self.chans[agent]
+        cdef int32_t st, m, newly, x
+        if a.pending != NO_PENDING and a.contact < 0 and ch.n_active == 0 \
+                and ch.n_wrap == 0 and ch.presence == AS_READY:
+            ch.presence = AS_NOT_READY
+            a.reason = a.pending
+            a.pending = NO_PENDING
+        if ch.presence == AS_LOGGED_OUT:
+            st = AS_LOGGED_OUT
+        elif a.contact >= 0:
+            st = AS_RESERVED
+        elif ch.n_active:
+            st = AS_BUSY
+        elif ch.n_wrap:
+            st = AS_WRAP_UP
+        else:
+            st = ch.presence
+        if st != a.state:
+            self._set_state(a, st, now)
+        m = self._m_mask(agent)
+        if m == 0 and ch.routable == 0:
+            return 0
+        # Out of its pools and back in with fresh keys (its contacts handled and
+        # talk time may have changed since it went in), dispatching the channels
+        # that opened up.
+        newly = m & ~ch.routable
+        if self.ready_epoch[agent]:
+            self._pool_remove(agent)
+        if m == 0:
+            return 0
+        for x in range(N_CHANNELS):
+            if (newly >> x) & 1:
+                ch.idle[x] = now
+        return self._agent_ready(agent, now, newly, m)
+
+    cdef void _m_cancel_wraps(self, int32_t agent) noexcept:
+        # Ends a multi-channel agent's wrap-ups at once (ready, not ready, logout).
+        cdef int32_t t, obj
+        cdef chan_t* ch = &self.chans[agent]
+        for t in range(self.n_timer_slots):
+            if self.timers[t].kind == TK_WRAP_CH and self.timers[t].obj >> 2 == agent:
+                obj = self.timers[t].obj
+                self._timer_cancel(t)
+                ch.load[obj & 3] -= 1
+                ch.n_wrap -= 1
+
+    cdef int _free_ringer(self, int32_t agent, int32_t ch, time_us_t now) noexcept:
+        # An agent stops ringing (its caller hung up, or another agent answered).
+        if self.chans[agent].multi:
+            self.chans[agent].load[ch] -= 1
+            return self._m_settle(agent, now)
+        return self._release(agent, now)
+
+    cdef void _ring_failed(self, int32_t agent, int32_t slot, time_us_t now, int32_t state,
+                           int32_t reason) noexcept:
+        # An agent's offer ends unanswered: it goes to `state` (NOT_READY with
+        # RONA, or LOGGED_OUT); the contact is the caller's to deal with.
+        cdef agent_t* a = &self.agents[agent]
+        cdef chan_t* ch = &self.chans[agent]
+        a.contact = -1
+        a.pending = NO_PENDING
+        if state == AS_NOT_READY:
+            a.reason = reason
+            a.rona += 1
+            self.queues[self.contacts[slot].queue].ring_no_answer += 1
+        if ch.multi:
+            ch.load[self.contacts[slot].rch] -= 1
+            ch.presence = <uint8_t> state
+            self._m_settle(agent, now)
+        else:
+            self._set_state(a, state, now)
 
     cdef int _release(self, int32_t agent, time_us_t now) noexcept:
         cdef agent_t* a = &self.agents[agent]
@@ -1188,7 +1373,7 @@ cdef class Router:
             self._set_state(a, AS_NOT_READY, now)
             return 0
         self._set_state(a, AS_READY, now)
-        return self._agent_ready(agent, now)
+        return self._agent_ready(agent, now, ALL_CHANNELS, ALL_CHANNELS)
 
     cdef int _take_back(self, int32_t slot, time_us_t now, int32_t agent_state,
                         int32_t reason) noexcept:
@@ -1196,21 +1381,16 @@ cdef class Router:
         # Every agent still ringing for it goes to agent_state.
         cdef contact_t* c = &self.contacts[slot]
         cdef agent_t* a
-        cdef int32_t agent = c.agent
+        cdef int32_t agent = c.agent, nxt
         if c.timer >= 0:
             self._timer_cancel(c.timer)
             c.timer = -1
         while agent >= 0:
             a = &self.agents[agent]
-            a.contact = -1
-            a.pending = NO_PENDING
-            if agent_state == AS_NOT_READY:
-                a.reason = reason
-                a.rona += 1
-                self.queues[c.queue].ring_no_answer += 1
-            self._set_state(a, agent_state, now)
-            agent = a.ring_next
+            nxt = a.ring_next
             a.ring_next = -1
+            self._ring_failed(agent, slot, now, agent_state, reason)
+            agent = nxt
         c.agent = -1
         c.state = CS_WAITING       # in no heap yet: _contact_waits decides
         return self._contact_waits(slot, now)
@@ -1270,6 +1450,12 @@ cdef class Router:
                 r = self._fire_max_wait(obj, deadline)
             elif kind == TK_PREFERRED:
                 r = self._fire_preferred(obj, deadline)
+            elif kind == TK_WRAP_CH:
+                self.chans[obj >> 2].n_wrap -= 1
+                self.chans[obj >> 2].load[obj & 3] -= 1
+                r = self._emit(DK_WRAP_UP_END, deadline, -1, obj >> 2, -1)
+                if r == 0:
+                    r = self._m_settle(obj >> 2, deadline)
             else:
                 self.agents[obj].timer = -1
                 r = self._emit(DK_WRAP_UP_END, deadline, -1, obj, -1)
@@ -1297,19 +1483,39 @@ cdef class Router:
             return E_INVALID
         a.reason = 0
         a.pending = NO_PENDING
+        self.chans[agent].presence = AS_NOT_READY
         self._set_state(a, AS_NOT_READY, now)
         self._logged(agent, 1)
         return 0
 
     cdef int c_logout(self, int32_t agent, time_us_t now) noexcept:
         cdef int r
+        cdef int32_t slot
         cdef agent_t* a
+        cdef chan_t* ch
         if agent < 0 or agent >= self.n_agents_:
             return E_UNKNOWN_AGENT
         r = self.c_advance(now)
         if r:
             return r
         a = &self.agents[agent]
+        ch = &self.chans[agent]
+        if ch.multi:
+            if a.state == AS_LOGGED_OUT or ch.n_active:
+                self.err_state = a.state
+                return E_INVALID
+            self._logged(agent, -1)
+            self._m_cancel_wraps(agent)
+            slot = a.contact
+            if slot >= 0 and (self.contacts[slot].agent != agent or a.ring_next >= 0):
+                self._unring(slot, agent)
+                self._ring_failed(agent, slot, now, AS_LOGGED_OUT, 0)
+                return 0
+            if slot >= 0:
+                return self._take_back(slot, now, AS_LOGGED_OUT, 0)
+            a.pending = NO_PENDING
+            ch.presence = AS_LOGGED_OUT
+            return self._m_settle(agent, now)
         if a.state == AS_LOGGED_OUT or a.state == AS_BUSY:
             self.err_state = a.state
             return E_INVALID
@@ -1334,12 +1540,26 @@ cdef class Router:
     cdef int c_set_ready(self, int32_t agent, time_us_t now) noexcept:
         cdef int r
         cdef agent_t* a
+        cdef chan_t* ch
         if agent < 0 or agent >= self.n_agents_:
             return E_UNKNOWN_AGENT
         r = self.c_advance(now)
         if r:
             return r
         a = &self.agents[agent]
+        ch = &self.chans[agent]
+        if ch.multi:
+            if a.state != AS_LOGGED_OUT:
+                if a.pending != NO_PENDING and (a.contact >= 0 or ch.n_active):
+                    a.pending = NO_PENDING
+                    return self._m_settle(agent, now)
+                if ch.presence == AS_NOT_READY or ch.n_wrap:
+                    self._m_cancel_wraps(agent)
+                    a.pending = NO_PENDING
+                    ch.presence = AS_READY
+                    return self._m_settle(agent, now)
+            self.err_state = a.state
+            return E_INVALID
         if a.state == AS_RESERVED or a.state == AS_BUSY:
             if a.pending == NO_PENDING:
                 self.err_state = a.state
@@ -1354,11 +1574,12 @@ cdef class Router:
             a.timer = -1
         a.pending = NO_PENDING
         self._set_state(a, AS_READY, now)
-        return self._agent_ready(agent, now)
+        return self._agent_ready(agent, now, ALL_CHANNELS, ALL_CHANNELS)
 
     cdef int c_set_not_ready(self, int32_t agent, time_us_t now, int32_t reason) noexcept:
         cdef int r
         cdef agent_t* a
+        cdef chan_t* ch
         if agent < 0 or agent >= self.n_agents_:
             return E_UNKNOWN_AGENT
         if reason < 0:
@@ -1370,6 +1591,16 @@ cdef class Router:
         if a.state == AS_LOGGED_OUT:
             self.err_state = a.state
             return E_INVALID
+        ch = &self.chans[agent]
+        if ch.multi:
+            if a.contact >= 0 or ch.n_active:
+                a.pending = reason
+            else:
+                self._m_cancel_wraps(agent)
+                a.pending = NO_PENDING
+                a.reason = reason
+                ch.presence = AS_NOT_READY
+            return self._m_settle(agent, now)
         if a.state == AS_RESERVED or a.state == AS_BUSY:
             a.pending = reason
             return 0
@@ -1433,6 +1664,7 @@ cdef class Router:
         c.queue = self.routes[self.chains[chain + 1]].queue
         q = &self.queues[c.queue]
         c.chain = chain
+        c.rch = self.pools[self.routes[self.chains[chain + 1]].pool].channel
         c.agent = -1
         c.flags = 0
         if priority == QUEUE_PRIORITY:
@@ -1500,6 +1732,9 @@ cdef class Router:
         if wait <= q.sl_threshold_us:
             q.answered_within_sl += 1
         self._set_state(a, AS_BUSY, now)
+        if self.chans[agent].multi:
+            a.contact = -1          # answered contacts are found by contact.agent
+            self.chans[agent].n_active += 1
         # A parallel offer: the others stop ringing at once, in ring order.
         other = c.agent
         c.agent = agent
@@ -1512,9 +1747,11 @@ cdef class Router:
             self.agents[b].contact = -1
             r = self._emit(DK_RELEASE, now, contact, b, c.queue)
             if r == 0:
-                r = self._release(b, now)
+                r = self._free_ringer(b, c.rch, now)
             if r:
                 return r
+        if self.chans[agent].multi:
+            return self._m_settle(agent, now)
         return 0
 
     cdef int c_no_answer(self, int32_t agent, contact_id_t contact, time_us_t now) noexcept:
@@ -1536,18 +1773,14 @@ cdef class Router:
         if self.contacts[slot].agent != agent or a.ring_next >= 0:
             # Others ring for the same contact: it stays offered to them.
             self._unring(slot, agent)
-            a.pending = NO_PENDING
-            a.reason = REASON_RONA
-            a.rona += 1
-            self.queues[self.contacts[slot].queue].ring_no_answer += 1
-            self._set_state(a, AS_NOT_READY, now)
+            self._ring_failed(agent, slot, now, AS_NOT_READY, REASON_RONA)
             return 0
         return self._take_back(slot, now, AS_NOT_READY, REASON_RONA)
 
     cdef int c_complete(self, int32_t agent, contact_id_t contact, time_us_t now,
                         time_us_t wrap_up_us) noexcept:
         cdef int r
-        cdef int32_t slot, t
+        cdef int32_t slot, t, ch
         cdef agent_t* a
         cdef contact_t* c
         if agent < 0 or agent >= self.n_agents_:
@@ -1561,10 +1794,29 @@ cdef class Router:
         if slot < 0:
             return E_UNKNOWN_CONTACT
         a = &self.agents[agent]
+        c = &self.contacts[slot]
+        if self.chans[agent].multi:
+            if c.state != CS_ACTIVE or c.agent != agent:
+                self.err_state = a.state
+                return E_INVALID
+            a.talk_time_us += now - c.answered_at
+            a.handled += 1
+            ch = c.rch
+            self.chans[agent].n_active -= 1
+            self._free_contact(slot)
+            if wrap_up_us < 0:
+                wrap_up_us = a.wrap_up_us
+            if wrap_up_us > 0:
+                t = self._timer_add(now + wrap_up_us, TK_WRAP_CH, agent * 4 + ch)
+                if t < 0:
+                    return E_NOMEM
+                self.chans[agent].n_wrap += 1
+            else:
+                self.chans[agent].load[ch] -= 1
+            return self._m_settle(agent, now)
         if a.state != AS_BUSY or a.contact != slot:
             self.err_state = a.state
             return E_INVALID
-        c = &self.contacts[slot]
         a.talk_time_us += now - c.answered_at
         a.handled += 1
         a.contact = -1
@@ -1614,7 +1866,7 @@ cdef class Router:
             other = self.agents[agent].ring_next
             self.agents[agent].ring_next = -1
             self.agents[agent].contact = -1
-            r = self._release(agent, now)
+            r = self._free_ringer(agent, c.rch, now)
             if r:
                 return r
             agent = other
@@ -1761,8 +2013,8 @@ cdef class Router:
             for n_pref in range(len(agents)):
                 pref[n_pref] = agents[n_pref]
             n_pref = len(agents)
-        if require:
-            chain = self._chain_for(q, _requirement(require, "require"))
+        if require or ch:
+            chain = self._chain_for(q, _requirement(require, "require"), ch)
         if not 0 <= now <= MAX_TIME_US:
             raise ConfigError(f"arrive: now must be in [0, 2**62), got {now}")
         cdef contact_id_t c = self.c_arrive(chain, _time(now), prio, ch, pref, n_pref, pref_us)
@@ -1865,6 +2117,33 @@ cdef class Router:
         if slot < 0:
             raise UnknownContact(f"contact_state: no live contact {contact}")
         return _CONTACT_STATES[self.contacts[slot].state]
+
+    def agent_contacts(self, agent):
+        """Every contact the agent holds: the one ringing for it (if any) first, then
+        those it answered, oldest first (a classic agent holds at most one)."""
+        cdef int32_t aid = self._agent_arg(agent, "agent_contacts"), j
+        out = []
+        if self.agents[aid].contact >= 0:
+            out.append(self._cid(self.agents[aid].contact))
+        if self.chans[aid].multi:
+            active = sorted((self.contacts[j].answered_at, self.contacts[j].seq, j)
+                            for j in range(self.n_slots)
+                            if self.contacts[j].state == CS_ACTIVE and self.contacts[j].agent == aid)
+            out.extend(self._cid(j) for _, _, j in active)
+        return tuple(out)
+
+    def agent_load(self, agent):
+        """The contacts the agent holds per channel, a tuple indexed by
+        :class:`Channel`: a multi-channel agent's ringing, answered and in wrap-up;
+        a classic agent's contact (ringing or answered) on its channel."""
+        cdef int32_t aid = self._agent_arg(agent, "agent_load")
+        cdef chan_t* ch = &self.chans[aid]
+        if ch.multi:
+            return tuple(ch.load[x] for x in range(N_CHANNELS))
+        out = [0] * N_CHANNELS
+        if self.agents[aid].contact >= 0:
+            out[self.contacts[self.agents[aid].contact].rch] = 1
+        return tuple(out)
 
     def contact_channel(self, contact):
         """A live contact's :class:`Channel` (CALLBACK once it became a callback)."""

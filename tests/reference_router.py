@@ -54,7 +54,10 @@ WRAP_UP = "wrap_up"
 STEP = "step"
 MAX_WAIT = "max_wait"
 PREFERRED = "preferred"
+WRAP_CH = "wrap_ch"  # a multi-channel agent's wrap-up; its `contact` field is the channel
 MAX_PREFERRED = 4
+ALL = 15  # every channel, as a bitmask
+DEFAULT_BLOCKS = (15, 9, 9, 15)  # VOICE and CALLBACK close all; CHAT, EMAIL close those two
 
 
 def splitmix64(state: int) -> tuple[int, int]:
@@ -81,6 +84,14 @@ class _Agent:
     talk_time_us: int = 0
     rona: int = 0
     time_in_state: list[int] = field(default_factory=lambda: [0] * 6)
+    # A multi-channel agent (cap is not None): capacity and blocking mask per
+    # channel, its presence, when it last became free for each channel, and the
+    # channels it was last made free for (the core's pools).
+    cap: list[int] | None = None
+    blocks: list[int] = field(default_factory=lambda: [ALL] * 4)
+    presence: AgentState = AgentState.LOGGED_OUT
+    idle: list[int] = field(default_factory=lambda: [0] * 4)
+    routable: int = 0
 
 
 @dataclass
@@ -119,6 +130,7 @@ class _Contact:
     priority: int
     own_priority: bool  # given on arrival: kept when it overflows
     channel: Channel
+    rch: int  # the channel it is routed as: its channel on arrival
     extra: dict[int, int]  # added to every step's requirement
     arrival: int  # first arrival: the rank keeps it across queues
     seq: int
@@ -255,14 +267,42 @@ class ReferenceRouter:
         )
         return len(self._queues) - 1
 
-    def add_agent(self, skills: Mapping[int, int], *, wrap_up_us: int = 0, tenant: int = 0) -> int:
+    def add_agent(
+        self,
+        skills: Mapping[int, int],
+        *,
+        wrap_up_us: int = 0,
+        tenant: int = 0,
+        capacity: Mapping[Channel, int] | None = None,
+        blocks: Mapping[Channel, Sequence[Channel]] | None = None,
+    ) -> int:
         sk = _check_skills(skills)
         _check_duration(wrap_up_us)
         if not 0 <= tenant <= COUNT_MAX:
             raise ConfigError("tenant out of range")
+        if capacity is None and blocks is not None:
+            raise ConfigError("blocks needs capacity")
+        cap = None
+        masks = list(DEFAULT_BLOCKS)
+        if capacity is not None:
+            cap = [0] * 4
+            try:
+                for ch, n in capacity.items():
+                    if not 0 <= n <= 15:
+                        raise ConfigError("capacity out of range")
+                    cap[Channel(ch)] = n
+                for ch, closed in (blocks or {}).items():
+                    masks[Channel(ch)] = sum(1 << Channel(y) for y in set(closed))
+            except ValueError as exc:  # ConfigError is one too: the message stays
+                raise ConfigError(str(exc)) from None
+            if not any(cap):
+                raise ConfigError("a multi-channel agent needs some capacity")
         # The agent exists from the router's latest time on: its first LOGGED_OUT
         # period starts there.
-        self._agents.append(_Agent(sk, wrap_up_us, since=self._now, tenant=tenant))
+        a = _Agent(sk, wrap_up_us, since=self._now, tenant=tenant, cap=cap)
+        if cap is not None:
+            a.blocks = masks
+        self._agents.append(a)
         return len(self._agents) - 1
 
     # -- agent events ----------------------------------------------------------------
@@ -271,10 +311,28 @@ class ReferenceRouter:
         a = self._begin_agent(now, agent)
         if a.state != AgentState.LOGGED_OUT:
             raise InvalidTransition("login: agent is logged in")
+        a.presence = AgentState.NOT_READY
         self._set_state(agent, AgentState.NOT_READY, 0)
 
     def logout(self, agent: int, now: int) -> None:
         a = self._begin_agent(now, agent)
+        if a.cap is not None:
+            if a.state == AgentState.LOGGED_OUT or self._n_active(agent):
+                raise InvalidTransition(f"logout: agent is {a.state.name}")
+            self._cancel(WRAP_CH, agent=agent)
+            if a.contact is not None:
+                c = self._contacts[a.contact]
+                if len(c.ringing) > 1:
+                    self._unring(c, agent)
+                    self._rona_agent(agent, c.queue, AgentState.LOGGED_OUT)
+                else:
+                    self._cancel(RING, contact=a.contact)
+                    self._ring_no_answer(a.contact, AgentState.LOGGED_OUT)
+                return
+            a.pending = None
+            a.presence = AgentState.LOGGED_OUT
+            self._m_settle(agent)
+            return
         if a.state in (AgentState.LOGGED_OUT, AgentState.BUSY):
             raise InvalidTransition(f"logout: agent is {a.state.name}")
         if a.state == AgentState.WRAP_UP:
@@ -297,6 +355,19 @@ class ReferenceRouter:
 
     def set_ready(self, agent: int, now: int) -> None:
         a = self._begin_agent(now, agent)
+        if a.cap is not None:
+            if a.state != AgentState.LOGGED_OUT:
+                if a.pending is not None and (a.contact is not None or self._n_active(agent)):
+                    a.pending = None
+                    self._m_settle(agent)
+                    return
+                if a.presence == AgentState.NOT_READY or self._n_wrap(agent):
+                    self._cancel(WRAP_CH, agent=agent)
+                    a.pending = None
+                    a.presence = AgentState.READY
+                    self._m_settle(agent)
+                    return
+            raise InvalidTransition(f"set_ready: agent is {a.state.name}")
         if a.state in (AgentState.RESERVED, AgentState.BUSY):
             if a.pending is None:
                 raise InvalidTransition("set_ready: no pending not-ready to drop")
@@ -317,6 +388,16 @@ class ReferenceRouter:
         a = self._begin_agent(now, agent)
         if a.state == AgentState.LOGGED_OUT:
             raise InvalidTransition("set_not_ready: agent is logged out")
+        if a.cap is not None:
+            if a.contact is not None or self._n_active(agent):
+                a.pending = reason
+            else:
+                self._cancel(WRAP_CH, agent=agent)
+                a.pending = None
+                a.reason = reason
+                a.presence = AgentState.NOT_READY
+            self._m_settle(agent)
+            return
         if a.state in (AgentState.RESERVED, AgentState.BUSY):
             a.pending = reason
             return
@@ -364,6 +445,7 @@ class ReferenceRouter:
             priority=q.priority if priority is None else priority,
             own_priority=priority is not None,
             channel=channel,
+            rch=int(channel),
             extra=extra,
             arrival=self._now,
             seq=cid,
@@ -403,13 +485,18 @@ class ReferenceRouter:
         q.wait_answered_us += wait
         if wait <= q.sl_threshold_us:
             q.answered_within_sl += 1
-        self._set_state(agent, AgentState.BUSY, 0)
+        a = self._agents[agent]
+        self._set_state(agent, AgentState.BUSY, a.reason if a.cap is not None else 0)
+        if a.cap is not None:
+            a.contact = None  # its answered contacts are those whose agent it is
         others = [b for b in c.ringing if b != agent]
         c.agent, c.ringing = agent, [agent]
         for b in others:
             self._decide(DecisionKind.RELEASE, contact, b, c.queue)
             self._agents[b].contact = None
-            self._release(b)
+            self._free_ringer(b)
+        if a.cap is not None:
+            self._m_settle(agent)
 
     def no_answer(self, agent: int, contact: int, now: int) -> None:
         _, c = self._begin_pair(now, agent, contact)
@@ -417,10 +504,10 @@ class ReferenceRouter:
             raise InvalidTransition("no_answer: the contact is not offered to this agent")
         if len(c.ringing) > 1:  # the others keep ringing
             self._unring(c, agent)
-            self._rona_agent(agent, c.queue)
+            self._rona_agent(agent, c.queue, AgentState.NOT_READY)
             return
         self._cancel(RING, contact=contact)
-        self._ring_no_answer(contact)
+        self._ring_no_answer(contact, AgentState.NOT_READY)
 
     def complete(
         self, agent: int, contact: int, now: int, *, wrap_up_us: int | None = None
@@ -431,6 +518,15 @@ class ReferenceRouter:
         a, c = self._begin_pair(now, agent, contact)
         if c.state != ContactState.ACTIVE or c.agent != agent:
             raise InvalidTransition("complete: the contact is not handled by this agent")
+        if a.cap is not None:
+            del self._contacts[contact]
+            a.handled += 1
+            a.talk_time_us += self._now - c.accepted_at
+            wrap = a.wrap_up_us if wrap_up_us is None else wrap_up_us
+            if wrap > 0:
+                self._add_timer(self._now + wrap, WRAP_CH, agent, c.rch)
+            self._m_settle(agent)
+            return
         del self._contacts[contact]
         a.handled += 1
         a.talk_time_us += self._now - c.accepted_at
@@ -459,7 +555,7 @@ class ReferenceRouter:
             self._cancel(RING, contact=contact)
             for b in c.ringing:
                 self._agents[b].contact = None
-                self._release(b)
+                self._free_ringer(b)
 
     # -- time ------------------------------------------------------------------------
 
@@ -507,7 +603,7 @@ class ReferenceRouter:
         the requirements of their steps so far."""
         q = self._queues[c.queue]
         reqs = {tuple(sorted(r.items())) for r in self._requirements(c, c.step)}
-        return (q.tenant, q.strategy, tuple(sorted(reqs)))
+        return (q.tenant, q.strategy, tuple(sorted(reqs)), c.rch)
 
     def position(self, contact: int) -> int:
         c = self._waiting(contact, "position")
@@ -656,6 +752,9 @@ class ReferenceRouter:
             self._now = t.deadline  # each timer acts at its own deadline
             if t.kind == STEP:
                 self._next_step(t.contact)
+            elif t.kind == WRAP_CH:
+                self._decide(DecisionKind.WRAP_UP_END, -1, t.agent, -1)
+                self._m_settle(t.agent)
             elif t.kind == PREFERRED:
                 c = self._contacts[t.contact]
                 c.prefer = False
@@ -671,7 +770,7 @@ class ReferenceRouter:
                 c = self._contacts[t.contact]
                 for b in c.ringing:
                     self._decide(DecisionKind.RONA, t.contact, b, c.queue)
-                self._ring_no_answer(t.contact)
+                self._ring_no_answer(t.contact, AgentState.NOT_READY)
             else:
                 self._decisions.append(
                     Decision(DecisionKind.WRAP_UP_END, t.deadline, -1, t.agent, -1)
@@ -688,22 +787,132 @@ class ReferenceRouter:
         a.state = state
         a.reason = reason
 
-    def _ring_no_answer(self, contact: int) -> None:
-        """no_answer of the last agent ringing, or ring timeout: every agent still
-        ringing goes NOT_READY(RONA), the contact back."""
+    def _ring_no_answer(self, contact: int, state: AgentState) -> None:
+        """no_answer of the last agent ringing, ring timeout, or logout: every agent
+        still ringing goes to `state` (NOT_READY(RONA) or LOGGED_OUT), the contact
+        back to its queue."""
         c = self._contacts[contact]
         for b in c.ringing:
-            self._rona_agent(b, c.queue)
+            self._rona_agent(b, c.queue, state)
         c.ringing = []
         self._return_to_queue(contact)
 
-    def _rona_agent(self, agent: int, queue: int) -> None:
+    def _rona_agent(self, agent: int, queue: int, state: AgentState) -> None:
         a = self._agents[agent]
         a.pending = None
         a.contact = None
-        a.rona += 1
-        self._queues[queue].ring_no_answer += 1
-        self._set_state(agent, AgentState.NOT_READY, REASON_RONA)
+        reason = 0
+        if state == AgentState.NOT_READY:
+            reason = REASON_RONA
+            a.rona += 1
+            self._queues[queue].ring_no_answer += 1
+        if a.cap is not None:
+            a.reason = reason if state == AgentState.NOT_READY else a.reason
+            a.presence = state
+            self._m_settle(agent)
+        else:
+            self._set_state(agent, state, reason)
+
+    def _free_ringer(self, agent: int) -> None:
+        """An agent stops ringing: its caller hung up, or another agent answered."""
+        if self._agents[agent].cap is not None:
+            self._m_settle(agent)
+        else:
+            self._release(agent)
+
+    # -- multi-channel agents -----------------------------------------------------------
+
+    def _n_active(self, agent: int) -> int:
+        return sum(
+            1
+            for c in self._contacts.values()
+            if c.state == ContactState.ACTIVE and c.agent == agent
+        )
+
+    def _n_wrap(self, agent: int) -> int:
+        return sum(1 for t in self._timers if t.kind == WRAP_CH and t.agent == agent)
+
+    def _load(self, agent: int) -> list[int]:
+        """Contacts held per channel: ringing, answered, in wrap-up."""
+        a = self._agents[agent]
+        load = [0] * 4
+        if a.contact is not None:
+            load[self._contacts[a.contact].rch] += 1
+        for c in self._contacts.values():
+            if c.state == ContactState.ACTIVE and c.agent == agent:
+                load[c.rch] += 1
+        for t in self._timers:
+            if t.kind == WRAP_CH and t.agent == agent:
+                load[t.contact] += 1
+        return load
+
+    def _free_channels(self, agent: int) -> int:
+        """The channels the agent may be offered a contact of now (a bitmask)."""
+        a = self._agents[agent]
+        if a.cap is None:
+            return ALL if a.state == AgentState.READY else 0
+        if a.presence != AgentState.READY or a.pending is not None or a.contact is not None:
+            return 0  # one offer rings at a time
+        load = self._load(agent)
+        closed = 0
+        for x in range(4):
+            if load[x]:
+                closed |= a.blocks[x]
+        return sum(1 << x for x in range(4) if load[x] < a.cap[x] and not closed >> x & 1)
+
+    def _m_settle(self, agent: int) -> None:
+        """After any change of a multi-channel agent: a pending not-ready once nothing
+        is held, the summary state, then the channels that opened up are dispatched."""
+        a = self._agents[agent]
+        if (
+            a.pending is not None
+            and a.contact is None
+            and not self._n_active(agent)
+            and not self._n_wrap(agent)
+            and a.presence == AgentState.READY
+        ):
+            a.presence, a.reason, a.pending = AgentState.NOT_READY, a.pending, None
+        if a.presence == AgentState.LOGGED_OUT:
+            st = AgentState.LOGGED_OUT
+        elif a.contact is not None:
+            st = AgentState.RESERVED
+        elif self._n_active(agent):
+            st = AgentState.BUSY
+        elif self._n_wrap(agent):
+            st = AgentState.WRAP_UP
+        else:
+            st = a.presence
+        if st != a.state:
+            self._set_state(agent, st, a.reason)
+        m = self._free_channels(agent)
+        opened = m & ~a.routable
+        a.routable = m
+        for x in range(4):
+            if opened >> x & 1:
+                a.idle[x] = self._now
+        if opened:
+            self._take_waiting(agent, opened)
+
+    def agent_contacts(self, agent: int) -> tuple[int, ...]:
+        a = self._check_agent(agent)
+        out = [] if a.contact is None else [a.contact]
+        if a.cap is not None:
+            held = sorted(
+                (c.accepted_at, c.seq, cid)
+                for cid, c in self._contacts.items()
+                if c.state == ContactState.ACTIVE and c.agent == agent
+            )
+            out += [cid for _, _, cid in held]
+        return tuple(out)
+
+    def agent_load(self, agent: int) -> tuple[int, ...]:
+        a = self._check_agent(agent)
+        if a.cap is not None:
+            return tuple(self._load(agent))
+        out = [0] * 4
+        if a.contact is not None:
+            out[self._contacts[a.contact].rch] = 1
+        return tuple(out)
 
     def _unring(self, c: _Contact, agent: int) -> None:
         """One of several agents ringing for `c` stops ringing."""
@@ -728,17 +937,22 @@ class ReferenceRouter:
     def _make_ready(self, agent: int) -> None:
         """The agent becomes READY: offer it the best WAITING contact it is eligible for."""
         self._set_state(agent, AgentState.READY, 0)
-        a = self._agents[agent]
+        if not self._take_waiting(agent, ALL):
+            self._agents[agent].idle_since = self._now
+
+    def _take_waiting(self, agent: int, channels: int) -> bool:
+        """Offer the agent the best-ranked WAITING contact of `channels` it may take."""
         candidates = [
             (self._rank(c), c.arrival, c.seq, cid)
             for cid, c in self._contacts.items()
             if c.state == ContactState.WAITING
+            and channels >> c.rch & 1
             and (agent in c.preferred if c.prefer else self._eligible(agent, c))
         ]
-        if candidates:
-            self._offer(min(candidates)[3], agent)
-        else:
-            a.idle_since = self._now
+        if not candidates:
+            return False
+        self._offer(min(candidates)[3], agent)
+        return True
 
     def _rank(self, c: _Contact) -> int:
         """Lower first: the virtual arrival, earlier by priority_weight_us a level."""
@@ -758,6 +972,8 @@ class ReferenceRouter:
         a = self._agents[agent]
         if a.tenant != self._queues[c.queue].tenant:
             return False
+        if a.cap is not None and a.cap[c.rch] == 0:
+            return False
         step = c.step if last_step is None else last_step
         return any(_meets(a.skills, r) for r in self._requirements(c, step))
 
@@ -772,9 +988,9 @@ class ReferenceRouter:
             return
         if q.max_waiting and not c.callback:
             ready = any(
-                a.state == AgentState.READY
+                self._free_channels(i) >> c.rch & 1
                 and (i in c.preferred if c.prefer else self._eligible(i, c))
-                for i, a in enumerate(self._agents)
+                for i in range(len(self._agents))
             )
             live = sum(
                 1
@@ -859,7 +1075,7 @@ class ReferenceRouter:
         q = self._queues[c.queue]
         if c.prefer:
             # The first of its preferred agents that is READY; no strategy.
-            first = [a for a in c.preferred if self._agents[a].state == AgentState.READY]
+            first = [a for a in c.preferred if self._free_channels(a) >> c.rch & 1]
             if first:
                 self._offer(contact, first[0])
                 return
@@ -867,8 +1083,8 @@ class ReferenceRouter:
         else:
             ready = [
                 i
-                for i, a in enumerate(self._agents)
-                if a.state == AgentState.READY and self._eligible(i, c)
+                for i in range(len(self._agents))
+                if self._free_channels(i) >> c.rch & 1 and self._eligible(i, c)
             ]
         if not ready:
             if c.expired:
@@ -882,8 +1098,8 @@ class ReferenceRouter:
             # A parallel offer: the next agent by the strategy, among those left.
             ready = [
                 i
-                for i, a in enumerate(self._agents)
-                if a.state == AgentState.READY and self._eligible(i, c)
+                for i in range(len(self._agents))
+                if self._free_channels(i) >> c.rch & 1 and self._eligible(i, c)
             ]
             if not ready:
                 break
@@ -941,22 +1157,27 @@ class ReferenceRouter:
         """The READY agent the contact's queue's strategy picks among `ready`."""
         q = self._queues[c.queue]
         agents = self._agents
+
+        def idle(i: int) -> int:  # a multi-channel agent's idle time is per channel
+            a = agents[i]
+            return a.idle_since if a.cap is None else a.idle[c.rch]
+
         if q.strategy == Strategy.LONGEST_IDLE:
-            chosen = min(ready, key=lambda i: (agents[i].idle_since, i))
+            chosen = min(ready, key=lambda i: (idle(i), i))
         elif q.strategy == Strategy.ROUND_ROBIN:
             after = [i for i in ready if i > q.last_rr]
             chosen = min(after) if after else min(ready)
         elif q.strategy == Strategy.FEWEST_CONTACTS:
-            chosen = min(ready, key=lambda i: (agents[i].handled, agents[i].idle_since, i))
+            chosen = min(ready, key=lambda i: (agents[i].handled, idle(i), i))
         elif q.strategy == Strategy.LEAST_TALK_TIME:
-            chosen = min(ready, key=lambda i: (agents[i].talk_time_us, agents[i].idle_since, i))
+            chosen = min(ready, key=lambda i: (agents[i].talk_time_us, idle(i), i))
         elif q.strategy == Strategy.MOST_SKILLED:
             reqs = self._requirements(c, c.step)
 
             def key(i: int) -> tuple[int, int, int]:
                 sk = agents[i].skills
                 best = max(sum(sk[s] for s in r) for r in reqs if _meets(sk, r))
-                return (-best, agents[i].idle_since, i)
+                return (-best, idle(i), i)
 
             chosen = min(ready, key=key)
         elif q.strategy == Strategy.RANDOM:
@@ -969,8 +1190,10 @@ class ReferenceRouter:
     def _offer(self, contact: int, agent: int) -> None:
         c = self._contacts[contact]
         q = self._queues[c.queue]
-        self._agents[agent].contact = contact
-        self._set_state(agent, AgentState.RESERVED, 0)
+        a = self._agents[agent]
+        a.contact = contact
+        a.routable = 0  # out of every pool while it rings
+        self._set_state(agent, AgentState.RESERVED, a.reason if a.cap is not None else 0)
         q.last_rr = agent
         self._decisions.append(Decision(DecisionKind.OFFER, self._now, contact, agent, c.queue))
         if c.state == ContactState.OFFERED:  # a parallel offer: one more rings

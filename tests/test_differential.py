@@ -35,6 +35,7 @@ MIN_LEVELS = (1, 1, 2, 3, 5, 8)  # requirements mostly easy to meet
 LOGGED_OUT, NOT_READY, READY = AgentState.LOGGED_OUT, AgentState.NOT_READY, AgentState.READY
 RESERVED, BUSY, WRAP_UP = AgentState.RESERVED, AgentState.BUSY, AgentState.WRAP_UP
 WAITING, OFFERED = ContactState.WAITING, ContactState.OFFERED
+MIX = (Channel.CHAT, Channel.CHAT, Channel.EMAIL, Channel.VOICE, Channel.CALLBACK)
 ENDS = {DecisionKind.REJECT, DecisionKind.TIMEOUT, DecisionKind.VOICEMAIL}
 
 
@@ -118,6 +119,7 @@ class Differential:
         self.steps = 0
         self.tenant_of_queue: list[int] = []
         self.tenant_of_agent: list[int] = []
+        self.capacity: list[list[int] | None] = []  # per agent; None: the classic agent
         self.ended: set[int] = set()  # contacts ended by a decision
         self.log: list[str] = [f"r = Router(seed={seed})"]
 
@@ -147,6 +149,9 @@ class Differential:
         if got != want:
             self.fail(f"{name}: core {got}, reference {want}")
         return want[1] if want[0] == "ok" else None
+
+    def _ids(self, core_ids: Any) -> tuple[Any, ...]:
+        return tuple(self.to_ref.get(c, ("unmapped", c)) for c in core_ids)
 
     def fail(self, msg: str) -> None:
         tail = "\n    ".join(self.log[-60:])
@@ -204,17 +209,22 @@ class Differential:
             self.check(f"contact_queue({c})", core.contact_queue(cc), ref.contact_queue(c))
             self.check(f"contact_channel({c})", core.contact_channel(cc), ref.contact_channel(c))
         # No contact assigned twice: an answered contact is held by one agent (a
-        # contact may ring several agents at once, all RESERVED, while OFFERED).
-        held = [c for a in range(ref.n_agents) if (c := ref.agent_contact(a)) is not None]
-        answered = [
-            c
-            for a in range(ref.n_agents)
-            if ref.agent_state(a) == BUSY and (c := ref.agent_contact(a)) is not None
-        ]
-        if len(answered) != len(set(answered)) or set(answered) & {
-            c for a in self.agents_in(RESERVED) if (c := ref.agent_contact(a)) is not None
-        }:
+        # contact may ring several agents at once, all RESERVED, while OFFERED);
+        # no agent over its capacity on any channel.
+        held = [c for a in range(ref.n_agents) for c in ref.agent_contacts(a)]
+        ringing = {c for a in range(ref.n_agents) if (c := ref.agent_contact(a)) is not None}
+        answered = [c for c in held if c not in ringing]
+        if len(answered) != len(set(answered)) or set(answered) & ringing:
             self.fail(f"a contact assigned twice: {sorted(held)}")
+        for a in range(ref.n_agents):
+            self.check(
+                f"agent_contacts({a})", self._ids(core.agent_contacts(a)), ref.agent_contacts(a)
+            )
+            load = ref.agent_load(a)
+            self.check(f"agent_load({a})", core.agent_load(a), load)
+            cap = self.capacity[a] if a < len(self.capacity) else None
+            if cap is not None and any(n > m for n, m in zip(load, cap, strict=True)):
+                self.fail(f"agent {a} over capacity: {load} > {cap}")
         for c in held:
             if c not in self.live or c in self.ended:
                 self.fail(f"an agent holds contact {c}, which has ended")
@@ -317,8 +327,22 @@ class Differential:
         kw: dict[str, Any] = {"wrap_up_us": ch.pick(WRAP_UPS)}
         if ch.chance(10):
             kw["tenant"] = 1
+        cap = None
+        if ch.chance(30):
+            # A multi-channel agent: some voice, chats, e-mails, callbacks.
+            cap = {
+                Channel.VOICE: ch.pick((0, 1, 1)),
+                Channel.CHAT: ch.pick((0, 1, 2, 3)),
+                Channel.EMAIL: ch.pick((0, 1, 2)),
+                Channel.CALLBACK: ch.pick((0, 1)),
+            }
+            cap[Channel.CHAT] = cap[Channel.CHAT] or 1
+            kw["capacity"] = cap
+            if ch.chance(30):
+                kw["blocks"] = {Channel.CHAT: ch.pick(([], [Channel.EMAIL], list(Channel)))}
         if self.both("add_agent", self.skills(ch, 1, 4, LEVELS), **kw) is not None:
             self.tenant_of_agent.append(kw.get("tenant", 0))
+            self.capacity.append(None if cap is None else [cap[c] for c in Channel])
 
     def agents_in(self, *states: AgentState) -> list[int]:
         return [a for a in range(self.ref.n_agents) if self.ref.agent_state(a) in states]
@@ -386,8 +410,14 @@ class Differential:
         if by_state[RESERVED]:
             actions.append((15, lambda: self.agent_contact_call(ch, "accept", RESERVED, t)))
             actions.append((4, lambda: self.agent_contact_call(ch, "no_answer", RESERVED, t)))
-        if by_state[BUSY]:
-            actions.append((14, lambda: self.agent_contact_call(ch, "complete", BUSY, t)))
+        talking = [
+            (a, c)
+            for a in range(self.ref.n_agents)
+            for c in self.ref.agent_contacts(a)
+            if self.ref.contact_state(c) == ContactState.ACTIVE
+        ]
+        if talking:
+            actions.append((14, lambda: self.complete(ch, talking, t)))
         if waiting:
             weight = 3 if self.busy else 25
             actions.append((weight, lambda: self.both("abandon", Cid(ch.pick(waiting)), t)))
@@ -404,6 +434,13 @@ class Differential:
             roll -= weight
         self.compare(stats=ch.chance(10))
 
+    def complete(self, ch: Chooser, talking: list[tuple[int, int]], t: int) -> None:
+        a, c = ch.pick(talking)
+        kw = {}
+        if ch.chance(30):
+            kw["wrap_up_us"] = ch.pick((0, 1, 5, 15))
+        self.both("complete", a, Cid(c) if ch.chance(90) else self.some_contact(ch), t, **kw)
+
     def agent_contact_call(self, ch: Chooser, name: str, state: AgentState, t: int) -> None:
         a = ch.pick(self.agents_in(state))
         kw = {}
@@ -417,8 +454,8 @@ class Differential:
             kw["priority"] = ch.int(-3, 12)
         if ch.chance(30):
             kw["require"] = self.skills(ch, 1, 2, MIN_LEVELS)
-        if ch.chance(20):
-            kw["channel"] = ch.pick(list(Channel))
+        if ch.chance(50):
+            kw["channel"] = ch.pick(MIX)
         q = ch.int(0, self.ref.n_queues - 1)
         if ch.chance(15):
             # Preferred agents, as a CRM gives them: a few of the queue's tenant.

@@ -743,3 +743,130 @@ def test_a_late_hook_falls_back_and_can_be_removed(make_router: Any) -> None:
     assert r.hook_stats(q) == (0, 0, 0, 0)
     with pytest.raises(ConfigError):
         r.set_decision_hook(q, "not callable")
+
+
+# -- multi-channel agents --------------------------------------------------------------------
+
+CHAT, EMAIL, VOICE = Channel.CHAT, Channel.EMAIL, Channel.VOICE
+
+
+def chat_agent(r: Any, now: int = 0, **kw: Any) -> int:
+    a = r.add_agent({}, **kw)
+    r.login(a, now)
+    r.set_ready(a, now)
+    return int(a)
+
+
+def test_an_agent_takes_chats_up_to_its_capacity(make_router: Any) -> None:
+    r = make_router()
+    q = r.add_queue(ring_timeout_us=0)
+    a = chat_agent(r, capacity={CHAT: 3})
+    chats = []
+    for t in range(4):
+        c = r.arrive(q, t, channel=CHAT)
+        chats.append(c)
+        if t < 3:
+            assert offered_to(r) == [(t, c, a)]
+            r.accept(a, c, t)
+    assert r.contact_state(chats[3]) == ContactState.WAITING  # at capacity
+    assert r.agent_load(a) == (0, 3, 0, 0)
+    assert r.agent_contacts(a) == tuple(chats[:3])
+    assert r.agent_state(a) == AgentState.BUSY
+    r.complete(a, chats[1], 10)  # a place frees up: it takes the waiting chat
+    assert offered_to(r) == [(10, chats[3], a)]
+
+
+def test_voice_closes_every_channel_and_chat_closes_voice(make_router: Any) -> None:
+    r = make_router()
+    q = r.add_queue(ring_timeout_us=0)
+    a = chat_agent(r, capacity={VOICE: 1, CHAT: 2, EMAIL: 1})
+    call = r.arrive(q, 1, channel=VOICE)
+    r.accept(a, call, 1)
+    chat = r.arrive(q, 2, channel=CHAT)
+    assert r.contact_state(chat) == ContactState.WAITING  # on the phone: no chat
+    r.complete(a, call, 3)
+    assert offered_to(r)[-1] == (3, chat, a)
+    r.accept(a, chat, 3)
+    mail = r.arrive(q, 4, channel=EMAIL)  # chats and e-mails mix
+    assert offered_to(r) == [(4, mail, a)]
+    r.accept(a, mail, 4)
+    call2 = r.arrive(q, 5, channel=VOICE)  # but a chat closes voice
+    assert r.contact_state(call2) == ContactState.WAITING
+
+
+def test_blocking_rules_can_be_given(make_router: Any) -> None:
+    r = make_router()
+    q = r.add_queue(ring_timeout_us=0)
+    a = chat_agent(r, capacity={VOICE: 1, CHAT: 1}, blocks={CHAT: []})
+    chat = r.arrive(q, 1, channel=CHAT)
+    r.accept(a, chat, 1)
+    call = r.arrive(q, 2, channel=VOICE)  # this agent may take a call while chatting
+    assert offered_to(r) == [(1, chat, a), (2, call, a)]
+
+
+def test_chats_go_round_the_agents_not_to_the_first_one(make_router: Any) -> None:
+    # Longest idle per channel: an agent given a chat is idle on chat from then on,
+    # so the next chat goes to the other agent, though the first has room.
+    r = make_router()
+    q = r.add_queue(ring_timeout_us=0)
+    a0 = chat_agent(r, capacity={CHAT: 2})
+    a1 = chat_agent(r, capacity={CHAT: 2})
+    got = []
+    for t in range(1, 5):
+        c = r.arrive(q, t, channel=CHAT)
+        ((_, _, agent),) = offered_to(r)
+        r.accept(agent, c, t)
+        got.append(agent)
+    assert got == [a0, a1, a0, a1]
+
+
+def test_a_classic_agent_takes_one_contact_of_any_channel(make_router: Any) -> None:
+    r = make_router()
+    q = r.add_queue(ring_timeout_us=0)
+    (a,) = agents(r, {})
+    chat = r.arrive(q, 1, channel=CHAT)
+    r.accept(a, chat, 1)
+    mail = r.arrive(q, 2, channel=EMAIL)
+    assert r.contact_state(mail) == ContactState.WAITING
+    assert r.agent_load(a) == (0, 1, 0, 0)
+    assert r.agent_contacts(a) == (chat,)
+
+
+def test_a_multi_channel_agent_not_ready_and_logout(make_router: Any) -> None:
+    r = make_router()
+    q = r.add_queue(ring_timeout_us=0)
+    a = chat_agent(r, capacity={CHAT: 2}, wrap_up_us=5 * T)
+    c1 = r.arrive(q, 1, channel=CHAT)
+    assert offered_to(r) == [(1, c1, a)]
+    r.accept(a, c1, 1)
+    r.set_not_ready(a, 2, reason=7)  # pending: no new chat, the one open goes on
+    c2 = r.arrive(q, 3, channel=CHAT)
+    assert r.contact_state(c2) == ContactState.WAITING
+    with pytest.raises(InvalidTransition):
+        r.logout(a, 4)  # a chat is open
+    r.complete(a, c1, 5)  # its wrap-up holds the place until 5 s later
+    assert r.agent_state(a) == AgentState.WRAP_UP
+    assert r.agent_load(a) == (0, 1, 0, 0)
+    r.advance(5 + 5 * T)
+    assert r.agent_stats(a, 5 + 5 * T).state == AgentState.NOT_READY
+    assert r.agent_stats(a, 5 + 5 * T).reason == 7
+    r.set_ready(a, 6 * T)
+    assert offered_to(r) == [(6 * T, c2, a)]
+    r.logout(a, 7 * T)  # ringing: the chat goes back to its queue
+    assert r.contact_state(c2) == ContactState.WAITING
+
+
+@pytest.mark.parametrize(
+    "kw",
+    [
+        {"capacity": {CHAT: 16}},
+        {"capacity": {CHAT: 0}},
+        {"capacity": {"pigeon": 1}},
+        {"blocks": {CHAT: []}},  # blocks without capacity
+    ],
+)
+def test_bad_capacities_are_refused(make_router: Any, kw: dict[str, Any]) -> None:
+    r = make_router()
+    with pytest.raises(ConfigError):
+        r.add_agent({}, **kw)
+    assert r.n_agents == 0

@@ -255,6 +255,8 @@ def test_websocket_desktop_gets_its_offer_and_acts_only_as_itself(server: Server
     ws.send(p.Accept("ws-1", ref=7))
     assert ws.recv()["type"] == "ok"
     ws.send(p.Complete("ws-1", disposition="info", satisfaction=4, ref=8))
+    # a wrap-up of 0 s ends at once: the desktop hears it, then the reply
+    assert ws.recv() == {"type": "agent_ready", "agent": "ann", "state": "ready", "ref": 0}
     assert ws.recv()["type"] == "ok"
     ws.send(p.Logout(ref=9))
     assert ws.recv()["type"] == "ok"

@@ -40,7 +40,7 @@ from typing import Any, Literal, TypeVar
 
 import msgspec
 
-from agner.core._api import RouterError, Strategy
+from agner.core._api import Channel, RouterError, Strategy
 from agner.core.router import Router
 
 __all__ = [
@@ -113,6 +113,24 @@ class AgentGroupSpec(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     skills: dict[str, int] = {}
     wrap_up_s: float = 0.0
     shifts: list[Shift] = []  # none: on duty all the time
+    # Multi-channel agents: contacts at once per channel ("voice", "chat", "email",
+    # "callback"), and which channels a contact of each channel closes (absent:
+    # voice and callback close all, chat and e-mail close voice and callback).
+    capacity: dict[str, int] | None = None
+    blocks: dict[str, list[str]] | None = None
+
+
+def agent_kwargs(g: AgentGroupSpec) -> dict[str, Any]:
+    """The channel keyword arguments of ``Router.add_agent`` for a checked group."""
+    if g.capacity is None:
+        return {}
+    kw: dict[str, Any] = {"capacity": {Channel[c.upper()]: n for c, n in g.capacity.items()}}
+    if g.blocks is not None:
+        kw["blocks"] = {
+            Channel[c.upper()]: [Channel[x.upper()] for x in closed]
+            for c, closed in g.blocks.items()
+        }
+    return kw
 
 
 class RoutingConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
@@ -186,6 +204,18 @@ def check_groups(groups: list[AgentGroupSpec], where: str) -> None:
             raise ConfigFileError(f"{where}: agent_groups[{i}] ({g.name}).count must be >= 0")
         if g.wrap_up_s < 0:
             raise ConfigFileError(f"{where}: agent_groups[{i}] ({g.name}).wrap_up_s must be >= 0")
+        names = {c.name.lower() for c in Channel}
+        at = f"{where}: agent_groups[{i}] ({g.name})"
+        for c, n in (g.capacity or {}).items():
+            if c not in names or not 0 <= n <= 15:
+                raise ConfigFileError(f"{at}.capacity.{c}: a channel of {sorted(names)}, 0-15")
+        if g.capacity is not None and not any(g.capacity.values()):
+            raise ConfigFileError(f"{at}.capacity: at least one channel needs a capacity")
+        if g.blocks is not None and g.capacity is None:
+            raise ConfigFileError(f"{at}.blocks: needs capacity")
+        for c, closed in (g.blocks or {}).items():
+            if c not in names or any(x not in names for x in closed):
+                raise ConfigFileError(f"{at}.blocks.{c}: channels of {sorted(names)}")
         for s, lv in g.skills.items():
             if not 1 <= lv <= 1000:
                 at = f"{where}: agent_groups[{i}] ({g.name}).skills.{s}"
@@ -281,7 +311,7 @@ def build_router(cfg: RoutingConfig, *, seed: int = 0) -> tuple[Router, CenterId
             name = f"{g.name}-{i}"
             if name in ids.agent_id:
                 raise ConfigFileError(f"agent name {name!r} is given twice")
-            aid = router.add_agent(skills, wrap_up_us=round(g.wrap_up_s * _US))
+            aid = router.add_agent(skills, wrap_up_us=round(g.wrap_up_s * _US), **agent_kwargs(g))
             ids.agents.append(name)
             ids.agent_id[name] = aid
     return router, ids
@@ -482,7 +512,9 @@ def build_center(cfg: ServerConfig) -> CenterSetup:
         g = groups[gname]
         ti = tenant_of_g[gname]
         skills = {ids.skills[s]: lv for s, lv in g.skills.items()}
-        aid = router.add_agent(skills, wrap_up_us=round(g.wrap_up_s * _US), tenant=ti)
+        aid = router.add_agent(
+            skills, wrap_up_us=round(g.wrap_up_s * _US), tenant=ti, **agent_kwargs(g)
+        )
         ids.agents.append(name)
         ids.agent_id[name] = aid
         agent_tenant.append(ti)

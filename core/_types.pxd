@@ -83,6 +83,10 @@ cdef enum:
     N_CHANNELS = 4             # Channel: VOICE, CHAT, EMAIL, CALLBACK
     ALL_CHANNELS = 15
 
+# ready_epoch of a multi-channel agent in some pool: its epochs are per channel.
+cdef enum:
+    MULTI_MARK = 0xFFFFFFFF
+
 # Results of the C-level API: 0 on success, one of these on refusal. A refused
 # call has changed nothing but the timers it fired.
 cdef enum err_t:

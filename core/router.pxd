@@ -19,6 +19,7 @@ cdef struct member_t:
     int32_t pool
     int32_t member            # index of the agent in that pool
     int32_t score             # MOST_SKILLED: its best sum of levels over one conjunction
+    int32_t channel           # the pool's channel, read here without touching the pool
 
 
 cdef struct agent_t:
@@ -51,6 +52,9 @@ cdef struct chan_t:
     # (ringing, answered or in wrap-up: load[ch]) unless a channel it holds blocks
     # it (blocks[x]: the channels closed while it holds a contact of channel x).
     time_us_t idle[4]         # multi: when it last became free for each channel
+    int64_t handled_at[4]     # multi: its handled count then (FEWEST_CONTACTS key)
+    time_us_t talk_at[4]      # multi: its talk time then (LEAST_TALK_TIME key)
+    uint32_t epoch[4]         # multi: the epoch of its entries in each channel's pools
     uint8_t cap[4]
     uint8_t load[4]
     uint8_t blocks[4]
@@ -283,7 +287,8 @@ cdef class Router:
     cdef void _pool_remove(self, int32_t agent) noexcept
     cdef int32_t _choose(self, pool_t* p, queue_t* q) noexcept
     cdef int32_t _hook_choose(self, int32_t slot, pool_t* p, queue_t* q) noexcept
-    cdef bint _live(self, const rentry_t* e) noexcept
+    cdef bint _live(self, const pool_t* p, const rentry_t* e) noexcept
+    cdef void _m_remove(self, int32_t agent, int32_t mask) noexcept
     cdef int _compact(self, pool_t* p) noexcept
     cdef int _offer(self, int32_t slot, int32_t agent, time_us_t now) noexcept
     cdef int _contact_waits(self, int32_t slot, time_us_t now) noexcept

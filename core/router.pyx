@@ -30,7 +30,7 @@ from agner.core._types cimport (
     OV_QUEUE, OV_VOICEMAIL, QUEUE_PRIORITY, REASON_RONA, ST_FEWEST_CONTACTS,
     ST_LEAST_TALK_TIME, ST_LINEAR, ST_LONGEST_IDLE, ST_MOST_SKILLED, ST_RANDOM,
     ST_ROUND_ROBIN, TK_MAX_WAIT, TK_NONE, TK_PREFERRED, TK_RING, TK_STEP, TK_WRAP_UP,
-    CF_PREFERRED, MAX_PREFERRED, ALL_CHANNELS, N_CHANNELS, TK_WRAP_CH, contact_id_t,
+    CF_PREFERRED, MAX_PREFERRED, ALL_CHANNELS, N_CHANNELS, TK_WRAP_CH, MULTI_MARK, contact_id_t,
     decision_t, slot_of, time_us_t,
 )
 
@@ -383,6 +383,7 @@ cdef class Router:
                 self.memb[self.memb_off[aid + 1]].pool = p
                 self.memb[self.memb_off[aid + 1]].member = m
                 self.memb[self.memb_off[aid + 1]].score = <int32_t> score
+                self.memb[self.memb_off[aid + 1]].channel = self.pools[p].channel
                 self.memb_off[aid + 1] += 1
         return aid
 
@@ -485,6 +486,7 @@ cdef class Router:
                     memb[j].pool = pid
                     memb[j].member = member_of[i]
                     memb[j].score = score_of[i]
+                    memb[j].channel = channel
                     j += 1
             offsets[self.n_agents_] = j
             memcpy(self.memb_off, offsets, (self.n_agents_ + 1) * sizeof(int32_t))
@@ -857,8 +859,13 @@ cdef class Router:
         self.free_timers[self.n_free_timers] = t
         self.n_free_timers += 1
 
-    cdef bint _live(self, const rentry_t* e) noexcept:
-        return self.ready_epoch[e.agent] == e.epoch
+    cdef bint _live(self, const pool_t* p, const rentry_t* e) noexcept:
+        # A classic agent's entries share one epoch; a multi-channel agent's
+        # (ready_epoch = MULTI_MARK while it is in any pool) have one per channel.
+        cdef uint32_t x = self.ready_epoch[e.agent]
+        if x == e.epoch:
+            return True
+        return x == MULTI_MARK and self.chans[e.agent].epoch[p.channel] == e.epoch
 
     cdef int _compact(self, pool_t* p) noexcept:
         # Drop stale entries once they outnumber the live ones: amortised O(1)
@@ -866,13 +873,13 @@ cdef class Router:
         cdef int32_t i, n = 0
         if p.strategy == ST_LONGEST_IDLE:
             for i in range(p.idle.n):
-                if self._live(f_at(&p.idle, i)):
+                if self._live(p, f_at(&p.idle, i)):
                     f_at(&p.idle, n)[0] = f_at(&p.idle, i)[0]
                     n += 1
             p.idle.n = n
             return 0
         for i in range(p.ready.n):
-            if self._live(&p.ready.e[i]):
+            if self._live(p, &p.ready.e[i]):
                 p.ready.e[n] = p.ready.e[i]
                 n += 1
         p.ready.n = n
@@ -884,17 +891,26 @@ cdef class Router:
         cdef agent_t* a = &self.agents[agent]
         cdef int32_t s = p.strategy
         cdef int r = 0
-        # A multi-channel agent's idle time is per channel.
-        cdef time_us_t idle = self.chans[agent].idle[p.channel] if self.chans[agent].multi \
-            else a.idle_since
+        cdef chan_t* ch = &self.chans[agent]
+        # A multi-channel agent's keys are per channel, taken when it became free
+        # for that channel.
+        cdef time_us_t idle = a.idle_since
+        cdef int64_t handled = a.handled
+        cdef time_us_t talk = a.talk_time_us
+        cdef uint32_t epoch = a.epoch
+        if ch.multi:
+            idle = ch.idle[p.channel]
+            handled = ch.handled_at[p.channel]
+            talk = ch.talk_at[p.channel]
+            epoch = ch.epoch[p.channel]
         if s == ST_LONGEST_IDLE:
-            r = f_push(&p.idle, idle, agent, a.epoch, not self._bulk)
+            r = f_push(&p.idle, idle, agent, epoch, not self._bulk)
         elif s == ST_FEWEST_CONTACTS:
-            r = r_push(&p.ready, a.handled, idle, agent, a.epoch)
+            r = r_push(&p.ready, handled, idle, agent, epoch)
         elif s == ST_LEAST_TALK_TIME:
-            r = r_push(&p.ready, a.talk_time_us, idle, agent, a.epoch)
+            r = r_push(&p.ready, talk, idle, agent, epoch)
         elif s == ST_MOST_SKILLED:
-            r = r_push(&p.ready, -score, idle, agent, a.epoch)
+            r = r_push(&p.ready, -score, idle, agent, epoch)
         else:
             rs_set(&p.order, m)
         if r != 0:
@@ -908,14 +924,27 @@ cdef class Router:
         # Into its pools of the channels in `mask` (a new epoch: entries of any
         # earlier time in its pools are stale from now on).
         cdef agent_t* a = &self.agents[agent]
-        cdef int32_t i
-        a.epoch += 1
-        if a.epoch == 0:
-            a.epoch = 1             # 0 means "not idle" in ready_epoch
-        self.ready_epoch[agent] = a.epoch
-        self.chans[agent].routable = <uint8_t> mask
+        cdef chan_t* ch = &self.chans[agent]
+        cdef int32_t i, x
+        if ch.multi:
+            # Only the channels in `mask` get new entries; the others stay as
+            # they are (a change on one channel leaves its other pools alone).
+            for x in range(N_CHANNELS):
+                if (mask >> x) & 1:
+                    a.epoch += 1
+                    if a.epoch == 0 or a.epoch == MULTI_MARK:
+                        a.epoch = 1
+                    ch.epoch[x] = a.epoch
+            self.ready_epoch[agent] = MULTI_MARK
+            ch.routable |= <uint8_t> mask
+        else:
+            a.epoch += 1
+            if a.epoch == 0 or a.epoch == MULTI_MARK:
+                a.epoch = 1         # 0 means "not idle" in ready_epoch
+            self.ready_epoch[agent] = a.epoch
+            ch.routable = <uint8_t> mask
         for i in range(self.memb_off[agent], self.memb_off[agent + 1]):
-            if (mask >> self.pools[self.memb[i].pool].channel) & 1 and self._pool_insert_one(
+            if (mask >> self.memb[i].channel) & 1 and self._pool_insert_one(
                     self.memb[i].pool, self.memb[i].member, agent, self.memb[i].score) != 0:
                 return E_NOMEM
         return 0
@@ -925,21 +954,41 @@ cdef class Router:
         cdef pool_t* p
         cdef int32_t i, mask = self.chans[agent].routable
         for i in range(self.memb_off[agent], self.memb_off[agent + 1]):
-            p = &self.pools[self.memb[i].pool]
-            if not (mask >> p.channel) & 1:
+            if not (mask >> self.memb[i].channel) & 1:
                 continue
+            p = &self.pools[self.memb[i].pool]
             if not _heap_strategy(p.strategy):
                 rs_clear(&p.order, self.memb[i].member)
             p.n_ready -= 1
         self.ready_epoch[agent] = 0
         self.chans[agent].routable = 0
+        memset(self.chans[agent].epoch, 0, sizeof(self.chans[agent].epoch))
+
+    cdef void _m_remove(self, int32_t agent, int32_t mask) noexcept:
+        # A multi-channel agent leaves the pools of the channels in `mask` only.
+        cdef pool_t* p
+        cdef chan_t* ch = &self.chans[agent]
+        cdef int32_t i, x
+        for i in range(self.memb_off[agent], self.memb_off[agent + 1]):
+            if not (mask >> self.memb[i].channel) & 1:
+                continue
+            p = &self.pools[self.memb[i].pool]
+            if not _heap_strategy(p.strategy):
+                rs_clear(&p.order, self.memb[i].member)
+            p.n_ready -= 1
+        for x in range(N_CHANNELS):
+            if (mask >> x) & 1:
+                ch.epoch[x] = 0
+        ch.routable &= <uint8_t> ~mask
+        if ch.routable == 0:
+            self.ready_epoch[agent] = 0
 
     cdef int32_t _choose(self, pool_t* p, queue_t* q) noexcept:
         # The agent (not member) to offer to; the pool has a READY agent.
         cdef int32_t k
         cdef uint64_t x
         if p.strategy == ST_LONGEST_IDLE:
-            while not self._live(f_at(&p.idle, 0)):
+            while not self._live(p, f_at(&p.idle, 0)):
                 f_pop(&p.idle)
             return f_at(&p.idle, 0).agent
         if _heap_strategy(p.strategy):
@@ -948,7 +997,7 @@ cdef class Router:
             # through a sift-down.
             if p.ready.n > 2 * p.n_ready + 64:
                 self._compact(p)
-            while not self._live(&p.ready.e[0]):
+            while not self._live(p, &p.ready.e[0]):
                 r_pop(&p.ready)
             return p.ready.e[0].agent
         if p.strategy == ST_LINEAR:
@@ -1237,9 +1286,9 @@ cdef class Router:
         cdef hentry_t* head = NULL
         cdef heap_t* h
         for i in range(self.memb_off[agent], self.memb_off[agent + 1]):
-            p = &self.pools[self.memb[i].pool]
-            if not (scan >> p.channel) & 1:
+            if not (scan >> self.memb[i].channel) & 1:
                 continue
+            p = &self.pools[self.memb[i].pool]
             for j in range(p.n_routes):
                 r = &self.routes[p.routes[j]]
                 if r.waiting.n and (head == NULL or h_less(&r.waiting.e[0], head)):
@@ -1313,20 +1362,18 @@ cdef class Router:
         if st != a.state:
             self._set_state(a, st, now)
         m = self._m_mask(agent)
-        if m == 0 and ch.routable == 0:
-            return 0
-        # Out of its pools and back in with fresh keys (its contacts handled and
-        # talk time may have changed since it went in), dispatching the channels
-        # that opened up.
+        if ch.routable & ~m:
+            self._m_remove(agent, ch.routable & ~m)
         newly = m & ~ch.routable
-        if self.ready_epoch[agent]:
-            self._pool_remove(agent)
-        if m == 0:
+        if newly == 0:
             return 0
+        # The channels that opened up: their keys from now, then dispatch.
         for x in range(N_CHANNELS):
             if (newly >> x) & 1:
                 ch.idle[x] = now
-        return self._agent_ready(agent, now, newly, m)
+                ch.handled_at[x] = a.handled
+                ch.talk_at[x] = a.talk_time_us
+        return self._agent_ready(agent, now, newly, newly)
 
     cdef void _m_cancel_wraps(self, int32_t agent) noexcept:
         # Ends a multi-channel agent's wrap-ups at once (ready, not ready, logout).

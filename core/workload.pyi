@@ -12,4 +12,5 @@ def run(
     break_us: int,
     rona_per_mille: int,
     seed: int,
+    arrival_chain: npt.NDArray[np.int32] | None = None,
 ) -> tuple[int, int, int]: ...

@@ -105,8 +105,12 @@ cdef int handle_decisions(Router r, ring_t* active, ring_t* breaks, int64_t* liv
 
 
 def run(Router r, const int32_t[::1] arrival_queue, int64_t dt_us, int64_t handle_us,
-        int64_t patience_us, int64_t break_us, int rona_per_mille, uint64_t seed):
+        int64_t patience_us, int64_t break_us, int rona_per_mille, uint64_t seed,
+        const int32_t[::1] arrival_chain=None):
     """Drive `r` (agents logged in and ready, decisions taken) through the workload.
+
+    `arrival_chain`, if given, is each arrival's step chain (``Router._chain_for``:
+    its queue and channel) instead of its queue's voice chain.
 
     Returns (events, offers, checksum): every router call counts as an event;
     checksum folds the sequence of offered agents, to compare drivers.
@@ -122,7 +126,16 @@ def run(Router r, const int32_t[::1] arrival_queue, int64_t dt_us, int64_t handl
     cdef contact_id_t c
     cdef int64_t slot, k
     cdef int64_t* p
-    if arrived == NULL or ring_init(&active, n_agents + 1) or ring_init(&breaks, n_agents + 1):
+    # Contacts in progress at once: one per classic agent, its capacities' sum
+    # for a multi-channel one.
+    cdef int64_t held = 0, x
+    for k in range(n_agents):
+        if r.chans[k].multi:
+            for x in range(4):
+                held += r.chans[k].cap[x]
+        else:
+            held += 1
+    if arrived == NULL or ring_init(&active, held + 1) or ring_init(&breaks, n_agents + 1):
         raise MemoryError()
     # live[slot]: id of the unanswered contact in that slot, -1 when answered or gone
     live_cap = n_agents * 2 + 1024
@@ -168,7 +181,13 @@ def run(Router r, const int32_t[::1] arrival_queue, int64_t dt_us, int64_t handl
                     raise RuntimeError("abandon refused")
                 live[slot_of(c)] = -1
             else:
-                c = r.c_arrive(r.queues[arrival_queue[i]].base_chain, t, QUEUE_PRIORITY, 0, NULL, 0, 0)
+                if arrival_chain is None:
+                    c = r.c_arrive(r.queues[arrival_queue[i]].base_chain, t, QUEUE_PRIORITY, 0,
+                                   NULL, 0, 0)
+                else:
+                    k = arrival_chain[i]
+                    c = r.c_arrive(k, t, QUEUE_PRIORITY,
+                                   r.pools[r.routes[r.chains[k + 1]].pool].channel, NULL, 0, 0)
                 if c < 0:
                     raise RuntimeError("arrive refused")
                 slot = slot_of(c)

@@ -12,7 +12,10 @@ The *extended* configuration (``--config extended``) routes the same center
 with issue 3's routing: every queue has requirement steps (its skills at two
 levels more for 10 s, then as required, then after 60 s any agent with one of
 its skills), priorities age (one level worth 30 s of waiting), and every third
-queue offers each contact to two agents at once.
+queue offers each contact to two agents at once; a quarter of the agents are
+multi-channel (voice 1, chat 3, e-mail 2), and every tenth queue is a chat queue
+(a quarter of all contacts, chats) and every twentieth an e-mail queue (a tenth:
+e-mails), as digital contacts have queues of their own in a real center.
 """
 
 from __future__ import annotations
@@ -30,13 +33,15 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from agner.core._api import DecisionKind, Strategy
+from agner.core._api import Channel, DecisionKind, Strategy
 from agner.core.router import Router
 from agner.core.workload import run as run_c
 
 __all__ = ["Workload", "build_router", "drive_python", "run_benchmark", "load_reference"]
 
 _MASK = (1 << 64) - 1
+# The multi-channel agents of the extended configuration.
+MULTI = {Channel.VOICE: 1, Channel.CHAT: 3, Channel.EMAIL: 2}
 _NEVER = (1 << 63) - 1
 
 
@@ -102,7 +107,7 @@ class RouterLike(Protocol):
     def add_agent(self, skills: Any, **kw: Any) -> int: ...
     def login(self, agent: int, now: int) -> None: ...
     def set_ready(self, agent: int, now: int) -> None: ...
-    def arrive(self, queue: int, now: int) -> int: ...
+    def arrive(self, queue: int, now: int, *, channel: Channel = ...) -> int: ...
     def accept(self, agent: int, contact: int, now: int) -> None: ...
     def no_answer(self, agent: int, contact: int, now: int) -> None: ...
     def complete(self, agent: int, contact: int, now: int) -> None: ...
@@ -132,7 +137,8 @@ def build_router(factory: Any, w: Workload, center: Center) -> Any:
             kw["parallel"] = 2
         r.add_queue(steps=steps, **kw)
     for a, skills in enumerate(center.agent_skills):
-        r.add_agent(skills, wrap_up_us=w.wrap_up_us if a % 2 else 0)
+        kw = {"capacity": MULTI} if w.extended and a % 4 == 3 else {}
+        r.add_agent(skills, wrap_up_us=w.wrap_up_us if a % 2 else 0, **kw)
     for a in range(w.agents):
         r.login(a, 0)
         r.set_ready(a, 0)
@@ -145,6 +151,35 @@ def arrival_queues(w: Workload, center: Center, n: int) -> np.ndarray:
     return rng.choice(w.queues, size=n, p=center.queue_weight).astype(np.int32)
 
 
+def arrival_channels(w: Workload, n: int, queues: np.ndarray | None = None) -> np.ndarray:
+    """Each arrival's channel: all voice, or in the extended configuration a chat
+    for 25% of the arrivals and an e-mail for 10%, moved to the chat queues (every
+    tenth) and e-mail queues (every twentieth, from the fifth) of `queues`."""
+    out = np.zeros(n, dtype=np.int32)
+    if not w.extended or queues is None:
+        return out
+    rng = np.random.default_rng(w.seed + 2)
+    kind = rng.choice(3, size=n, p=(0.65, 0.25, 0.10))
+    chat = np.arange(0, w.queues, 10)
+    email = np.arange(5, w.queues, 20)
+    queues[kind == 1] = rng.choice(chat, size=int((kind == 1).sum()))
+    queues[kind == 2] = rng.choice(email, size=int((kind == 2).sum()))
+    out[:] = kind
+    return out
+
+
+def arrival_chains(r: Router, queues: np.ndarray, channels: np.ndarray) -> np.ndarray:
+    """The step chain of each arrival (its queue and channel), for the C-level driver."""
+    table = {}
+    out = np.empty(len(queues), dtype=np.int32)
+    for i, (q, ch) in enumerate(zip(queues.tolist(), channels.tolist(), strict=True)):
+        key = (q, ch)
+        if key not in table:
+            table[key] = r._chain_for(q, (), ch)
+        out[i] = table[key]
+    return out
+
+
 def _mix(x: int) -> int:
     x = (x + 0x9E3779B97F4A7C15) & _MASK
     x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & _MASK
@@ -152,7 +187,9 @@ def _mix(x: int) -> int:
     return x ^ (x >> 31)
 
 
-def drive_python(r: RouterLike, queues: Sequence[int], w: Workload) -> tuple[int, int, int]:
+def drive_python(
+    r: RouterLike, queues: Sequence[int], w: Workload, channels: Sequence[int] | None = None
+) -> tuple[int, int, int]:
     """The workload of core/workload.pyx, through the Python API (same order of events).
 
     Returns (events, offers, checksum) exactly as the C-level driver does.
@@ -192,7 +229,10 @@ def drive_python(r: RouterLike, queues: Sequence[int], w: Workload) -> tuple[int
             r.abandon(c, t)
             live.discard(c)
         else:
-            c = r.arrive(int(queues[i]), t)
+            if channels is None or not channels[i]:
+                c = r.arrive(int(queues[i]), t)
+            else:
+                c = r.arrive(int(queues[i]), t, channel=Channel(channels[i]))
             live.add(c)
             arrived.append(c)
             i += 1
@@ -265,19 +305,29 @@ def run_benchmark(
     n_py = python_arrivals or max(20_000, n_c // 10)
     n_ref = reference_arrivals or max(2_000, n_c // 100)
     queues = arrival_queues(w, center, max(n_c, n_py, n_ref))
+    channels = arrival_channels(w, len(queues), queues)
 
     def timed_c(n: int) -> tuple[tuple[int, int, int], float]:
         r = build_router(Router, w, center)
+        chains = arrival_chains(r, queues[:n], channels[:n]) if extended else None
         t0 = time.perf_counter()
         out = run_c(
-            r, queues[:n], w.dt_us, w.handle_us, w.patience_us, w.break_us, w.rona_per_mille, w.seed
+            r,
+            queues[:n],
+            w.dt_us,
+            w.handle_us,
+            w.patience_us,
+            w.break_us,
+            w.rona_per_mille,
+            w.seed,
+            chains,
         )
         return out, time.perf_counter() - t0
 
     def timed_py(factory: Any, n: int) -> tuple[tuple[int, int, int], float]:
         r = build_router(factory, w, center)
         t0 = time.perf_counter()
-        out = drive_python(r, queues[:n].tolist(), w)
+        out = drive_python(r, queues[:n].tolist(), w, channels[:n].tolist())
         return out, time.perf_counter() - t0
 
     c_out, c_s = timed_c(n_c)

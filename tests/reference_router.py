@@ -91,6 +91,7 @@ class _Agent:
     blocks: list[int] = field(default_factory=lambda: [ALL] * 4)
     presence: AgentState = AgentState.LOGGED_OUT
     idle: list[int] = field(default_factory=lambda: [0] * 4)
+    keys: list[tuple[int, int]] = field(default_factory=lambda: [(0, 0)] * 4)  # handled, talk
     routable: int = 0
 
 
@@ -890,6 +891,7 @@ class ReferenceRouter:
         for x in range(4):
             if opened >> x & 1:
                 a.idle[x] = self._now
+                a.keys[x] = (a.handled, a.talk_time_us)
         if opened:
             self._take_waiting(agent, opened)
 
@@ -1158,9 +1160,17 @@ class ReferenceRouter:
         q = self._queues[c.queue]
         agents = self._agents
 
-        def idle(i: int) -> int:  # a multi-channel agent's idle time is per channel
+        def idle(i: int) -> int:  # a multi-channel agent's keys are per channel
             a = agents[i]
             return a.idle_since if a.cap is None else a.idle[c.rch]
+
+        def handled(i: int) -> int:
+            a = agents[i]
+            return a.handled if a.cap is None else a.keys[c.rch][0]
+
+        def talk(i: int) -> int:
+            a = agents[i]
+            return a.talk_time_us if a.cap is None else a.keys[c.rch][1]
 
         if q.strategy == Strategy.LONGEST_IDLE:
             chosen = min(ready, key=lambda i: (idle(i), i))
@@ -1168,9 +1178,9 @@ class ReferenceRouter:
             after = [i for i in ready if i > q.last_rr]
             chosen = min(after) if after else min(ready)
         elif q.strategy == Strategy.FEWEST_CONTACTS:
-            chosen = min(ready, key=lambda i: (agents[i].handled, idle(i), i))
+            chosen = min(ready, key=lambda i: (handled(i), idle(i), i))
         elif q.strategy == Strategy.LEAST_TALK_TIME:
-            chosen = min(ready, key=lambda i: (agents[i].talk_time_us, idle(i), i))
+            chosen = min(ready, key=lambda i: (talk(i), idle(i), i))
         elif q.strategy == Strategy.MOST_SKILLED:
             reqs = self._requirements(c, c.step)
 

@@ -83,13 +83,16 @@ def test_the_three_drivers_agree_on_a_busy_center(extended: bool) -> None:
     # the extended configuration (steps, aging, parallel offers) too.
     from agner import Router
     from agner.core.workload import run as run_c
-    from agner.sim.routerbench import arrival_queues
+    from agner.sim.routerbench import arrival_chains, arrival_channels, arrival_queues
 
     w = Workload(agents=120, seed=5, load=1.05, extended=extended)
     center = build_center(w)
     queues = arrival_queues(w, center, 4000)
+    channels = arrival_channels(w, 4000, queues)
+    assert (channels > 0).any() == extended
+    r = build_router(Router, w, center)
     c_out = run_c(
-        build_router(Router, w, center),
+        r,
         queues,
         w.dt_us,
         w.handle_us,
@@ -97,11 +100,12 @@ def test_the_three_drivers_agree_on_a_busy_center(extended: bool) -> None:
         w.break_us,
         w.rona_per_mille,
         w.seed,
+        arrival_chains(r, queues, channels) if extended else None,
     )
-    py_out = drive_python(build_router(Router, w, center), queues.tolist(), w)
+    py_out = drive_python(build_router(Router, w, center), queues.tolist(), w, channels.tolist())
     ref = load_reference()
     assert ref is not None
-    ref_out = drive_python(build_router(ref, w, center), queues.tolist(), w)
+    ref_out = drive_python(build_router(ref, w, center), queues.tolist(), w, channels.tolist())
     assert c_out == py_out == ref_out
     assert c_out[1] > 3000  # offers: the run did route
 

@@ -222,3 +222,11 @@ def test_limits_are_simulated_from_a_scenario(tmp_path: Path) -> None:
     f = res.overall
     assert f["answered"] == 0
     assert f["voicemail"] == f["offered"] - 1 or f["voicemail"] == f["offered"]
+
+
+def test_multi_channel_agents_are_refused_by_the_simulator_for_now(tmp_path: Path) -> None:
+    text = STEPPED.replace(
+        "skills = { sales = 2 }", "skills = { sales = 2 }\ncapacity = { chat = 3 }"
+    )
+    with pytest.raises(ScenarioError, match=r"agent_groups\[0\]: capacity: multi-channel"):
+        load_scenario(write(tmp_path, text))

@@ -8,7 +8,14 @@ import msgspec
 import pytest
 
 from agner import AgentState
-from agner.config import ConfigFileError, Queue, RoutingConfig, build_router, check_routing
+from agner.config import (
+    AgentGroupSpec,
+    ConfigFileError,
+    Queue,
+    RoutingConfig,
+    build_router,
+    check_routing,
+)
 from agner.sim import scenario
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -61,3 +68,35 @@ def test_check_routing_names_the_field(queues: list[dict[str, object]], message:
     )
     with pytest.raises(ConfigFileError, match=message):
         check_routing(cfg)
+
+
+def test_multi_channel_groups_reach_the_router() -> None:
+    from agner import Channel
+
+    cfg = RoutingConfig(
+        queues=[Queue(name="chat", require={"web": 1})],
+        agent_groups=[
+            AgentGroupSpec(
+                name="digital", count=1, skills={"web": 1}, capacity={"chat": 3, "email": 2}
+            )
+        ],
+    )
+    check_routing(cfg)
+    router, ids = build_router(cfg)
+    a = ids.agent_id["digital-1"]
+    router.login(a, 0)
+    router.set_ready(a, 0)
+    for t in range(3):
+        router.arrive(ids.queue_id["chat"], t + 1, channel=Channel.CHAT)
+        (d,) = router.take_decisions()
+        router.accept(a, d.contact, t + 1)
+    assert router.agent_load(a) == (0, 3, 0, 0)
+
+
+def test_bad_capacities_are_refused_by_name() -> None:
+    bad = RoutingConfig(
+        queues=[Queue(name="q")],
+        agent_groups=[AgentGroupSpec(name="g", count=1, capacity={"pigeon": 1})],
+    )
+    with pytest.raises(ConfigFileError, match=r"agent_groups\[0\] \(g\).capacity.pigeon"):
+        check_routing(bad)

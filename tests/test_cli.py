@@ -137,6 +137,35 @@ def test_readme_python_snippets_run() -> None:
 def test_readme_opens_with_the_two_commands() -> None:
     text = (ROOT / "README.md").read_text()
     shell = [b.split("```", 1)[0].strip() for b in text.split("```sh\n")[1:3]]
-    assert shell[0] == "python -m pip install . && agner demo"
+    install, main_job = shell[0].split(" && ", 1)
+    assert install == "python -m pip install ."
+    assert "agner serve examples/center.toml" in main_job and "agner load" in main_job
     assert shell[1] == 'python -m pip install -e ".[test]" && python -m pytest -q'
     assert shell[1] in (ROOT / ".ci" / "run").read_text()
+
+
+def test_the_readme_main_job_routes_a_load() -> None:
+    # The README's main job as written (the package is installed already), on
+    # free ports instead of the defaults: the server starts, the load is routed
+    # with no refusal, and the server is stopped.
+    import socket
+
+    text = (ROOT / "README.md").read_text()
+    main_job = text.split("```sh\n")[1].split("```", 1)[0].strip().split(" && ", 1)[1]
+    ports = []
+    for _ in range(2):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            ports.append(s.getsockname()[1])
+    job = main_job.replace(
+        "agner serve examples/center.toml",
+        f"agner serve examples/center.toml --tcp 127.0.0.1:{ports[0]} --http 127.0.0.1:{ports[1]}",
+    ).replace("127.0.0.1:7100", f"127.0.0.1:{ports[0]}")
+    # `agner` is the installed script; this interpreter's module stands for it,
+    # whatever PATH the tests run with.
+    job = job.replace("agner ", f"{sys.executable} -m agner.cli ")
+    done = subprocess.run(
+        ["bash", "-c", job], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "agner load:" in done.stdout and " 0 errors" in done.stdout

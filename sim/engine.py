@@ -123,6 +123,34 @@ class QueueLoad:
         )
 
 
+def rate_profiles(queues: Sequence[QueueLoad], interval_s: float | None) -> list[list[float]]:
+    """Each queue's arrival rates per interval of the day (one rate: all day),
+    checked the same way for every engine.
+
+    Raises:
+        ValueError: a negative or infinite rate, profiles of different lengths, or
+            a profile without `interval_s`.
+    """
+    out: list[list[float]] = []
+    n_int = 1
+    for q in queues:
+        rates = (
+            [float(q.rate_per_s)]
+            if isinstance(q.rate_per_s, int | float)
+            else list(map(float, q.rate_per_s))
+        )
+        if not rates or any(not (x >= 0 and math.isfinite(x)) for x in rates):
+            raise ValueError(f"queue {q.name!r}: rate_per_s must be >= 0, got {q.rate_per_s}")
+        if len(rates) > 1:
+            if n_int not in (1, len(rates)):
+                raise ValueError(f"queue {q.name!r}: every profile needs the same intervals")
+            n_int = len(rates)
+        out.append(rates)
+    if n_int > 1 and not (interval_s and interval_s > 0):
+        raise ValueError("a per-interval rate profile needs interval_s > 0")
+    return out
+
+
 def add_queue_load(r: Router, q: QueueLoad) -> int:
     """Add a simulated queue to a router, the same way for every engine (offers are
     answered at once, so there is no ring timeout)."""
@@ -337,17 +365,7 @@ def simulate(
         raise ValueError("duration_s must be longer than the warm-up")
     if not queues or not groups:
         raise ValueError("a center needs at least one queue and one agent group")
-    n_int = 1
-    for q in queues:
-        rates = [q.rate_per_s] if isinstance(q.rate_per_s, int | float) else list(q.rate_per_s)
-        if not rates or any(not (x >= 0 and math.isfinite(x)) for x in rates):
-            raise ValueError(f"queue {q.name!r}: rate_per_s must be >= 0, got {q.rate_per_s}")
-        if len(rates) > 1:
-            if n_int not in (1, len(rates)):
-                raise ValueError(f"queue {q.name!r}: every profile needs the same intervals")
-            n_int = len(rates)
-    if n_int > 1 and not (interval_s and interval_s > 0):
-        raise ValueError("a per-interval rate profile needs interval_s > 0")
+    n_int = max(len(x) for x in rate_profiles(queues, interval_s))
     r = Router(seed=seed)
     for q in queues:
         add_queue_load(r, q)

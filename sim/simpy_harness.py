@@ -32,7 +32,6 @@ violation raises AssertionError.
 from __future__ import annotations
 
 import contextlib
-import math
 import time
 from collections.abc import Generator, Mapping, Sequence
 from dataclasses import dataclass
@@ -58,6 +57,7 @@ from agner.sim.engine import (
     _ratio,
     add_queue_load,
     occupancy_by_queue,
+    rate_profiles,
 )
 from agner.sim.scenario import Scenario, run_arguments
 
@@ -178,23 +178,8 @@ class SimpyCenter:
         self.env = simpy.Environment()
         self.r = Router(seed=seed)
         self.warmup = _us(warmup_s)
-        self.rates: list[list[float]] = []
-        n_int = 1
-        for q in queues:
-            rates = (
-                [float(q.rate_per_s)]
-                if isinstance(q.rate_per_s, int | float)
-                else list(map(float, q.rate_per_s))
-            )
-            if not rates or any(not (x >= 0 and math.isfinite(x)) for x in rates):
-                raise ValueError(f"queue {q.name!r}: rate_per_s must be >= 0, got {q.rate_per_s}")
-            if len(rates) > 1:
-                if n_int not in (1, len(rates)):
-                    raise ValueError(f"queue {q.name!r}: every profile needs the same intervals")
-                n_int = len(rates)
-            self.rates.append(rates)
-        if n_int > 1 and not (interval_s and interval_s > 0):
-            raise ValueError("a per-interval rate profile needs interval_s > 0")
+        self.rates = rate_profiles(queues, interval_s)
+        n_int = max(len(x) for x in self.rates)
         self.n_int = n_int
         self.interval_s = interval_s
         self.interval_us = _us(interval_s) if interval_s else 0

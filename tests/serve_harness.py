@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 import os
-import select
+import queue
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -38,12 +39,20 @@ class ServerProcess:
             cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=os.environ.copy()
         )
         assert self.proc.stdout is not None
+        # Lines come through a reader thread: select() on the pipe cannot see a
+        # line already read into the file's buffer (the banner's lines often
+        # arrive in one write), which made a healthy start look stalled.
+        lines: queue.Queue[str] = queue.Queue()
+        out = self.proc.stdout
+        threading.Thread(target=lambda: [lines.put(x) for x in out] and None, daemon=True).start()
         deadline = time.monotonic() + timeout
         self.banner = ""
         while not (self.tcp and self.http):
             # never block past the deadline on a server that prints nothing
-            ready, _, _ = select.select([self.proc.stdout], [], [], deadline - time.monotonic())
-            line = self.proc.stdout.readline() if ready else ""
+            try:
+                line = lines.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                line = ""
             if not line or time.monotonic() > deadline:
                 self.proc.kill()
                 raise RuntimeError(f"the server did not start: {self.banner}{line}")

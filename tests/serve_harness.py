@@ -44,7 +44,12 @@ class ServerProcess:
         # arrive in one write), which made a healthy start look stalled.
         lines: queue.Queue[str] = queue.Queue()
         out = self.proc.stdout
-        threading.Thread(target=lambda: [lines.put(x) for x in out] and None, daemon=True).start()
+
+        def pump() -> None:
+            for text in out:
+                lines.put(text)
+
+        threading.Thread(target=pump, daemon=True).start()
         deadline = time.monotonic() + timeout
         self.banner = ""
         while not (self.tcp and self.http):

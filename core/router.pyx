@@ -36,6 +36,9 @@ from agner.core._types cimport (
 
 from time import perf_counter_ns
 
+from msgspec import DecodeError as msgspec_DecodeError
+from msgspec import msgpack as msgspec_msgpack
+
 from agner.core._api import (
     AgentState,
     HookContact,
@@ -181,6 +184,38 @@ def _merge(tuple conj, tuple extra):
     return tuple(sorted(merged.items()))
 
 
+cdef bytes _raw(const void* p, Py_ssize_t nbytes):
+    # A copy of n bytes of C memory (empty when there is none).
+    if nbytes <= 0 or p == NULL:
+        return b""
+    return (<const char*> p)[:nbytes]
+
+
+cdef void* _copy_out(bytes data, Py_ssize_t cap_bytes) except NULL:
+    # A fresh malloc'ed block of at least cap_bytes (and 1) holding `data`.
+    cdef Py_ssize_t n = len(data)
+    cdef void* p = malloc(max(cap_bytes, n, 1))
+    if p == NULL:
+        raise MemoryError()
+    if n:
+        memcpy(p, <const char*> data, n)
+    return p
+
+
+def _tuples(x):
+    """Lists back into tuples, all the way down (msgpack gives lists)."""
+    if isinstance(x, list):
+        return tuple(_tuples(y) for y in x)
+    return x
+
+
+cdef int32_t _pow2(int32_t n) noexcept:
+    cdef int32_t c = 16
+    while c < n:
+        c *= 2
+    return c
+
+
 def _disjunction(conjs):
     """The canonical form of "meets one of conjs": distinct and sorted, so that equal
     requirements get equal keys, hence one pool. (A conjunction another one covers
@@ -228,6 +263,141 @@ def _priority(value):
     if not -MAX_PRIORITY <= value <= MAX_PRIORITY:
         raise ConfigError(f"priority {value} is outside [-{MAX_PRIORITY}, {MAX_PRIORITY}]")
     return value
+
+
+cdef _check_len(bytes b, Py_ssize_t n, Py_ssize_t size, str what):
+    if len(b) != n * size:
+        raise ValueError(f"{what}: {len(b)} bytes where {n} x {size} were expected")
+
+
+cdef object _restore(Router r, dict st):
+    # The inverse of Router.snapshot: every array copied out with its capacity,
+    # the pointers inside the structs set anew.
+    cdef int32_t i, j, cap, caps, n
+    cdef void* block
+    cdef queue_t* q
+    cdef pool_t* p
+    cdef route_t* rt
+    cdef rfifo_t* f
+    (now, rng, seq, timer_seq, na, nq, npools, nroutes, nchains, nslots, nfree, ntslots,
+     nftimers, ndec) = st["scalars"]
+    _check_len(st["agents"], na, sizeof(agent_t), "agents")
+    _check_len(st["chans"], na, sizeof(chan_t), "chans")
+    _check_len(st["contacts"], nslots, sizeof(contact_t), "contacts")
+    _check_len(st["timers"], ntslots, sizeof(timer_t), "timers")
+    if len(st["queues"]) != nq or len(st["pools"]) != npools or len(st["routes"]) != nroutes \
+            or len(st["skills"]) != na or len(st["pref"]) != na:
+        raise ValueError("inconsistent counts")
+    r.now, r.rng, r.seq, r.timer_seq = now, rng, seq, timer_seq
+    cap = max(na, 1)
+    if posix_memalign(&block, 64, cap * sizeof(agent_t)) != 0:
+        raise MemoryError()
+    if na:
+        memcpy(block, <const char*> st["agents"], na * sizeof(agent_t))
+    r.agents = <agent_t*> block
+    r.cap_agents = cap
+    r.n_agents_ = na
+    r.chans = <chan_t*> _copy_out(st["chans"], cap * sizeof(chan_t))
+    r.ready_epoch = <uint32_t*> _copy_out(st["ready_epoch"], cap * sizeof(uint32_t))
+    r.memb_off = <int32_t*> _copy_out(st["memb_off"], (cap + 1) * sizeof(int32_t))
+    if na == 0:
+        r.memb_off[0] = 0
+    r.memb = <member_t*> _copy_out(st["memb"], 0)
+    r.cap_memb = len(st["memb"]) // sizeof(member_t)
+    r.agent_skills = <skills_t*> malloc(cap * sizeof(skills_t))
+    r.pref_heap = <heap_t*> malloc(cap * sizeof(heap_t))
+    if r.agent_skills == NULL or r.pref_heap == NULL:
+        raise MemoryError()
+    memset(r.agent_skills, 0, cap * sizeof(skills_t))   # freed as they are, if we fail
+    memset(r.pref_heap, 0, cap * sizeof(heap_t))
+    for i in range(na):
+        r.agent_skills[i].s = <skill_t*> _copy_out(st["skills"][i], 0)
+        r.agent_skills[i].n = len(st["skills"][i]) // sizeof(skill_t)
+        n = len(st["pref"][i]) // sizeof(hentry_t)
+        r.pref_heap[i].e = <hentry_t*> _copy_out(st["pref"][i], 0)
+        r.pref_heap[i].n = n
+        r.pref_heap[i].cap = n
+    caps = max(nslots, 1)
+    r.contacts = <contact_t*> _copy_out(st["contacts"], caps * sizeof(contact_t))
+    r.contact_pos = <int32_t*> _copy_out(st["contact_pos"], caps * sizeof(int32_t))
+    r.pref_pos = <int32_t*> _copy_out(b"", caps * sizeof(int32_t))
+    r.free_slots = <int32_t*> _copy_out(st["free_slots"], caps * sizeof(int32_t))
+    r.n_slots, r.cap_slots, r.n_free = nslots, caps, nfree
+    r.timers = <timer_t*> _copy_out(st["timers"], max(ntslots, 1) * sizeof(timer_t))
+    r.timer_pos = <int32_t*> _copy_out(st["timer_pos"], max(ntslots, 1) * sizeof(int32_t))
+    r.n_timer_slots, r.cap_timer_slots = ntslots, max(ntslots, 1)
+    n = max(4 * caps + cap, nftimers, 1)
+    r.free_timers = <int32_t*> _copy_out(st["free_timers"], n * sizeof(int32_t))
+    r.n_free_timers, r.cap_free_timers = nftimers, n
+    n = len(st["timer_heap"]) // sizeof(hentry_t)
+    r.timer_heap.e = <hentry_t*> _copy_out(st["timer_heap"], 0)
+    r.timer_heap.n = n
+    r.timer_heap.cap = n
+    r.dec = <decision_t*> _copy_out(st["dec"], max(ndec, 1) * sizeof(decision_t))
+    r.n_dec, r.cap_dec = ndec, max(ndec, 1)
+    r.chains = <int32_t*> _copy_out(st["chains"], max(nchains, 1) * sizeof(int32_t))
+    r.n_chains, r.cap_chains = nchains, max(nchains, 1)
+    r.queues = <queue_t*> malloc(max(nq, 1) * sizeof(queue_t))
+    if r.queues == NULL:
+        raise MemoryError()
+    for i in range(nq):
+        raw, routes, after = st["queues"][i]
+        _check_len(raw, 1, sizeof(queue_t), "queue")
+        q = &r.queues[i]
+        memcpy(q, <const char*> raw, sizeof(queue_t))
+        q.routes = <int32_t*> _copy_out(routes, 0)
+        q.cap_routes = q.n_routes
+        q.step_after = <time_us_t*> _copy_out(after, 0)
+        q.hooked = 0                # hooks are Python objects: set them again
+        r.n_queues_ = i + 1
+    r.cap_queues = max(nq, 1)
+    r.pools = <pool_t*> malloc(max(npools, 1) * sizeof(pool_t))
+    if r.pools == NULL:
+        raise MemoryError()
+    for i in range(npools):
+        raw, members, routes, req, req_off, ready, idle, bits, words = st["pools"][i]
+        _check_len(raw, 1, sizeof(pool_t), "pool")
+        p = &r.pools[i]
+        memcpy(p, <const char*> raw, sizeof(pool_t))
+        p.member_agent = <int32_t*> _copy_out(members, 0)
+        p.cap_members = p.n_members
+        p.routes = <int32_t*> _copy_out(routes, 0)
+        p.cap_routes = p.n_routes
+        p.req = <skill_t*> _copy_out(req, 0)
+        p.req_off = <int32_t*> _copy_out(req_off, 0)
+        n = len(ready) // sizeof(rentry_t)
+        p.ready.e = <rentry_t*> _copy_out(ready, 0)
+        p.ready.n = n
+        p.ready.cap = n
+        f = &p.idle
+        n = len(idle) // sizeof(rentry_t)
+        f.cap = _pow2(n)
+        f.e = <rentry_t*> _copy_out(idle, f.cap * sizeof(rentry_t))
+        f.head = 0
+        f.n = n
+        p.order.bits = <uint64_t*> _copy_out(bits, 0) if bits else NULL
+        p.order.words.t = <int32_t*> _copy_out(words, 0) if words else NULL
+        r.n_pools = i + 1
+    r.cap_pools = max(npools, 1)
+    r.routes = <route_t*> malloc(max(nroutes, 1) * sizeof(route_t))
+    if r.routes == NULL:
+        raise MemoryError()
+    for i in range(nroutes):
+        raw, waiting = st["routes"][i]
+        _check_len(raw, 1, sizeof(route_t), "route")
+        rt = &r.routes[i]
+        memcpy(rt, <const char*> raw, sizeof(route_t))
+        n = len(waiting) // sizeof(hentry_t)
+        rt.waiting.e = <hentry_t*> _copy_out(waiting, 0)
+        rt.waiting.n = n
+        rt.waiting.cap = n
+        r.n_routes = i + 1
+    r.cap_routes = max(nroutes, 1)
+    r._pool_index = {_tuples(k): v for k, v in st["pool_index"]}
+    r._route_index = {_tuples(k): v for k, v in st["route_index"]}
+    r._chain_index = {_tuples(k): v for k, v in st["chain_index"]}
+    r._queue_steps = [_tuples(x) for x in st["queue_steps"]]
+    return r
 
 
 cdef class Router:
@@ -1014,9 +1184,12 @@ cdef class Router:
         # strategy when it raises, answers anything but a candidate, or is late.
         cdef int32_t m, choice = -1
         cdef contact_t* c = &self.contacts[slot]
-        entry = self._hooks[c.queue]
+        entry = self._hooks.get(c.queue)
+        if entry is None:
+            return self._choose(p, q)
         candidates = [p.member_agent[m] for m in range(p.n_members)
-                      if self.ready_epoch[p.member_agent[m]]]
+                      if self.ready_epoch[p.member_agent[m]]
+                      and (self.chans[p.member_agent[m]].routable >> p.channel) & 1]
         info = HookContact(self._cid(slot), c.queue, c.priority, Channel(c.channel),
                            c.arrival, self.now - c.entered, tuple(candidates))
         t0 = perf_counter_ns()
@@ -1704,7 +1877,8 @@ cdef class Router:
             if grow(<void**> &self.free_timers, &self.cap_free_timers,
                     4 * (slot + 1) + self.n_agents_, sizeof(int32_t)) != 0:
                 return E_NOMEM
-            self.contacts[slot].gen = 0
+            memset(&self.contacts[slot], 0, sizeof(contact_t))   # no stale bytes, ever
+            self.contact_pos[slot] = -1
             self.n_slots += 1
         c = &self.contacts[slot]
         c.state = CS_WAITING        # not yet in a heap: _enter_queue decides
@@ -2226,6 +2400,90 @@ cdef class Router:
             raise InvalidTransition(
                 f"{op}: contact {contact} is {_CONTACT_STATES[self.contacts[slot].state].name}")
         return slot
+
+    def snapshot(self):
+        """The router's whole state as bytes (MessagePack): :meth:`restore` rebuilds
+        a router that makes the same decisions from there on as this one would.
+        Decision hooks are not included (set them again). O(state)."""
+        cdef int32_t i, j
+        cdef pool_t* p
+        cdef queue_t* q
+        cdef route_t* r
+        cdef rfifo_t* f
+        st = {
+            "version": 1,
+            "scalars": [self.now, self.rng, self.seq, self.timer_seq, self.n_agents_,
+                        self.n_queues_, self.n_pools, self.n_routes, self.n_chains,
+                        self.n_slots, self.n_free, self.n_timer_slots, self.n_free_timers,
+                        self.n_dec],
+            "agents": _raw(self.agents, self.n_agents_ * sizeof(agent_t)),
+            "chans": _raw(self.chans, self.n_agents_ * sizeof(chan_t)),
+            "ready_epoch": _raw(self.ready_epoch, self.n_agents_ * sizeof(uint32_t)),
+            "memb_off": _raw(self.memb_off, (self.n_agents_ + 1) * sizeof(int32_t)
+                             if self.n_agents_ else 0),
+            "memb": _raw(self.memb, (self.memb_off[self.n_agents_] if self.n_agents_ else 0)
+                         * sizeof(member_t)),
+            "skills": [_raw(self.agent_skills[i].s, self.agent_skills[i].n * sizeof(skill_t))
+                       for i in range(self.n_agents_)],
+            "pref": [_raw(self.pref_heap[i].e, self.pref_heap[i].n * sizeof(hentry_t))
+                     for i in range(self.n_agents_)],
+            "contacts": _raw(self.contacts, self.n_slots * sizeof(contact_t)),
+            "contact_pos": _raw(self.contact_pos, self.n_slots * sizeof(int32_t)),
+            "free_slots": _raw(self.free_slots, self.n_free * sizeof(int32_t)),
+            "timers": _raw(self.timers, self.n_timer_slots * sizeof(timer_t)),
+            "timer_pos": _raw(self.timer_pos, self.n_timer_slots * sizeof(int32_t)),
+            "free_timers": _raw(self.free_timers, self.n_free_timers * sizeof(int32_t)),
+            "timer_heap": _raw(self.timer_heap.e, self.timer_heap.n * sizeof(hentry_t)),
+            "dec": _raw(self.dec, self.n_dec * sizeof(decision_t)),
+            "chains": _raw(self.chains, self.n_chains * sizeof(int32_t)),
+            "queues": [], "pools": [], "routes": [],
+            "pool_index": [[k, v] for k, v in self._pool_index.items()],
+            "route_index": [[k, v] for k, v in self._route_index.items()],
+            "chain_index": [[k, v] for k, v in self._chain_index.items()],
+            "queue_steps": list(self._queue_steps),
+        }
+        for i in range(self.n_queues_):
+            q = &self.queues[i]
+            st["queues"].append([_raw(q, sizeof(queue_t)),
+                                 _raw(q.routes, q.n_routes * sizeof(int32_t)),
+                                 _raw(q.step_after, q.n_steps * sizeof(time_us_t))])
+        for i in range(self.n_pools):
+            p = &self.pools[i]
+            f = &p.idle
+            idle = b"".join(_raw(f_at(f, j), sizeof(rentry_t)) for j in range(f.n))
+            st["pools"].append([
+                _raw(p, sizeof(pool_t)),
+                _raw(p.member_agent, p.n_members * sizeof(int32_t)),
+                _raw(p.routes, p.n_routes * sizeof(int32_t)),
+                _raw(p.req, p.req_off[p.n_conj] * sizeof(skill_t)),
+                _raw(p.req_off, (p.n_conj + 1) * sizeof(int32_t)),
+                _raw(p.ready.e, p.ready.n * sizeof(rentry_t)),
+                idle,
+                # bits has room for words.cap words (rs_resize counts on it)
+                _raw(p.order.bits, max(p.order.n_words, p.order.words.cap) * sizeof(uint64_t)),
+                _raw(p.order.words.t, (p.order.words.cap + 1) * sizeof(int32_t)
+                     if p.order.words.t != NULL else 0),
+            ])
+        for i in range(self.n_routes):
+            r = &self.routes[i]
+            st["routes"].append([_raw(r, sizeof(route_t)),
+                                 _raw(r.waiting.e, r.waiting.n * sizeof(hentry_t))])
+        return msgspec_msgpack.encode(st)
+
+    @classmethod
+    def restore(cls, data):
+        """A router rebuilt from :meth:`snapshot` bytes (of this version of agner).
+
+        Raises:
+            ConfigError: the bytes are not a snapshot this router can read.
+        """
+        try:
+            st = msgspec_msgpack.decode(data)
+            if not isinstance(st, dict) or st.get("version") != 1:
+                raise ValueError("not a version-1 router snapshot")
+            return _restore(cls(), st)
+        except (ValueError, TypeError, KeyError, IndexError, msgspec_DecodeError) as exc:
+            raise ConfigError(f"restore: {exc}") from None
 
     def set_decision_hook(self, queue, hook, *, budget_us=1000):
         """Let `hook` choose the agent for the contacts of `queue` (a custom strategy).

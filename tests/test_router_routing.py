@@ -870,3 +870,19 @@ def test_bad_capacities_are_refused(make_router: Any, kw: dict[str, Any]) -> Non
     with pytest.raises(ConfigError):
         r.add_agent({}, **kw)
     assert r.n_agents == 0
+
+
+def test_a_hook_is_not_given_an_agent_whose_channel_is_full(make_router: Any) -> None:
+    # Bug found by the differential tests: a multi-channel agent free for voice
+    # but full on chat was a hook's candidate for a chat.
+    r = make_router()
+    q = r.add_queue(ring_timeout_us=0)
+    a = chat_agent(r, capacity={VOICE: 1, CHAT: 1}, blocks={CHAT: []})
+    first = r.arrive(q, 1, channel=CHAT)
+    r.accept(a, first, 1)
+    b = chat_agent(r, now=1)  # a classic agent, free
+    seen: list[Any] = []
+    r.set_decision_hook(q, lambda info: seen.append(info.candidates) or a, budget_us=10**9)
+    second = r.arrive(q, 2, channel=CHAT)
+    assert seen == [(b,)]  # a is free for voice only: no candidate for a chat
+    assert r.take_decisions()[-1] == Decision(D.OFFER, 2, second, b, q)

@@ -126,6 +126,8 @@ setup(
         "agner.core": ["*.pxd", "*.pyi", "py.typed"],
         # the browser pages that agner serve sends (/desktop, /wallboard)
         "agner": ["py.typed", "web/*.html", "web/*.js", "web/*.css"],
+        # the Kamailio configuration and sipp scenarios the SIP adapter ships with
+        "agner.adapters": ["kamailio.cfg", "sipp/*.xml"],
     },
     ext_modules=extensions(),
     cmdclass={"build_ext": BuildExt},

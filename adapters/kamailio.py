@@ -28,7 +28,7 @@ from typing import Any
 
 import msgspec
 
-from agner.adapters.link import AgnerLink, Backoff, parse_address, quickack
+from agner.adapters.link import AgnerLink, Backoff, no_delay, parse_address, quickack
 from agner.protocol import (
     Answered,
     Arrived,
@@ -146,12 +146,8 @@ class _Evapi(asyncio.Protocol):
         self.lost: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        import socket
-
         self.transport = transport  # type: ignore[assignment]  # uvloop's is no subclass
-        sock = transport.get_extra_info("socket")
-        if sock is not None:
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        no_delay(transport)
         quickack(transport)
 
     def connection_lost(self, exc: Exception | None) -> None:

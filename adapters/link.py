@@ -56,6 +56,13 @@ class Backoff:
         self.delay = self.first
 
 
+def no_delay(transport: asyncio.BaseTransport) -> None:
+    """Send small frames at once (TCP_NODELAY): events are latency, not bulk."""
+    sock = transport.get_extra_info("socket")
+    if sock is not None:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
 def quickack(transport: asyncio.BaseTransport | None) -> None:
     """Acknowledge the peer's segments at once (Linux's TCP_QUICKACK is one-shot:
     re-armed after every read). A peer that writes with Nagle on (Kamailio's
@@ -77,9 +84,7 @@ class _Proto(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]  # uvloop's is no subclass
-        sock = transport.get_extra_info("socket")
-        if sock is not None:
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        no_delay(transport)
 
     def connection_lost(self, exc: Exception | None) -> None:
         if not self.lost.done():

@@ -275,6 +275,7 @@ cdef class Router:
 
     # -- internals --
     cdef int32_t _slot(self, contact_id_t contact) noexcept
+    cdef int32_t _advance_to(self, contact_id_t contact, time_us_t now) noexcept
     cdef contact_id_t _cid(self, int32_t slot) noexcept
     cdef void _set_state(self, agent_t* a, int32_t state, time_us_t now) noexcept
     cdef int _emit(self, int32_t kind, time_us_t t, contact_id_t c, int32_t agent,

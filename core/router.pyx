@@ -965,6 +965,15 @@ cdef class Router:
         z = (z ^ (z >> 27)) * <uint64_t> 0x94D049BB133111EB
         return z ^ (z >> 31)
 
+    cdef int32_t _advance_to(self, contact_id_t contact, time_us_t now) noexcept:
+        # The common start of a call on a contact: fire the due timers, then find
+        # its slot; an err_t (< 0) when either fails.
+        cdef int r = self.c_advance(now)
+        if r:
+            return r
+        cdef int32_t slot = self._slot(contact)
+        return E_UNKNOWN_CONTACT if slot < 0 else slot
+
     cdef int32_t _slot(self, contact_id_t contact) noexcept:
         cdef int64_t slot
         if contact < 0:
@@ -1928,12 +1937,9 @@ cdef class Router:
         cdef time_us_t wait
         if agent < 0 or agent >= self.n_agents_:
             return E_UNKNOWN_AGENT
-        r = self.c_advance(now)
-        if r:
-            return r
-        slot = self._slot(contact)
+        slot = self._advance_to(contact, now)
         if slot < 0:
-            return E_UNKNOWN_CONTACT
+            return slot
         a = &self.agents[agent]
         if a.state != AS_RESERVED or a.contact != slot:
             self.err_state = a.state
@@ -1981,12 +1987,9 @@ cdef class Router:
         cdef agent_t* a
         if agent < 0 or agent >= self.n_agents_:
             return E_UNKNOWN_AGENT
-        r = self.c_advance(now)
-        if r:
-            return r
-        slot = self._slot(contact)
+        slot = self._advance_to(contact, now)
         if slot < 0:
-            return E_UNKNOWN_CONTACT
+            return slot
         a = &self.agents[agent]
         if a.state != AS_RESERVED or a.contact != slot:
             self.err_state = a.state
@@ -2008,12 +2011,9 @@ cdef class Router:
             return E_UNKNOWN_AGENT
         if wrap_up_us < -1:
             return E_CONFIG
-        r = self.c_advance(now)
-        if r:
-            return r
-        slot = self._slot(contact)
+        slot = self._advance_to(contact, now)
         if slot < 0:
-            return E_UNKNOWN_CONTACT
+            return slot
         a = &self.agents[agent]
         c = &self.contacts[slot]
         if self.chans[agent].multi:
@@ -2058,12 +2058,9 @@ cdef class Router:
         cdef int32_t slot, agent, other
         cdef contact_t* c
         cdef queue_t* q
-        r = self.c_advance(now)
-        if r:
-            return r
-        slot = self._slot(contact)
+        slot = self._advance_to(contact, now)
         if slot < 0:
-            return E_UNKNOWN_CONTACT
+            return slot
         c = &self.contacts[slot]
         q = &self.queues[c.queue]
         if c.state == CS_ACTIVE:
@@ -2098,12 +2095,9 @@ cdef class Router:
         cdef int32_t slot
         cdef contact_t* c
         cdef queue_t* q
-        r = self.c_advance(now)
-        if r:
-            return r
-        slot = self._slot(contact)
+        slot = self._advance_to(contact, now)
         if slot < 0:
-            return E_UNKNOWN_CONTACT
+            return slot
         c = &self.contacts[slot]
         if c.state != CS_WAITING or c.flags & CF_CALLBACK:
             self.err_state = c.state

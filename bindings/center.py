@@ -35,15 +35,19 @@ from agner.protocol import (
     Accept,
     AgentReady,
     AgentSnapshot,
+    AgentStatus,
     Answered,
     Arrived,
     CallbackRequest,
     ClientMessage,
     Complete,
     Connect,
+    Connected,
     ContactStatus,
+    DeskContact,
     Dial,
     Diverted,
+    Ended,
     HungUp,
     Login,
     Logout,
@@ -83,6 +87,9 @@ JOURNALED = (
 )
 # A desktop's dial is its agent's click-to-dial: the contact is held for it.
 _AGENT_COMMANDS = (Login, Logout, Ready, NotReady, Accept, Complete, Dial)
+# Agent states by value, as the wire names them.
+_STATE_NAMES = tuple(s.name.lower() for s in AgentState)
+assert [s.value for s in AgentState] == list(range(len(_STATE_NAMES)))
 # Decisions that end a contact in the core, and the outcome they give it.
 _ENDINGS = {
     DecisionKind.VOICEMAIL: "voicemail",
@@ -209,6 +216,7 @@ class Center:
         self.records: list[Interaction] = []
         self.desktops: dict[int, set[Sink]] = {}
         self.switches: list[set[Sink]] = [set() for _ in self.tenants]
+        self._track_states()
 
     # ------------------------------------------------------------ CRM hints
 
@@ -271,7 +279,12 @@ class Center:
             self.switches[ident.tenant].add(sink)
 
     def detach(self, ident: Identity, sink: Sink) -> None:
-        self.desktops.get(ident.agent, set()).discard(sink)
+        desks = self.desktops.get(ident.agent)
+        if desks is not None:
+            desks.discard(sink)
+            if not desks:
+                del self.desktops[ident.agent]
+                self.desk_seen.pop(ident.agent, None)
         self.switches[ident.tenant].discard(sink)
 
     # ------------------------------------------------------------- inputs
@@ -293,7 +306,11 @@ class Center:
         # checks below see what the call will see (say, a ring timeout that expired).
         self._core(self.router.advance, now)
         self._decisions()
-        result: str | None = handler(self, ident, msg, now)
+        self._touch_input(ident, msg)
+        try:
+            result: str | None = handler(self, ident, msg, now)
+        finally:
+            self._settle(now)
         return result
 
     def replay(self, now: int, ident: Identity, msg: ClientMessage) -> None:
@@ -310,6 +327,7 @@ class Center:
         """Fire the core's due timers (ring timeout, wrap-up end)."""
         self.router.advance(now)
         self._decisions()
+        self._settle(now)
 
     def _log(self, ident: Identity, msg: Any, now: int) -> None:
         self.inputs += 1
@@ -483,6 +501,7 @@ class Center:
         self.live[c].answered_us = now
         self._decisions()  # the RELEASE of the others, if it rang several
         self.live[c].ringing = []
+        self._to_desktops(agent, Connected(msg.call_id, self.ids.agents[agent], now))
 
     def _hung_up(self, ident: Identity, msg: HungUp, now: int) -> None:
         c = self._contact(ident, msg.call_id)
@@ -495,6 +514,7 @@ class Center:
             self._core(self.router.complete, agent, c, now)
             self._end(c, now)
             self._set_pending(agent, _Pending(live, agent, now, "completed"))
+            self._to_desktops(agent, Ended(live.call_id, self.ids.agents[agent], "hung_up", now))
             self._decisions()
             self._no_wrap_up(agent)
         elif live.callback and not live.line_dropped and state is ContactState.WAITING:
@@ -548,6 +568,10 @@ class Center:
         )
         self._core(self.router.complete, agent, c, now)
         self._record(live, agent, now, "transferred", None, None)
+        self._to_desktops(
+            agent,
+            Ended(live.call_id, self.ids.agents[agent], "transferred", now, self.ids.queues[qid]),
+        )
         self._decisions()
 
     def _callback(self, ident: Identity, msg: CallbackRequest, now: int) -> None:
@@ -725,6 +749,8 @@ class Center:
 
     def _decisions(self) -> None:
         for d in self.router.take_decisions():
+            if d.agent >= 0:
+                self.moved.append(d.agent)
             if d.kind == DecisionKind.OFFER:
                 self._flush_pending(d.agent)
                 live = self.live[d.contact]
@@ -780,6 +806,105 @@ class Center:
                 msg = AgentReady(self.ids.agents[d.agent], state)
                 for sink in self.desktops.get(d.agent, ()):
                     self.outbox.append((sink, msg))
+
+    # ------------------------------------------------------------ agents' states
+
+    def _track_states(self) -> None:
+        """Start counting the agents by state from the core's (one scan; after
+        that, :meth:`_settle` moves the counts of the agents an input touched).
+        Call it again if the core is replaced (a restore)."""
+        state = self.router.agent_state
+        self.agent_states = [int(state(a)) for a in range(len(self.ids.agents))]
+        self.state_since: list[int | None] = [None] * len(self.agent_states)
+        self.state_counts = [[0] * len(_STATE_NAMES) for _ in self.tenants]
+        for aid, st in enumerate(self.agent_states):
+            self.state_counts[self.agent_tenant[aid]][st] += 1
+        self.moved: list[int] = []  # agents whose state an input may have moved
+        self.desk_seen: dict[int, AgentStatus] = {}  # the last agent_status sent
+
+    def _touch_input(self, ident: Identity, msg: ClientMessage) -> None:
+        """The agents an input may move besides those of the core's decisions:
+        its agent, and the agents of its contact (ringing it, or handling it)."""
+        moved = self.moved
+        if ident.agent >= 0:
+            moved.append(ident.agent)
+        name = getattr(msg, "agent", None)
+        if name is not None:
+            aid = self.ids.agent_id.get(name, -1)
+            if aid >= 0:
+                moved.append(aid)
+        call_id = getattr(msg, "call_id", None)
+        if call_id is not None:
+            c = self.by_call[ident.tenant].get(call_id, -1)
+            if c >= 0:
+                moved.extend(self.live[c].ringing)
+                agent = self.router.contact_agent(c)
+                if agent is not None:
+                    moved.append(agent)
+
+    def _settle(self, now: int) -> None:
+        """Re-read the state of the agents touched since the last call: move the
+        per-tenant counts, and tell their desktops what changed (agent_status)."""
+        if not self.moved:
+            return
+        moved, self.moved = self.moved, []
+        state = self.router.agent_state
+        states = self.agent_states
+        for aid in moved:
+            new = int(state(aid))
+            old = states[aid]
+            if new != old:
+                counts = self.state_counts[self.agent_tenant[aid]]
+                counts[old] -= 1
+                counts[new] += 1
+                states[aid] = new
+                self.state_since[aid] = now
+            if aid in self.desktops and not self.replaying:
+                status = self.agent_status(aid, now)
+                if status != self.desk_seen.get(aid):
+                    self.desk_seen[aid] = status
+                    self._to_desktops(aid, status)
+
+    def _to_desktops(self, agent: int, msg: Any) -> None:
+        if self.replaying:
+            return
+        for sink in self.desktops.get(agent, ()):
+            self.outbox.append((sink, msg))
+
+    def agent_status(self, agent: int, now: int) -> AgentStatus:
+        """Where the agent stands, for its desktops: state, not-ready reason, the
+        time it entered the state, and its contact (offered, handled, or owing
+        the disposition), without the screen pop."""
+        st = self.router.agent_stats(agent, max(now, self.router.now))
+        contact = None
+        c = self.router.agent_contact(agent)
+        if c is not None and c in self.live:
+            live = self.live[c]
+            ringing = self.router.contact_state(c) is ContactState.OFFERED
+            contact = self._desk_contact(live, "ringing" if ringing else "answered", None)
+        elif agent in self.pending:
+            p = self.pending[agent]
+            contact = self._desk_contact(p.live, "ended", p.ended_us)
+        return AgentStatus(
+            self.ids.agents[agent],
+            _STATE_NAMES[st.state],
+            st.reason,
+            self.state_since[agent],
+            contact,
+        )
+
+    def _desk_contact(self, live: _Live, phase: str, ended_us: int | None) -> DeskContact:
+        return DeskContact(
+            live.call_id,
+            self.ids.queues[live.queue],
+            "callback" if live.callback else live.channel,  # type: ignore[arg-type]
+            phase,  # type: ignore[arg-type]
+            live.customer,
+            live.data,
+            live.dial,
+            live.answered_us,
+            ended_us,
+        )
 
     # ------------------------------------------------------------ queries
 
@@ -856,13 +981,9 @@ class Center:
         )
 
     def agent_counts(self, tenant: int) -> dict[str, int]:
-        """The tenant's agents by state (every state named, zeros included)."""
-        counts = {s.name.lower(): 0 for s in AgentState}
-        state = self.router.agent_state
-        for aid, t in enumerate(self.agent_tenant):
-            if t == tenant:
-                counts[state(aid).name.lower()] += 1
-        return counts
+        """The tenant's agents by state (every state named, zeros included): kept
+        as agents move (:meth:`_settle`), so a stats push costs no scan."""
+        return dict(zip(_STATE_NAMES, self.state_counts[tenant], strict=True))
 
     def agent_snapshots(self, tenant: int, now: int) -> list[AgentSnapshot]:
         out = []

@@ -23,15 +23,19 @@ __all__ = [
     "Accept",
     "AgentReady",
     "AgentSnapshot",
+    "AgentStatus",
     "Answered",
     "Arrived",
     "CallbackRequest",
     "ClientMessage",
     "Complete",
     "Connect",
+    "Connected",
     "ContactStatus",
+    "DeskContact",
     "Dial",
     "Diverted",
+    "Ended",
     "Error",
     "HungUp",
     "Hello",
@@ -413,6 +417,69 @@ class AgentReady(_Msg, tag="agent_ready"):
     ref: int = 0
 
 
+class DeskContact(msgspec.Struct, forbid_unknown_fields=True, frozen=True, gc=False):
+    """The contact an agent's desktop shows. ``phase``: ``ringing`` (offered to
+    the agent), ``answered`` (the agent handles it since ``answered_us``),
+    ``ended`` (the caller hung up at ``ended_us``; its disposition is still owed:
+    ``complete`` with its call id writes it). ``screen_pop`` and ``new_lead`` as
+    in ``offer``: filled in the ``agent_status`` that follows ``welcome``, None
+    in those of later changes (the desktop keeps the one of its ``offer``)."""
+
+    call_id: str
+    queue: str
+    channel: Channel
+    phase: Literal["ringing", "answered", "ended"]
+    customer: str | None = None
+    data: dict[str, str] = {}
+    dial: str | None = None
+    answered_us: int | None = None
+    ended_us: int | None = None
+    screen_pop: dict[str, Any] | None = None
+    new_lead: bool = False
+
+
+class AgentStatus(_Msg, tag="agent_status"):
+    """To the agent's desktops: where the agent stands, right after ``welcome``
+    (so a reloaded page or a second tab restores its view) and again whenever it
+    changes. ``state``: logged_out, not_ready, ready, reserved, busy, wrap_up;
+    ``reason``: the not-ready reason (-1: ring-no-answer); ``since_us``: when the
+    server saw it enter ``state`` (None: not since the server started);
+    ``contact``: the contact offered to it, the one it handles, or the one whose
+    disposition it still owes."""
+
+    agent: str
+    state: str
+    reason: int
+    since_us: int | None
+    contact: DeskContact | None = None
+    ref: int = 0
+
+
+class Connected(_Msg, tag="connected"):
+    """To the agent's desktops: its offered contact was answered (the switch's
+    ``answered`` or the agent's ``accept``); the agent handles it since
+    ``answered_us``."""
+
+    call_id: str
+    agent: str
+    answered_us: int
+    ref: int = 0
+
+
+class Ended(_Msg, tag="ended"):
+    """To the agent's desktops: its answered contact ended before its
+    ``complete``. ``reason``: ``hung_up`` (the caller hung up; the disposition is
+    still owed: ``complete`` writes it into the record), ``transferred`` (moved
+    to ``queue``, same call id; its record is written, nothing is owed)."""
+
+    call_id: str
+    agent: str
+    reason: Literal["hung_up", "transferred"]
+    ended_us: int
+    queue: str | None = None
+    ref: int = 0
+
+
 class QueueSnapshot(msgspec.Struct, forbid_unknown_fields=True, frozen=True, gc=False):
     """One queue now: counters since the server's start (the core's queue_stats)
     and the call ids waiting, in the order they will be served."""
@@ -490,6 +557,9 @@ ServerMessage = (
     | Offer
     | ContactStatus
     | AgentReady
+    | AgentStatus
+    | Connected
+    | Ended
     | Stats
     | IntradayReport
 )

@@ -37,7 +37,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import msgspec
 
@@ -46,6 +46,7 @@ from agner.config import ServerConfig
 from agner.journal import Entry, Journal
 from agner.protocol import (
     PROTOCOL_VERSION,
+    AgentStatus,
     Arrived,
     ClientMessage,
     Error,
@@ -164,6 +165,8 @@ class Server:
         self.lookups = ThreadPoolExecutor(1, thread_name_prefix="agner-lookup")
         self.timer: asyncio.TimerHandle | None = None
         self.timer_at: int | None = None
+        # Per desktop, what waits behind a screen pop being read, to keep the order.
+        self.held: dict[Any, collections.deque[Any]] = {}
         self.batching = False
         self.touched: list[TcpSession] = []
         self.started = time.time()
@@ -313,6 +316,16 @@ class Server:
                 msg.ref,
             ),
         )
+        if agent >= 0:
+            self._restore_desktop(session, agent)
+
+    def _restore_desktop(self, session: Session, agent: int) -> None:
+        """After a desktop's welcome: where its agent stands (agent_status), its
+        contact with the screen pop, so a reloaded page or a second tab shows
+        what the agent sees elsewhere."""
+        status = self.center.agent_status(agent, self.now())
+        self.center.desk_seen[agent] = status
+        self.reply(session, _WithPop(status))
 
     def _subscribe(self, session: Session, msg: Subscribe | Unsubscribe) -> None:
         assert session.ident is not None
@@ -474,10 +487,7 @@ class Server:
             self.batching = True  # TCP sessions gather their frames: one write each
             try:
                 for sink, msg in out:
-                    if isinstance(msg, Offer) and msg.customer:
-                        self._screen_pop(sink, msg)
-                    else:
-                        sink.send(msg)
+                    self._deliver(sink, msg)
             finally:
                 self.batching = False
                 touched, self.touched = self.touched, []
@@ -519,27 +529,54 @@ class Server:
 
     # ------------------------------------------------------------ the store
 
-    def _screen_pop(self, sink: Any, offer: Any) -> None:
-        """Send the offer once the store has the customer's screen (worker thread)."""
+    def _deliver(self, sink: Any, msg: Any) -> None:
+        """One message of the outbox to its session, in order: an offer (or a
+        desktop's restored agent_status) waits for its screen pop, and what
+        follows it to the same session waits behind it."""
+        held = self.held.get(sink)
+        if held is not None:
+            held.append(msg)
+        elif isinstance(msg, Offer) and msg.customer:
+            self._screen_pop(sink, msg, msg.customer)
+        elif isinstance(msg, _WithPop):
+            contact = msg.status.contact
+            if contact is not None and contact.customer:
+                self._screen_pop(sink, msg.status, contact.customer)
+            else:
+                sink.send(msg.status)
+        else:
+            sink.send(msg)
+
+    def _screen_pop(self, sink: Any, msg: Offer | AgentStatus, customer: str) -> None:
+        """Send the offer (or agent_status) once the store has the customer's
+        screen (worker thread); the session's later messages wait until then."""
         store = self.store
         tenant = self.center.tenants[sink.ident.tenant]
         loop = asyncio.get_running_loop()
-        fut = loop.run_in_executor(self.worker, store.screen_pop, tenant, offer.customer)
+        self.held[sink] = collections.deque()
+        fut = loop.run_in_executor(self.worker, store.screen_pop, tenant, customer)
 
         def done(f: asyncio.Future[Any]) -> None:
+            out: Any = msg  # if the store fails, the desktop still rings, without the record
             if f.exception() is not None:
                 self.store_errors += 1
-                sink.send(offer)  # the desktop still rings, without the record
-                return
-            pop = f.result()
-            lead = pop.form.lead_id if pop.form is not None else None
-            if lead is not None:
-                sink.leads.add(lead)  # this desktop may now save that lead
-            sink.send(
-                msgspec.structs.replace(
-                    offer, screen_pop=msgspec.to_builtins(pop), new_lead=pop.kind == "new_lead"
-                )
-            )
+            else:
+                pop = f.result()
+                lead = pop.form.lead_id if pop.form is not None else None
+                if lead is not None:
+                    sink.leads.add(lead)  # this desktop may now save that lead
+                fields = {
+                    "screen_pop": msgspec.to_builtins(pop),
+                    "new_lead": pop.kind == "new_lead",
+                }
+                if isinstance(msg, Offer):
+                    out = msgspec.structs.replace(msg, **fields)
+                elif msg.contact is not None:
+                    contact = msgspec.structs.replace(msg.contact, **fields)
+                    out = msgspec.structs.replace(msg, contact=contact)
+            sink.send(out)
+            for later in self.held.pop(sink, ()):
+                self._deliver(sink, later)
 
         fut.add_done_callback(done)
 
@@ -656,6 +693,12 @@ class Server:
         self.lookups.shutdown(wait=True)
         self.worker.shutdown(wait=True)
         self.store.close()
+
+
+class _WithPop(NamedTuple):
+    """In the outbox: a desktop's agent_status to send with its contact's screen pop."""
+
+    status: AgentStatus
 
 
 _web_cache: dict[str, tuple[int, str, bytes]] = {}

@@ -228,7 +228,17 @@ def test_websocket_desktop_gets_its_offer_and_acts_only_as_itself(server: Server
     ws.send(p.Hello(ANN, ref=1))
     welcome = ws.recv()
     assert (welcome["type"], welcome["tenant"], welcome["agent"]) == ("welcome", "acme", "ann")
+    # then where the agent stands, and again at every change, before the reply
+    status = ws.recv()
+    assert (status["type"], status["state"], status["contact"]) == (
+        "agent_status",
+        "logged_out",
+        None,
+    )
     ws.send(p.Login(ref=2))
+    status = ws.recv()
+    assert (status["type"], status["state"], status["reason"]) == ("agent_status", "not_ready", 0)
+    assert status["since_us"] >= welcome["server_time_us"]
     assert ws.recv() == {"type": "ok", "ref": 2, "call_id": None}
     ws.send(p.Ready(agent="acme-sales-1", ref=3))
     assert ws.recv()["code"] == "forbidden"
@@ -240,6 +250,7 @@ def test_websocket_desktop_gets_its_offer_and_acts_only_as_itself(server: Server
     assert ws.recv_frame() == (0xA, b"hi")
     ws.frame(0x1, b'{"type":"rea', fin=False)  # a fragmented message
     ws.frame(0x0, b'dy","ref":5}')
+    assert ws.recv()["state"] == "ready"
     assert ws.recv() == {"type": "ok", "ref": 5, "call_id": None}
     switch = hello(server, switch=True)
     switch.send(p.Arrived("ws-1", "sales", customer="+33142685300", data={"lang": "de"}, ref=6))
@@ -252,13 +263,27 @@ def test_websocket_desktop_gets_its_offer_and_acts_only_as_itself(server: Server
         "+33142685300",
         {"lang": "de"},
     )
+    status = ws.recv()  # behind the offer, which waited for the screen pop
+    assert (status["state"], status["contact"]["call_id"], status["contact"]["phase"]) == (
+        "reserved",
+        "ws-1",
+        "ringing",
+    )
     ws.send(p.Accept("ws-1", ref=7))
+    connected = ws.recv()
+    assert (connected["type"], connected["call_id"]) == ("connected", "ws-1")
+    status = ws.recv()
+    assert (status["state"], status["contact"]["phase"]) == ("busy", "answered")
+    assert status["contact"]["answered_us"] == connected["answered_us"]
     assert ws.recv()["type"] == "ok"
     ws.send(p.Complete("ws-1", disposition="info", satisfaction=4, ref=8))
     # a wrap-up of 0 s ends at once: the desktop hears it, then the reply
     assert ws.recv() == {"type": "agent_ready", "agent": "ann", "state": "ready", "ref": 0}
+    status = ws.recv()
+    assert (status["type"], status["state"], status["contact"]) == ("agent_status", "ready", None)
     assert ws.recv()["type"] == "ok"
     ws.send(p.Logout(ref=9))
+    assert ws.recv()["state"] == "logged_out"
     assert ws.recv()["type"] == "ok"
     ws.frame(0x1, b"{}", masked=False)  # a client must mask: closed with 1002
     assert ws.recv_frame() == (0x8, (1002).to_bytes(2, "big"))

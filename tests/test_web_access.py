@@ -98,10 +98,15 @@ def test_a_desktop_dials_and_saves_leads_only_as_itself(server: ServerProcess) -
     assert switch.recv() == p.Ok(10)
     assert reply(ann, p.Dial("sales", "+33142685300", ref=7))["call_id"] == "out-1"
     assert reply(ann, p.Login(ref=8))["type"] == "ok"
-    assert reply(ann, p.Ready(ref=9))["type"] == "ok"
+    ann.send(p.Ready(ref=9))  # ready, and at once offered the held call: reserved
     assert switch.recv() == p.Connect("out-1", "ann", "sales", "voice", "+33142685300")
+    # the offer (with its screen pop), then what followed it, in order
     offer = ann.recv()
     assert (offer["type"], offer["call_id"], offer["dial"]) == ("offer", "out-1", "+33142685300")
+    status = ann.recv()
+    assert (status["type"], status["state"]) == ("agent_status", "reserved")
+    assert (status["contact"]["call_id"], status["contact"]["dial"]) == ("out-1", "+33142685300")
+    assert ann.recv() == {"type": "ok", "ref": 9, "call_id": None}
     switch.send(p.HungUp("out-1", ref=11))
     assert switch.recv() == p.Revoked("out-1", "ann", "abandoned")
     assert switch.recv() == p.Ok(11)

@@ -566,12 +566,13 @@ class Center:
             preferred=target,
             preferred_us=round(self.cfg.server.preferred_s * 1_000_000),
         )
-        self._core(self.router.complete, agent, c, now)
-        self._record(live, agent, now, "transferred", None, None)
+        # Before the complete: it may offer the same call id to this agent again.
         self._to_desktops(
             agent,
             Ended(live.call_id, self.ids.agents[agent], "transferred", now, self.ids.queues[qid]),
         )
+        self._core(self.router.complete, agent, c, now)
+        self._record(live, agent, now, "transferred", None, None)
         self._decisions()
 
     def _callback(self, ident: Identity, msg: CallbackRequest, now: int) -> None:

@@ -275,3 +275,164 @@ def test_pages_show_only_what_their_token_may_see(browser: Browser, server: Serv
     switch.close()
     for each in (pg, acme, globex):
         each.close()
+
+
+def state_of(desk: Page, state: str) -> None:
+    expect(desk.locator("#state")).to_have_attribute("data-state", state)
+
+
+def test_the_desktop_follows_the_switch_answer_hang_up_transfer_and_abandon(
+    browser: Browser, server: ServerProcess
+) -> None:
+    desk = page(browser, server, "/desktop", ANN)
+    login_ready(desk)
+    switch = hello(server, switch=True)
+    switch.send(p.Arrived("ada-2", "sales", customer=ADA, ref=1))
+    assert connect_of(switch, "ada-2").agent == "ann"
+    expect(desk.locator("#pop #customer-name")).to_have_text("Ada Lovelace")
+    expect(desk.locator("#phase")).to_have_text("offered")
+    expect(desk.locator("#wrapup")).to_be_hidden()
+    switch.send(p.Answered("ada-2"))  # the agent picked up the phone
+    state_of(desk, "busy")
+    expect(desk.locator("#contact")).to_have_attribute("data-phase", "active")
+    expect(desk.locator("#phase")).to_have_text("talking")
+    expect(desk.locator("#accept")).to_be_hidden()
+    expect(desk.locator("#wrapup")).to_be_visible()
+    expect(desk.locator("#timer")).to_have_text(re.compile(r"^0:0[1-9]$"), timeout=5000)
+    switch.send(p.HungUp("ada-2"))  # the caller hangs up: the disposition is owed
+    expect(desk.locator("#contact")).to_have_attribute("data-phase", "ended")
+    expect(desk.locator("#phase")).to_have_text("caller hung up")
+    expect(desk.locator("#hung-up")).to_be_visible()
+    expect(desk.locator("#wrapup")).to_be_visible()
+    expect(desk.locator("#pop #customer-name")).to_have_text("Ada Lovelace")
+    state_of(desk, "ready")  # the group's wrap-up is 0 s
+    desk.select_option("#disposition", "follow-up")
+    desk.fill("#notes", "line dropped, call back")
+    desk.click("#complete")
+    expect(desk.locator("#contact")).to_be_hidden()
+
+    switch.send(p.Arrived("t-1", "sales", ref=2))
+    expect(desk.locator("#call-id")).to_have_text("t-1")
+    switch.send(p.Answered("t-1"))
+    expect(desk.locator("#phase")).to_have_text("talking")
+    switch.send(p.Transfer("t-1", "support"))  # support has no agent: it waits there
+    expect(desk.locator("#contact")).to_be_hidden()
+    expect(desk.locator("#log")).to_contain_text("t-1 transferred to support")
+    state_of(desk, "ready")
+
+    switch.send(p.Arrived("gone", "sales", ref=3))
+    expect(desk.locator("#call-id")).to_have_text("gone")
+    state_of(desk, "reserved")
+    switch.send(p.HungUp("gone"))  # abandoned while it rang
+    expect(desk.locator("#contact")).to_be_hidden()
+    expect(desk.locator("#log")).to_contain_text("gone withdrawn (abandoned)")
+    state_of(desk, "ready")
+
+    switch.send(p.Arrived("late", "sales", ref=4))
+    expect(desk.locator("#call-id")).to_have_text("late")
+    switch.send(p.NoAnswer("late"))  # ring-no-answer: not ready
+    expect(desk.locator("#contact")).to_be_hidden()
+    state_of(desk, "not_ready")
+    expect(desk.locator("#state")).to_have_text("not ready: no answer")
+    switch.close()
+    desk.close()
+    assert server.stop() == 0
+    with open_store(f"sqlite:///{server.data / 'crm.db'}") as store:
+        (rec,) = [r for r in store.interactions("acme") if (r.ref or "").startswith("ada-2@")]
+    assert (rec.agent, rec.disposition, rec.notes) == (
+        "ann",
+        "follow-up",
+        "line dropped, call back",
+    )
+
+
+def test_a_reloaded_desktop_or_a_second_tab_shows_where_the_agent_stands(
+    browser: Browser, server: ServerProcess
+) -> None:
+    desk = page(browser, server, "/desktop", ANN)
+    switch = hello(server, switch=True)
+
+    def reload() -> None:
+        desk.reload()
+        expect(desk.locator("#status")).to_have_text("live")
+
+    reload()  # the token stays in the tab's sessionStorage
+    state_of(desk, "logged_out")
+    desk.click("#login")
+    desk.select_option("#reason", "2")
+    desk.click("#not-ready")
+    expect(desk.locator("#state")).to_have_text("not ready: Lunch")
+    reload()
+    state_of(desk, "not_ready")
+    expect(desk.locator("#state")).to_have_text("not ready: Lunch")
+    expect(desk.locator("#since")).to_have_text(re.compile(r"^0:0\d$"))
+    desk.click("#ready")
+    reload()
+    state_of(desk, "ready")
+    expect(desk.locator("#contact")).to_be_hidden()
+
+    # ringing, with the screen pop; a second tab shows the same
+    switch.send(p.Arrived("r-1", "sales", customer=ADA, data={"ivr": "billing"}, ref=1))
+    expect(desk.locator("#call-id")).to_have_text("r-1")
+    reload()
+    state_of(desk, "reserved")
+    expect(desk.locator("#call-id")).to_have_text("r-1")
+    expect(desk.locator("#pop #customer-name")).to_have_text("Ada Lovelace")
+    expect(desk.locator("#ivr")).to_contain_text("billing")
+    expect(desk.locator("#accept")).to_be_visible()
+    tab = page(browser, server, "/desktop", ANN)
+    expect(tab.locator("#call-id")).to_have_text("r-1")
+    expect(tab.locator("#pop #customer-name")).to_have_text("Ada Lovelace")
+
+    # answered (accepted in the first tab): talking, in both; the notes survive a reload
+    desk.click("#accept")
+    expect(tab.locator("#phase")).to_have_text("talking")
+    desk.fill("#notes", "asked for the invoice")
+    reload()
+    state_of(desk, "busy")
+    expect(desk.locator("#phase")).to_have_text("talking")
+    expect(desk.locator("#timer")).to_have_text(re.compile(r"^0:\d\d$"))
+    expect(desk.locator("#wrapup")).to_be_visible()
+    expect(desk.locator("#notes")).to_have_value("asked for the invoice")
+    expect(desk.locator("#pop #customer-name")).to_have_text("Ada Lovelace")
+
+    # the caller hung up: the wrap-up form, still owed after a reload
+    switch.send(p.HungUp("r-1"))
+    expect(tab.locator("#hung-up")).to_be_visible()
+    reload()
+    expect(desk.locator("#contact")).to_have_attribute("data-phase", "ended")
+    expect(desk.locator("#hung-up")).to_be_visible()
+    expect(desk.locator("#notes")).to_have_value("asked for the invoice")
+    desk.select_option("#disposition", "resolved")
+    desk.click("#complete")
+    expect(desk.locator("#contact")).to_be_hidden()
+    expect(tab.locator("#contact")).to_be_hidden()  # the other tab sees it done too
+
+    # wrap-up (30 s, given by the CRM application's complete)
+    switch.send(p.Arrived("w-1", "sales", ref=2))
+    expect(desk.locator("#call-id")).to_have_text("w-1")
+    switch.send(p.Answered("w-1"))
+    switch.send(p.Complete("w-1", agent="ann", wrap_up_s=30, ref=3))
+    state_of(desk, "wrap_up")
+    expect(desk.locator("#contact")).to_be_hidden()
+    reload()
+    state_of(desk, "wrap_up")
+    expect(desk.locator("#contact")).to_be_hidden()
+    expect(tab.locator("#state")).to_have_attribute("data-state", "wrap_up")
+
+    # an unknown caller's new-lead form, restored, can still be saved
+    desk.click("#ready")
+    switch.send(p.Arrived("u-1", "sales", customer=UNKNOWN, ref=4))
+    expect(desk.locator("#pop")).to_have_attribute("data-kind", "new_lead")
+    reload()
+    expect(desk.locator("#pop")).to_have_attribute("data-kind", "new_lead")
+    desk.fill("#lead-name", "Grace Hopper")
+    desk.click("#save-lead")
+    expect(desk.locator("#save-lead")).to_have_text("Saved")
+    desk.click("#logout")
+    reload()
+    state_of(desk, "logged_out")
+    expect(desk.locator("#contact")).to_be_hidden()
+    switch.close()
+    tab.close()
+    desk.close()

@@ -1,6 +1,9 @@
 // The agent's desktop: the agent's own commands over the WebSocket (a desktop
 // token acts only as its agent), the offered contact with the screen pop from
-// the CRM store, the new-lead form, wrap-up and click-to-dial.
+// the CRM store, the new-lead form, wrap-up and click-to-dial. What it shows of
+// the agent comes from the server (agent_status after each sign-in and at each
+// change; offer, connected, ended, revoked), so a reload or a second tab shows
+// the same.
 "use strict";
 
 (() => {
@@ -10,14 +13,51 @@
     logged_out: "logged out", not_ready: "not ready", ready: "ready",
     reserved: "ringing", busy: "on contact", wrap_up: "wrap-up",
   };
+  const PHASES = { ringing: "offered", active: "talking", ended: "caller hung up" };
+  const NOTES = "agner.desktop.notes."; // + call id: the wrap-up's notes survive a reload
   let client = null;
-  let contact = null; // the offer being handled, plus .phase: ringing | active | done
+  // The contact shown: an offer's fields, plus .phase (ringing | active | ended |
+  // completing), .answered_us and .ended_us (server time).
+  let contact = null;
+  let since = null; // when the agent entered its state (server time, ms)
+  let offset = 0; // server clock - this browser's clock, in ms
 
-  function setState(state) {
+  function serverNow() {
+    return Date.now() + offset;
+  }
+
+  function setState(state, reason, sinceUs) {
     const el = $("state");
-    el.textContent = STATE_NAMES[state] || state;
+    let text = STATE_NAMES[state] || state;
+    if (state === "not_ready" && reason) {
+      const option = $("reason").querySelector(`option[value="${reason}"]`);
+      text += ": " + (reason === -1 ? "no answer" : option ? option.textContent : reason);
+      if (option) $("reason").value = String(reason);
+    }
+    el.textContent = text;
     el.className = "state " + state;
     el.dataset.state = state;
+    el.dataset.reason = String(reason || 0);
+    since = sinceUs === null || sinceUs === undefined ? null : sinceUs / 1000;
+    tick();
+  }
+
+  function clock(ms) {
+    const s = Math.max(0, Math.floor(ms / 1000));
+    const m = Math.floor(s / 60);
+    return `${m}:${String(s % 60).padStart(2, "0")}`;
+  }
+
+  // Once a second: the time in the state, and the contact's talk time.
+  function tick() {
+    $("since").textContent = since === null ? "" : clock(serverNow() - since);
+    const c = contact;
+    let text = "";
+    if (c && c.answered_us) {
+      const end = c.ended_us ? c.ended_us / 1000 : serverNow();
+      text = clock(end - c.answered_us / 1000);
+    }
+    $("timer").textContent = text;
   }
 
   function log(text, error) {
@@ -45,13 +85,19 @@
     $("idle").hidden = c !== null;
     $("contact").hidden = c === null;
     $("pop").hidden = c === null || !c.screen_pop;
-    $("wrapup").hidden = c === null || c.phase !== "active";
+    $("wrapup").hidden = c === null || c.phase === "ringing";
+    $("hung-up").hidden = c === null || !c.ended_us;
+    tick();
     if (c === null) return;
+    $("contact").dataset.phase = c.phase;
     $("channel").textContent = c.channel;
     $("channel").className = "badge " + c.channel;
     $("call-id").textContent = c.call_id;
     $("queue").textContent = c.queue;
-    $("phase").textContent = c.phase === "ringing" ? "offered" : "in progress";
+    const phase = c.phase === "completing" ? (c.ended_us ? "ended" : "active") : c.phase;
+    $("phase").textContent = phase === "active" && c.channel !== "voice" && c.channel !== "callback"
+      ? "in progress" : PHASES[phase];
+    $("phase").className = "phase " + phase;
     $("accept").hidden = c.phase !== "ringing";
     $("dial").hidden = !c.dial;
     if (c.dial) {
@@ -155,19 +201,73 @@
     node.replaceChildren(...parts.filter((part) => part !== null));
   }
 
-  function onOffer(msg) {
-    contact = { ...msg, phase: "ringing" };
-    setState("reserved");
+  // A contact to show from an offer or an agent_status's contact; `phase` as
+  // the server says it (ringing | answered | ended).
+  function takeContact(msg, phase) {
+    contact = {
+      ...msg, phase: { answered: "active" }[phase] || phase,
+      answered_us: msg.answered_us || null, ended_us: msg.ended_us || null,
+    };
     showPop(msg.screen_pop);
-    showContact();
-    $("notes").value = "";
+    $("notes").value = sessionStorage.getItem(NOTES + msg.call_id) || "";
     $("satisfaction").value = "";
+    showContact();
+  }
+
+  function onOffer(msg) {
+    takeContact(msg, "ringing");
     const who = msg.screen_pop && msg.screen_pop.customer
       ? msg.screen_pop.customer.name : msg.customer || "unknown caller";
     log(`offered ${msg.call_id} (${msg.channel}, ${msg.queue}) from ${who}`);
   }
 
+  // Where the agent stands: sent after each sign-in (with the contact's screen
+  // pop) and whenever it changes (the contact without it: the offer's is kept).
+  function onStatus(msg) {
+    setState(msg.state, msg.reason, msg.since_us);
+    const c = msg.contact;
+    if (!c) {
+      if (contact) endContact();
+      return;
+    }
+    if (!contact || contact.call_id !== c.call_id) {
+      takeContact(c, c.phase);
+      return;
+    }
+    if (c.screen_pop) showPop(c.screen_pop);
+    contact.screen_pop = c.screen_pop || contact.screen_pop;
+    contact.answered_us = c.answered_us;
+    contact.ended_us = c.ended_us;
+    if (contact.phase !== "completing") contact.phase = { answered: "active" }[c.phase] || c.phase;
+    showContact();
+  }
+
+  function onConnected(msg) {
+    if (contact && contact.call_id === msg.call_id && contact.phase === "ringing") {
+      contact.phase = "active";
+      contact.answered_us = msg.answered_us;
+      showContact();
+    }
+    log(`${msg.call_id} connected`);
+  }
+
+  function onEnded(msg) {
+    const ours = contact && contact.call_id === msg.call_id;
+    if (msg.reason === "transferred") {
+      if (ours) endContact();
+      log(`${msg.call_id} transferred to ${msg.queue}`);
+      return;
+    }
+    if (ours) {
+      contact.ended_us = msg.ended_us;
+      if (contact.phase !== "completing") contact.phase = "ended";
+      showContact();
+    }
+    log(`${msg.call_id}: the caller hung up`);
+  }
+
   function endContact() {
+    if (contact) sessionStorage.removeItem(NOTES + contact.call_id);
     contact = null;
     showPop(null);
     showContact();
@@ -175,51 +275,36 @@
 
   // ------------------------------------------------------------ wiring
 
+  // The agent's state on the page follows the server's agent_status, which
+  // comes before each command's reply: the buttons only send.
   function wire() {
-    $("login").onclick = async () => {
-      await send({ type: "login" }, "logged in");
-      setState("not_ready");
-    };
-    $("logout").onclick = async () => {
-      await send({ type: "logout" }, "logged out");
-      setState("logged_out");
-      endContact();
-    };
-    $("ready").onclick = async () => {
-      await send({ type: "ready" }, "ready");
-      if (!contact) setState("ready");
-    };
-    $("not-ready").onclick = async () => {
-      const reason = Number($("reason").value);
-      await send({ type: "not_ready", reason },
-        `not ready: ${$("reason").selectedOptions[0].textContent}`);
-      if (!contact) setState("not_ready");
-    };
-    $("accept").onclick = async () => {
-      await send({ type: "accept", call_id: contact.call_id }, `accepted ${contact.call_id}`);
-      contact.phase = "active";
-      setState("busy");
-      showContact();
-    };
+    $("login").onclick = () => send({ type: "login" }, "logged in");
+    $("logout").onclick = () => send({ type: "logout" }, "logged out");
+    $("ready").onclick = () => send({ type: "ready" }, "ready");
+    $("not-ready").onclick = () => send({ type: "not_ready", reason: Number($("reason").value) },
+      `not ready: ${$("reason").selectedOptions[0].textContent}`);
+    $("accept").onclick = () =>
+      send({ type: "accept", call_id: contact.call_id }, `accepted ${contact.call_id}`);
+    $("notes").addEventListener("input", () => {
+      if (contact) sessionStorage.setItem(NOTES + contact.call_id, $("notes").value);
+    });
     $("wrapup").addEventListener("submit", async (ev) => {
       ev.preventDefault();
       const sat = $("satisfaction").value;
       const notes = $("notes").value.trim();
       const c = contact;
-      c.phase = "completing"; // an agent_ready may come before the reply
+      const was = c.phase;
+      c.phase = "completing"; // the agent_status of the complete comes before the reply
       try {
         await send({
           type: "complete", call_id: c.call_id, disposition: $("disposition").value,
           satisfaction: sat ? Number(sat) : null, notes: notes || null,
         }, `completed ${c.call_id}`);
       } catch (err) {
-        c.phase = "active";
+        if (contact === c) c.phase = was;
         throw err;
       }
-      if (contact === c) {
-        endContact();
-        setState(c.after || "wrap_up");
-      }
+      if (contact === c) endContact(); // after a hang-up: only the record was owed
     });
   }
 
@@ -232,22 +317,24 @@
           err.code = "forbidden";
           throw err;
         }
+        offset = welcome.server_time_us / 1000 - Date.now();
         $("agent").textContent = welcome.agent;
         $("desk").hidden = false;
+        // the agent_status that follows the welcome restores the view
       },
       onEvent: (msg) => {
-        if (msg.type === "offer") onOffer(msg);
+        if (msg.type === "agent_status") onStatus(msg);
+        else if (msg.type === "offer") onOffer(msg);
+        else if (msg.type === "connected") onConnected(msg);
+        else if (msg.type === "ended") onEnded(msg);
         else if (msg.type === "revoked") {
           if (contact && contact.call_id === msg.call_id) endContact();
           log(`${msg.call_id} withdrawn (${msg.reason})`);
-          const after = { rona: "not_ready", logout: "logged_out" };
-          setState(after[msg.reason] || "ready");
-        } else if (msg.type === "agent_ready") {
-          if (contact && contact.phase === "completing") contact.after = msg.state;
-          else if (!contact) setState(msg.state);
-        } else if (msg.type === "error") log(`${msg.code}: ${msg.message}`, true);
+        } else if (msg.type === "agent_ready") log(`wrap-up over: ${STATE_NAMES[msg.state]}`);
+        else if (msg.type === "error") log(`${msg.code}: ${msg.message}`, true);
       },
     });
+    setInterval(tick, 1000);
   }
 
   wire();

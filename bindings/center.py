@@ -306,11 +306,11 @@ class Center:
         # checks below see what the call will see (say, a ring timeout that expired).
         self._core(self.router.advance, now)
         self._decisions()
-        self._touch_input(ident, msg)
         try:
             result: str | None = handler(self, ident, msg, now)
         finally:
-            self._settle(now)
+            if self.moved:
+                self._settle(now)
         return result
 
     def replay(self, now: int, ident: Identity, msg: ClientMessage) -> None:
@@ -327,7 +327,8 @@ class Center:
         """Fire the core's due timers (ring timeout, wrap-up end)."""
         self.router.advance(now)
         self._decisions()
-        self._settle(now)
+        if self.moved:
+            self._settle(now)
 
     def _log(self, ident: Identity, msg: Any, now: int) -> None:
         self.inputs += 1
@@ -335,15 +336,18 @@ class Center:
             self.journal(now, ident, msg)
 
     def _agent(self, ident: Identity, name: str | None) -> int:
+        """The agent an input acts on (its state may move: see :meth:`_settle`)."""
         if ident.agent >= 0:
             if name is not None and name != self.ids.agents[ident.agent]:
                 raise Refused("forbidden", "an agent can act only as itself")
+            self.moved.append(ident.agent)
             return ident.agent
         if name is None:
             raise Refused("bad_message", "a service session must name the agent")
         aid = self.ids.agent_id.get(name, -1)
         if aid < 0 or self.agent_tenant[aid] != ident.tenant:
             raise Refused("unknown", f"no agent {name!r}")
+        self.moved.append(aid)
         return aid
 
     def _queue(self, ident: Identity, name: str) -> int:
@@ -491,6 +495,7 @@ class Center:
             raise Refused("invalid_state", f"call {self.live[c].call_id!r} is not ringing")
         if len(ringing) > 1:
             raise Refused("bad_message", "the call rings several agents: name the agent")
+        self.moved.append(ringing[0])
         return ringing[0]
 
     def _accept(self, ident: Identity, msg: Answered | Accept, now: int) -> None:
@@ -501,7 +506,8 @@ class Center:
         self.live[c].answered_us = now
         self._decisions()  # the RELEASE of the others, if it rang several
         self.live[c].ringing = []
-        self._to_desktops(agent, Connected(msg.call_id, self.ids.agents[agent], now))
+        if agent in self.desktops:
+            self._to_desktops(agent, Connected(msg.call_id, self.ids.agents[agent], now))
 
     def _hung_up(self, ident: Identity, msg: HungUp, now: int) -> None:
         c = self._contact(ident, msg.call_id)
@@ -509,12 +515,17 @@ class Center:
         live = self.live[c]
         state = self.router.contact_state(c)
         agent = self.router.contact_agent(c)
+        if agent is not None:
+            self.moved.append(agent)
+        self.moved += live.ringing
         if state is ContactState.ACTIVE:
             assert agent is not None
             self._core(self.router.complete, agent, c, now)
             self._end(c, now)
             self._set_pending(agent, _Pending(live, agent, now, "completed"))
-            self._to_desktops(agent, Ended(live.call_id, self.ids.agents[agent], "hung_up", now))
+            if agent in self.desktops:
+                name = self.ids.agents[agent]
+                self._to_desktops(agent, Ended(live.call_id, name, "hung_up", now))
             self._decisions()
             self._no_wrap_up(agent)
         elif live.callback and not live.line_dropped and state is ContactState.WAITING:
@@ -548,6 +559,7 @@ class Center:
         agent = self.router.contact_agent(c)
         if agent is None or self.router.contact_state(c) is not ContactState.ACTIVE:
             raise Refused("invalid_state", f"call {msg.call_id!r} is not answered")
+        self.moved.append(agent)
         self._log(ident, msg, now)
         # Until the core has transfers: the contact arrives anew in the target
         # queue under the same call id while the first agent is still busy (so it
@@ -567,10 +579,9 @@ class Center:
             preferred_us=round(self.cfg.server.preferred_s * 1_000_000),
         )
         # Before the complete: it may offer the same call id to this agent again.
-        self._to_desktops(
-            agent,
-            Ended(live.call_id, self.ids.agents[agent], "transferred", now, self.ids.queues[qid]),
-        )
+        if agent in self.desktops:
+            name, queue = self.ids.agents[agent], self.ids.queues[qid]
+            self._to_desktops(agent, Ended(live.call_id, name, "transferred", now, queue))
         self._core(self.router.complete, agent, c, now)
         self._record(live, agent, now, "transferred", None, None)
         self._decisions()
@@ -815,7 +826,7 @@ class Center:
         that, :meth:`_settle` moves the counts of the agents an input touched).
         Call it again if the core is replaced (a restore)."""
         state = self.router.agent_state
-        self.agent_states = [int(state(a)) for a in range(len(self.ids.agents))]
+        self.agent_states = [state(a) for a in range(len(self.ids.agents))]
         self.state_since: list[int | None] = [None] * len(self.agent_states)
         self.state_counts = [[0] * len(_STATE_NAMES) for _ in self.tenants]
         for aid, st in enumerate(self.agent_states):
@@ -823,44 +834,25 @@ class Center:
         self.moved: list[int] = []  # agents whose state an input may have moved
         self.desk_seen: dict[int, AgentStatus] = {}  # the last agent_status sent
 
-    def _touch_input(self, ident: Identity, msg: ClientMessage) -> None:
-        """The agents an input may move besides those of the core's decisions:
-        its agent, and the agents of its contact (ringing it, or handling it)."""
-        moved = self.moved
-        if ident.agent >= 0:
-            moved.append(ident.agent)
-        name = getattr(msg, "agent", None)
-        if name is not None:
-            aid = self.ids.agent_id.get(name, -1)
-            if aid >= 0:
-                moved.append(aid)
-        call_id = getattr(msg, "call_id", None)
-        if call_id is not None:
-            c = self.by_call[ident.tenant].get(call_id, -1)
-            if c >= 0:
-                moved.extend(self.live[c].ringing)
-                agent = self.router.contact_agent(c)
-                if agent is not None:
-                    moved.append(agent)
-
     def _settle(self, now: int) -> None:
-        """Re-read the state of the agents touched since the last call: move the
-        per-tenant counts, and tell their desktops what changed (agent_status)."""
-        if not self.moved:
-            return
+        """Re-read the state of the agents touched since the last call (those an
+        input names or whose contact it is about, and those of the core's
+        decisions): move the per-tenant counts, and tell their desktops what
+        changed (agent_status)."""
         moved, self.moved = self.moved, []
         state = self.router.agent_state
         states = self.agent_states
+        desktops = self.desktops
         for aid in moved:
-            new = int(state(aid))
+            new = state(aid)
             old = states[aid]
-            if new != old:
+            if new is not old:  # AgentState members: one object per state
                 counts = self.state_counts[self.agent_tenant[aid]]
                 counts[old] -= 1
                 counts[new] += 1
                 states[aid] = new
                 self.state_since[aid] = now
-            if aid in self.desktops and not self.replaying:
+            if aid in desktops and not self.replaying:
                 status = self.agent_status(aid, now)
                 if status != self.desk_seen.get(aid):
                     self.desk_seen[aid] = status

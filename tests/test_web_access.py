@@ -8,6 +8,7 @@ import socket
 import time
 import urllib.request
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -191,3 +192,73 @@ def test_intraday_reports_only_the_tenants_queues(server: ServerProcess) -> None
     acme.close()
     globex.close()
     board.sock.close()
+
+
+def counts_of_agents(server: ServerProcess) -> dict[str, int]:
+    """acme's agents by state, from /v1/agents (a snapshot of every agent)."""
+    status, body = server.get("/v1/agents", ACME)
+    assert status == 200
+    counts: dict[str, int] = {}
+    for a in body["agents"]:
+        counts[a["state"]] = counts.get(a["state"], 0) + 1
+    return counts
+
+
+def pushed_counts(board: Ws) -> dict[str, int]:
+    """The agents of the latest stats push (after the pushes settle)."""
+    last = stats(board, 5)
+    assert last is not None
+    while (more := stats(board, 0.4)) is not None:
+        last = more
+    return {k: v for k, v in last["agents"].items() if v}
+
+
+def test_wallboard_agent_counts_stay_right_through_traffic_and_a_restart(
+    tmp_path: Path,
+) -> None:
+    srv = ServerProcess(CENTER, tmp_path).start()
+    try:
+        board = ws_hello(srv, ACME)
+        reply(board, p.Subscribe(live=True, agents=True, interval_ms=100, ref=2))
+        switch = hello(srv, switch=True)
+        for i in range(1, 7):
+            switch.send(p.Login(agent=f"acme-sales-{i}"))
+            switch.send(p.Ready(agent=f"acme-sales-{i}"))
+        for i in range(1, 5):
+            switch.send(p.Arrived(f"c{i}", "sales"))  # four of the six ring
+        switch.send(p.NoAnswer("c1"))  # RONA: not ready; c1 rings a fifth
+        switch.send(p.Answered("c2"))
+        switch.send(p.Answered("c3", ref=1))
+        agent_of, rung = {}, set()
+        while (m := switch.recv()) != p.Ok(1):
+            assert isinstance(m, p.Connect | p.Revoked), m
+            if isinstance(m, p.Connect):
+                agent_of[m.call_id] = m.agent
+                rung.add(m.agent)
+        switch.send(p.Complete("c3", agent=agent_of["c3"], wrap_up_s=600))  # in wrap-up
+        switch.send(p.HungUp("c4"))  # abandoned while it rang
+        (idle,) = {f"acme-sales-{i}" for i in range(1, 7)} - rung
+        switch.send(p.Logout(agent=idle, ref=2))
+        while (m := switch.recv()) != p.Ok(2):
+            assert isinstance(m, p.Connect | p.Revoked), m
+        expected = counts_of_agents(srv)
+        assert expected == {
+            "logged_out": 76,
+            "not_ready": 1,
+            "ready": 1,
+            "reserved": 1,
+            "busy": 1,
+            "wrap_up": 1,
+        }
+        assert pushed_counts(board) == expected
+        switch.close()
+        board.sock.close()
+        assert srv.stop() == 0
+        srv = ServerProcess(CENTER, tmp_path).start()  # replays the journal
+        board = ws_hello(srv, ACME)
+        reply(board, p.Subscribe(live=True, agents=True, interval_ms=100, ref=2))
+        assert counts_of_agents(srv) == expected
+        assert pushed_counts(board) == expected
+        board.sock.close()
+    finally:
+        assert srv.stop() == 0

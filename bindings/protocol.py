@@ -93,7 +93,9 @@ class Hello(_Msg, tag="hello"):
     supervisor), which may act for any agent, queue and contact of its tenant;
     ``switch = true`` makes it receive ``connect`` and ``revoked`` events. An
     agent's token opens a desktop session that acts only as that agent and
-    receives its ``offer`` (screen pop) events.
+    receives its events: ``agent_status`` (at once after ``welcome``, then at
+    each change), ``offer`` (with the screen pop), ``connected``, ``ended``,
+    ``revoked``, ``agent_ready``.
     """
 
     token: str

@@ -20,8 +20,10 @@ from agner.protocol import (
     AgentStatus,
     Answered,
     Arrived,
+    CallbackRequest,
     Complete,
     Connected,
+    Dial,
     Ended,
     HungUp,
     Login,
@@ -172,39 +174,80 @@ def test_counts_follow_transfers_parallel_offers_and_abandons(tmp_path: Path) ->
     assert check_counts(d) == {"ready": 3, "reserved": 1}  # acme's did not move
 
 
-def test_counts_equal_a_scan_through_random_inputs_and_a_replay(tmp_path: Path) -> None:
-    """Differential: after every input of a random stream (refused ones too), the
-    kept counts are the scan's; a center replaying the journal keeps the same."""
-    cfg = with_wrap_up(tmp_path, 20)
-    d = Driver(cfg)
-    seen = dict.fromkeys(STATES, 0)
-    rng = random.Random(9)
+def random_input(d: Driver, rng: random.Random, n: int) -> Any:
+    """A plausible input for the center as it stands (a switch and agents at work),
+    and now and then one it refuses."""
     agents = [f"acme-sales-{i}" for i in range(1, 6)] + ["acme-support-1", "ann"]
-    calls = [f"k{i}" for i in range(8)]
-    for _ in range(1500):
-        call, agent = rng.choice(calls), rng.choice(agents)
-        msg: Any = rng.choice(
+    agent = rng.choice(agents)
+    center = d.center
+    live = list(center.by_call[0].items())
+    roll = rng.random()
+    if roll < 0.25:
+        return rng.choice(
             [
                 Login(agent=agent),
                 Logout(agent=agent),
                 Ready(agent=agent),
                 Ready(agent=agent),
+                Ready(agent=agent),
                 NotReady(agent=agent, reason=rng.randrange(3)),
-                Arrived(call, rng.choice(["sales", "support"])),
-                Arrived(call, "sales"),
-                Answered(call),
-                Accept(call, agent=agent),
-                NoAnswer(call),
+            ]
+        )
+    if roll < 0.33 or not live:
+        if rng.random() < 0.2:
+            return Dial("sales", "+33142685300", call_id=f"d{n}", agent=agent)
+        return Arrived(f"c{n}", rng.choice(["sales", "sales", "support"]))
+    call, c = rng.choice(live)
+    ringing = center.live[c].ringing
+    handler = center.router.contact_agent(c)
+    if ringing:
+        who = center.ids.agents[rng.choice(ringing)]
+        answered = Answered(call, agent=who)
+        return rng.choice([answered, answered, answered, NoAnswer(call, agent=who), HungUp(call)])
+    if handler is not None:
+        who = center.ids.agents[handler]
+        wrap = rng.choice([None, 0, 3])
+        return rng.choice(
+            [
                 HungUp(call),
-                Complete(call, agent=agent, wrap_up_s=rng.choice([None, 0, 2])),
+                HungUp(call),
+                Complete(call, agent=who, wrap_up_s=wrap),
+                Complete(call, agent=who, wrap_up_s=wrap),
                 Transfer(call, rng.choice(["sales", "support"])),
             ]
         )
+    for aid, pending in center.pending.items():  # a disposition owed after a hang-up
+        if rng.random() < 0.5:
+            return Complete(pending.live.call_id, agent=center.ids.agents[aid])
+    hung_up = HungUp(call)
+    return rng.choice(
+        [hung_up, hung_up, hung_up, CallbackRequest(call, "+33142685300"), Accept(call, agent)]
+    )
+
+
+@pytest.mark.parametrize("parallel", [1, 2])
+def test_counts_equal_a_scan_through_random_inputs_and_a_replay(
+    tmp_path: Path, parallel: int
+) -> None:
+    """Differential: after every input of a random stream (refused ones too), the
+    kept counts are the scan's; a center replaying the journal keeps the same."""
+    cfg = with_wrap_up(tmp_path, 20)
+    text = cfg.read_text()
+    old = 'strategy = "longest_idle"'
+    cfg.write_text(text.replace(old, f"{old}\nparallel = {parallel}", 1))
+    d = Driver(cfg)
+    seen = dict.fromkeys(STATES, 0)
+    applied = 0
+    rng = random.Random(parallel)
+    for n in range(2000):
+        msg = random_input(d, rng, n)
         with contextlib.suppress(Refused, RouterError):
-            d(ACME, msg, dt_us=rng.randrange(1, 3_000_000))
+            d(ACME, msg, dt_us=rng.randrange(1, 4_000_000))
+            applied += 1
         for state in check_counts(d):
             seen[state] += 1
-    assert all(seen[s] > 20 for s in STATES if s != "logged_out"), seen  # every state met
+    assert applied > 1200
+    assert all(seen[s] > 100 for s in STATES if s != "logged_out"), seen  # every state met
     again = Center(load_server_config(cfg))
     for now, ident, m in d.journal:
         again.replay(now, ident, m)

@@ -851,7 +851,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--data",
         default=".",
         metavar="DIR",
-        help="the journal (journal.bin) and the default CRM store (crm.db) go here "
+        help="the journal (journal-*.bin, snapshot-*.bin) and the default CRM store "
+        "(crm.db) go here "
         "(default: the working directory)",
     )
     serve.add_argument(

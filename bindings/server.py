@@ -1089,6 +1089,10 @@ async def serve(
     """Run the server until SIGINT or SIGTERM."""
     server = Server(cfg, data_dir, store_url=store_url)
     loop = asyncio.get_running_loop()
+    # Before the addresses are announced: a SIGTERM right after them stops cleanly.
+    stop = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
     announce(
         f"agner serve: {len(server.center.ids.queues)} queues, "
         f"{len(server.center.ids.agents)} agents, {len(server.center.tenants)} tenants; "
@@ -1118,9 +1122,6 @@ async def serve(
     # lets the event loop take the GIL back within 0.2 ms rather than 5 ms.
     sys.setswitchinterval(0.0002)
     recorder = asyncio.ensure_future(server.records_loop())
-    stop = asyncio.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
     syncer = asyncio.ensure_future(server.sync_loop()) if cfg.server.fsync == "interval" else None
     try:
         await stop.wait()

@@ -734,8 +734,8 @@ class Center:
         satisfaction: int | None,
         notes: str | None = None,
     ) -> None:
-        if self.replaying:
-            return
+        # Replay too: a record is built from journaled inputs, so one that a
+        # crash kept from the store is written now (the store keeps a ref once).
         self.records.append(
             Interaction(
                 self.tenants[live.tenant],

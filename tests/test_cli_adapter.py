@@ -189,7 +189,7 @@ def test_freeswitch_and_asterisk_commands_relay_a_call_and_exit_on_sigterm(
             )  # fmt: skip
             try:
                 assert fs_adapter.banner().startswith("agner adapter freeswitch: esl 127.0.0.1:")
-                await until(lambda: agents(server)["ag-1"] == "ready", 20)
+                await until(lambda: fs.connections == 1 and agents(server)["ag-1"] == "ready", 20)
                 await fs.park("f1", "sales", "555")
                 await until(lambda: agents(server)["ag-1"] == "busy")
                 assert any(c.startswith("sendmsg f1") and "user/ann" in c for c in fs.commands)
@@ -207,7 +207,7 @@ def test_freeswitch_and_asterisk_commands_relay_a_call_and_exit_on_sigterm(
             )  # fmt: skip
             try:
                 assert ami_adapter.banner().startswith("agner adapter asterisk: ami 127.0.0.1:")
-                await until(lambda: agents(server)["ag-2"] == "ready", 20)
+                await until(lambda: ami.connections == 1 and agents(server)["ag-2"] == "ready", 20)
                 await ami.arrive("a1", "sales", "556")
                 await until(lambda: agents(server)["ag-2"] == "busy")
                 dials = [a["Value"] for a in ami.actions if a["Action"] == "Setvar"]

@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import secrets
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -46,7 +47,7 @@ from agner.protocol import (
     Revoked,
 )
 
-__all__ = ["CONFIG", "Call", "KamailioAdapter", "NetstringReader", "run_kamailio"]
+__all__ = ["CONFIG", "Call", "KamailioAdapter", "NetstringReader"]
 
 log = logging.getLogger("agner.adapters.kamailio")
 
@@ -113,6 +114,8 @@ class _Event(msgspec.Struct, gc=False):
     code: int = 0
     queue: str = ""
     from_: str = msgspec.field(default="", name="from")
+    state: str = ""  # status: ringing, talking, queued, ended, gone
+    token: str = ""  # dial_answered, dial_failed, dialing: which dial
 
 
 _event_decoder = msgspec.json.Decoder(_Event)
@@ -121,7 +124,11 @@ _json = msgspec.json.Encoder()
 
 class Call(msgspec.Struct, gc=False):
     """A caller Kamailio holds for agner. ``state``: queued (suspended, waiting
-    for a connect), ringing (relayed to ``agent``), talking (answered)."""
+    for a connect), ringing (relayed to ``agent``), talking (answered).
+
+    A dialed call (``token`` set: a callback or click-to-dial) rings the agent
+    first, then the agent's phone calls the customer; ``sip_id`` is the
+    Call-ID of that second call once Kamailio has seen it."""
 
     call_id: str
     queue: str
@@ -136,6 +143,9 @@ class Call(msgspec.Struct, gc=False):
     invite_ns: int = 0  # when the invite event was read
     ring_ns: int = 0  # when the last provisional reply was asked for
     routed: bool = False  # agner has connected it at least once
+    token: str = ""  # a dialed call: the one-use token of its REFER
+    sip_id: str = ""  # a dialed call: the Call-ID of the agent's call to the customer
+    deadline_ns: int = 0  # a dialed call: when waiting for the agent or its phone gives up
 
 
 class _Evapi(asyncio.Protocol):
@@ -179,7 +189,10 @@ class KamailioAdapter:
     ``{agent}``) serves the others. ``login``: agents to log in and make ready
     each time the link to agner comes up. ``ring_ms``: how long an agent's
     phone rings before Kamailio gives up (408, reported as ``no_answer``);
-    keep it below the server's ``ring_timeout_s``.
+    keep it below the server's ``ring_timeout_s``. ``dial_uri`` (a template
+    with ``{number}``, e.g. ``sip:{number}@gw.example.net``) is where the
+    customer of a callback or click-to-dial is called; a number that is a SIP
+    URI already is called as it is.
     """
 
     def __init__(
@@ -193,17 +206,22 @@ class KamailioAdapter:
         login: list[str] | None = None,
         ring_ms: int = 12_000,
         ring_every_s: float = 5.0,
+        dial_uri: str | None = None,
         backoff: Backoff | None = None,
         keep_latencies: int = 1_000_000,
     ) -> None:
         self.evapi_host, self.evapi_port = parse_address(evapi)
         self.agents = dict(agents or {})
         self.agent_uri = agent_uri
+        self.dial_uri = dial_uri
         self.login = list(login or [])
         self.ring_ms = ring_ms
         self.ring_every_s = ring_every_s
         self.backoff = backoff or Backoff()
         self.calls: dict[str, Call] = {}
+        self.dials: dict[str, Call] = {}  # dial token -> dialed call, until its phone calls out
+        self.sip_calls: dict[str, Call] = {}  # Call-ID of an agent's call out -> dialed call
+        self._unsent: list[Call] = []  # dials asked for while evapi was down
         self.link = AgnerLink(server, token, self.on_agner, on_up=self._agner_up, backoff=Backoff())
         self.proto: _Evapi | None = None
         self.evapi_connections = 0
@@ -274,10 +292,18 @@ class KamailioAdapter:
         while True:
             await asyncio.sleep(min(1.0, self.ring_every_s / 2))
             now = time.monotonic_ns()
+            late: list[Call] = []
             for call in self.calls.values():
                 if call.state == "queued" and call.ring_ns and now - call.ring_ns >= period_ns:
                     call.ring_ns = now
                     self._reply(call, 180, "Ringing")
+                elif call.deadline_ns and now > call.deadline_ns:
+                    late.append(call)
+            for call in late:
+                # Kamailio's answer about a dial never came (evapi was down,
+                # or the agent's phone did not follow the REFER)
+                log.warning("dial %s: no word from Kamailio in time", call.call_id)
+                self._dial_failed(call, 408)
 
     # ------------------------------------------------------------ to Kamailio
 
@@ -300,10 +326,14 @@ class KamailioAdapter:
             }
         )
 
-    def _relay(self, call: Call, agent: str) -> None:
+    def _agent_address(self, agent: str) -> str | None:
         uri = self.agents.get(agent)
         if uri is None and self.agent_uri is not None:
             uri = self.agent_uri.replace("{agent}", agent)
+        return uri
+
+    def _relay(self, call: Call, agent: str) -> None:
+        uri = self._agent_address(agent)
         call.agent = agent
         call.revoked = False
         if uri is None:
@@ -344,7 +374,10 @@ class KamailioAdapter:
 
     def on_event(self, ev: _Event) -> None:
         kind = ev.event
-        call = self.calls.get(ev.call_id)
+        if ev.token:
+            call = self.dials.get(ev.token)
+        else:
+            call = self.calls.get(ev.call_id) or self.sip_calls.get(ev.call_id)
         if kind == "invite":
             if call is not None or not ev.call_id or not ev.queue:
                 log.warning("evapi: skipped an invite for %r (queue %r)", ev.call_id, ev.queue)
@@ -357,51 +390,168 @@ class KamailioAdapter:
                 Arrived(ev.call_id, ev.queue, customer=call.customer, dialed=ev.queue, ref=ref)
             )
         elif call is None:
-            if kind not in ("pong", "bye", "cancel", "gone", "timeout", "answered"):
+            if kind not in ("pong", "bye", "cancel", "gone", "timeout", "answered", "status"):
                 log.warning("evapi: %s for a call the adapter does not know: %r", kind, ev.call_id)
             return
-        elif kind == "failed":
-            # the agent was busy (486), did not answer (408) or was unreachable:
-            # Kamailio holds the caller again and agner picks another agent
-            call.tindex, call.tlabel = ev.tindex, ev.tlabel
-            agent, call.agent, call.state = call.agent, None, "queued"
-            if agent is not None and not call.revoked:
-                self.link.send(NoAnswer(call.call_id, agent))
-            if call.next_agent is not None:
-                nxt, call.next_agent = call.next_agent, None
-                self._relay(call, nxt)
+        elif kind == "failed" or (kind == "alive" and call.state == "ringing"):
+            # the agent was busy (486), did not answer (408) or was unreachable
+            # (alive: that happened while evapi was down): Kamailio holds the
+            # caller again and agner picks another agent
+            self._agent_failed(call, ev)
         elif kind == "answered":
-            if call.state == "ringing" and call.agent is not None:
+            if call.state == "ringing" and call.agent is not None and not call.token:
                 call.state = "talking"
                 self.link.send(Answered(call.call_id, call.agent))
-        elif kind in ("cancel", "timeout", "gone"):
-            del self.calls[call.call_id]
+        elif kind in ("cancel", "timeout"):
+            self._forget(call)
             self.link.send(HungUp(call.call_id))
-        elif kind == "bye":
-            del self.calls[call.call_id]
-            self.link.send(HungUp(call.call_id))
-            if call.state == "talking":
-                self.link.send(Complete(call.call_id, call.agent))
+        elif kind in ("bye", "gone"):
+            self._ended(call)
+        elif kind == "status":
+            self._status(call, ev.state)
         elif kind == "alive":
             call.tindex, call.tlabel = ev.tindex, ev.tlabel
+        elif kind == "dial_answered":
+            if call.state == "ringing" and call.agent is not None:
+                call.state = "talking"
+                call.deadline_ns = time.monotonic_ns() + (self.ring_ms + 4000) * 1_000_000
+                self.link.send(Answered(call.call_id, call.agent))
+        elif kind == "dialing":
+            self.dials.pop(call.token, None)
+            call.sip_id = ev.call_id
+            call.deadline_ns = 0  # Kamailio's timers bound the customer's ringing
+            self.sip_calls[ev.call_id] = call
+        elif kind == "dial_failed":
+            self._dial_failed(call, ev.code)
         else:
             log.warning("evapi: unknown event %r", kind)
         if self.on_change is not None:
             self.on_change()
 
+    def _agent_failed(self, call: Call, ev: _Event) -> None:
+        call.tindex, call.tlabel = ev.tindex, ev.tlabel
+        agent, call.agent, call.state = call.agent, None, "queued"
+        if agent is not None and not call.revoked:
+            self.link.send(NoAnswer(call.call_id, agent))
+        if call.next_agent is not None:
+            nxt, call.next_agent = call.next_agent, None
+            self._relay(call, nxt)
+
+    def _forget(self, call: Call) -> None:
+        self.calls.pop(call.call_id, None)
+        if call.token:
+            self.dials.pop(call.token, None)
+        if call.sip_id:
+            self.sip_calls.pop(call.sip_id, None)
+
+    def _ended(self, call: Call, disposition: str | None = None) -> None:
+        """The call is over at Kamailio: abandoned if no agent had it, else
+        completed. One ``complete`` ends an answered call and writes its record
+        at once; a ``hung_up`` first would leave the record pending until the
+        agent's next offer, and the ``complete`` after it refused."""
+        self._forget(call)
+        if call.state == "talking":
+            self.link.send(Complete(call.call_id, call.agent, disposition=disposition))
+        else:
+            self.link.send(HungUp(call.call_id))
+
+    def _status(self, call: Call, state: str) -> None:
+        """Kamailio's answer to a check after evapi was down."""
+        if state == "ringing":
+            return
+        if call.state == "ringing" and call.agent is not None and state in ("talking", "ended"):
+            call.state = "talking"  # answered while evapi was down
+            self.link.send(Answered(call.call_id, call.agent))
+        if state in ("ended", "gone", "queued"):
+            self._ended(call)
+
     def _evapi_up(self) -> None:
-        # events sent while the socket was down are lost: ask Kamailio which
-        # waiting callers still exist (answered with alive or gone)
+        # events sent while the socket was down are lost: ask Kamailio what
+        # became of every call (alive: waiting again; status: ringing,
+        # talking, ended or gone) and place the dials held meanwhile
         for call in list(self.calls.values()):
-            if call.state == "queued":
-                self._cmd(
-                    {
-                        "cmd": "check",
-                        "call_id": call.call_id,
-                        "tindex": call.tindex,
-                        "tlabel": call.tlabel,
-                    }
-                )
+            if call.token and not call.sip_id:
+                continue  # the agent's phone has not called out: the deadline covers it
+            self._cmd(
+                {
+                    "cmd": "check",
+                    "call_id": call.sip_id or call.call_id,
+                    "tindex": call.tindex,
+                    "tlabel": call.tlabel,
+                }
+            )
+        unsent, self._unsent = self._unsent, []
+        for call in unsent:
+            if self.calls.get(call.call_id) is call and call.state == "ringing":
+                self._send_dial(call)
+
+    # ------------------------------------------------------------ dialing out
+
+    def _customer_address(self, number: str) -> str | None:
+        if number.startswith(("sip:", "sips:")):
+            return number
+        if self.dial_uri is None:
+            return None
+        return self.dial_uri.replace("{number}", number)
+
+    def _dial(self, call: Call, agent: str) -> None:
+        """Ring ``agent``; once it answers, its phone calls the customer."""
+        call.agent = agent
+        call.revoked = False
+        call.state = "ringing"
+        call.routed = True
+        uri = self._agent_address(agent)
+        if uri is None or self._customer_address(call.customer or "") is None:
+            log.error(
+                "call %s: cannot dial %r for agent %r (no SIP address for the agent, "
+                "or no dial_uri for the number)",
+                call.call_id,
+                call.customer,
+                agent,
+            )
+            self._forget(call)
+            self.link.send(NoAnswer(call.call_id, agent))
+            return
+        if call.token:
+            self.dials.pop(call.token, None)
+        call.token = secrets.token_hex(8)
+        self.dials[call.token] = call
+        self.calls[call.call_id] = call
+        call.deadline_ns = time.monotonic_ns() + (self.ring_ms + 4000) * 1_000_000
+        self._send_dial(call)
+
+    def _send_dial(self, call: Call) -> None:
+        uri = self._agent_address(call.agent or "")
+        customer = self._customer_address(call.customer or "")
+        assert uri is not None and customer is not None
+        sent = self._cmd(
+            {
+                "cmd": "dial",
+                "token": call.token,
+                "agent": f"{uri};agner={call.token}",
+                "refer": f"<{customer};agner={call.token}>",
+                "customer": customer,
+            }
+        )
+        if not sent:
+            self._unsent.append(call)
+
+    def _dial_failed(self, call: Call, code: int) -> None:
+        if call.state == "ringing":
+            # the agent did not take it: agner offers it again (another connect)
+            agent = call.agent
+            if call.next_agent is not None:
+                nxt, call.next_agent = call.next_agent, None
+                if agent is not None and not call.revoked:
+                    self.link.send(NoAnswer(call.call_id, agent))
+                self._dial(call, nxt)
+                return
+            self._forget(call)
+            if agent is not None and not call.revoked:
+                self.link.send(NoAnswer(call.call_id, agent))
+        else:
+            # the agent answered but the customer was not reached
+            self._ended(call, disposition=f"not reached ({code})")
 
     # ------------------------------------------------------------ from agner
 
@@ -413,7 +563,11 @@ class KamailioAdapter:
     def on_agner(self, msg: Any) -> None:
         if isinstance(msg, Connect):
             call = self.calls.get(msg.call_id)
-            if call is None:
+            if call is None and msg.dial:
+                # a callback or click-to-dial: ring the agent, then the customer
+                call = Call(msg.call_id, msg.queue, "", 0, 0, msg.dial)
+                self._dial(call, msg.agent)
+            elif call is None:
                 # agner has a contact Kamailio no longer holds: end it there too
                 log.warning("connect for a call that is gone: %s", msg.call_id)
                 self.link.send(HungUp(msg.call_id))
@@ -503,34 +657,3 @@ class KamailioAdapter:
             self.link.send(Answered(call.call_id, call.agent))
         elif call.state == "ringing" and st.state == "waiting":
             call.revoked = True  # agner re-queued it: the next connect waits for the branch
-
-
-async def run_kamailio(
-    *,
-    evapi: str,
-    server: str,
-    token: str,
-    agents: dict[str, str],
-    agent_uri: str | None,
-    login: list[str],
-    ring_ms: int,
-    ring_every_s: float,
-    announce: Callable[[str], None] = print,
-) -> None:
-    """Run the adapter until cancelled (``agner adapter kamailio``)."""
-    adapter = KamailioAdapter(
-        evapi=evapi,
-        server=server,
-        token=token,
-        agents=agents,
-        agent_uri=agent_uri,
-        login=login,
-        ring_ms=ring_ms,
-        ring_every_s=ring_every_s,
-    )
-    await adapter.start()
-    announce(f"kamailio adapter: evapi {evapi}, agner {server}")
-    try:
-        await asyncio.Event().wait()
-    finally:
-        await adapter.close()

@@ -31,6 +31,7 @@ from agner.core._api import (
     DecisionKind,
     RouterError,
 )
+from agner.core.router import Router
 from agner.protocol import (
     Accept,
     AgentReady,
@@ -162,14 +163,32 @@ class _Live(msgspec.Struct, gc=False):  # no cycles: kept out of the GC's passes
     ringing: list[int] = []  # agents it rings now (several with parallel offers)
 
 
-@dataclass(slots=True)
-class _Pending:
+class _Pending(msgspec.Struct, gc=False):
     """A contact that ended (hung up) while its agent still owes the disposition."""
 
     live: _Live
     agent: int
     ended_us: int
     outcome: str
+
+
+class _State(msgspec.Struct, array_like=True, gc=False):
+    """What a snapshot holds of a :class:`Center` besides the core: the server's
+    side of every live contact (call ids, tenants, numbers, the agents it
+    rings), the dispositions owed, the counters that replay continues from,
+    and the interaction records not yet in the CRM store."""
+
+    router: bytes
+    seq: int
+    dials: int
+    inputs: int
+    live: dict[int, _Live]
+    pending: dict[int, _Pending]
+    records: list[Interaction]
+
+
+_state_encoder = msgspec.msgpack.Encoder()
+_state_decoder = msgspec.msgpack.Decoder(_State)
 
 
 def fingerprint(cfg: ServerConfig) -> str:
@@ -329,6 +348,45 @@ class Center:
         self._decisions()
         if self.moved:
             self._settle(now)
+
+    # ------------------------------------------------------------ snapshots
+
+    def dump(self, unstored: list[Interaction]) -> bytes:
+        """The routing state as bytes (the core's snapshot and the server's side
+        of it, :class:`_State`), with `unstored` (records handed to the store
+        but not yet written) and the records not yet handed to it."""
+        state = _State(
+            self.router.snapshot(),
+            self.seq,
+            self.dials,
+            self.inputs,
+            self.live,
+            self.pending,
+            [*unstored, *self.records],
+        )
+        return _state_encoder.encode(state)
+
+    @classmethod
+    def restore(cls, cfg: ServerConfig, data: bytes) -> Center:
+        """A center in the state :meth:`dump` saved, its unstored records in
+        ``records``; names and tenants come from `cfg` (the snapshot's
+        fingerprint is the caller's to check).
+
+        Raises:
+            msgspec.DecodeError: bytes that are no dump.
+            agner.core._api.ConfigError: a core snapshot of another agner build.
+        """
+        state = _state_decoder.decode(data)
+        center = cls(cfg)
+        center.router = Router.restore(state.router)
+        center.seq, center.dials, center.inputs = state.seq, state.dials, state.inputs
+        center.live = state.live
+        center.pending = state.pending
+        center.records = state.records
+        for c, live in state.live.items():
+            center.by_call[live.tenant][live.call_id] = c
+        center._track_states()  # the counts by state of the restored core
+        return center
 
     def _log(self, ident: Identity, msg: Any, now: int) -> None:
         self.inputs += 1
@@ -713,8 +771,8 @@ class Center:
         satisfaction: int | None,
         notes: str | None = None,
     ) -> None:
-        if self.replaying:
-            return
+        # Replay too: a record is built from journaled inputs, so one that a
+        # crash kept from the store is written now (the store keeps a ref once).
         self.records.append(
             Interaction(
                 self.tenants[live.tenant],

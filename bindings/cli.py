@@ -851,7 +851,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--data",
         default=".",
         metavar="DIR",
-        help="the journal (journal.bin) and the default CRM store (crm.db) go here "
+        help="the journal (journal-*.bin, snapshot-*.bin) and the default CRM store "
+        "(crm.db) go here "
         "(default: the working directory)",
     )
     serve.add_argument(
@@ -886,6 +887,9 @@ def build_parser() -> argparse.ArgumentParser:
     from agner.crm.cli import add_commands as add_crm_commands  # report, crm import|lookup
 
     add_crm_commands(sub)
+    from agner.adapters.cli import add_commands as add_adapter_commands  # adapter SWITCH
+
+    add_adapter_commands(sub)
     return parser
 
 

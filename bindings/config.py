@@ -331,6 +331,9 @@ class ServerOptions(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     ring_timeout_s: float = 15.0
     preferred_s: float = 20.0  # how long preferred agents (CRM, transfer) hold a contact
     seed: int = 0
+    snapshot_every: int = 100_000  # journal entries between snapshots; 0: none
+    keep_snapshots: int = 2  # the newest kept, with the journal after the oldest; 0: all
+    records_interval_ms: int = 200  # interaction records go to the CRM store this often
 
 
 class Tenant(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
@@ -411,6 +414,10 @@ def check_server(cfg: ServerConfig, where: str = "config") -> None:
         raise ConfigFileError(f"{where}: server: rate_per_s > 0, burst >= 1, ring_timeout_s >= 0")
     if not 0 <= opts.preferred_s <= 86_400:
         raise ConfigFileError(f"{where}: server: preferred_s in [0, 86400]")
+    if opts.snapshot_every < 0 or opts.keep_snapshots < 0 or opts.records_interval_ms < 1:
+        raise ConfigFileError(
+            f"{where}: server: snapshot_every >= 0, keep_snapshots >= 0, records_interval_ms >= 1"
+        )
     if not cfg.tenants:
         raise ConfigFileError(f"{where}: tenants: at least one tenant is needed")
     queue_names = {q.name for q in cfg.queues}

@@ -445,7 +445,8 @@ class AgentStatus(_Msg, tag="agent_status"):
     (so a reloaded page or a second tab restores its view) and again whenever it
     changes. ``state``: logged_out, not_ready, ready, reserved, busy, wrap_up;
     ``reason``: the not-ready reason (-1: ring-no-answer); ``since_us``: when the
-    server saw it enter ``state`` (None: not since the server started);
+    server saw it enter ``state`` (from the journal too; None: not since the
+    snapshot the server started from, or at all);
     ``contact``: the contact offered to it, the one it handles, or the one whose
     disposition it still owes."""
 

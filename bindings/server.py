@@ -31,8 +31,10 @@ import gc
 import hashlib
 import hmac
 import json
+import os
 import signal
 import sys
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -43,7 +45,7 @@ import msgspec
 
 from agner.center import Center, Identity, Interaction, Refused
 from agner.config import ServerConfig
-from agner.journal import Entry, Journal
+from agner.journal import Entry, Journal, write_snapshot
 from agner.protocol import (
     PROTOCOL_VERSION,
     AgentStatus,
@@ -148,14 +150,32 @@ class Server:
         self.dirty: set[int] = set()  # tenants whose queues or agents changed
         self.last_now = 0
         self.pending: list[bytes] = []
-        self.center.journal = self._journal_entry
-        self.journal, entries = Journal.open(
-            data_dir / "journal.bin", fingerprint(cfg), cfg.server.fsync
+        self.fingerprint = fingerprint(cfg)
+        self.restored = 0  # the entries the snapshot started from covers
+
+        def restore(entries: int, payload: bytes) -> None:
+            state = _snapshot_decoder.decode(payload)
+            if state.entries != entries:
+                raise ValueError(f"it says it covers {state.entries} entries")
+            self.center = Center.restore(cfg, state.center)
+            self.last_now = state.last_now
+            self.restored = entries
+
+        self.journal, _, entries = Journal.recover(
+            data_dir, self.fingerprint, cfg.server.fsync, restore, _log
         )
+        self.center.journal = self._journal_entry
         for e in entries:
             self.center.replay(e.now, Identity(e.tenant, e.agent), e.msg)
             self.last_now = max(self.last_now, e.now)
         self.replayed = len(entries)
+        # A snapshot is written in a thread while new entries go to a new segment.
+        self.snapshotting: asyncio.Future[Any] | None = None
+        self.snapshots = 0
+        # Records handed to the store's thread and not yet written, oldest batch
+        # first: a snapshot keeps them, so a crash before the write loses none.
+        self.unstored: collections.deque[list[Interaction]] = collections.deque()
+        self.unstored_lock = threading.Lock()
         self.store = _open_store(store_url, data_dir)
         self.store_errors = 0
         # One worker thread: store calls and interaction records never stall
@@ -163,6 +183,8 @@ class Server:
         self.worker = ThreadPoolExecutor(1, thread_name_prefix="agner-store")
         # Look-ups have their own thread: an arrival never waits behind a batch of records.
         self.lookups = ThreadPoolExecutor(1, thread_name_prefix="agner-lookup")
+        self.snapshot_thread = ThreadPoolExecutor(1, thread_name_prefix="agner-snapshot")
+        self.snapshot_errors = 0
         self.timer: asyncio.TimerHandle | None = None
         self.timer_at: int | None = None
         # Per desktop, what waits behind a screen pop being read, to keep the order.
@@ -172,6 +194,9 @@ class Server:
         self.started = time.time()
         self.errors = 0
         self._loop: asyncio.AbstractEventLoop | None = None
+        # The records of the snapshot and of the replay: those the store has
+        # already are not written twice (keyed by call id and arrival).
+        self.write_records()
 
     # ------------------------------------------------------------ the clock
 
@@ -481,6 +506,9 @@ class Server:
         if self.pending:
             self.journal.append(self.pending)
             self.pending = []
+            every = self.cfg.server.snapshot_every
+            if every and self.journal.entries - self.journal.start >= every:
+                self.snapshot()
         center = self.center
         if center.outbox:
             out, center.outbox = center.outbox, []
@@ -499,10 +527,51 @@ class Server:
 
     def write_records(self) -> None:
         """Hand the interaction records gathered so far to the worker thread: in
-        batches (every 200 ms, or 1000 records), one store transaction each."""
+        batches (every ``records_interval_ms``, or 1000 records), one store
+        transaction each."""
         if self.center.records:
             records, self.center.records = self.center.records, []
+            with self.unstored_lock:
+                self.unstored.append(records)
             self.worker.submit(self._write_records, records)
+
+    # ------------------------------------------------------------ snapshots
+
+    def snapshot(self) -> None:
+        """Save the whole state (called between batches, with the journal written):
+        encode it here, start a new journal segment, and write the snapshot
+        file in a thread; until it is durable the previous snapshot and the
+        segments after it stay. At most one is written at a time."""
+        if self.snapshotting is not None:
+            return
+        with self.unstored_lock:
+            unstored = [r for batch in self.unstored for r in batch]
+        entries = self.journal.entries
+        state = _SnapshotState(entries, self.last_now, self.center.dump(unstored))
+        payload = _snapshot_encoder.encode(state)
+        old = self.journal.rotate(self.fingerprint)
+        opts = self.cfg.server
+
+        def write() -> None:
+            try:
+                os.fsync(old)  # the segment this snapshot ends, before it is needed no more
+            finally:
+                os.close(old)
+            write_snapshot(self.data_dir, entries, self.fingerprint, payload, opts.keep_snapshots)
+
+        loop = asyncio.get_running_loop()
+        self.snapshotting = fut = loop.run_in_executor(self.snapshot_thread, write)
+
+        def done(f: asyncio.Future[Any]) -> None:
+            self.snapshotting = None
+            exc = f.exception()
+            if exc is not None:  # the journal still has everything: say so, go on
+                self.snapshot_errors += 1
+                _log(f"agner serve: snapshot at entry {entries} failed: {exc!r}")
+            else:
+                self.snapshots += 1
+
+        fut.add_done_callback(done)
 
     # ------------------------------------------------------------ timers
 
@@ -584,6 +653,13 @@ class Server:
         """Interaction records to the CRM store (in the worker thread). A record the
         store refuses (say, a caller that is no valid number) is stored without
         the caller; one refused even so is counted and reported."""
+        try:
+            self._store_records(records)
+        finally:
+            with self.unstored_lock:
+                self.unstored.popleft()  # batches are written in order, by one thread
+
+    def _store_records(self, records: list[Interaction]) -> None:
         from agner.crm import CrmError
 
         by_tenant: dict[str, list[Any]] = {}
@@ -617,7 +693,14 @@ class Server:
                 if hmac.compare_digest(t.encode(), token.encode()):
                     who = ident
         if path == "/healthz":
-            body = {"status": "ok", "inputs": self.center.inputs, "replayed": self.replayed}
+            body = {
+                "status": "ok",
+                "inputs": self.center.inputs,
+                "snapshot": self.restored,
+                "replayed": self.replayed,
+                "snapshots": self.snapshots,
+                "writing_snapshot": self.snapshotting is not None,
+            }
             return 200, "application/json", json.dumps(body).encode()
         if path == "/metrics":
             return 200, "text/plain; version=0.0.4", self._metrics(who).encode()
@@ -647,8 +730,13 @@ class Server:
             f"agner_refused_total {self.errors}",
             "# TYPE agner_connections gauge",
             f"agner_connections {len(self.sessions)}",
-            "# TYPE agner_journal_entries gauge",
+            "# HELP agner_journal_entries Entries journaled since the journal began.",
+            "# TYPE agner_journal_entries counter",
             f"agner_journal_entries {self.journal.entries}",
+            "# HELP agner_snapshots_total Snapshots written since start (failed: errors).",
+            "# TYPE agner_snapshots_total counter",
+            f"agner_snapshots_total {self.snapshots}",
+            f"agner_snapshot_errors_total {self.snapshot_errors}",
             "# TYPE agner_live_contacts gauge",
             f"agner_live_contacts {len(self.center.live)}",
         ]
@@ -672,7 +760,7 @@ class Server:
 
     async def records_loop(self) -> None:
         while True:
-            await asyncio.sleep(0.2)
+            await asyncio.sleep(self.cfg.server.records_interval_ms / 1000)
             self.write_records()
 
     async def sync_loop(self) -> None:
@@ -689,6 +777,7 @@ class Server:
         if self.pending:
             self.journal.append(self.pending)
             self.pending = []
+        self.snapshot_thread.shutdown(wait=True)  # a snapshot being written ends first
         self.journal.close()
         self.lookups.shutdown(wait=True)
         self.worker.shutdown(wait=True)
@@ -699,6 +788,22 @@ class _WithPop(NamedTuple):
     """In the outbox: a desktop's agent_status to send with its contact's screen pop."""
 
     status: AgentStatus
+
+
+class _SnapshotState(msgspec.Struct, array_like=True):
+    """A snapshot's payload: the entries it covers, the clock, the center."""
+
+    entries: int
+    last_now: int
+    center: bytes
+
+
+_snapshot_encoder = msgspec.msgpack.Encoder()
+_snapshot_decoder = msgspec.msgpack.Decoder(_SnapshotState)
+
+
+def _log(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
 
 
 _web_cache: dict[str, tuple[int, str, bytes]] = {}
@@ -1027,10 +1132,15 @@ async def serve(
     """Run the server until SIGINT or SIGTERM."""
     server = Server(cfg, data_dir, store_url=store_url)
     loop = asyncio.get_running_loop()
+    # Before the addresses are announced: a SIGTERM right after them stops cleanly.
+    stop = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
     announce(
         f"agner serve: {len(server.center.ids.queues)} queues, "
         f"{len(server.center.ids.agents)} agents, {len(server.center.tenants)} tenants; "
-        f"journal {server.journal.path} ({server.replayed} entries replayed)"
+        f"journal {server.journal.path.parent} (snapshot at entry {server.restored}, "
+        f"{server.replayed} entries replayed)"
     )
     listeners: list[asyncio.base_events.Server] = []
     if tcp is not None:
@@ -1055,9 +1165,6 @@ async def serve(
     # lets the event loop take the GIL back within 0.2 ms rather than 5 ms.
     sys.setswitchinterval(0.0002)
     recorder = asyncio.ensure_future(server.records_loop())
-    stop = asyncio.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
     syncer = asyncio.ensure_future(server.sync_loop()) if cfg.server.fsync == "interval" else None
     try:
         await stop.wait()

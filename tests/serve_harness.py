@@ -22,6 +22,15 @@ GLOBEX = "globex-service-token"
 ANN = "ann-desktop-token"
 
 
+def center_with(directory: Path, **server: Any) -> Path:
+    """A copy of examples/center.toml in `directory` with `server` options set
+    in its ``[server]`` table (say, ``snapshot_every=50``)."""
+    lines = "".join(f"{k} = {json.dumps(v)}\n" for k, v in server.items())
+    path = directory / "center.toml"
+    path.write_text(CENTER.read_text().replace("[server]\n", "[server]\n" + lines, 1))
+    return path
+
+
 class ServerProcess:
     """`agner serve CONFIG` on ephemeral ports of 127.0.0.1, in a subprocess."""
 

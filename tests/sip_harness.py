@@ -43,6 +43,7 @@ agent_groups = ["ag"]
 name = "sales"
 strategy = "{strategy}"
 service_level = {{ threshold_s = 20, target = 0.8 }}
+{queue_extra}
 
 [[agent_groups]]
 name = "ag"
@@ -53,9 +54,19 @@ wrap_up_s = 0
 
 
 def write_center(
-    path: Path, agents: int = 3, ring_timeout_s: int = 60, strategy: str = "linear"
+    path: Path,
+    agents: int = 3,
+    ring_timeout_s: int = 60,
+    strategy: str = "linear",
+    queue_extra: str = "",
 ) -> Path:
-    path.write_text(CENTER.format(agents=agents, ring_timeout_s=ring_timeout_s, strategy=strategy))
+    """A center of one queue, sales, and ``agents`` agents ag-1.. for tenant acme;
+    ``queue_extra``: more lines of the queue (limits, overflow)."""
+    path.write_text(
+        CENTER.format(
+            agents=agents, ring_timeout_s=ring_timeout_s, strategy=strategy, queue_extra=queue_extra
+        )
+    )
     return path
 
 
@@ -123,6 +134,8 @@ class Kamailio:
             f"MAX_WAIT_MS={max_wait_ms}",
             "-A",
             f"CHILDREN={children}",
+            "-A",
+            f'DIAL_URI="sip:agner-dial@{HOST}:{self.sip_port}"',
         ]
         self.proc: subprocess.Popen[bytes] | None = None
 

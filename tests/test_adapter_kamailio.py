@@ -16,17 +16,25 @@ from serve_harness import ACME, ServerProcess
 from sip_harness import HOST, Kamailio, Sipp, needs_sip, write_center
 
 from agner.adapters.kamailio import KamailioAdapter
-from agner.protocol import Login, Ready
+from agner.adapters.link import Backoff
+from agner.protocol import Dial, Login, Ready
 
 pytestmark = needs_sip
 
 
 class Rig:
     def __init__(
-        self, tmp: Path, *, agents: int = 3, ring_ms: int = 15000, ring_timeout_s: int = 60
+        self,
+        tmp: Path,
+        *,
+        agents: int = 3,
+        ring_ms: int = 15000,
+        ring_timeout_s: int = 60,
+        queue_extra: str = "",
     ) -> None:
         self.tmp = tmp
-        self.server = ServerProcess(write_center(tmp / "center.toml", agents, ring_timeout_s), tmp)
+        center = write_center(tmp / "center.toml", agents, ring_timeout_s, queue_extra=queue_extra)
+        self.server = ServerProcess(center, tmp)
         self.kam = Kamailio(tmp, ring_ms=ring_ms)
         self.sipps: list[Sipp] = []
         self.ring_ms = ring_ms
@@ -50,8 +58,8 @@ class Rig:
     def caller(self, name: str, scenario: str = "caller.xml", *args: str) -> Sipp:
         return self.sipp(name, scenario, "-s", "sales", f"{HOST}:{self.kam.sip_port}", *args)
 
-    def agent(self, name: str, scenario: str) -> Sipp:
-        return self.sipp(name, scenario, f"{HOST}:{self.kam.sip_port}").start()
+    def agent(self, name: str, scenario: str, *args: str) -> Sipp:
+        return self.sipp(name, scenario, f"{HOST}:{self.kam.sip_port}", *args).start()
 
     def adapter(self, agents: dict[str, Sipp], **kw: Any) -> KamailioAdapter:
         return KamailioAdapter(
@@ -251,3 +259,102 @@ def test_no_adapter_connected_answers_503_at_once(tmp_path: Path) -> None:
             raise AssertionError("no final response to five INVITEs")
         assert line.startswith("SIP/2.0 503")
         assert time.monotonic() - t0 < 1.0
+
+
+def test_bye_while_evapi_is_down_completes_the_call_when_it_is_back(tmp_path: Path) -> None:
+    """The caller hangs up while the adapter is cut off from evapi: Kamailio's
+    bye event is lost, agner still has the agent talking; once evapi is back
+    the adapter asks Kamailio about the call (status: ended) and agner
+    completes it and writes its record."""
+    with Rig(tmp_path) as rig:
+        ann = rig.agent("ann", "agent_answer.xml")
+
+        async def main() -> None:
+            adapter = rig.adapter({"ag-1": ann}, backoff=Backoff(3.0, 3.0))
+            await adapter.start()
+            await adapter.wait_up()
+            await until(lambda: agent_states(rig).get("ag-1") == "ready")
+            caller = rig.caller("caller", "caller.xml", "-m", "1", "-d", "600").start()
+            await until(lambda: any(c.state == "talking" for c in adapter.calls.values()))
+            assert adapter.proto is not None and adapter.proto.transport is not None
+            adapter.proto.transport.close()  # evapi drops; the adapter retries in 3 s
+            assert await wait_proc(caller) == 0  # BYE and its 200 while evapi is down
+            assert adapter.proto is None and len(adapter.calls) == 1
+            assert agent_states(rig)["ag-1"] == "busy"  # the bug: still live in agner
+            await until(lambda: not adapter.calls, timeout=10)
+            assert adapter.evapi_connections == 2
+            await until(lambda: agent_states(rig)["ag-1"] == "ready")
+            await adapter.close()
+
+        asyncio.run(main())
+        (cid, seen), *_ = rig.sipps[1].seen().items()
+        assert "BYE" in seen and seen[-1] == "200"
+        assert rig.records() == {cid: ("answered", "ag-1")}
+
+
+def test_click_to_dial_rings_the_agent_then_the_customer(tmp_path: Path) -> None:
+    """An outbound contact (dial) offered to ag-1: Kamailio rings the agent's
+    phone (dlg_bridge), REFERs it to the customer once it answers; the phone
+    calls the customer through Kamailio; the call ends with the agent's BYE
+    and agner records it answered by ag-1."""
+    with Rig(tmp_path) as rig:
+        phone = rig.agent("phone", "agent_dial.xml", "-m", "1")
+        cust = rig.agent("cust", "agent_answer.xml", "-m", "1")
+
+        async def main() -> None:
+            adapter = rig.adapter({"ag-1": phone}, dial_uri=f"sip:{{number}}@{HOST}:{cust.port}")
+            await adapter.start()
+            await adapter.wait_up()
+            await until(lambda: agent_states(rig).get("ag-1") == "ready")
+            adapter.link.send(Dial("sales", "5550100", call_id="out-7", agent="ag-1"))
+            assert await wait_proc(phone) == 0
+            assert await wait_proc(cust) == 0
+            await until(lambda: not adapter.calls and not adapter.dials and not adapter.sip_calls)
+            await adapter.close()
+
+        asyncio.run(main())
+        (_, seen), *_ = phone.seen().items()
+        refer = seen.index("REFER")
+        assert seen[:4] == ["INVITE", "180", "200", "ACK"]  # the agent's phone rings first
+        assert seen[refer : refer + 4] == ["REFER", "202", "BYE", "200"]
+        assert seen[refer + 4] == "INVITE" and seen[-2:] == ["BYE", "200"]  # then it calls out
+        (_, cseen), *_ = cust.seen().items()
+        assert cseen[:4] == ["INVITE", "180", "200", "ACK"] and cseen[-2:] == ["BYE", "200"]
+        invite = cust.messages.read_text().split("INVITE sip:", 1)[1].split("\n", 1)[0]
+        assert invite.startswith(f"5550100@{HOST}:{cust.port} ") and "agner=" not in invite
+        assert rig.records() == {"out-7": ("answered", "ag-1")}
+
+
+def test_callback_releases_the_caller_and_dials_back_when_an_agent_is_ready(
+    tmp_path: Path,
+) -> None:
+    """The queue overflows to a callback after 1 s: the caller is released with
+    480, keeps its place; when ag-1 becomes ready its phone rings, then calls
+    the caller's number (its From user) back."""
+    with Rig(tmp_path, queue_extra='max_wait_s = 1\noverflow = "callback"') as rig:
+        phone = rig.agent("phone", "agent_dial.xml", "-m", "1")
+        back = rig.agent("back", "agent_answer.xml", "-m", "1")
+
+        async def main() -> None:
+            adapter = rig.adapter({"ag-1": phone}, dial_uri=f"sip:{{number}}@{HOST}:{back.port}")
+            adapter.login = []
+            await adapter.start()
+            await adapter.wait_up()
+            adapter.link.send(Login("ag-1"))
+            caller = rig.caller("caller", "caller_callback.xml", "-m", "1").start()
+            assert await wait_proc(caller) == 0  # 480 Callback Scheduled
+            assert not adapter.calls
+            adapter.link.send(Ready("ag-1"))
+            assert await wait_proc(phone) == 0
+            assert await wait_proc(back) == 0
+            await until(lambda: not adapter.calls)
+            await adapter.close()
+
+        asyncio.run(main())
+        (cid, seen), *_ = rig.sipps[2].seen().items()
+        assert seen[0] == "INVITE" and seen[-2:] == ["480", "ACK"]
+        (_, bseen), *_ = back.seen().items()
+        assert bseen[:3] == ["INVITE", "180", "200"]
+        invite = back.messages.read_text().split("INVITE sip:", 1)[1].split("\n", 1)[0]
+        assert invite.startswith("caller1@")  # the caller's number, dialed back
+        assert rig.records() == {cid: ("answered", "ag-1")}

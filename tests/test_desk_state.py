@@ -255,6 +255,9 @@ def test_counts_equal_a_scan_through_random_inputs_and_a_replay(
     d.center.advance(d.now)
     for t in (0, 1):
         assert again.agent_counts(t) == d.center.agent_counts(t) == scanned(again, t)
+    restored = Center.restore(load_server_config(cfg), d.center.dump([]))  # a snapshot
+    for t in (0, 1):
+        assert restored.agent_counts(t) == d.center.agent_counts(t)
 
 
 # ---------------------------------------------------------------- the desktop

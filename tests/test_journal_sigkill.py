@@ -8,7 +8,8 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
-from serve_harness import ACME, CENTER, ServerProcess
+import pytest
+from serve_harness import ACME, CENTER, ServerProcess, center_with
 
 from agner.load import WireClient
 from agner.protocol import Answered, Arrived, Connect, Hello, Login, Ok, Ping, Pong, Ready, Welcome
@@ -76,8 +77,18 @@ def _state(server: ServerProcess) -> tuple[dict[str, list[str]], dict[str, tuple
     return waiting, {a["name"]: (a["state"], a["call_id"]) for a in agents["agents"]}
 
 
-def test_sigkill_under_load_loses_nothing(tmp_path: Path) -> None:
-    server = ServerProcess(CENTER, tmp_path).start()
+@pytest.mark.parametrize(
+    "snapshots",
+    [{}, {"snapshot_every": 40}, {"snapshot_every": 1, "keep_snapshots": 1}],
+    ids=["journal-only", "snapshot-every-40", "snapshot-every-batch"],
+)
+def test_sigkill_under_load_loses_nothing(tmp_path: Path, snapshots: dict[str, int]) -> None:
+    """With snapshots: taken after the set-up and during the burst, one at a time
+    (the kill often lands while one is being written: the restart then uses
+    the one before)."""
+    config = center_with(tmp_path, **snapshots) if snapshots else CENTER
+    data = tmp_path / "data"
+    server = ServerProcess(config, data).start()
     try:
         asyncio.run(_setup(server.tcp))
         waiting1, agents1 = _state(server)
@@ -88,9 +99,13 @@ def test_sigkill_under_load_loses_nothing(tmp_path: Path) -> None:
         if server.alive():
             server.stop()
 
-    again = ServerProcess(CENTER, tmp_path).start()
+    again = ServerProcess(config, data).start()
     try:
         waiting2, agents2 = _state(again)
+        if snapshots:  # it started from a snapshot, and the journal after it
+            status, health = again.get("/healthz")
+            assert status == 200 and health["snapshot"] > 0
+            assert health["inputs"] == health["snapshot"] + health["replayed"]
         assert waiting2["sales"] == waiting1["sales"]
         assert agents2 == agents1
         # every acknowledged arrival waits, in order; what follows is a prefix of the rest
@@ -125,7 +140,7 @@ def test_sigkill_under_load_loses_nothing(tmp_path: Path) -> None:
     finally:
         assert again.stop() == 0  # a clean stop
 
-    third = ServerProcess(CENTER, tmp_path).start()  # replay of a replayed journal
+    third = ServerProcess(config, data).start()  # replay of a replayed journal
     try:
         assert _state(third) == final
     finally:

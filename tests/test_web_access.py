@@ -216,7 +216,9 @@ def pushed_counts(board: Ws) -> dict[str, int]:
 def test_wallboard_agent_counts_stay_right_through_traffic_and_a_restart(
     tmp_path: Path,
 ) -> None:
-    srv = ServerProcess(CENTER, tmp_path).start()
+    cfg = tmp_path / "center.toml"  # a snapshot every 10 entries: the restart restores one
+    cfg.write_text(CENTER.read_text().replace("[server]\n", "[server]\nsnapshot_every = 10\n", 1))
+    srv = ServerProcess(cfg, tmp_path).start()
     try:
         board = ws_hello(srv, ACME)
         reply(board, p.Subscribe(live=True, agents=True, interval_ms=100, ref=2))
@@ -254,7 +256,8 @@ def test_wallboard_agent_counts_stay_right_through_traffic_and_a_restart(
         switch.close()
         board.sock.close()
         assert srv.stop() == 0
-        srv = ServerProcess(CENTER, tmp_path).start()  # replays the journal
+        assert list(tmp_path.glob("snapshot-*.bin"))
+        srv = ServerProcess(cfg, tmp_path).start()  # the snapshot, then the journal after it
         board = ws_hello(srv, ACME)
         reply(board, p.Subscribe(live=True, agents=True, interval_ms=100, ref=2))
         assert counts_of_agents(srv) == expected

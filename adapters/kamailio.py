@@ -29,7 +29,7 @@ from typing import Any
 
 import msgspec
 
-from agner.adapters.link import AgnerLink, Backoff, no_delay, parse_address, quickack
+from agner.adapters.link import AgnerLink, Backoff, Batcher, no_delay, parse_address, quickack
 from agner.protocol import (
     Answered,
     Arrived,
@@ -153,19 +153,22 @@ class _Evapi(asyncio.Protocol):
         self.adapter = adapter
         self.reader = NetstringReader()
         self.transport: asyncio.Transport | None = None
+        self.out: Batcher | None = None
+        self.sock: Any = None
         self.lost: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]  # uvloop's is no subclass
-        no_delay(transport)
-        quickack(transport)
+        self.out = Batcher(transport)
+        self.sock = no_delay(transport)
+        quickack(self.sock)
 
     def connection_lost(self, exc: Exception | None) -> None:
         if not self.lost.done():
             self.lost.set_result(None)
 
     def data_received(self, data: bytes) -> None:
-        quickack(self.transport)
+        quickack(self.sock)
         adapter = self.adapter
         for frame in self.reader.feed(data):
             try:
@@ -255,6 +258,8 @@ class KamailioAdapter:
     async def close(self) -> None:
         self._closing = True
         if self.proto is not None and self.proto.transport is not None:
+            if self.proto.out is not None:
+                self.proto.out.flush()
             self.proto.transport.close()
         for t in self._tasks:
             t.cancel()
@@ -309,10 +314,10 @@ class KamailioAdapter:
 
     def _cmd(self, obj: dict[str, Any]) -> bool:
         p = self.proto
-        if p is None or p.transport is None:
+        if p is None or p.out is None:
             return False
         body = _json.encode(obj)
-        p.transport.write(b"%d:%s," % (len(body), body))
+        p.out.write(b"%d:%s," % (len(body), body))
         return True
 
     def _reply(self, call: Call, code: int, reason: str) -> None:

@@ -22,7 +22,7 @@ import msgspec
 
 from agner.protocol import Error, Hello, ServerMessage, Welcome
 
-__all__ = ["AgnerLink", "Backoff", "parse_address"]
+__all__ = ["AgnerLink", "Backoff", "Batcher", "parse_address"]
 
 log = logging.getLogger("agner.adapters")
 
@@ -56,23 +56,48 @@ class Backoff:
         self.delay = self.first
 
 
-def no_delay(transport: asyncio.BaseTransport) -> None:
-    """Send small frames at once (TCP_NODELAY): events are latency, not bulk."""
+def no_delay(transport: asyncio.BaseTransport) -> Any:
+    """Send small frames at once (TCP_NODELAY): events are latency, not bulk.
+    Returns the transport's socket (None if it has none)."""
     sock = transport.get_extra_info("socket")
     if sock is not None:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return sock
 
 
-def quickack(transport: asyncio.BaseTransport | None) -> None:
+def quickack(sock: Any) -> None:
     """Acknowledge the peer's segments at once (Linux's TCP_QUICKACK is one-shot:
     re-armed after every read). A peer that writes with Nagle on (Kamailio's
-    evapi) otherwise waits up to 40 ms for our delayed ACK before its next event."""
-    if transport is None or not hasattr(socket, "TCP_QUICKACK"):
-        return
-    sock = transport.get_extra_info("socket")
-    if sock is not None:
+    evapi) otherwise waits up to 40 ms for our delayed ACK before its next event.
+    ``sock``: the transport's socket, kept (asking the transport for it each
+    time builds a new socket object)."""
+    if sock is not None and hasattr(socket, "TCP_QUICKACK"):
         with contextlib.suppress(OSError):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_QUICKACK, 1)
+
+
+class Batcher:
+    """Frames written during one turn of the event loop leave in one write: one
+    system call (and one loopback wake-up of the peer) for a burst of events
+    instead of one per frame. The write happens at the end of the turn, before
+    the loop waits for I/O again."""
+
+    def __init__(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport
+        self.parts: list[bytes] = []
+        self.loop = asyncio.get_running_loop()
+
+    def write(self, data: bytes) -> None:
+        if not self.parts:
+            self.loop.call_soon(self.flush)
+        self.parts.append(data)
+
+    def flush(self) -> None:
+        if self.parts:
+            data = b"".join(self.parts)
+            self.parts.clear()
+            if not self.transport.is_closing():
+                self.transport.write(data)  # type: ignore[attr-defined]
 
 
 class _Proto(asyncio.Protocol):
@@ -80,10 +105,12 @@ class _Proto(asyncio.Protocol):
         self.link = link
         self.buf = bytearray()
         self.transport: asyncio.Transport | None = None
+        self.out: Batcher | None = None
         self.lost: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]  # uvloop's is no subclass
+        self.out = Batcher(transport)
         no_delay(transport)
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -161,6 +188,8 @@ class AgnerLink:
     async def close(self) -> None:
         self._closing = True
         if self.proto is not None and self.proto.transport is not None:
+            if self.proto.out is not None:
+                self.proto.out.flush()
             self.proto.transport.close()
         if self._task is not None:
             self._task.cancel()
@@ -217,10 +246,10 @@ class AgnerLink:
 
     def _write(self, body: bytes) -> None:
         proto = self.proto
-        if proto is None or proto.transport is None:
+        if proto is None or proto.out is None:
             self.held.append(body)
             return
-        proto.transport.write(len(body).to_bytes(4, "big") + body)
+        proto.out.write(len(body).to_bytes(4, "big") + body)
 
     def _received(self, msg: Any) -> None:
         w = self._welcome

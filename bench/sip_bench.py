@@ -45,12 +45,12 @@ def _pct(values: list[float], p: float) -> float:
     return round(s[min(len(s) - 1, int(p / 100 * len(s)))], 3)
 
 
-def _rtts(sipp: Sipp) -> list[float]:
-    """Per call, INVITE sent -> 200 OK (INVITE) received, in ms, from the
-    timestamps (microseconds) of sipp's message trace; sipp's own response-time
-    statistics count whole milliseconds only."""
+def _rtts(sipp: Sipp) -> list[tuple[float, float]]:
+    """Per call, (when its INVITE was sent, s; INVITE sent -> 200 OK (INVITE)
+    received, ms), from the timestamps (microseconds) of sipp's message trace;
+    sipp's own response-time statistics count whole milliseconds only."""
     sent: dict[str, float] = {}
-    out: list[float] = []
+    out: list[tuple[float, float]] = []
     stamp = 0.0
     first = cid = cseq = ""
     with open(sipp.messages, errors="replace") as fh:
@@ -60,7 +60,8 @@ def _rtts(sipp: Sipp) -> list[float]:
                     if first.startswith("INVITE") and cid not in sent:
                         sent[cid] = stamp
                     elif first.startswith("SIP/2.0 200") and "INVITE" in cseq and cid in sent:
-                        out.append((stamp - sent.pop(cid)) * 1000)
+                        t = sent.pop(cid)
+                        out.append((t, (stamp - t) * 1000))
                 hhmmss = line.split()[-1]
                 h, m, sec = hhmmss.split(":")
                 stamp = int(h) * 3600 + int(m) * 60 + float(sec)
@@ -77,6 +78,26 @@ def _rtts(sipp: Sipp) -> list[float]:
     return out
 
 
+def _setup(rtts: list[tuple[float, float]], slow_ms: float = 50.0) -> dict[str, Any]:
+    """Median and p99 of the setup times, and the seconds of the run (from the
+    first INVITE) in which calls took longer than ``slow_ms``: stalls show as
+    a few seconds with many slow calls, overload as slow calls everywhere."""
+    ms = [r for _, r in rtts]
+    start = min((t for t, _ in rtts), default=0.0)
+    slow: dict[int, int] = {}
+    for t, r in rtts:
+        if r > slow_ms:
+            slow[int(t - start)] = slow.get(int(t - start), 0) + 1
+    worst = sorted(slow.items(), key=lambda kv: -kv[1])[:5]
+    return {
+        "median": _pct(ms, 50),
+        "p99": _pct(ms, 99),
+        "n": len(ms),
+        f"over_{slow_ms:g}ms": sum(slow.values()),
+        "worst_seconds": [list(kv) for kv in worst],
+    }
+
+
 def _stats(sipp: Sipp) -> dict[str, int]:
     files = list(sipp.messages.parent.glob("caller*_.csv"))
     if not files:
@@ -89,25 +110,37 @@ def _stats(sipp: Sipp) -> dict[str, int]:
         "attempted": int(get["TotalCallCreated"]),
         "answered": int(get["SuccessfulCall(C)"]),
         "failed": int(get["FailedCall(C)"]),
+        "retransmissions": int(get["Retransmissions(C)"]),
     }
 
 
-def _caller(tmp: Path, port: int, rate: float, duration: float, hold_ms: int) -> Sipp:
+def _udp_drops() -> int:
+    """Datagrams the kernel dropped for want of room in a socket's receive
+    buffer, machine-wide (/proc/net/snmp, Udp RcvbufErrors)."""
+    with open("/proc/net/snmp") as fh:
+        rows = [line.split() for line in fh if line.startswith("Udp:")]
+    return int(dict(zip(rows[0], rows[1], strict=True))["RcvbufErrors"])
+
+
+def _caller(tmp: Path, port: int, rate: float, duration: float, hold_ms: int, buffers: int) -> Sipp:
     calls = int(rate * duration)
     return Sipp(
         tmp, "caller", "caller.xml", "-s", "sales", f"{HOST}:{port}",
         "-r", str(int(rate)), "-rp", "1000", "-m", str(calls), "-d", str(hold_ms),
         "-l", str(int(rate * 5) + 100),
-        "-trace_stat", "-fd", "1", "-max_socket", "2000",
+        "-trace_stat", "-fd", "1", "-max_socket", "2000", "-buff_size", str(buffers),
     )  # fmt: skip
 
 
 async def _run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     server = ServerProcess(write_center(tmp / "center.toml", args.agents, 60, "longest_idle"), tmp)
     server.start()
-    kam = Kamailio(tmp, shm_mb=1024, children=args.children)
+    kam = Kamailio(tmp, shm_mb=1024, children=args.children, rcvbuf=args.buffers)
     kam.start()
-    agent = Sipp(tmp, "agents", "agent_answer.xml", f"{HOST}:{kam.sip_port}", "-max_socket", "2000")
+    agent = Sipp(
+        tmp, "agents", "agent_answer.xml", f"{HOST}:{kam.sip_port}",
+        "-max_socket", "2000", "-buff_size", str(args.buffers),
+    )  # fmt: skip
     agent.start()
     names = [f"ag-{i}" for i in range(1, args.agents + 1)]
     adapter = KamailioAdapter(
@@ -122,17 +155,22 @@ async def _run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
         await adapter.start()
         await adapter.wait_up()
         await asyncio.sleep(1.0)  # the logins
-        caller = _caller(tmp, kam.sip_port, args.rate, args.duration, args.hold_ms).start()
+        drops = _udp_drops()
+        caller = _caller(
+            tmp, kam.sip_port, args.rate, args.duration, args.hold_ms, args.buffers
+        ).start()
         t0 = time.monotonic()
         while caller.proc is not None and caller.proc.poll() is None:
             await asyncio.sleep(0.2)
             if time.monotonic() - t0 > args.duration * 3 + 30:
                 caller.stop()
         elapsed = time.monotonic() - t0
-        result["agner"] = _stats(caller) | {"elapsed_s": round(elapsed, 2)}
-        rtt = _rtts(caller)
+        result["agner"] = _stats(caller) | {
+            "elapsed_s": round(elapsed, 2),
+            "udp_drops": _udp_drops() - drops,
+        }
         lat = [x / 1e6 for x in adapter.latencies]
-        result["agner"]["setup_ms"] = {"median": _pct(rtt, 50), "p99": _pct(rtt, 99), "n": len(rtt)}
+        result["agner"]["setup_ms"] = _setup(_rtts(caller))
         result["adapter_ms"] = {"median": _pct(lat, 50), "p99": _pct(lat, 99), "n": len(lat)}
         for f in tmp.glob("caller*_.csv"):
             f.unlink()
@@ -141,19 +179,17 @@ async def _run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
         kam.stop()
         server.stop()
     # the same load, Kamailio relaying straight to the agent
-    direct = Kamailio(tmp, shm_mb=1024, children=args.children)
+    direct = Kamailio(tmp, shm_mb=1024, children=args.children, rcvbuf=args.buffers)
     direct.cmd += ["-A", f'BYPASS_URI="sip:ag-1@{HOST}:{agent.port}"']
     direct.start()
     try:
-        caller = _caller(tmp, direct.sip_port, args.rate, args.duration, args.hold_ms).start()
+        drops = _udp_drops()
+        caller = _caller(
+            tmp, direct.sip_port, args.rate, args.duration, args.hold_ms, args.buffers
+        ).start()
         caller.wait(args.duration * 3 + 30)
-        result["direct"] = _stats(caller)
-        rtt = _rtts(caller)
-        result["direct"]["setup_ms"] = {
-            "median": _pct(rtt, 50),
-            "p99": _pct(rtt, 99),
-            "n": len(rtt),
-        }
+        result["direct"] = _stats(caller) | {"udp_drops": _udp_drops() - drops}
+        result["direct"]["setup_ms"] = _setup(_rtts(caller))
     finally:
         direct.stop()
         agent.stop()
@@ -172,6 +208,13 @@ def main() -> int:
     p.add_argument("--hold-ms", type=int, default=200, help="talk time of each call (200)")
     p.add_argument("--agents", type=int, default=400, help="agents (400)")
     p.add_argument("--children", type=int, default=4, help="Kamailio UDP workers (4)")
+    p.add_argument(
+        "--buffers",
+        type=int,
+        default=4 << 20,
+        help="UDP socket buffers of Kamailio (-b) and sipp (-buff_size), bytes (4 MiB); "
+        "the kernel caps them at net.core.rmem_max / wmem_max",
+    )
     p.add_argument("--json", action="store_true")
     args = p.parse_args()
     try:

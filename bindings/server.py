@@ -161,6 +161,7 @@ class Server:
             self.last_now = state.last_now
             self.restored = entries
 
+        t0 = time.perf_counter()
         self.journal, _, entries = Journal.recover(
             data_dir, self.fingerprint, cfg.server.fsync, restore, _log
         )
@@ -169,6 +170,7 @@ class Server:
             self.center.replay(e.now, Identity(e.tenant, e.agent), e.msg)
             self.last_now = max(self.last_now, e.now)
         self.replayed = len(entries)
+        self.recovery_s = time.perf_counter() - t0  # reading, restoring and replaying
         # A snapshot is written in a thread while new entries go to a new segment.
         self.snapshotting: asyncio.Future[Any] | None = None
         self.snapshots = 0
@@ -1140,7 +1142,7 @@ async def serve(
         f"agner serve: {len(server.center.ids.queues)} queues, "
         f"{len(server.center.ids.agents)} agents, {len(server.center.tenants)} tenants; "
         f"journal {server.journal.path.parent} (snapshot at entry {server.restored}, "
-        f"{server.replayed} entries replayed)"
+        f"{server.replayed} entries replayed, {server.recovery_s:.2f} s)"
     )
     listeners: list[asyncio.base_events.Server] = []
     if tcp is not None:

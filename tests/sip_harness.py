@@ -101,6 +101,7 @@ class Kamailio:
         max_wait_ms: int = 60000,
         children: int = 4,
         shm_mb: int = 128,
+        rcvbuf: int | None = None,
     ) -> None:
         self.tmp = tmp
         self.sip_port = free_port()
@@ -137,6 +138,8 @@ class Kamailio:
             "-A",
             f'DIAL_URI="sip:agner-dial@{HOST}:{self.sip_port}"',
         ]
+        if rcvbuf is not None:  # the most its UDP receive buffer may grow to (-b)
+            self.cmd += ["-b", str(rcvbuf)]
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property

@@ -328,6 +328,17 @@ def test_the_desktop_follows_the_switch_answer_hang_up_transfer_and_abandon(
     expect(desk.locator("#log")).to_contain_text("gone withdrawn (abandoned)")
     state_of(desk, "ready")
 
+    switch.send(p.Arrived("next-1", "sales", ref=40))
+    expect(desk.locator("#call-id")).to_have_text("next-1")
+    switch.send(p.Answered("next-1"))
+    switch.send(p.HungUp("next-1"))
+    expect(desk.locator("#hung-up")).to_be_visible()
+    switch.send(p.Arrived("next-2", "sales", ref=41))  # wrap-up 0 s: it comes at once
+    expect(desk.locator("#call-id")).to_have_text("next-2")
+    expect(desk.locator("#log li.error")).to_contain_text("next-1 closed without a disposition")
+    switch.send(p.HungUp("next-2"))
+    expect(desk.locator("#contact")).to_be_hidden()
+
     switch.send(p.Arrived("late", "sales", ref=4))
     expect(desk.locator("#call-id")).to_have_text("late")
     switch.send(p.NoAnswer("late"))  # ring-no-answer: not ready

@@ -215,6 +215,12 @@
   }
 
   function onOffer(msg) {
+    if (contact && contact.call_id !== msg.call_id) {
+      // A wrap-up of 0 s: the next contact came before the last one's disposition
+      // (the server then stores that record without it).
+      if (contact.phase === "ended") log(`${contact.call_id} closed without a disposition`, true);
+      sessionStorage.removeItem(NOTES + contact.call_id);
+    }
     takeContact(msg, "ringing");
     const who = msg.screen_pop && msg.screen_pop.customer
       ? msg.screen_pop.customer.name : msg.customer || "unknown caller";

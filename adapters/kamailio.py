@@ -13,6 +13,13 @@ another agent), the caller's CANCEL and BYE; the adapter turns them into
 interaction record is written at once). While a caller waits, the adapter has
 Kamailio send 182 Queued and a 180 every ``ring_every_s``.
 
+A ``connect`` with ``dial`` (a callback or click-to-dial) for a call Kamailio
+does not hold is placed through Kamailio: the agent's phone rings (dialog's
+``dlg_bridge``) and, once answered, is REFERed to the customer's URI
+(``dial_uri``). When evapi comes back after a drop, the adapter asks Kamailio
+about every call it holds (``check``) and catches up with what happened
+meanwhile: answers, failed agents, BYEs.
+
 docs/ADAPTERS.md describes the evapi messages both ways.
 """
 

@@ -1,18 +1,23 @@
 """Calls per second through sipp caller -> Kamailio -> agner -> sipp agent, and
 the time agner adds to call setup.
 
-    python bench/sip_bench.py --rate 1000 --duration 20 [--agents 400] [--json]
+    python bench/sip_bench.py --rate 1000 --duration 20 [--agents 400] [--anonymous] [--json]
 
 Starts, on free loopback ports, `agner serve` (a center of --agents agents,
-wrap-up 0), Kamailio with adapters/kamailio.cfg (-m 1024), one sipp process
-answering for every agent (adapters/sipp/agent_answer.xml), the Kamailio
-adapter in this process (uvloop), and a sipp caller (adapters/sipp/caller.xml,
-each call held --hold-ms then hung up) at --rate calls per second. Then it runs
-the same caller once more against Kamailio relaying straight to the agent
-(BYPASS_URI, no agner). Reported: calls attempted, answered and failed; the
-caller's INVITE -> 200 OK time (sipp's response-time distribution) with and
-without agner, and their difference; and the adapter's own share (evapi
-invite read -> relay written, which includes the round trip to agner serve).
+wrap-up 0), Kamailio with adapters/kamailio.cfg (-m 1024, -b --buffers), one
+sipp process answering for every agent (adapters/sipp/agent_answer.xml), the
+Kamailio adapter in this process (uvloop), and a sipp caller
+(adapters/sipp/caller.xml, each call held --hold-ms then hung up) at --rate
+calls per second; both sipp with -buff_size --buffers. Then it runs the same
+caller once more against Kamailio relaying straight to the agent (BYPASS_URI,
+no agner). Reported: calls attempted, answered and failed, sipp's
+retransmissions and the UDP datagrams the kernel dropped for full receive
+buffers (machine-wide); the caller's INVITE -> 200 OK time (from the
+microsecond timestamps of sipp's message trace) with and without agner, and
+their difference, with the seconds of the run that had calls over 50 ms; and
+the adapter's own share (evapi invite read -> relay written, which includes
+the round trip to agner serve). --anonymous sends agner no caller number, so
+the server does no CRM look-up per call.
 """
 
 from __future__ import annotations
@@ -36,6 +41,15 @@ from serve_harness import ACME, ServerProcess  # noqa: E402
 from sip_harness import HOST, Kamailio, Sipp, write_center  # noqa: E402
 
 from agner.adapters.kamailio import KamailioAdapter  # noqa: E402
+
+
+class _Anonymous(KamailioAdapter):
+    """Callers without a number: agner gets no customer, so it does no CRM
+    look-up (the server's store lookup on a worker thread) before routing."""
+
+    def on_event(self, ev: Any) -> None:
+        ev.from_ = ""
+        super().on_event(ev)
 
 
 def _pct(values: list[float], p: float) -> float:
@@ -143,7 +157,7 @@ async def _run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     )  # fmt: skip
     agent.start()
     names = [f"ag-{i}" for i in range(1, args.agents + 1)]
-    adapter = KamailioAdapter(
+    adapter = (_Anonymous if args.anonymous else KamailioAdapter)(
         evapi=kam.evapi,
         server=server.tcp,
         token=ACME,
@@ -215,6 +229,11 @@ def main() -> int:
         help="UDP socket buffers of Kamailio (-b) and sipp (-buff_size), bytes (4 MiB); "
         "the kernel caps them at net.core.rmem_max / wmem_max",
     )
+    p.add_argument(
+        "--anonymous",
+        action="store_true",
+        help="send agner no caller number (no CRM look-up per call), to measure what it costs",
+    )
     p.add_argument("--json", action="store_true")
     args = p.parse_args()
     try:
@@ -227,6 +246,7 @@ def main() -> int:
         result = runner(_run(args, Path(d)))
     result["machine"] = f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs"
     result["rate"] = args.rate
+    result["anonymous"] = args.anonymous
     if args.json:
         print(json.dumps(result, indent=2))
     else:

@@ -9,8 +9,8 @@ the transaction and relay the INVITE to that agent's SIP address. Kamailio
 reports the agent's answer (``answered``), a failure (``failed``: busy, no
 answer, unreachable; the transaction is suspended again and agner chooses
 another agent), the caller's CANCEL and BYE; the adapter turns them into
-``answered``, ``no_answer`` (RONA) and ``hung_up`` (+ ``complete`` so the
-interaction record is written at once). While a caller waits, the adapter has
+``answered``, ``no_answer`` (RONA), ``hung_up`` (an abandon) and ``complete``
+(an answered call ended: its interaction record is written at once). While a caller waits, the adapter has
 Kamailio send 182 Queued and a 180 every ``ring_every_s``.
 
 A ``connect`` with ``dial`` (a callback or click-to-dial) for a call Kamailio

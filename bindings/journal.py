@@ -90,8 +90,8 @@ _encoder = msgspec.msgpack.Encoder()
 _decoder = msgspec.msgpack.Decoder(Entry)
 
 
-def _header(fingerprint: str) -> bytes:
-    return _MAGIC + fingerprint.encode() + b"\n"
+def _header(fingerprint: str, magic: bytes = _MAGIC) -> bytes:
+    return magic + fingerprint.encode() + b"\n"
 
 
 def segment_path(data_dir: Path, start: int) -> Path:
@@ -152,7 +152,7 @@ def read_snapshot(path: Path, fingerprint: str) -> bytes:
             with a bad CRC (the message says which).
     """
     data = path.read_bytes()
-    head = _SNAP_MAGIC + fingerprint.encode() + b"\n"
+    head = _header(fingerprint, _SNAP_MAGIC)
     if not data.startswith(_SNAP_MAGIC):
         raise JournalError(f"{path}: not an agner snapshot")
     if not data.startswith(head):
@@ -177,6 +177,13 @@ def _fsync_dir(data_dir: Path) -> None:
         os.close(fd)
 
 
+def _new_segment(path: Path, fingerprint: str) -> int:
+    """A new segment file with its header, open for appending."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND, 0o600)
+    os.write(fd, _header(fingerprint))
+    return fd
+
+
 def _write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
@@ -195,7 +202,7 @@ def write_snapshot(
     tmp = path.with_name(path.name + ".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:
-        head = _SNAP_MAGIC + fingerprint.encode() + b"\n"
+        head = _header(fingerprint, _SNAP_MAGIC)
         _write_all(fd, head + _HEAD.pack(len(payload), zlib.crc32(payload)) + payload)
         os.fsync(fd)
     finally:
@@ -331,8 +338,7 @@ class Journal:
                 continue
             path = segment_path(data_dir, start)
             if create:
-                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-                os.write(fd, _header(fingerprint))
+                fd = _new_segment(path, fingerprint)
                 os.fsync(fd)
                 _fsync_dir(data_dir)
             else:
@@ -363,8 +369,7 @@ class Journal:
         """Start a new segment at the current entry; returns the old segment's
         file descriptor, for the caller to fsync and close (a snapshot's thread)."""
         path = segment_path(self.path.parent, self.entries)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND, 0o600)
-        os.write(fd, _header(fingerprint))
+        fd = _new_segment(path, fingerprint)  # fsynced by the next sync or snapshot
         with self._lock:
             old, self._fd = self._fd, fd
         self.path = path

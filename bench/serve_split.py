@@ -13,7 +13,9 @@ Linux):
   ``connect`` written to the socket (decoding, the core, the journal write, the
   socket write);
 - **back**: from there to the load generator reading the ``connect`` (its loop
-  busy or not scheduled).
+  busy or not scheduled);
+- **in server, on CPU**: the server thread's CPU time during "in server" (the
+  rest of "in server" it waited: for a core, or for the GIL).
 
 For the percentiles of each part, and the mean of each part over the slowest
 1% of calls. The timestamps wrap the server's and the load generator's
@@ -42,7 +44,7 @@ def _server(data: str) -> None:
     from agner.config import load_server_config
     from agner.protocol import Arrived
 
-    rows: list[tuple[str, float, float]] = []
+    rows: list[tuple[str, float, float, float]] = []
     batch: list[str] = []
     apply = srv.Server._apply
     received = srv.TcpSession.data_received
@@ -53,11 +55,11 @@ def _server(data: str) -> None:
         apply(self, session, msg)
 
     def data_received(self: srv.TcpSession, data: bytes) -> None:
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.thread_time()
         received(self, data)
-        t1 = time.perf_counter()
+        t1, c1 = time.perf_counter(), time.thread_time()
         for call in batch:
-            rows.append((call, t0, t1))
+            rows.append((call, t0, t1, c1 - c0))
         batch.clear()
 
     srv.Server._apply = _apply  # type: ignore[method-assign]
@@ -65,7 +67,7 @@ def _server(data: str) -> None:
     cfg = load_server_config(CONFIG)
     srv.run(cfg, http=None, tcp="127.0.0.1:0", data_dir=Path(data))
     with open(Path(data) / "split.txt", "w") as f:
-        f.writelines(f"{c} {a:.7f} {b:.7f}\n" for c, a, b in rows)
+        f.writelines(f"{c} {a:.7f} {b:.7f} {cpu:.7f}\n" for c, a, b, cpu in rows)
 
 
 def _pct(values: list[float], p: float) -> float:
@@ -131,17 +133,17 @@ def main() -> int:
         proc.wait(60)
         at_server = {}
         for line in (Path(tmp) / "split.txt").read_text().splitlines():
-            call, a, b = line.split()
-            at_server[call] = (float(a), float(b))
+            call, a, b, cpu = line.split()
+            at_server[call] = (float(a), float(b), float(cpu))
     rows = []
     for c, t0 in sent.items():
         if c in got and c in at_server:
-            t_in, t_out = at_server[c]
-            rows.append((got[c] - t0, t_in - t0, t_out - t_in, got[c] - t_out))
+            t_in, t_out, cpu = at_server[c]
+            rows.append((got[c] - t0, t_in - t0, t_out - t_in, got[c] - t_out, cpu))
     rows.sort()
     n = len(rows)
     slowest = rows[int(n * 0.99) :]
-    parts = ("to_server", "in_server", "back")
+    parts = ("to_server", "in_server", "back", "in_server_cpu")
     out: dict[str, Any] = {
         "rate": args.rate,
         "calls": n,
@@ -163,11 +165,12 @@ def main() -> int:
         f"p50 {out['total']['p50_ms']:.3f} ms, p99 {out['total']['p99_ms']:.3f} ms"
     )
     for k in parts:
-        print(f"  {k:9}: p50 {out[k]['p50_ms']:.3f} ms, p99 {out[k]['p99_ms']:.3f} ms")
+        print(f"  {k:13}: p50 {out[k]['p50_ms']:.3f} ms, p99 {out[k]['p99_ms']:.3f} ms")
     s = out["slowest_1pct_mean_ms"]
     print(
         f"  the slowest 1%, mean of each part: to server {s['to_server']:.3f} ms, "
-        f"in server {s['in_server']:.3f} ms, back {s['back']:.3f} ms"
+        f"in server {s['in_server']:.3f} ms (on CPU {s['in_server_cpu']:.3f} ms), "
+        f"back {s['back']:.3f} ms"
     )
     return 0
 

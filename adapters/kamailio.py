@@ -10,8 +10,9 @@ reports the agent's answer (``answered``), a failure (``failed``: busy, no
 answer, unreachable; the transaction is suspended again and agner chooses
 another agent), the caller's CANCEL and BYE; the adapter turns them into
 ``answered``, ``no_answer`` (RONA), ``hung_up`` (an abandon) and ``complete``
-(an answered call ended: its interaction record is written at once). While a caller waits, the adapter has
-Kamailio send 182 Queued and a 180 every ``ring_every_s``.
+(an answered call ended: its interaction record is written at once). While a
+caller waits, the adapter has Kamailio send 182 Queued and a 180 every
+``ring_every_s``.
 
 A ``connect`` with ``dial`` (a callback or click-to-dial) for a call Kamailio
 does not hold is placed through Kamailio: the agent's phone rings (dialog's

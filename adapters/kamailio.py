@@ -228,6 +228,8 @@ class KamailioAdapter:
         self.login = list(login or [])
         self.ring_ms = ring_ms
         self.ring_every_s = ring_every_s
+        # a dial's deadline: ring_ms plus this for Kamailio's word (see _ring_loop)
+        self.dial_grace_ms = 4000
         self.backoff = backoff or Backoff()
         self.calls: dict[str, Call] = {}
         self.dials: dict[str, Call] = {}  # dial token -> dialed call, until its phone calls out
@@ -427,7 +429,9 @@ class KamailioAdapter:
         elif kind == "dial_answered":
             if call.state == "ringing" and call.agent is not None:
                 call.state = "talking"
-                call.deadline_ns = time.monotonic_ns() + (self.ring_ms + 4000) * 1_000_000
+                call.deadline_ns = (
+                    time.monotonic_ns() + (self.ring_ms + self.dial_grace_ms) * 1_000_000
+                )
                 self.link.send(Answered(call.call_id, call.agent))
         elif kind == "dialing":
             self.dials.pop(call.token, None)
@@ -530,7 +534,7 @@ class KamailioAdapter:
         call.token = secrets.token_hex(8)
         self.dials[call.token] = call
         self.calls[call.call_id] = call
-        call.deadline_ns = time.monotonic_ns() + (self.ring_ms + 4000) * 1_000_000
+        call.deadline_ns = time.monotonic_ns() + (self.ring_ms + self.dial_grace_ms) * 1_000_000
         self._send_dial(call)
 
     def _send_dial(self, call: Call) -> None:

@@ -417,10 +417,8 @@ class KamailioAdapter:
             if call.state == "ringing" and call.agent is not None and not call.token:
                 call.state = "talking"
                 self.link.send(Answered(call.call_id, call.agent))
-        elif kind in ("cancel", "timeout"):
-            self._forget(call)
-            self.link.send(HungUp(call.call_id))
-        elif kind in ("bye", "gone"):
+        elif kind in ("cancel", "timeout", "bye", "gone"):
+            # a CANCEL ends a waiting or ringing caller, or an agent's call out
             self._ended(call)
         elif kind == "status":
             self._status(call, ev.state)

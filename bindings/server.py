@@ -235,6 +235,13 @@ class Server:
                 return
             self._hello(session, msg)
             return
+        kind = type(msg)
+        if kind not in _SESSION_MESSAGES:  # the common case: an input for the center
+            if isinstance(msg, Arrived) and msg.customer:
+                self._look_up(session, msg)
+            else:
+                self._apply(session, msg)
+            return
         if isinstance(msg, Ping):
             self.reply(session, Pong(self.now(), msg.ref))
             return
@@ -255,16 +262,11 @@ class Server:
                 return
             self.reply(session, msgspec.structs.replace(status, ref=msg.ref))
             return
-        if isinstance(msg, Arrived) and msg.customer:
-            self._look_up(session, msg)
-            return
         if isinstance(msg, SaveLead):
             self._save_lead(session, msg)
             return
-        if isinstance(msg, Intraday):
-            self._intraday(session, msg)
-            return
-        self._apply(session, msg)
+        assert isinstance(msg, Intraday)
+        self._intraday(session, msg)
 
     def _apply(self, session: Session, msg: ClientMessage) -> None:
         assert session.ident is not None
@@ -569,7 +571,11 @@ class Server:
 
     def _schedule(self) -> None:
         at = self.center.router.next_deadline()
-        if at == self.timer_at:
+        # A timer set for earlier than the deadline stays: firing early costs one
+        # call to advance, which sets it again, while moving it costs a new timer
+        # on nearly every batch (each answered offer moves the earliest ring
+        # timeout later).
+        if self.timer_at is not None and (at is None or self.timer_at <= at):
             return
         if self.timer is not None:
             self.timer.cancel()
@@ -766,6 +772,11 @@ def _log(line: str) -> None:
 
 
 _web_cache: dict[str, tuple[int, str, bytes]] = {}
+
+# The messages a session handles itself, never the center's inputs.
+_SESSION_MESSAGES = frozenset(
+    {Ping, Hello, Subscribe, Unsubscribe, QueryContact, SaveLead, Intraday}
+)
 
 
 def _web_file(name: str) -> tuple[int, str, bytes]:

@@ -18,7 +18,7 @@ from libc.string cimport memcpy, memset
 from agner.core._structs cimport (
     f_at, f_pop, f_push, f_sort, grow, h_free, h_heapify, h_less, h_push, h_remove, heap_t,
     hentry_t,
-    r_heapify, r_pop, r_push,
+    r_heapify, r_less, r_pop, r_push,
     rentry_t, rs_clear, rs_rank, rs_resize, rs_select, rs_set,
 )
 from agner.core._types cimport (
@@ -69,6 +69,8 @@ MAX_COUNT = (1 << 31) - 1
 #: Largest time or duration in microseconds (about 146,000 years): the sum of
 #: two never overflows int64.
 MAX_TIME_US = (1 << 62) - 1
+#: The format of Router.snapshot(); restore() reads this version only.
+SNAPSHOT_VERSION = 2
 cdef time_us_t _MAX_TIME = <time_us_t> 4611686018427387903
 
 
@@ -116,15 +118,20 @@ cdef inline bint _meets(const skill_t* have, int32_t n_have, const skill_t* req,
 
 cdef inline bint _meets_pool(const skill_t* have, int32_t n_have, const pool_t* p,
                              int64_t* score) noexcept nogil:
-    """Whether skills `have` meet one of the pool's conjunctions; score = the best sum."""
-    cdef int32_t k
+    """Whether the first of the pool's conjunctions that skills `have` meet is the
+    pool's step; score = the best sum over every conjunction they meet."""
+    cdef int32_t k, first = -1
     cdef int64_t s
     score[0] = -1
     for k in range(p.n_conj):
-        if _meets(have, n_have, &p.req[p.req_off[k]], p.req_off[k + 1] - p.req_off[k], &s) \
-                and s > score[0]:
-            score[0] = s
-    return score[0] >= 0
+        if _meets(have, n_have, &p.req[p.req_off[k]], p.req_off[k + 1] - p.req_off[k], &s):
+            if first < 0:
+                first = k
+                if k != p.step:
+                    return False
+            if s > score[0]:
+                score[0] = s
+    return first == p.step
 
 
 cdef inline int32_t _upper_bound(const int32_t* a, int32_t n, int32_t x) noexcept nogil:
@@ -217,9 +224,8 @@ cdef int32_t _pow2(int32_t n) noexcept:
 
 
 def _disjunction(conjs):
-    """The canonical form of "meets one of conjs": distinct and sorted, so that equal
-    requirements get equal keys, hence one pool. (A conjunction another one covers
-    is kept: MOST_SKILLED scores by the best sum over the conjunctions met.)"""
+    """The canonical form of "meets one of conjs": distinct and sorted, so that
+    routes whose pools admit the same agents get the same `agents_key`."""
     return tuple(sorted(set(conjs)))
 
 
@@ -383,10 +389,13 @@ cdef object _restore(Router r, dict st):
     if r.routes == NULL:
         raise MemoryError()
     for i in range(nroutes):
-        raw, waiting = st["routes"][i]
+        raw, waiting, pools = st["routes"][i]
         _check_len(raw, 1, sizeof(route_t), "route")
         rt = &r.routes[i]
         memcpy(rt, <const char*> raw, sizeof(route_t))
+        rt.pools = NULL
+        _check_len(pools, rt.n_pools, sizeof(int32_t), "route pools")
+        rt.pools = <int32_t*> _copy_out(pools, 0)
         n = len(waiting) // sizeof(hentry_t)
         rt.waiting.e = <hentry_t*> _copy_out(waiting, 0)
         rt.waiting.n = n
@@ -395,6 +404,7 @@ cdef object _restore(Router r, dict st):
     r.cap_routes = max(nroutes, 1)
     r._pool_index = {_tuples(k): v for k, v in st["pool_index"]}
     r._route_index = {_tuples(k): v for k, v in st["route_index"]}
+    r._agents_keys = {_tuples(k): v for k, v in st["agents_keys"]}
     r._chain_index = {_tuples(k): v for k, v in st["chain_index"]}
     r._queue_steps = [_tuples(x) for x in st["queue_steps"]]
     return r
@@ -423,6 +433,7 @@ cdef class Router:
     def __cinit__(self):
         self._pool_index = {}
         self._route_index = {}
+        self._agents_keys = {}
         self._chain_index = {}
         self._hooks = {}
         self._queue_steps = []
@@ -452,6 +463,7 @@ cdef class Router:
         free(self.pools)
         for i in range(self.n_routes):
             h_free(&self.routes[i].waiting)
+            free(self.routes[i].pools)
         free(self.routes)
         for i in range(self.n_queues_):
             free(self.queues[i].routes)
@@ -580,9 +592,11 @@ cdef class Router:
         return m
 
     cdef int c_add_pool(self, int32_t strategy, int32_t tenant, int32_t channel,
-                        const skill_t* req, const int32_t* req_off, int32_t n_conj) noexcept:
+                        const skill_t* req, const int32_t* req_off, int32_t n_conj,
+                        int32_t step) noexcept:
         # Config time, O(agents + memberships): the CSR array is rebuilt with the
-        # new pool appended to the memberships of every agent that meets `req`.
+        # new pool appended to the memberships of every agent whose first
+        # conjunction met is `step`.
         cdef int32_t pid = self.n_pools, i, j, k, m, n_new = 0, total, n_req
         cdef pool_t* p
         cdef int64_t score
@@ -602,6 +616,7 @@ cdef class Router:
         p = &self.pools[pid]
         memset(p, 0, sizeof(pool_t))
         p.strategy = strategy
+        p.step = step
         p.tenant = tenant
         p.channel = channel
         n_req = req_off[n_conj]
@@ -690,39 +705,48 @@ cdef class Router:
         self.n_queues_ += 1
         return qid
 
-    cdef int c_add_route(self, int32_t queue, int32_t pool) noexcept:
-        cdef int32_t rid = self.n_routes
+    cdef int c_add_route(self, int32_t queue, const int32_t* pools, int32_t n_pools,
+                         int32_t agents_key) noexcept:
+        cdef int32_t rid = self.n_routes, i
         cdef route_t* r
-        cdef pool_t* p = &self.pools[pool]
+        cdef pool_t* p
         cdef queue_t* q = &self.queues[queue]
         if grow(<void**> &self.routes, &self.cap_routes, rid + 1, sizeof(route_t)) != 0:
             return E_NOMEM
         r = &self.routes[rid]
         memset(r, 0, sizeof(route_t))
-        r.queue = queue
-        r.pool = pool
-        if _push_int(&p.routes, &p.n_routes, &p.cap_routes, rid) != 0:
+        r.pools = <int32_t*> malloc(n_pools * sizeof(int32_t))
+        if r.pools == NULL:
             return E_NOMEM
+        memcpy(r.pools, pools, n_pools * sizeof(int32_t))
+        r.n_pools = n_pools
+        r.queue = queue
+        r.channel = self.pools[pools[0]].channel
+        r.agents_key = agents_key
+        for i in range(n_pools):
+            p = &self.pools[pools[i]]
+            if _push_int(&p.routes, &p.n_routes, &p.cap_routes, rid) != 0:
+                return E_NOMEM
         if _push_int(&q.routes, &q.n_routes, &q.cap_routes, rid) != 0:
             return E_NOMEM
         self.n_routes += 1
         return rid
 
-    def _pool_for(self, tuple req, int strategy, int tenant, int channel):
-        # req: a canonical disjunction (see _disjunction).
-        key = (tenant, req, strategy, channel)
+    def _pool_for(self, tuple conjs, int step, int strategy, int tenant, int channel):
+        # conjs: a chain's step conjunctions, in step order.
+        key = (tenant, conjs, step, strategy, channel)
         pid = self._pool_index.get(key)
         if pid is None:
-            flat = tuple(pair for conj in req for pair in conj)
+            flat = tuple(pair for conj in conjs for pair in conj)
             s = _skill_array(flat)
-            off = <int32_t*> malloc((len(req) + 1) * sizeof(int32_t))
+            off = <int32_t*> malloc((len(conjs) + 1) * sizeof(int32_t))
             if off == NULL:
                 free(s)
                 raise MemoryError()
             off[0] = 0
-            for k, conj in enumerate(req):
+            for k, conj in enumerate(conjs):
                 off[k + 1] = off[k] + len(conj)
-            pid = self.c_add_pool(strategy, tenant, channel, s, off, len(req))
+            pid = self.c_add_pool(strategy, tenant, channel, s, off, len(conjs), step)
             free(s)
             free(off)
             if pid < 0:
@@ -730,12 +754,22 @@ cdef class Router:
             self._pool_index[key] = pid
         return pid
 
-    def _route_for(self, int queue, tuple req, int channel):
-        key = (queue, req, channel)
+    def _route_for(self, int queue, tuple conjs, int step, int channel):
+        key = (queue, conjs, step, channel)
         rid = self._route_index.get(key)
         if rid is None:
             q = &self.queues[queue]
-            rid = self.c_add_route(queue, self._pool_for(req, q.strategy, q.tenant, channel))
+            pools = [self._pool_for(conjs, k, q.strategy, q.tenant, channel)
+                     for k in range(step + 1)]
+            agents = (q.tenant, q.strategy, _disjunction(conjs[:step + 1]), channel)
+            akey = self._agents_keys.setdefault(agents, len(self._agents_keys))
+            arr = <int32_t*> malloc(len(pools) * sizeof(int32_t))
+            if arr == NULL:
+                raise MemoryError()
+            for k, pid in enumerate(pools):
+                arr[k] = pid
+            rid = self.c_add_route(queue, arr, len(pools), akey)
+            free(arr)
             if rid < 0:
                 raise MemoryError()
             self._route_index[key] = rid
@@ -752,11 +786,8 @@ cdef class Router:
         cdef queue_t* q = &self.queues[queue]
         # The chain to follow on overflow exists first: targets are earlier queues.
         after = self._chain_for(q.overflow_queue, extra, channel) if q.overflow == OV_QUEUE else -1
-        conjs = []
-        routes = []
-        for step in self._queue_steps[queue]:
-            conjs.append(_merge(step, extra))
-            routes.append(self._route_for(queue, _disjunction(conjs), channel))
+        conjs = tuple(_merge(step, extra) for step in self._queue_steps[queue])
+        routes = [self._route_for(queue, conjs, k, channel) for k in range(len(conjs))]
         chain = self.n_chains
         if grow(<void**> &self.chains, &self.cap_chains, chain + 1 + len(routes),
                 sizeof(int32_t)) != 0:
@@ -1162,7 +1193,71 @@ cdef class Router:
         if ch.routable == 0:
             self.ready_epoch[agent] = 0
 
-    cdef int32_t _choose(self, pool_t* p, queue_t* q) noexcept:
+    cdef int32_t _ready_in(self, const route_t* r) noexcept:
+        # READY agents the route's contacts may be offered to.
+        cdef int32_t i, n = 0
+        for i in range(r.n_pools):
+            n += self.pools[r.pools[i]].n_ready
+        return n
+
+    cdef int32_t _choose(self, route_t* r, queue_t* q) noexcept:
+        # The agent to offer the route's contact to; a READY one exists. Its pools
+        # are disjoint, so the strategy's choice over their union is the best of
+        # each pool's own choice (random: the k-th of the union by agent id).
+        cdef int32_t i, a, best = -1, first = -1, k, n, lo, hi, mid
+        cdef pool_t* p
+        cdef pool_t* bp = NULL
+        cdef const rentry_t* e
+        cdef const rentry_t* be = NULL
+        if r.n_pools == 1:
+            return self._choose_in(&self.pools[r.pools[0]], q)
+        if q.strategy == ST_RANDOM:
+            k = <int32_t> (self._next_random() % <uint64_t> self._ready_in(r))
+            # The smallest agent id with more than k READY members at or below it.
+            lo = 0
+            hi = self.n_agents_ - 1
+            while lo < hi:
+                mid = (lo + hi) >> 1
+                n = 0
+                for i in range(r.n_pools):
+                    p = &self.pools[r.pools[i]]
+                    if p.n_ready:
+                        n += rs_rank(&p.order, _upper_bound(p.member_agent, p.n_members, mid))
+                if n > k:
+                    hi = mid
+                else:
+                    lo = mid + 1
+            return lo
+        for i in range(r.n_pools):
+            p = &self.pools[r.pools[i]]
+            if p.n_ready == 0:
+                continue
+            if _heap_strategy(p.strategy):
+                self._choose_in(p, q)         # drops the stale entries on top
+                e = f_at(&p.idle, 0) if p.strategy == ST_LONGEST_IDLE else &p.ready.e[0]
+                if be == NULL or r_less(e, be):
+                    be = e
+                    bp = p
+            elif p.strategy == ST_LINEAR:
+                a = p.member_agent[rs_select(&p.order, 0)]
+                if best < 0 or a < best:
+                    best = a
+            else:
+                # ROUND_ROBIN: the first READY agent after the last one served,
+                # else (wrapping) the first of all.
+                k = rs_rank(&p.order, _upper_bound(p.member_agent, p.n_members, q.rr_last))
+                if k < p.n_ready:
+                    a = p.member_agent[rs_select(&p.order, k)]
+                    if best < 0 or a < best:
+                        best = a
+                a = p.member_agent[rs_select(&p.order, 0)]
+                if first < 0 or a < first:
+                    first = a
+        if be != NULL:
+            return be.agent
+        return best if best >= 0 else first
+
+    cdef int32_t _choose_in(self, pool_t* p, queue_t* q) noexcept:
         # The agent (not member) to offer to; the pool has a READY agent.
         cdef int32_t k
         cdef uint64_t x
@@ -1188,17 +1283,23 @@ cdef class Router:
         k = rs_rank(&p.order, _upper_bound(p.member_agent, p.n_members, q.rr_last))
         return p.member_agent[rs_select(&p.order, k if k < p.n_ready else 0)]
 
-    cdef int32_t _hook_choose(self, int32_t slot, pool_t* p, queue_t* q) noexcept:
+    cdef int32_t _hook_choose(self, int32_t slot, route_t* r, queue_t* q) noexcept:
         # The slow path: ask the queue's Python hook, and fall back on the
         # strategy when it raises, answers anything but a candidate, or is late.
-        cdef int32_t m, choice = -1
+        cdef int32_t i, m, choice = -1
         cdef contact_t* c = &self.contacts[slot]
+        cdef pool_t* p
         entry = self._hooks.get(c.queue)
         if entry is None:
-            return self._choose(p, q)
-        candidates = [p.member_agent[m] for m in range(p.n_members)
-                      if self.ready_epoch[p.member_agent[m]]
-                      and (self.chans[p.member_agent[m]].routable >> p.channel) & 1]
+            return self._choose(r, q)
+        candidates = []
+        for i in range(r.n_pools):
+            p = &self.pools[r.pools[i]]
+            candidates += [p.member_agent[m] for m in range(p.n_members)
+                           if self.ready_epoch[p.member_agent[m]]
+                           and (self.chans[p.member_agent[m]].routable >> p.channel) & 1]
+        if r.n_pools > 1:
+            candidates.sort()
         info = HookContact(self._cid(slot), c.queue, c.priority, Channel(c.channel),
                            c.arrival, self.now - c.entered, tuple(candidates))
         t0 = perf_counter_ns()
@@ -1216,7 +1317,7 @@ cdef class Router:
         else:
             entry[3] += 1
         if choice < 0:
-            return self._choose(p, q)
+            return self._choose(r, q)
         return choice
 
     cdef int _offer(self, int32_t slot, int32_t agent, time_us_t now) noexcept:
@@ -1254,7 +1355,6 @@ cdef class Router:
         # The contact is in no heap and has no agent: offer it, or let it wait.
         cdef contact_t* c = &self.contacts[slot]
         cdef route_t* r = &self.routes[c.route]
-        cdef pool_t* p = &self.pools[r.pool]
         cdef queue_t* q = &self.queues[c.queue]
         cdef int32_t i, a, k
         cdef heap_t* h
@@ -1265,12 +1365,12 @@ cdef class Router:
             a = self._pref_ready(c)
             if a >= 0:
                 return self._offer(slot, a, now)
-        elif p.n_ready > 0:
-            i = self._offer(slot, self._hook_choose(slot, p, q) if q.hooked
-                            else self._choose(p, q), now)
+        elif self._ready_in(r) > 0:
+            i = self._offer(slot, self._hook_choose(slot, r, q) if q.hooked
+                            else self._choose(r, q), now)
             k = 1
-            while i == 0 and p.n_ready > 0 and (q.parallel == 0 or k < q.parallel):
-                i = self._offer(slot, self._choose(p, q), now)
+            while i == 0 and (q.parallel == 0 or k < q.parallel) and self._ready_in(r) > 0:
+                i = self._offer(slot, self._choose(r, q), now)
                 k += 1
             return i
         if c.flags & CF_EXPIRED:
@@ -1353,12 +1453,11 @@ cdef class Router:
         c.entered = now
         c.step = 0
         c.route = self.chains[c.chain + 1]
-        if q.reject_unstaffed and \
-                self.pools[self.routes[self.chains[c.chain + q.n_steps]].pool].n_logged == 0:
+        if q.reject_unstaffed and self._unstaffed(c):
             return self._divert(slot, now, TK_NONE)
         if q.max_waiting and not (c.flags & CF_CALLBACK) \
                 and (self._pref_ready(c) < 0 if c.flags & CF_PREFERRED
-                     else self.pools[self.routes[c.route].pool].n_ready == 0) \
+                     else self._ready_in(&self.routes[c.route]) == 0) \
                 and q.waiting - q.waiting_callbacks >= q.max_waiting:
             return self._divert(slot, now, TK_NONE)
         if q.n_steps > 1:
@@ -1373,6 +1472,15 @@ cdef class Router:
             c.wait_timer = t
         return self._contact_waits(slot, now)
 
+    cdef bint _unstaffed(self, const contact_t* c) noexcept:
+        # No agent its last step admits is logged in.
+        cdef route_t* r = &self.routes[self.chains[c.chain + self.queues[c.queue].n_steps]]
+        cdef int32_t i
+        for i in range(r.n_pools):
+            if self.pools[r.pools[i]].n_logged:
+                return False
+        return True
+
     cdef int _divert(self, int32_t slot, time_us_t now, int32_t why) noexcept:
         # The queue cannot keep the contact (in no heap, with no agent): full or
         # unstaffed on arrival (why = TK_NONE), or waited its maximum (TK_MAX_WAIT).
@@ -1382,8 +1490,7 @@ cdef class Router:
         cdef int r
         self._cancel_wait_timers(c)
         c.flags &= ~(CF_EXPIRED | CF_PREFERRED)
-        if why == TK_NONE and q.reject_unstaffed == 1 and \
-                self.pools[self.routes[self.chains[c.chain + q.n_steps]].pool].n_logged == 0:
+        if why == TK_NONE and q.reject_unstaffed == 1 and self._unstaffed(c):
             kind = OV_NONE
         if kind == OV_CALLBACK and not (c.flags & CF_CALLBACK):
             # It keeps its place: same rank, same heap, no maximum wait any more.
@@ -1894,7 +2001,7 @@ cdef class Router:
         c.queue = self.routes[self.chains[chain + 1]].queue
         q = &self.queues[c.queue]
         c.chain = chain
-        c.rch = self.pools[self.routes[self.chains[chain + 1]].pool].channel
+        c.rch = self.routes[self.chains[chain + 1]].channel
         c.agent = -1
         c.flags = 0
         if priority == QUEUE_PRIORITY:
@@ -2405,7 +2512,7 @@ cdef class Router:
         cdef route_t* r
         cdef rfifo_t* f
         st = {
-            "version": 1,
+            "version": SNAPSHOT_VERSION,
             "scalars": [self.now, self.rng, self.seq, self.timer_seq, self.n_agents_,
                         self.n_queues_, self.n_pools, self.n_routes, self.n_chains,
                         self.n_slots, self.n_free, self.n_timer_slots, self.n_free_timers,
@@ -2433,6 +2540,7 @@ cdef class Router:
             "queues": [], "pools": [], "routes": [],
             "pool_index": [[k, v] for k, v in self._pool_index.items()],
             "route_index": [[k, v] for k, v in self._route_index.items()],
+            "agents_keys": [[k, v] for k, v in self._agents_keys.items()],
             "chain_index": [[k, v] for k, v in self._chain_index.items()],
             "queue_steps": list(self._queue_steps),
         }
@@ -2461,7 +2569,8 @@ cdef class Router:
         for i in range(self.n_routes):
             r = &self.routes[i]
             st["routes"].append([_raw(r, sizeof(route_t)),
-                                 _raw(r.waiting.e, r.waiting.n * sizeof(hentry_t))])
+                                 _raw(r.waiting.e, r.waiting.n * sizeof(hentry_t)),
+                                 _raw(r.pools, r.n_pools * sizeof(int32_t))])
         return msgspec_msgpack.encode(st)
 
     @classmethod
@@ -2473,8 +2582,8 @@ cdef class Router:
         """
         try:
             st = msgspec_msgpack.decode(data)
-            if not isinstance(st, dict) or st.get("version") != 1:
-                raise ValueError("not a version-1 router snapshot")
+            if not isinstance(st, dict) or st.get("version") != SNAPSHOT_VERSION:
+                raise ValueError(f"not a version-{SNAPSHOT_VERSION} router snapshot")
             return _restore(cls(), st)
         except (ValueError, TypeError, KeyError, IndexError, msgspec_DecodeError) as exc:
             raise ConfigError(f"restore: {exc}") from None
@@ -2543,7 +2652,7 @@ cdef class Router:
         current state, or None when no eligible agent is staffed.
 
         ``(ahead + 1) * handle / staffed``: `ahead` are the WAITING contacts (of
-        any queue) that need exactly the same agents (its current route's pool)
+        any queue) that need exactly the same agents (its route's agents_key)
         and rank ahead of it; `staffed` its eligible agents logged in and not
         NOT_READY; `handle` their mean handle time so far (talk + wrap-up per
         completed contact), or the queue's ``handle_estimate_us`` before any.
@@ -2561,17 +2670,20 @@ cdef class Router:
         if now < self.now:
             raise TimeError(f"estimated_wait_us: now={now} is earlier than the router's time {self.now}")
         cdef contact_t* c = &self.contacts[slot]
-        cdef int32_t pool = self.routes[c.route].pool
-        cdef pool_t* p = &self.pools[pool]
+        cdef route_t* r = &self.routes[c.route]
+        cdef int32_t key = r.agents_key, i
+        cdef pool_t* p
         cdef agent_t* a
         cdef int64_t staffed = 0, handled = 0
         cdef double work = 0.0
-        for m in range(p.n_members):
-            a = &self.agents[p.member_agent[m]]
-            if a.state != AS_LOGGED_OUT and a.state != AS_NOT_READY:
-                staffed += 1
-                handled += a.handled
-                work += <double> a.talk_time_us + <double> a.handled * <double> a.wrap_up_us
+        for i in range(r.n_pools):
+            p = &self.pools[r.pools[i]]
+            for m in range(p.n_members):
+                a = &self.agents[p.member_agent[m]]
+                if a.state != AS_LOGGED_OUT and a.state != AS_NOT_READY:
+                    staffed += 1
+                    handled += a.handled
+                    work += <double> a.talk_time_us + <double> a.handled * <double> a.wrap_up_us
         if staffed == 0:
             return None
         mine = self._waiting_key(slot)
@@ -2580,7 +2692,7 @@ cdef class Router:
             for j in range(self.n_slots):
                 if self.contacts[j].state == CS_WAITING and j != slot \
                         and not (self.contacts[j].flags & CF_PREFERRED) \
-                        and self.routes[self.contacts[j].route].pool == pool \
+                        and self.routes[self.contacts[j].route].agents_key == key \
                         and self._waiting_key(j) < mine:
                     ahead += 1
         handle = work / handled if handled else <double> self.queues[c.queue].handle_estimate_us

@@ -13,13 +13,13 @@ import pytest
 
 from agner.core._api import (
     AgentState,
-    Strategy,
     Channel,
     ConfigError,
     ContactState,
     Decision,
     DecisionKind,
     InvalidTransition,
+    Strategy,
     UnknownAgent,
     UnknownContact,
 )

@@ -298,6 +298,9 @@ cdef class Router:
     cdef void _timer_cancel(self, int32_t t) noexcept
     cdef int32_t _pool_add_member(self, int32_t pid, int32_t agent, int64_t score) noexcept
     cdef int _pool_insert_one(self, int32_t pid, int32_t m, int32_t agent, int32_t score) noexcept
+    cdef inline int _pool_push(self, pool_t* p, int32_t m, int32_t agent, int32_t score,
+                               time_us_t idle, int64_t handled, time_us_t talk,
+                               uint32_t epoch) noexcept
     cdef int _pool_insert(self, int32_t agent, int32_t mask) noexcept
     cdef void _pool_remove(self, int32_t agent) noexcept
     cdef int32_t _ready_in(self, const route_t* r) noexcept

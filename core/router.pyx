@@ -1096,23 +1096,13 @@ cdef class Router:
         r_heapify(&p.ready)
         return 0
 
-    cdef int _pool_insert_one(self, int32_t pid, int32_t m, int32_t agent, int32_t score) noexcept:
-        cdef pool_t* p = &self.pools[pid]
-        cdef agent_t* a = &self.agents[agent]
+    cdef inline int _pool_push(self, pool_t* p, int32_t m, int32_t agent, int32_t score,
+                               time_us_t idle, int64_t handled, time_us_t talk,
+                               uint32_t epoch) noexcept:
+        # The agent (member m of the pool) joins its READY agents, with the keys
+        # of its current idle spell.
         cdef int32_t s = p.strategy
         cdef int r = 0
-        cdef chan_t* ch = &self.chans[agent]
-        # A multi-channel agent's keys are per channel, taken when it became free
-        # for that channel.
-        cdef time_us_t idle = a.idle_since
-        cdef int64_t handled = a.handled
-        cdef time_us_t talk = a.talk_time_us
-        cdef uint32_t epoch = a.epoch
-        if ch.multi:
-            idle = ch.idle[p.channel]
-            handled = ch.handled_at[p.channel]
-            talk = ch.talk_at[p.channel]
-            epoch = ch.epoch[p.channel]
         if s == ST_LONGEST_IDLE:
             r = f_push(&p.idle, idle, agent, epoch, not self._bulk)
         elif s == ST_FEWEST_CONTACTS:
@@ -1130,12 +1120,26 @@ cdef class Router:
             self._compact(p)
         return 0
 
+    cdef int _pool_insert_one(self, int32_t pid, int32_t m, int32_t agent, int32_t score) noexcept:
+        # A multi-channel agent's keys are per channel, taken when it became free
+        # for that channel.
+        cdef agent_t* a = &self.agents[agent]
+        cdef chan_t* ch = &self.chans[agent]
+        cdef int32_t x = self.pools[pid].channel
+        if ch.multi:
+            return self._pool_push(&self.pools[pid], m, agent, score, ch.idle[x],
+                                   ch.handled_at[x], ch.talk_at[x], ch.epoch[x])
+        return self._pool_push(&self.pools[pid], m, agent, score, a.idle_since, a.handled,
+                               a.talk_time_us, a.epoch)
+
     cdef int _pool_insert(self, int32_t agent, int32_t mask) noexcept:
         # Into its pools of the channels in `mask` (a new epoch: entries of any
         # earlier time in its pools are stale from now on).
         cdef agent_t* a = &self.agents[agent]
         cdef chan_t* ch = &self.chans[agent]
-        cdef int32_t i, x
+        cdef int32_t x
+        cdef const member_t* mb = &self.memb[self.memb_off[agent]]
+        cdef const member_t* end = &self.memb[self.memb_off[agent + 1]]
         if ch.multi:
             # Only the channels in `mask` get new entries; the others stay as
             # they are (a change on one channel leaves its other pools alone).
@@ -1147,16 +1151,25 @@ cdef class Router:
                     ch.epoch[x] = a.epoch
             self.ready_epoch[agent] = MULTI_MARK
             ch.routable |= <uint8_t> mask
-        else:
-            a.epoch += 1
-            if a.epoch == 0 or a.epoch == MULTI_MARK:
-                a.epoch = 1         # 0 means "not idle" in ready_epoch
-            self.ready_epoch[agent] = a.epoch
-            ch.routable = <uint8_t> mask
-        for i in range(self.memb_off[agent], self.memb_off[agent + 1]):
-            if (mask >> self.memb[i].channel) & 1 and self._pool_insert_one(
-                    self.memb[i].pool, self.memb[i].member, agent, self.memb[i].score) != 0:
+            while mb < end:
+                x = mb.channel
+                if (mask >> x) & 1 and self._pool_push(
+                        &self.pools[mb.pool], mb.member, agent, mb.score, ch.idle[x],
+                        ch.handled_at[x], ch.talk_at[x], ch.epoch[x]) != 0:
+                    return E_NOMEM
+                mb += 1
+            return 0
+        a.epoch += 1
+        if a.epoch == 0 or a.epoch == MULTI_MARK:
+            a.epoch = 1         # 0 means "not idle" in ready_epoch
+        self.ready_epoch[agent] = a.epoch
+        ch.routable = <uint8_t> mask
+        while mb < end:
+            if (mask >> mb.channel) & 1 and self._pool_push(
+                    &self.pools[mb.pool], mb.member, agent, mb.score, a.idle_since, a.handled,
+                    a.talk_time_us, a.epoch) != 0:
                 return E_NOMEM
+            mb += 1
         return 0
 
     cdef void _pool_remove(self, int32_t agent) noexcept:

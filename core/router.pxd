@@ -3,7 +3,7 @@
 # The semantics are those of docs/ROUTING.md; router.pyx implements them.
 
 cimport cython
-from libc.stdint cimport int32_t, int64_t, uint8_t, uint32_t, uint64_t
+from libc.stdint cimport int16_t, int32_t, int64_t, uint8_t, uint32_t, uint64_t
 
 from agner.core._types cimport (
     agent_id_t, contact_id_t, decision_t, queue_id_t, time_us_t,
@@ -20,7 +20,8 @@ cdef struct member_t:
     int32_t pool
     int32_t member            # index of the agent in that pool
     int32_t score             # MOST_SKILLED: its best sum of levels over one conjunction
-    int32_t channel           # the pool's channel, read here without touching the pool
+    int16_t channel           # the pool's channel, read here without touching the pool
+    int16_t ranked            # the pool is a bitset (ROUND_ROBIN, LINEAR, RANDOM)
 
 
 cdef struct agent_t:
@@ -85,7 +86,11 @@ cdef struct pool_t:
     int32_t step
     int32_t tenant
     int32_t channel           # the channel of the contacts it serves
-    int32_t n_ready           # exact, whatever stale entries `ready` holds
+    # ROUND_ROBIN, LINEAR, RANDOM: the READY members, exact. The heap strategies
+    # keep no count: their entries go stale when an agent leaves (no pool is
+    # touched then), stale tops are dropped when met, and n_ready is the live
+    # entries at the last compaction, which sets when the next one is due.
+    int32_t n_ready
     int32_t n_logged          # members logged in
     rfifo_t idle              # LONGEST_IDLE
     rheap_t ready             # FEWEST_CONTACTS, LEAST_TALK_TIME, MOST_SKILLED
@@ -302,8 +307,10 @@ cdef class Router:
                                time_us_t idle, int64_t handled, time_us_t talk,
                                uint32_t epoch) noexcept
     cdef int _pool_insert(self, int32_t agent, int32_t mask) noexcept
+    cdef void _clear_ranked(self, int32_t agent, int32_t mask) noexcept
     cdef void _pool_remove(self, int32_t agent) noexcept
-    cdef int32_t _ready_in(self, const route_t* r) noexcept
+    cdef bint _ready_in(self, const route_t* r) noexcept
+    cdef bint _heap_ready(self, pool_t* p) noexcept
     cdef int32_t _choose(self, route_t* r, queue_t* q) noexcept
     cdef int32_t _choose_in(self, pool_t* p, queue_t* q) noexcept
     cdef int32_t _hook_choose(self, int32_t slot, route_t* r, queue_t* q) noexcept

@@ -214,6 +214,11 @@ cdef class Router:
     cdef pool_t* pools
     cdef int32_t n_pools
     cdef int32_t cap_pools
+    # pool_waiting[p]: the contacts WAITING in the routes of pool p. An agent that
+    # becomes READY skips the pools whose routes are empty from this small array,
+    # without touching the pools or their routes.
+    cdef int32_t* pool_waiting
+    cdef int32_t cap_pool_waiting
     cdef route_t* routes
     cdef int32_t n_routes
     cdef int32_t cap_routes
@@ -324,6 +329,7 @@ cdef class Router:
     cdef int _divert(self, int32_t slot, time_us_t now, int32_t why) noexcept
     cdef int _end(self, int32_t slot, int32_t kind, time_us_t now) noexcept
     cdef void _unwait(self, int32_t slot) noexcept
+    cdef void _count_waiting(self, const route_t* r, int32_t delta) noexcept
     cdef void _cancel_wait_timers(self, contact_t* c) noexcept
     cdef int _fire_step(self, int32_t slot, time_us_t now) noexcept
     cdef int _fire_max_wait(self, int32_t slot, time_us_t now) noexcept

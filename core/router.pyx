@@ -402,6 +402,11 @@ cdef object _restore(Router r, dict st):
         rt.waiting.cap = n
         r.n_routes = i + 1
     r.cap_routes = max(nroutes, 1)
+    r.pool_waiting = <int32_t*> _copy_out(b"", max(npools, 1) * sizeof(int32_t))
+    memset(r.pool_waiting, 0, max(npools, 1) * sizeof(int32_t))
+    r.cap_pool_waiting = max(npools, 1)
+    for i in range(nroutes):
+        r._count_waiting(&r.routes[i], r.routes[i].waiting.n)
     r._pool_index = {_tuples(k): v for k, v in st["pool_index"]}
     r._route_index = {_tuples(k): v for k, v in st["route_index"]}
     r._agents_keys = {_tuples(k): v for k, v in st["agents_keys"]}
@@ -461,6 +466,7 @@ cdef class Router:
             free(self.pools[i].order.bits)
             free(self.pools[i].order.words.t)
         free(self.pools)
+        free(self.pool_waiting)
         for i in range(self.n_routes):
             h_free(&self.routes[i].waiting)
             free(self.routes[i].pools)
@@ -611,10 +617,13 @@ cdef class Router:
             free(member_of)
             free(score_of)
             return E_NOMEM
-        if grow(<void**> &self.pools, &self.cap_pools, pid + 1, sizeof(pool_t)) != 0:
+        if grow(<void**> &self.pools, &self.cap_pools, pid + 1, sizeof(pool_t)) != 0 \
+                or grow(<void**> &self.pool_waiting, &self.cap_pool_waiting, pid + 1,
+                        sizeof(int32_t)) != 0:
             free(member_of)
             free(score_of)
             return E_NOMEM
+        self.pool_waiting[pid] = 0
         p = &self.pools[pid]
         memset(p, 0, sizeof(pool_t))
         p.strategy = strategy
@@ -1423,10 +1432,17 @@ cdef class Router:
                     return E_NOMEM
         elif h_push(&r.waiting, rank, c.arrival, c.seq, slot, self.contact_pos) != 0:
             return E_NOMEM
+        else:
+            self._count_waiting(r, 1)
         q.waiting += 1
         if c.flags & CF_CALLBACK:
             q.waiting_callbacks += 1
         return 0
+
+    cdef void _count_waiting(self, const route_t* r, int32_t delta) noexcept:
+        cdef int32_t i
+        for i in range(r.n_pools):
+            self.pool_waiting[r.pools[i]] += delta
 
     cdef void _unwait(self, int32_t slot) noexcept:
         # Out of its queue's order; a contact waiting for its preferred agents
@@ -1435,6 +1451,7 @@ cdef class Router:
         cdef queue_t* q = &self.queues[c.queue]
         if not (c.flags & CF_PREFERRED):
             h_remove(&self.routes[c.route].waiting, self.contact_pos[slot], self.contact_pos)
+            self._count_waiting(&self.routes[c.route], -1)
         q.waiting -= 1
         if c.flags & CF_CALLBACK:
             q.waiting_callbacks -= 1
@@ -1605,7 +1622,7 @@ cdef class Router:
         cdef hentry_t* head = NULL
         cdef heap_t* h
         for i in range(self.memb_off[agent], self.memb_off[agent + 1]):
-            if not (scan >> self.memb[i].channel) & 1:
+            if not (scan >> self.memb[i].channel) & 1 or self.pool_waiting[self.memb[i].pool] == 0:
                 continue
             p = &self.pools[self.memb[i].pool]
             for j in range(p.n_routes):

@@ -82,9 +82,9 @@ cdef struct pool_t:
     # the first conjunction it meets is conjunction `step`, so the pools of one
     # chain are disjoint and a route of step k spans the pools of steps 0..k:
     # an agent is in one pool per chain, however many steps widen it.
+    # Three cache lines, 64-byte aligned (Router.pools): a push or a choice in a
+    # heap pool touches the first line only, in a bitset pool the first two.
     int32_t strategy
-    int32_t step
-    int32_t tenant
     int32_t channel           # the channel of the contacts it serves
     # ROUND_ROBIN, LINEAR, RANDOM: the READY members, exact. The heap strategies
     # keep no count: their entries go stale when an agent leaves (no pool is
@@ -94,6 +94,9 @@ cdef struct pool_t:
     int32_t n_logged          # members logged in
     rfifo_t idle              # LONGEST_IDLE
     rheap_t ready             # FEWEST_CONTACTS, LEAST_TALK_TIME, MOST_SKILLED
+    int32_t step
+    int32_t tenant
+    # second line
     rankset_t order           # ROUND_ROBIN, LINEAR, RANDOM: READY members
     int32_t* member_agent
     int32_t n_members
@@ -101,9 +104,11 @@ cdef struct pool_t:
     int32_t* routes           # routes whose contacts this pool's agents serve
     int32_t n_routes
     int32_t cap_routes
+    # third line
     skill_t* req
     int32_t* req_off
     int32_t n_conj
+    int32_t _pad[11]
 
 
 cdef struct route_t:
@@ -307,6 +312,7 @@ cdef class Router:
     cdef int _timer_add(self, time_us_t deadline, int32_t kind, int32_t obj) noexcept
     cdef void _timer_cancel(self, int32_t t) noexcept
     cdef int32_t _pool_add_member(self, int32_t pid, int32_t agent, int64_t score) noexcept
+    cdef void _sort_last(self, member_t* memb, int32_t begin, int32_t end) noexcept
     cdef int _pool_insert_one(self, int32_t pid, int32_t m, int32_t agent, int32_t score) noexcept
     cdef inline int _pool_push(self, pool_t* p, int32_t m, int32_t agent, int32_t score,
                                time_us_t idle, int64_t handled, time_us_t talk,

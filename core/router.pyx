@@ -10,13 +10,10 @@ from libc.stdint cimport int32_t, int64_t, uint8_t, uint32_t, uint64_t
 from libc.math cimport floor
 from libc.stdlib cimport free, malloc, realloc
 
-
-cdef extern from "<stdlib.h>" nogil:
-    int posix_memalign(void** memptr, size_t alignment, size_t size)
 from libc.string cimport memcpy, memset
 
 from agner.core._structs cimport (
-    f_at, f_pop, f_push, f_sort, grow, h_free, h_heapify, h_less, h_push, h_remove, heap_t,
+    f_at, f_pop, f_push, f_sort, grow, grow_aligned, h_free, posix_memalign, h_heapify, h_less, h_push, h_remove, heap_t,
     hentry_t,
     r_heapify, r_less, r_pop, r_push,
     rentry_t, rs_clear, rs_rank, rs_resize, rs_select, rs_set,
@@ -69,6 +66,9 @@ MAX_COUNT = (1 << 31) - 1
 #: Largest time or duration in microseconds (about 146,000 years): the sum of
 #: two never overflows int64.
 MAX_TIME_US = (1 << 62) - 1
+if sizeof(pool_t) != 192 or sizeof(agent_t) != 128:
+    raise ImportError("agner.core.router: pool_t must be 3 cache lines, agent_t 2")
+
 #: The format of Router.snapshot(); restore() reads this version only.
 SNAPSHOT_VERSION = 2
 cdef time_us_t _MAX_TIME = <time_us_t> 4611686018427387903
@@ -357,8 +357,7 @@ cdef object _restore(Router r, dict st):
         q.hooked = 0                # hooks are Python objects: set them again
         r.n_queues_ = i + 1
     r.cap_queues = max(nq, 1)
-    r.pools = <pool_t*> malloc(max(npools, 1) * sizeof(pool_t))
-    if r.pools == NULL:
+    if grow_aligned(<void**> &r.pools, &r.cap_pools, 0, max(npools, 1), sizeof(pool_t)) != 0:
         raise MemoryError()
     for i in range(npools):
         raw, members, routes, req, req_off, ready, idle, bits, words = st["pools"][i]
@@ -384,7 +383,6 @@ cdef object _restore(Router r, dict st):
         p.order.bits = <uint64_t*> _copy_out(bits, 0) if bits else NULL
         p.order.words.t = <int32_t*> _copy_out(words, 0) if words else NULL
         r.n_pools = i + 1
-    r.cap_pools = max(npools, 1)
     r.routes = <route_t*> malloc(max(nroutes, 1) * sizeof(route_t))
     if r.routes == NULL:
         raise MemoryError()
@@ -575,7 +573,19 @@ cdef class Router:
                 self.memb[self.memb_off[aid + 1]].ranked = not _heap_strategy(
                     self.pools[p].strategy)
                 self.memb_off[aid + 1] += 1
+                self._sort_last(self.memb, self.memb_off[aid], self.memb_off[aid + 1])
         return aid
+
+    cdef void _sort_last(self, member_t* memb, int32_t begin, int32_t end) noexcept:
+        # An agent's memberships memb[begin:end] are kept by (strategy, pool):
+        # the pools one loop pushes into then take the same branch run after run.
+        # This moves the last one, just added, to its place.
+        cdef member_t x = memb[end - 1]
+        cdef int32_t i = end - 1, s = self.pools[x.pool].strategy
+        while i > begin and self.pools[memb[i - 1].pool].strategy > s:
+            memb[i] = memb[i - 1]
+            i -= 1
+        memb[i] = x
 
     cdef int32_t _pool_add_member(self, int32_t pid, int32_t agent, int64_t score) noexcept:
         # The pool's side of a membership; returns the member index (or E_NOMEM).
@@ -617,7 +627,7 @@ cdef class Router:
             free(member_of)
             free(score_of)
             return E_NOMEM
-        if grow(<void**> &self.pools, &self.cap_pools, pid + 1, sizeof(pool_t)) != 0 \
+        if grow_aligned(<void**> &self.pools, &self.cap_pools, pid, pid + 1, sizeof(pool_t)) != 0 \
                 or grow(<void**> &self.pool_waiting, &self.cap_pool_waiting, pid + 1,
                         sizeof(int32_t)) != 0:
             free(member_of)
@@ -685,6 +695,7 @@ cdef class Router:
                     memb[j].channel = channel
                     memb[j].ranked = not _heap_strategy(strategy)
                     j += 1
+                    self._sort_last(memb, j - k - 1, j)
             offsets[self.n_agents_] = j
             memcpy(self.memb_off, offsets, (self.n_agents_ + 1) * sizeof(int32_t))
             free(offsets)

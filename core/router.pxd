@@ -86,11 +86,7 @@ cdef struct pool_t:
     # heap pool touches the first line only, in a bitset pool the first two.
     int32_t strategy
     int32_t channel           # the channel of the contacts it serves
-    # ROUND_ROBIN, LINEAR, RANDOM: the READY members, exact. The heap strategies
-    # keep no count: their entries go stale when an agent leaves (no pool is
-    # touched then), stale tops are dropped when met, and n_ready is the live
-    # entries at the last compaction, which sets when the next one is due.
-    int32_t n_ready
+    int32_t n_ready           # exact, whatever stale entries `ready` and `idle` hold
     int32_t n_logged          # members logged in
     rfifo_t idle              # LONGEST_IDLE
     rheap_t ready             # FEWEST_CONTACTS, LEAST_TALK_TIME, MOST_SKILLED
@@ -318,10 +314,9 @@ cdef class Router:
                                time_us_t idle, int64_t handled, time_us_t talk,
                                uint32_t epoch) noexcept
     cdef int _pool_insert(self, int32_t agent, int32_t mask) noexcept
-    cdef void _clear_ranked(self, int32_t agent, int32_t mask) noexcept
+    cdef void _leave_pools(self, int32_t agent, int32_t mask) noexcept
     cdef void _pool_remove(self, int32_t agent) noexcept
-    cdef bint _ready_in(self, const route_t* r) noexcept
-    cdef bint _heap_ready(self, pool_t* p) noexcept
+    cdef int32_t _ready_in(self, const route_t* r) noexcept
     cdef int32_t _choose(self, route_t* r, queue_t* q) noexcept
     cdef int32_t _choose_in(self, pool_t* p, queue_t* q) noexcept
     cdef int32_t _hook_choose(self, int32_t slot, route_t* r, queue_t* q) noexcept

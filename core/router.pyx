@@ -1110,14 +1110,12 @@ cdef class Router:
                     f_at(&p.idle, n)[0] = f_at(&p.idle, i)[0]
                     n += 1
             p.idle.n = n
-            p.n_ready = n
             return 0
         for i in range(p.ready.n):
             if self._live(p, &p.ready.e[i]):
                 p.ready.e[n] = p.ready.e[i]
                 n += 1
         p.ready.n = n
-        p.n_ready = n
         r_heapify(&p.ready)
         return 0
 
@@ -1138,13 +1136,9 @@ cdef class Router:
             r = r_push(&p.ready, -score, idle, agent, epoch)
         else:
             rs_set(&p.order, m)
-            p.n_ready += 1
-            return 0
         if r != 0:
             return E_NOMEM
-        # At least half of the entries pushed since the last compaction came
-        # after it: amortised O(1) per entry, and the heap stays within about
-        # twice its live entries plus what they took in since.
+        p.n_ready += 1
         if p.ready.n + p.idle.n > 2 * p.n_ready + 64:
             self._compact(p)
         return 0
@@ -1201,21 +1195,22 @@ cdef class Router:
             mb += 1
         return 0
 
-    cdef void _clear_ranked(self, int32_t agent, int32_t mask) noexcept:
-        # Out of the bitsets of its pools of the channels in `mask`. Heap pools
-        # are not touched: the agent's entries there go stale with its epoch.
+    cdef void _leave_pools(self, int32_t agent, int32_t mask) noexcept:
+        # Out of its pools of the channels in `mask`: bitsets are cleared, heap
+        # pools keep the agent's entries, now stale (their epoch is over).
         cdef pool_t* p
         cdef const member_t* mb = &self.memb[self.memb_off[agent]]
         cdef const member_t* end = &self.memb[self.memb_off[agent + 1]]
         while mb < end:
-            if mb.ranked and (mask >> mb.channel) & 1:
+            if (mask >> mb.channel) & 1:
                 p = &self.pools[mb.pool]
-                rs_clear(&p.order, mb.member)
+                if mb.ranked:
+                    rs_clear(&p.order, mb.member)
                 p.n_ready -= 1
             mb += 1
 
     cdef void _pool_remove(self, int32_t agent) noexcept:
-        self._clear_ranked(agent, self.chans[agent].routable)
+        self._leave_pools(agent, self.chans[agent].routable)
         self.ready_epoch[agent] = 0
         self.chans[agent].routable = 0
         memset(self.chans[agent].epoch, 0, sizeof(self.chans[agent].epoch))
@@ -1224,7 +1219,7 @@ cdef class Router:
         # A multi-channel agent leaves the pools of the channels in `mask` only.
         cdef chan_t* ch = &self.chans[agent]
         cdef int32_t x
-        self._clear_ranked(agent, mask)
+        self._leave_pools(agent, mask)
         for x in range(N_CHANNELS):
             if (mask >> x) & 1:
                 ch.epoch[x] = 0
@@ -1232,26 +1227,12 @@ cdef class Router:
         if ch.routable == 0:
             self.ready_epoch[agent] = 0
 
-    cdef bint _heap_ready(self, pool_t* p) noexcept:
-        # Whether a heap pool holds a READY agent: stale tops are dropped (each
-        # entry once, so amortised O(log n) per entry pushed).
-        if p.strategy == ST_LONGEST_IDLE:
-            while p.idle.n and not self._live(p, f_at(&p.idle, 0)):
-                f_pop(&p.idle)
-            return p.idle.n > 0
-        while p.ready.n and not self._live(p, &p.ready.e[0]):
-            r_pop(&p.ready)
-        return p.ready.n > 0
-
-    cdef bint _ready_in(self, const route_t* r) noexcept:
-        # Whether the route's contacts may be offered to a READY agent now.
-        cdef int32_t i
-        cdef pool_t* p
+    cdef int32_t _ready_in(self, const route_t* r) noexcept:
+        # READY agents the route's contacts may be offered to.
+        cdef int32_t i, n = 0
         for i in range(r.n_pools):
-            p = &self.pools[r.pools[i]]
-            if (self._heap_ready(p) if _heap_strategy(p.strategy) else p.n_ready > 0):
-                return True
-        return False
+            n += self.pools[r.pools[i]].n_ready
+        return n
 
     cdef int32_t _choose(self, route_t* r, queue_t* q) noexcept:
         # The agent to offer the route's contact to; a READY one exists. Its pools
@@ -1264,10 +1245,7 @@ cdef class Router:
         if r.n_pools == 1:
             return self._choose_in(&self.pools[r.pools[0]], q)
         if q.strategy == ST_RANDOM:
-            n = 0
-            for i in range(r.n_pools):
-                n += self.pools[r.pools[i]].n_ready
-            k = <int32_t> (self._next_random() % <uint64_t> n)
+            k = <int32_t> (self._next_random() % <uint64_t> self._ready_in(r))
             # The smallest agent id with more than k READY members at or below it.
             lo = 0
             hi = self.n_agents_ - 1
@@ -1285,14 +1263,13 @@ cdef class Router:
             return lo
         for i in range(r.n_pools):
             p = &self.pools[r.pools[i]]
+            if p.n_ready == 0:
+                continue
             if _heap_strategy(p.strategy):
-                if not self._heap_ready(p):   # drops the stale entries on top
-                    continue
+                self._choose_in(p, q)         # drops the stale entries on top
                 e = f_at(&p.idle, 0) if p.strategy == ST_LONGEST_IDLE else &p.ready.e[0]
                 if be == NULL or r_less(e, be):
                     be = e
-            elif p.n_ready == 0:
-                continue
             elif p.strategy == ST_LINEAR:
                 a = p.member_agent[rs_select(&p.order, 0)]
                 if best < 0 or a < best:
@@ -1321,6 +1298,11 @@ cdef class Router:
                 f_pop(&p.idle)
             return f_at(&p.idle, 0).agent
         if _heap_strategy(p.strategy):
+            # While idle agents drain away nothing is pushed, so this is where
+            # stale entries pile up: one linear pass beats popping each of them
+            # through a sift-down.
+            if p.ready.n > 2 * p.n_ready + 64:
+                self._compact(p)
             while not self._live(p, &p.ready.e[0]):
                 r_pop(&p.ready)
             return p.ready.e[0].agent

@@ -12,15 +12,21 @@ from libc.stdlib cimport free, malloc, realloc
 from libc.string cimport memcpy, memset
 
 
+cdef inline int32_t grown(int32_t cap, int32_t need) noexcept nogil:
+    """The capacity an array of `cap` items doubles to, to hold `need`."""
+    cdef int32_t c = cap * 2 if cap else 8
+    while c < need:
+        c *= 2
+    return c
+
+
 cdef inline int grow(void** p, int32_t* cap, int32_t need, size_t item) noexcept nogil:
     """Amortised doubling of a malloc'd array; -1 when memory is exhausted."""
     cdef int32_t c
     cdef void* q
     if need <= cap[0]:
         return 0
-    c = cap[0] * 2 if cap[0] else 8
-    while c < need:
-        c *= 2
+    c = grown(cap[0], need)
     q = realloc(p[0], c * item)
     if q == NULL:
         return -1
@@ -40,9 +46,7 @@ cdef inline int grow_aligned(void** p, int32_t* cap, int32_t n, int32_t need,
     cdef void* q
     if need <= cap[0]:
         return 0
-    c = cap[0] * 2 if cap[0] else 8
-    while c < need:
-        c *= 2
+    c = grown(cap[0], need)
     if posix_memalign(&q, 64, c * item) != 0:
         return -1
     if n:

@@ -26,6 +26,8 @@ class EventLoop:
         interval_us: int = 0,
         shifts: Sequence[tuple[int, int, int]] = (),
         records: Callable[[np.ndarray], None] | None = None,
+        chains: Sequence[int] | None = None,
+        channels: Sequence[int] | None = None,
     ) -> None: ...
     @property
     def n_intervals(self) -> int: ...

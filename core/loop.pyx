@@ -7,6 +7,10 @@
 # generator in C. Nothing per event is a Python object or an allocation:
 # storage grows with the contacts in the system, never with the calls run.
 #
+# Each queue's contacts arrive on its channel (voice, chat, ...), on the router's
+# step chain for that channel; a multi-channel agent holds several at once and
+# each completes on its own event.
+#
 # Offers are answered at once (a simulated agent picks up), so a contact's wait
 # ends at its OFFER decision. Statistics count the contacts that arrive after
 # the warm-up, per queue they arrived in (an overflow to another queue does not
@@ -24,7 +28,7 @@ from agner.core._structs cimport grow
 from agner.core._types cimport (
     AS_BUSY, AS_LOGGED_OUT, AS_NOT_READY, AS_RESERVED, AS_WRAP_UP, CF_CALLBACK, CS_WAITING,
     DK_CALLBACK, DK_OFFER, DK_OVERFLOW, DK_REJECT, DK_TIMEOUT, DK_VOICEMAIL, DK_WRAP_UP_END,
-    QUEUE_PRIORITY, contact_id_t, slot_of, time_us_t,
+    N_CHANNELS, QUEUE_PRIORITY, contact_id_t, slot_of, time_us_t,
 )
 from agner.core.router cimport Router
 
@@ -141,6 +145,8 @@ cdef class EventLoop:
     cdef dist_t* handle
     cdef dist_t* patience
     cdef time_us_t* threshold         # service-level threshold per queue
+    cdef int32_t* chain               # per queue: the router's step chain its contacts arrive on
+    cdef int32_t* channel             # per queue: its contacts' channel
     cdef qstat_t* st
     cdef time_us_t* arrived_at        # per contact slot
     cdef unsigned char* counted       # per contact slot: arrived after warm-up
@@ -159,12 +165,14 @@ cdef class EventLoop:
 
     def __cinit__(self, Router router, rates, handle, patience, thresholds_us,
                   int64_t seed, int64_t warmup_us, int64_t interval_us=0, shifts=(),
-                  records=None):
+                  records=None, chains=None, channels=None):
         # records: None, or a callable given chunks (numpy arrays of RECORD_DTYPE)
         # of the records of contacts that arrived after the warm-up.
         # shifts: (agent, start_us, end_us) triples; the agent is logged out
         # outside them (agents with no shift are the caller's to log in).
         # rates[q]: a number (all day), or one number per interval of the day.
+        # chains[q], channels[q]: the step chain (Router._chain_for) and channel
+        # of queue q's arrivals; None: the queue's voice chain, voice.
         cdef int32_t q, i
         self.r = router
         self.n_queues = len(rates)
@@ -185,11 +193,18 @@ cdef class EventLoop:
         self.patience = <dist_t*> malloc(self.n_queues * sizeof(dist_t))
         self.threshold = <time_us_t*> malloc(self.n_queues * sizeof(time_us_t))
         self.st = <qstat_t*> malloc(cells * sizeof(qstat_t))
+        self.chain = <int32_t*> malloc(self.n_queues * sizeof(int32_t))
+        self.channel = <int32_t*> malloc(self.n_queues * sizeof(int32_t))
         if not (self.rate and self.rate_max and self.constant and self.handle
-                and self.patience and self.threshold and self.st):
+                and self.patience and self.threshold and self.st and self.chain
+                and self.channel):
             raise MemoryError()
         memset(self.st, 0, cells * sizeof(qstat_t))
         self._keep = []
+        if (chains is None) != (channels is None):
+            raise ValueError("give chains and channels together")
+        if chains is not None and not (len(chains) == len(channels) == self.n_queues):
+            raise ValueError("one chain and one channel per queue of the router are needed")
         for q in range(self.n_queues):
             row = [float(rates[q])] * self.n_int if isinstance(rates[q], (int, float)) \
                 else [float(x) for x in rates[q]]
@@ -200,6 +215,14 @@ cdef class EventLoop:
             self.rate_max[q] = max(row)
             self.constant[q] = min(row) == max(row)
             self.threshold[q] = int(thresholds_us[q])
+            if chains is None:
+                self.chain[q] = router.queues[q].base_chain
+                self.channel[q] = 0
+            else:
+                if not (0 <= chains[q] < router.n_chains and 0 <= channels[q] < N_CHANNELS):
+                    raise ValueError(f"queue {q}: bad chain {chains[q]} or channel {channels[q]}")
+                self.chain[q] = chains[q]
+                self.channel[q] = channels[q]
             self._dist(&self.handle[q], handle[q])
             self._dist(&self.patience[q], patience[q])
         self.warmup = warmup_us
@@ -231,6 +254,8 @@ cdef class EventLoop:
         free(self.handle)
         free(self.patience)
         free(self.threshold)
+        free(self.chain)
+        free(self.channel)
         free(self.st)
         free(self.heap)
         free(self.arrived_at)
@@ -562,7 +587,7 @@ cdef class EventLoop:
                     if not self.constant[q] and self._uniform() * self.rate_max[q] >= \
                             self.rate[q * self.n_int + self._interval(t)]:
                         continue            # thinned out: no arrival, no event
-                    c = r.c_arrive(r.queues[q].base_chain, t, QUEUE_PRIORITY, 0, NULL, 0, 0)
+                    c = r.c_arrive(self.chain[q], t, QUEUE_PRIORITY, self.channel[q], NULL, 0, 0)
                     if c < 0 or self._remember(c, t) != 0:
                         raise RuntimeError("the router refused an arrival")
                     slot = slot_of(c)

@@ -17,13 +17,16 @@ and the same definitions (see agner.sim.engine). Faults may be injected:
   NOT_READY(RONA)) and the agent is made ready again after ``rona_break_s``;
 - ``logout_prob``: an agent logs out in the middle of a contact: the contact is
   completed first (the router refuses a logout while BUSY), then the agent logs
-  out and logs back in after ``logout_break_s``;
+  out and logs back in after ``logout_break_s`` (a multi-channel agent that still
+  holds other contacts then stays);
 - ``burst = (start_s, end_s, factor)``: arrival rates are multiplied by `factor`
   in that window.
 
 With ``check=True`` (the default) the harness checks, as it goes and at the end,
 that every contact ends in exactly one terminal state, that no contact is offered
-to two agents at once or answered twice, that no agent holds two contacts, and
+to two agents at once or answered twice, that no classic agent holds two
+contacts and no multi-channel agent more than its capacity on a channel or a
+contact of a channel another one it holds closes (docs/ROUTING.md), and
 that per queue offered = answered + abandoned + still in the system (contacts
 arrived after the warm-up), and that its own books match the router's. A
 violation raises AssertionError.
@@ -34,7 +37,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Generator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -43,6 +46,7 @@ import simpy
 from agner.core._api import (
     REASON_RONA,
     AgentState,
+    Channel,
     ContactState,
     DecisionKind,
     RouterError,
@@ -122,10 +126,23 @@ class _Contact:
 
 @dataclass
 class _Agent:
-    group: str
+    group: AgentGroup
     off_shift: bool = False
-    holding: int = -1  # the contact offered to or handled by the agent
+    # The contacts offered to or handled by the agent (a classic agent: at most one).
+    holding: list[int] = field(default_factory=list)
     breaks: int = 0  # generation of the current break, to ignore stale ones
+
+
+# What a multi-channel agent's contact of each channel closes when the group
+# gives no `blocks` (docs/ROUTING.md): voice and callback close every channel,
+# chat and e-mail close voice and callback. Written out here, not read from the
+# router, so that the check is independent of it.
+_DEFAULT_BLOCKS = {
+    Channel.VOICE: tuple(Channel),
+    Channel.CALLBACK: tuple(Channel),
+    Channel.CHAT: (Channel.VOICE, Channel.CALLBACK),
+    Channel.EMAIL: (Channel.VOICE, Channel.CALLBACK),
+}
 
 
 @dataclass
@@ -193,10 +210,10 @@ class SimpyCenter:
         for g in groups:
             if g.count < 0:
                 raise ValueError(f"group {g.name!r}: count must be >= 0")
-            ids = [self.r.add_agent(g.skills, wrap_up_us=_us(g.wrap_up_s)) for _ in range(g.count)]
+            ids = g.add_agents(self.r)
             self.members[g.name] = ids
             for a in ids:
-                self.agents.append(_Agent(g.name))
+                self.agents.append(_Agent(g))
                 self.shifts += [(a, _us(s0), _us(s1)) for s0, s1 in g.shifts]
         self.contacts: dict[int, _Contact] = {}
         self.counted_arrivals = 0
@@ -275,10 +292,11 @@ class SimpyCenter:
         ag = self.agents[a]
         if self.check:
             assert rec.state == "waiting", f"contact {c} offered while {rec.state}"
-            assert ag.holding < 0, f"agent {a} offered {c} while holding {ag.holding}"
             assert rec.now_in == q
         rec.state, rec.agent = "offered", a
-        ag.holding = c
+        ag.holding.append(c)
+        if self.check:
+            self._check_load(a, c)
         if self.faults.no_answer_prob and self.rng.random() < self.faults.no_answer_prob:
             self.env.process(self._ring_no_answer(a, c))
             return
@@ -304,6 +322,23 @@ class SimpyCenter:
             rec.event.succeed()
         self.env.process(self._serve(a, c, q))
 
+    def _check_load(self, a: int, c: int) -> None:
+        # The agent was just offered c: within its capacity, nothing held closes it.
+        ag = self.agents[a]
+        assert len(set(ag.holding)) == len(ag.holding), f"agent {a} offered {c} twice"
+        if ag.group.capacity is None:
+            assert len(ag.holding) == 1, f"agent {a} offered {c} while holding {ag.holding[0]}"
+            return
+        load = self.r.agent_load(a)  # ringing, answered and in wrap-up
+        blocks = ag.group.blocks or {}
+        for ch in Channel:
+            assert load[ch] <= ag.group.capacity.get(ch, 0), f"agent {a} over capacity: {load}"
+            if not load[ch]:
+                continue
+            closed = blocks.get(ch, _DEFAULT_BLOCKS[ch])
+            others = [x for x in closed if x != ch and load[x]]
+            assert not others, f"agent {a} holds {ch.name} and {others}: {load}"
+
     def _leave(self, a: int) -> None:
         # An agent whose shift is over logs out as soon as it has no contact;
         # while it has one, a pending not-ready keeps new offers away.
@@ -323,8 +358,8 @@ class SimpyCenter:
     def _release(self, a: int, c: int) -> None:
         ag = self.agents[a]
         if self.check:
-            assert ag.holding == c, f"agent {a} releases {c} but holds {ag.holding}"
-        ag.holding = -1
+            assert c in ag.holding, f"agent {a} releases {c} but holds {ag.holding}"
+        ag.holding.remove(c)
 
     # -- processes ---------------------------------------------------------------
 
@@ -393,7 +428,7 @@ class SimpyCenter:
         if counted:
             self.counted_arrivals += 1
             self.stats[q][rec.interval]["offered"] += 1
-        c = self.r.arrive(q, t)
+        c = self.r.arrive(q, t, channel=ql.channel)
         if self.check:
             assert c not in self.contacts, f"contact id {c} issued twice"
         self.contacts[c] = rec
@@ -443,6 +478,8 @@ class SimpyCenter:
         if rec.counted:
             self.completed[q] += 1
         leaving = bool(self.faults.logout_prob) and self.rng.random() < self.faults.logout_prob
+        # A multi-channel agent may not log out while it holds other contacts.
+        leaving = leaving and self.agents[a].holding == [c]
         if leaving:
             # The router refuses a logout while BUSY: a pending not-ready keeps
             # new offers away, the contact is completed, then the agent logs out.
@@ -486,6 +523,13 @@ class SimpyCenter:
         st = self.r.agent_stats(a, self.now)
         if st.state == AgentState.NOT_READY and st.reason == REASON_RONA:
             self.r.set_ready(a, self.now)
+            self._after_call()
+        elif ag.group.capacity is not None and st.state != AgentState.READY:
+            # A multi-channel agent's RONA is its presence, hidden behind BUSY or
+            # WRAP_UP while it holds other contacts: make it ready all the same
+            # (refused if it already is).
+            with contextlib.suppress(RouterError):
+                self.r.set_ready(a, self.now)
             self._after_call()
 
     def _logout_break(self, a: int, gen: int) -> Generator[simpy.Event, Any, None]:
@@ -581,9 +625,9 @@ class SimpyCenter:
             if rec.state != "waiting":
                 assert r.contact_agent(c) == rec.agent
         for a, ag in enumerate(self.agents):
-            held = r.agent_contact(a)
-            assert (held if held is not None else -1) == ag.holding, f"agent {a}: {held}"
-        held_by = [ag.holding for ag in self.agents if ag.holding >= 0]
+            held = r.agent_contacts(a)
+            assert sorted(held) == sorted(ag.holding), f"agent {a}: {held} vs {ag.holding}"
+        held_by = [c for ag in self.agents for c in ag.holding]
         assert len(held_by) == len(set(held_by)), "a contact held by two agents"
         tot = [r.queue_stats(q, self.now) for q in range(len(self.queues))]
         # The router counts a contact in each queue it enters.

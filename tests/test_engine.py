@@ -2,10 +2,11 @@
 
 Each check runs R seeded replications (R = 10 for Erlang C, 8 for Erlang A) and
 asks that the analytic value lie in the replications' confidence interval
-(Student t). The file makes 27 such checks, so each interval is at the
-Bonferroni level 1 - 0.05/27: together they hold with 95% confidence. (With a
-plain 95% interval per check, some one of 27 true checks would fail in three
-runs out of four.) Each configuration has its own seeds, so a run either always passes or
+(Student t). The file makes 30 such checks, so each interval is at the
+Bonferroni level 1 - 0.05/30: together they hold with 95% confidence. (With a
+plain 95% interval per check, some one of 30 true checks would fail in three
+runs out of four.) Three of them are multi-channel agents holding k chats each,
+which n of them serve as an M/M/(k n) queue. Each configuration has its own seeds, so a run either always passes or
 always fails, and sizes keep the file to a few seconds.
 """
 
@@ -14,16 +15,18 @@ from __future__ import annotations
 import math
 import zlib
 from statistics import mean, stdev
+from typing import Any
 
 import pytest
 
+from agner.core._api import Channel, Strategy
 from agner.sim.engine import AgentGroup, Dist, QueueLoad, simulate
 from agner.sim.erlang import erlang_a, erlang_c_metrics
 
-CHECKS = 27  # 4 metrics x 3 Erlang C cases + 5 x 3 Erlang A cases
+CHECKS = 30  # 4 metrics x 3 Erlang C cases + 5 x 3 Erlang A cases + 3 multi-channel
 # Student t quantiles at 1 - 0.05 / (2 * CHECKS), by replications (df = R - 1);
 # computed by integrating the t density (SciPy is not a dependency).
-T_FAMILY = {8: 4.852, 10: 4.349}
+T_FAMILY = {8: 4.944, 10: 4.422}
 
 
 def within_ci(samples: list[float], expected: float, what: str) -> None:
@@ -104,6 +107,52 @@ def test_erlang_a(servers: int, load: float, patience: float, arrivals: int) -> 
     within_ci([float(r["service_level"] or 0) for r in runs], theory.service_level, "SL")
     within_ci([float(r["asa_s"] or 0) for r in runs], theory.asa_s, "ASA")
     within_ci([float(r["occupancy"] or 0) for r in runs], theory.occupancy, "occupancy")
+
+
+def chat_runs(strategy: Strategy, agents: int, k: int, load: float, aht: float) -> list[Any]:
+    out = []
+    for seed in range(10):
+        res = simulate(
+            [
+                QueueLoad(
+                    "chat",
+                    load / aht,
+                    Dist("exponential", aht),
+                    channel=Channel.CHAT,
+                    strategy=strategy,
+                )
+            ],
+            [AgentGroup("g", agents, {}, capacity={Channel.CHAT: k})],
+            arrivals=30_000,
+            warmup_s=20 * aht,
+            seed=7_000_000 + seed,
+        )
+        out.append(res.overall)
+    return out
+
+
+def test_chat_agents_are_an_erlang_c_queue_of_their_slots() -> None:
+    # 6 agents holding 3 chats each, no blocking between chats: 18 servers;
+    # 14.4 erlangs, so P(wait), service level and ASA of M/M/18.
+    agents, k, load, aht = 6, 3, 14.4, 180.0
+    theory = erlang_c_metrics(agents * k, load, aht, 20.0)
+    spread = chat_runs(Strategy.LONGEST_IDLE, agents, k, load, aht)
+    within_ci([float(r["p_wait"] or 0) for r in spread], theory.p_wait, "P(wait)")
+    within_ci([float(r["service_level"] or 0) for r in spread], theory.service_level, "SL")
+    within_ci([float(r["asa_s"] or 0) for r in spread], theory.asa_s, "ASA")
+    assert all(r["abandoned"] == 0 and r["answered"] for r in spread)
+    # Any strategy that leaves no chat waiting while a slot is free is the same
+    # queue: LINEAR fills the first agents instead of spreading the chats, and
+    # on the same random streams every wait is the same.
+    packed = chat_runs(Strategy.LINEAR, agents, k, load, aht)
+    for key in ("offered", "answered", "p_wait", "service_level", "asa_s"):
+        assert [r[key] for r in packed] == [r[key] for r in spread], key
+    # Occupancy is the share of time an agent holds one chat or more: with 2.4
+    # held per agent on average and at most 3, at least 80%; spreading the
+    # chats keeps more agents occupied than packing them.
+    occ_spread = mean(float(r["occupancy"] or 0) for r in spread)
+    occ_packed = mean(float(r["occupancy"] or 0) for r in packed)
+    assert load / (agents * k) <= occ_packed < occ_spread < 1.0
 
 
 def small_center(seed: int) -> dict[str, object]:

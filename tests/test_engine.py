@@ -367,3 +367,52 @@ def test_queue_occupancy_is_that_of_the_agents_who_can_serve_it() -> None:
     assert res.queues["a"]["occupancy"] == res.occupancy["as"]
     assert res.queues["b"]["occupancy"] == res.occupancy["bs"]
     assert res.queues["a"]["occupancy"] == pytest.approx(0.05 * 60 / 5, rel=0.03)
+
+
+def test_a_multi_channel_agent_finishes_all_its_chats_after_its_shift() -> None:
+    from agner import AgentState, Router
+    from agner.core.loop import EventLoop
+    from agner.sim.engine import arrival_chain
+
+    r = Router()
+    q = QueueLoad("chat", 1.0, Dist("deterministic", 1000.0), channel=Channel.CHAT)
+    r.add_queue(ring_timeout_us=0)
+    agents = AgentGroup("g", 2, {}, wrap_up_s=30, capacity={Channel.CHAT: 3}).add_agents(r)
+    loop = EventLoop(
+        r,
+        [1.0],
+        [q.handle.spec()],
+        [("none", 0.0, 0.0, None)],
+        [20_000_000],
+        3,
+        0,
+        0,
+        [(a, 0, 100_000_000) for a in agents],
+        None,
+        [arrival_chain(r, 0, q)],
+        [int(q.channel)],
+    )
+    loop.run(-1, 2_000_000_000)  # 2000 s: shifts ended at 100 s, chats at ~1000 s
+    for a in agents:
+        st = r.agent_stats(a, r.now)
+        # Three chats each at once, none after the shift, and out once the last ends.
+        assert st.state == AgentState.LOGGED_OUT
+        assert st.handled == 3 and st.talk_time_us == 3_000_000_000
+        assert st.time_in_state_us[AgentState.WRAP_UP] == 0  # the wrap-ups were cut
+
+
+def test_the_event_loop_checks_chains_and_channels() -> None:
+    from agner import Router
+    from agner.core.loop import EventLoop
+
+    r = Router()
+    r.add_queue(ring_timeout_us=0)
+    args = ([1.0], [("deterministic", 1.0, 0.0, None)], [("none", 0.0, 0.0, None)], [0], 1, 0)
+    with pytest.raises(ValueError, match="together"):
+        EventLoop(r, *args, 0, (), None, [0])
+    with pytest.raises(ValueError, match="one chain and one channel per queue"):
+        EventLoop(r, *args, 0, (), None, [0, 0], [0, 0])
+    with pytest.raises(ValueError, match="bad chain"):
+        EventLoop(r, *args, 0, (), None, [0], [4])
+    with pytest.raises(ValueError, match="bad chain"):
+        EventLoop(r, *args, 0, (), None, [99], [0])

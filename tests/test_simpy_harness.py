@@ -11,6 +11,7 @@ Every run is seeded, so the file either always passes or always fails.
 
 from __future__ import annotations
 
+import csv
 import json
 import math
 from pathlib import Path
@@ -247,3 +248,118 @@ def test_estimated_wait_is_unbiased_on_mmn() -> None:
     est = sum(e for e, _ in samples) / len(samples)
     act = sum(a for _, a in samples) / len(samples)
     assert abs(est - act) < 0.1 * act
+
+
+BLENDED = str(ROOT / "examples" / "blended.toml")
+
+
+def test_blended_voice_and_chat_agree_between_engines() -> None:
+    # Voice and chat share blended agents (a call closes their chats, a chat
+    # closes voice); the harness checks at every offer that no agent is over a
+    # channel's capacity or holds a call with a chat (check=True).
+    sc = load_scenario(BLENDED)
+    reps = 10
+    fast = [run_scenario(sc, seed=900 + i) for i in range(reps)]
+    slow = [run_scenario_simpy(sc, seed=900 + i) for i in range(reps)]
+    problems = []
+    for q in ("voice", "chat"):
+        for key in ("p_abandon", "asa_s", "service_level", "occupancy"):
+            a = [float(r.queues[q][key] or 0) for r in fast]
+            b = [float(r.queues[q][key] or 0) for r in slow]
+            se = math.sqrt(stdev(a) ** 2 / reps + stdev(b) ** 2 / reps)
+            if abs(mean(a) - mean(b)) > T_ENGINES * se:
+                problems.append(f"{q}.{key}: fast {mean(a):.4g}, simpy {mean(b):.4g}")
+    assert not problems, "; ".join(problems)
+    for r in fast + slow:
+        for f in r.queues.values():
+            done = sum(int(f[k] or 0) for k in ("answered", "abandoned"))
+            assert 0 < done <= int(f["offered"] or 0)
+        # Both queues' agents are occupied; the chat group's hold chats only.
+        assert all(0 < float(v or 0) < 1 for v in r.occupancy.values())
+
+
+def test_blended_agents_never_exceed_their_channels_in_the_fast_engine(tmp_path: Path) -> None:
+    # The fast engine's records: no agent talks on a call while it holds a chat,
+    # nor holds more chats at once than its group's capacity.
+    sc = load_scenario(BLENDED)
+    path = tmp_path / "records.csv"
+    run_scenario(sc, records=str(path))
+    groups = [(g.name, g.capacity or {}) for g in sc.agent_groups for _ in range(g.count)]
+    spans: dict[int, list[tuple[float, int, str]]] = {}
+    with open(path) as f:
+        for row in csv.DictReader(f):
+            if row["outcome"] == "answered":
+                a = int(row["agent"])
+                # Ends before starts at the same time: an agent may take the
+                # next contact the instant it completes one (no wrap-up here
+                # would be shorter than 1 us).
+                spans.setdefault(a, []).append((float(row["answered_s"]), 1, row["queue"]))
+                spans[a].append((float(row["ended_s"]), -1, row["queue"]))
+    assert len(spans) == sum(g.count for g in sc.agent_groups)  # everybody worked
+    most_chats: dict[str, int] = {}
+    for a, events in spans.items():
+        name, cap = groups[a]
+        held = {"voice": 0, "chat": 0}
+        for _, step, q in sorted(events, key=lambda e: (e[0], e[1])):
+            held[q] += step
+            assert held["voice"] <= cap.get("voice", 1 if not cap else 0), (a, held)
+            assert held["chat"] <= cap.get("chat", 1 if not cap else 0), (a, held)
+            assert not (held["voice"] and held["chat"]), (a, held)
+            most_chats[name] = max(most_chats.get(name, 0), held["chat"])
+    # The chat agents do hold several chats at once, up to their capacity.
+    assert most_chats == {"voice": 0, "chat": 3, "blended": 2, "blended-morning": 2}
+
+
+def test_a_multi_channel_agent_finishes_all_its_chats_after_its_shift() -> None:
+    from agner.core._api import AgentState, Channel
+
+    center = SimpyCenter(
+        [QueueLoad("q", 1.0, Dist("deterministic", 1000.0), channel=Channel.CHAT)],
+        [AgentGroup("g", 2, {}, wrap_up_s=30, shifts=((0, 100),), capacity={Channel.CHAT: 3})],
+        seed=3,
+    )
+    center.run(duration_s=2000)
+    for a in range(2):
+        st = center.r.agent_stats(a, center.r.now)
+        assert st.state == AgentState.LOGGED_OUT
+        assert st.handled == 3 and st.talk_time_us == 3_000_000_000
+        assert st.time_in_state_us[AgentState.WRAP_UP] == 0
+
+
+def test_checks_catch_an_agent_over_its_capacity() -> None:
+    import dataclasses
+
+    from agner.core._api import Channel
+
+    g = AgentGroup("g", 2, {}, capacity={Channel.CHAT: 3})
+    center = SimpyCenter(
+        [QueueLoad("q", 0.05, Dist("exponential", 300.0), channel=Channel.CHAT)], [g], seed=2
+    )
+    # The harness believes two chats each; the router was given three.
+    for ag in center.agents:
+        ag.group = dataclasses.replace(g, capacity={Channel.CHAT: 2})
+    with pytest.raises(AssertionError, match="over capacity"):
+        center.run(duration_s=3600)
+    # And a chat with a call, where the group closes voice for chats.
+    blended = AgentGroup("b", 1, {}, capacity={Channel.CHAT: 2, Channel.VOICE: 1})
+    center = SimpyCenter(
+        [
+            QueueLoad("v", 0.01, Dist("exponential", 300.0)),
+            QueueLoad("c", 0.01, Dist("exponential", 300.0), channel=Channel.CHAT),
+        ],
+        [blended],
+        seed=2,
+    )
+    center.run(duration_s=3 * 3600)  # the router's default: a chat closes voice
+    center = SimpyCenter(
+        [
+            QueueLoad("v", 0.01, Dist("exponential", 300.0)),
+            QueueLoad("c", 0.01, Dist("exponential", 300.0), channel=Channel.CHAT),
+        ],
+        [dataclasses.replace(blended, blocks={Channel.CHAT: [], Channel.VOICE: []})],
+        seed=2,
+    )
+    for ag in center.agents:
+        ag.group = blended  # the harness expects the default blocks
+    with pytest.raises(AssertionError, match="holds"):
+        center.run(duration_s=3 * 3600)

@@ -33,7 +33,7 @@ def write(tmp_path: Path, text: str) -> Path:
     return path
 
 
-@pytest.mark.parametrize("name", ["mm380.toml", "multiskill.toml"])
+@pytest.mark.parametrize("name", ["mm380.toml", "multiskill.toml", "blended.toml"])
 def test_examples_run(name: str) -> None:
     sc = load_scenario(ROOT / "examples" / name)
     res = run_scenario(sc, calls=20_000)

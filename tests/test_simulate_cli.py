@@ -180,3 +180,23 @@ def test_scenario_replications_are_the_default(
     assert (
         run_json(capsys, str(path), "--calls", "2000", "--replications", "1")["replications"] == 1
     )
+
+
+def test_blended_example_through_the_command_line(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    blended = str(ROOT / "examples" / "blended.toml")
+    out = run_json(capsys, blended, "--replications", "3")
+    assert set(out["queues"]) == {"voice", "chat"}
+    assert set(out["agent_groups"]) == {"voice", "chat", "blended", "blended-morning"}
+    assert all(0 < g["occupancy"] < 1 for g in out["agent_groups"].values())
+    chat = out["queues"]["chat"]
+    # 18 erlangs of chat, more than the agents who take chats could hold one at a time.
+    assert chat["answered"] > 0.9 * chat["offered"]
+    assert main(["simulate", blended, "--engine", "simpy"]) == 0
+    assert "blended-morning" in capsys.readouterr().out
+    # A channel nobody takes is refused with the field named (exit 2).
+    text = Path(blended).read_text().replace('channel = "chat"', 'channel = "email"')
+    (tmp_path / "b.toml").write_text(text)
+    assert main(["simulate", str(tmp_path / "b.toml")]) == 2
+    assert "arrivals[1].channel" in capsys.readouterr().err

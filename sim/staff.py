@@ -19,9 +19,9 @@ In a center where each queue has its own group (single-skill) of classic
 agents, the Erlang figure is the answer and no simulation runs. Multi-channel
 groups (``capacity``: an agent holds several chats or e-mails at once) are
 always simulated: Erlang counts servers, not agents that are several servers;
-the search then starts from Erlang's servers divided by the largest capacity. The simulated search is as good
-as its replications: with few calls per candidate, neighbouring intervals can
-differ by an agent either way.
+the search then starts from Erlang's servers divided by the largest capacity.
+The simulated search is as good as its replications: with few calls per
+candidate, neighbouring intervals can differ by an agent either way.
 """
 
 from __future__ import annotations

@@ -6,8 +6,9 @@ asks that the analytic value lie in the replications' confidence interval
 Bonferroni level 1 - 0.05/30: together they hold with 95% confidence. (With a
 plain 95% interval per check, some one of 30 true checks would fail in three
 runs out of four.) Three of them are multi-channel agents holding k chats each,
-which n of them serve as an M/M/(k n) queue. Each configuration has its own seeds, so a run either always passes or
-always fails, and sizes keep the file to a few seconds.
+which n of them serve as an M/M/(k n) queue. Each configuration has its own
+seeds, so a run either always passes or always fails, and sizes keep the file
+to a few seconds.
 """
 
 from __future__ import annotations

@@ -739,7 +739,8 @@ def build_parser() -> argparse.ArgumentParser:
         "P(abandon), ASA (mean wait of answered), mean wait (answered and abandoned), "
         "service level (answered within the queue's threshold / offered, and / answered) "
         "and occupancy (per agent group, and per queue: of the agents who can serve it; a "
-        "multi-channel agent is occupied while it holds one contact or more). "
+        "multi-channel agent is occupied while it holds one contact or more), and per "
+        "agent group the mean contacts an agent holds at once. "
         "With --replications R > 1 every figure is a mean with a 95% confidence "
         "half-width (_ci95). Exits 2 on a scenario that makes no sense, naming the field.",
     )

@@ -152,6 +152,13 @@ cdef class EventLoop:
     cdef unsigned char* counted       # per contact slot: arrived after warm-up
     cdef int32_t cap_slots
     cdef unsigned char* off_shift     # per agent: its shift is over, log out when free
+    # Contacts held (ringing, answered, in wrap-up) x time, per agent: what its
+    # occupancy cannot tell of a multi-channel agent. `held_now` is the count
+    # since `held_since`; _touch books it whenever the agent may have changed.
+    cdef int64_t* held_area
+    cdef time_us_t* held_since
+    cdef int32_t* held_now
+    cdef int32_t n_agents
     cdef bint started                 # the first arrivals are scheduled
     cdef time_us_t* answered_at       # per contact slot, for the records
     cdef int32_t* slot_queue          # per contact slot, for the records
@@ -233,9 +240,17 @@ cdef class EventLoop:
             if self.rec == NULL:
                 raise MemoryError()
         self.off_shift = <unsigned char*> malloc(router.n_agents_ + 1)
-        if self.off_shift == NULL:
+        self.n_agents = router.n_agents_
+        self.held_area = <int64_t*> malloc((self.n_agents + 1) * sizeof(int64_t))
+        self.held_since = <time_us_t*> malloc((self.n_agents + 1) * sizeof(time_us_t))
+        self.held_now = <int32_t*> malloc((self.n_agents + 1) * sizeof(int32_t))
+        if not (self.off_shift and self.held_area and self.held_since and self.held_now):
             raise MemoryError()
         memset(self.off_shift, 0, router.n_agents_ + 1)
+        for i in range(self.n_agents):
+            self.held_area[i] = 0
+            self.held_since[i] = router.now
+            self.held_now[i] = self._held(i)
         for agent, start, end in shifts:
             if not (0 <= agent < router.n_agents_ and 0 <= start < end):
                 raise ValueError(f"bad shift {(agent, start, end)}")
@@ -248,6 +263,9 @@ cdef class EventLoop:
         free(self.constant)
         free(self.slot_interval)
         free(self.off_shift)
+        free(self.held_area)
+        free(self.held_since)
+        free(self.held_now)
         free(self.answered_at)
         free(self.slot_queue)
         free(self.rec)
@@ -462,6 +480,26 @@ cdef class EventLoop:
         # The next arrival of queue q's stream at its highest rate.
         return t + self._us(-log1p(-self._uniform()) / self.rate_max[q])
 
+    cdef inline int32_t _held(self, int32_t a) noexcept:
+        # Contacts the agent holds now: a multi-channel agent's load on every
+        # channel; a classic agent's one while reserved, busy or in wrap-up.
+        cdef Router r = self.r
+        cdef int32_t st, x, n = 0
+        if r.chans[a].multi:
+            for x in range(N_CHANNELS):
+                n += r.chans[a].load[x]
+            return n
+        st = r.agents[a].state
+        return 1 if st == AS_RESERVED or st == AS_BUSY or st == AS_WRAP_UP else 0
+
+    cdef inline void _touch(self, int32_t a, time_us_t t) noexcept:
+        # Called at time t after every call or decision that may have changed
+        # what the agent holds, so that held_now was its count since held_since.
+        if 0 <= a < self.n_agents:
+            self.held_area[a] += self.held_now[a] * (t - self.held_since[a])
+            self.held_since[a] = t
+            self.held_now[a] = self._held(a)
+
     cdef int _decisions(self) noexcept:
         # Answer every offer at once and book its wait; book the contacts the
         # router sends on or ends.
@@ -481,6 +519,7 @@ cdef class EventLoop:
                         or r.agents[r.dec[i].agent].state != AS_RESERVED:
                     # A parallel offer another agent has already answered (the
                     # router released this one, and may have offered it more).
+                    self._touch(r.dec[i].agent, t)
                     i += 1
                     continue
                 q = self.slot_queue[slot]
@@ -530,6 +569,7 @@ cdef class EventLoop:
                     if self._record(slot, t, -1, OUT_VOICEMAIL if kind == DK_VOICEMAIL else (
                             OUT_REJECTED if kind == DK_REJECT else OUT_TIMED_OUT)) != 0:
                         return -1
+            self._touch(r.dec[i].agent, r.dec[i].time)
             i += 1
         r.n_dec = 0
         return 0
@@ -606,6 +646,7 @@ cdef class EventLoop:
                         raise MemoryError()
                     if self.off_shift[e.y] and self._leave(e.y, t) != 0:
                         raise RuntimeError("the router refused a shift end")
+                    self._touch(e.y, t)
                 elif e.kind == EV_SHIFT_START:
                     self.off_shift[e.y] = 0
                     if r.agents[e.y].state == AS_LOGGED_OUT:
@@ -617,10 +658,12 @@ cdef class EventLoop:
                             raise RuntimeError("the router refused a shift start")
                     else:
                         r.c_set_ready(e.y, t)   # cancels a pending not-ready, if any
+                    self._touch(e.y, t)
                 elif e.kind == EV_SHIFT_END:
                     self.off_shift[e.y] = 1
                     if self._leave(e.y, t) != 0:
                         raise RuntimeError("the router refused a shift end")
+                    self._touch(e.y, t)
                 else:
                     slot = r._slot(e.x)
                     if slot < 0 or r.contacts[slot].state != CS_WAITING \
@@ -642,6 +685,20 @@ cdef class EventLoop:
         if self.sink is not None:
             self._flush()
         return r.now
+
+    def held_us(self, agents, int64_t now):
+        """Contacts held x time (microseconds) by `agents` up to `now` (not
+        earlier than the last event): ringing, answered or in wrap-up."""
+        cdef int64_t total = 0
+        cdef int32_t a
+        for x in agents:
+            a = x
+            if not 0 <= a < self.n_agents:
+                raise ValueError(f"no agent {a} in this loop")
+            if now < self.held_since[a]:
+                raise ValueError("held_us: now is before the agent's last event")
+            total += self.held_area[a] + self.held_now[a] * (now - self.held_since[a])
+        return total
 
     @property
     def n_intervals(self):

@@ -22,7 +22,15 @@ Definitions used in the results (contacts that arrive after the warm-up):
 - ``service_level_answered``: answered within the threshold / answered;
 - ``occupancy``: (reserved + busy + wrap-up time) / (that + ready time) of the
   agents, over the measured period; for a queue, of the agents who can serve it
-  (on all their work, whichever queue it came from).
+  (skills and channel; on all their work, whichever queue it came from). A
+  multi-channel agent is reserved, busy or in wrap-up while it holds at least
+  one contact, however many;
+- ``contacts_held`` (per agent group and overall): the mean number of contacts
+  an agent holds (ringing, answered or in wrap-up) over the same available
+  time, (sum over contacts of the time each is held) / (that + ready time). A
+  classic agent holds one or none, so it equals the occupancy; an agent holding
+  up to three chats may hold 2.4 on average, and its share of capacity in use is
+  then 2.4 / 3.
 
 Contacts still in the system when the run stops count as offered only.
 """
@@ -249,6 +257,8 @@ class SimResult:
     events: int
     simulated_s: float
     wall_s: float
+    # Per agent group and "overall": mean contacts held over the available time.
+    contacts_held: dict[str, float | None] = field(default_factory=dict)
 
     @property
     def calls_per_second(self) -> float:
@@ -348,6 +358,16 @@ def occupancy_by_queue(
     return out
 
 
+def contacts_held(
+    held: Mapping[str, int], group_time: Mapping[str, tuple[int, int]]
+) -> dict[str, float | None]:
+    """Each group's (and overall) mean contacts held over its available time;
+    `held` maps a group to its contacts x time, `group_time` as for occupancy."""
+    out = {name: _ratio(held[name], group_time[name][1]) for name in group_time}
+    out["overall"] = _ratio(sum(held.values()), sum(a for _, a in group_time.values()))
+    return out
+
+
 def _busy_ready(r: Router, agents: Sequence[int], now: int) -> tuple[int, int]:
     busy = ready = 0
     for a in agents:
@@ -439,6 +459,7 @@ def simulate(
         if warmup_us:
             loop.run(-1, warmup_us)
         at_warmup = {name: _busy_ready(r, ids, r.now) for name, ids in members.items()}
+        held_warmup = {name: loop.held_us(ids, r.now) for name, ids in members.items()}
         if progress is None:
             end = loop.run(-1 if arrivals is None else arrivals, until)
         else:
@@ -455,6 +476,7 @@ def simulate(
     total = {k: sum(c[k] for c in per_queue.values()) for k in next(iter(per_queue.values()))}
     occupancy: dict[str, float | None] = {}
     group_time: dict[str, tuple[int, int]] = {}
+    held = {name: loop.held_us(ids, end) - held_warmup[name] for name, ids in members.items()}
     for name, ids in members.items():
         busy, ready = _busy_ready(r, ids, end)
         busy -= at_warmup[name][0]
@@ -490,4 +512,5 @@ def simulate(
         events=loop.events,
         simulated_s=(end - warmup_us) / _US,
         wall_s=wall,
+        contacts_held=contacts_held(held, group_time),
     )

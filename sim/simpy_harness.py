@@ -60,6 +60,7 @@ from agner.sim.engine import (
     _figures,
     _ratio,
     add_queue_load,
+    contacts_held,
     occupancy_by_queue,
     rate_profiles,
 )
@@ -131,6 +132,10 @@ class _Agent:
     # The contacts offered to or handled by the agent (a classic agent: at most one).
     holding: list[int] = field(default_factory=list)
     breaks: int = 0  # generation of the current break, to ignore stale ones
+    # Contacts held (ringing, answered, in wrap-up) x time: `held` since `since`.
+    held_area: int = 0
+    held: int = 0
+    since: int = 0
 
 
 # What a multi-channel agent's contact of each channel closes when the group
@@ -231,6 +236,8 @@ class SimpyCenter:
         self.max_arrivals: int | None = None
         self.stop: simpy.Event = self.env.event()
         self.at_warmup: dict[str, tuple[int, int]] = {}
+        self.held_at_warmup: dict[str, int] = {}
+        self._pending_touch: set[int] = set()
 
     # -- the router, called in SimPy's time ------------------------------------
 
@@ -238,14 +245,17 @@ class SimpyCenter:
     def now(self) -> int:
         return max(int(self.env.now), self.r.now)
 
-    def _after_call(self) -> None:
-        # Decisions the call caused, then wake the clock if its deadline moved.
+    def _after_call(self, *agents: int) -> None:
+        # Decisions the call caused, then wake the clock if its deadline moved;
+        # `agents`: those the call was about (what they hold may have changed).
+        self._pending_touch.update(agents)
         while True:
             decisions = self.r.take_decisions()
             if not decisions:
                 break
             for d in decisions:
                 self.events += 1
+                self._touch_after(d)
                 if d.kind == DecisionKind.OFFER:
                     if self.r.agent_contact(d.agent) == d.contact:
                         self._offer(d.agent, d.contact, d.queue)
@@ -258,9 +268,37 @@ class SimpyCenter:
                     self._divert(d.kind, d.contact, d.queue, d.time)
                 else:  # RONA: no ring timeout is set, the harness calls no_answer
                     raise AssertionError(f"unexpected decision {d}")
+        for a in sorted(self._pending_touch):
+            self._touch(a)
+        self._pending_touch.clear()
         dl = self.r.next_deadline()
         if dl != self.clock_target and not self.poke.triggered:
             self.poke.succeed()
+
+    def _touch_after(self, d: Any) -> None:
+        # An agent's holdings may change while a decision is handled (an offer
+        # accepted, a leave after a wrap-up): booked once the batch is done.
+        if d.agent >= 0:
+            self._pending_touch.add(d.agent)
+
+    def _touch(self, a: int) -> None:
+        # Books what the agent held since its last change; called at the time of
+        # every call or decision that may have changed it.
+        ag = self.agents[a]
+        now = self.now
+        ag.held_area += ag.held * (now - ag.since)
+        ag.since = now
+        if ag.group.capacity is None:
+            busy = (AgentState.RESERVED, AgentState.BUSY, AgentState.WRAP_UP)
+            ag.held = int(self.r.agent_state(a) in busy)
+        else:
+            ag.held = sum(self.r.agent_load(a))
+
+    def _held_us(self, agents: Sequence[int], now: int) -> int:
+        return sum(
+            self.agents[a].held_area + self.agents[a].held * (now - self.agents[a].since)
+            for a in agents
+        )
 
     def _divert(self, kind: DecisionKind, c: int, q: int, t: int) -> None:
         # A queue limit moved the contact on, made it a callback, or ended it.
@@ -462,10 +500,10 @@ class SimpyCenter:
             s["wait_abandoned_s"] += (now - rec.arrival) * 1e-6
         if ringing >= 0:
             self._release(ringing, c)
-            self._after_call()
+            self._after_call(ringing)
             self._settle(ringing)
         self.events += 1
-        self._after_call()
+        self._after_call(*([ringing] if ringing >= 0 else []))
 
     def _serve(self, a: int, c: int, q: int) -> Generator[simpy.Event, Any, None]:
         # The agent talks for the handle time, then completes (wrap-up is the router's).
@@ -487,7 +525,7 @@ class SimpyCenter:
         self.r.complete(a, c, now)
         self._release(a, c)
         self.events += 1
-        self._after_call()
+        self._after_call(a)
         if leaving:
             if self.r.agent_state(a) != AgentState.LOGGED_OUT:
                 self.r.logout(a, now)
@@ -496,7 +534,7 @@ class SimpyCenter:
             self.env.process(self._logout_break(a, self.agents[a].breaks))
         else:
             self._settle(a)
-        self._after_call()
+        self._after_call(a)
 
     def _ring_no_answer(self, a: int, c: int) -> Generator[simpy.Event, Any, None]:
         yield self.env.timeout(_us(self.faults.ring_s))
@@ -508,10 +546,10 @@ class SimpyCenter:
         rec.state, rec.agent = "waiting", -1
         self._release(a, c)
         self.agents[a].breaks += 1
-        self._after_call()
+        self._after_call(a)
         if self.agents[a].off_shift:
             self._leave(a)
-            self._after_call()
+            self._after_call(a)
         else:
             self.env.process(self._rona_break(a, self.agents[a].breaks))
 
@@ -523,14 +561,14 @@ class SimpyCenter:
         st = self.r.agent_stats(a, self.now)
         if st.state == AgentState.NOT_READY and st.reason == REASON_RONA:
             self.r.set_ready(a, self.now)
-            self._after_call()
+            self._after_call(a)
         elif ag.group.capacity is not None and st.state != AgentState.READY:
             # A multi-channel agent's RONA is its presence, hidden behind BUSY or
             # WRAP_UP while it holds other contacts: make it ready all the same
             # (refused if it already is).
             with contextlib.suppress(RouterError):
                 self.r.set_ready(a, self.now)
-            self._after_call()
+            self._after_call(a)
 
     def _logout_break(self, a: int, gen: int) -> Generator[simpy.Event, Any, None]:
         yield self.env.timeout(_us(self.faults.logout_break_s))
@@ -540,7 +578,7 @@ class SimpyCenter:
         if self.r.agent_state(a) == AgentState.LOGGED_OUT:
             self.r.login(a, self.now)
             self.r.set_ready(a, self.now)
-            self._after_call()
+            self._after_call(a)
 
     def _shift(self, a: int, start: int, end: int) -> Generator[simpy.Event, Any, None]:
         yield self.env.timeout(start - int(self.env.now))
@@ -557,15 +595,16 @@ class SimpyCenter:
         elif st != AgentState.READY:
             with contextlib.suppress(RouterError):
                 self.r.set_ready(a, now)  # cancels a pending not-ready, if any
-        self._after_call()
+        self._after_call(a)
         yield self.env.timeout(end - int(self.env.now))
         ag.off_shift = True
         self._leave(a)
-        self._after_call()
+        self._after_call(a)
 
     def _snapshot(self) -> Generator[simpy.Event, Any, None]:
         yield self.env.timeout(self.warmup)
         self.at_warmup = {n: self._busy_ready(ids, self.now) for n, ids in self.members.items()}
+        self.held_at_warmup = {n: self._held_us(ids, self.now) for n, ids in self.members.items()}
 
     def _busy_ready(self, agents: Sequence[int], now: int) -> tuple[int, int]:
         busy = ready = 0
@@ -629,6 +668,17 @@ class SimpyCenter:
             assert sorted(held) == sorted(ag.holding), f"agent {a}: {held} vs {ag.holding}"
         held_by = [c for ag in self.agents for c in ag.holding]
         assert len(held_by) == len(set(held_by)), "a contact held by two agents"
+        # The books of contacts held: a classic agent holds one exactly while
+        # reserved, busy or in wrap-up; a multi-channel one at least while talking.
+        for a, ag in enumerate(self.agents):
+            st = r.agent_stats(a, self.now)
+            area = self._held_us([a], self.now)
+            t = st.time_in_state_us
+            if ag.group.capacity is None:
+                busy = t[AgentState.RESERVED] + t[AgentState.BUSY] + t[AgentState.WRAP_UP]
+                assert area == busy, f"agent {a}: held {area} us, busy {busy} us"
+            else:
+                assert area >= st.talk_time_us, f"agent {a}: held {area} us < its talk time"
         tot = [r.queue_stats(q, self.now) for q in range(len(self.queues))]
         # The router counts a contact in each queue it enters.
         assert sum(s.offered for s in tot) == self.all_arrivals + sum(s.overflowed for s in tot)
@@ -655,6 +705,10 @@ class SimpyCenter:
         total = {k: sum(c[k] for c in per_queue.values()) for k in _COUNTS}
         occupancy: dict[str, float | None] = {}
         group_time: dict[str, tuple[int, int]] = {}
+        held = {
+            name: self._held_us(ids, end) - self.held_at_warmup.get(name, 0)
+            for name, ids in self.members.items()
+        }
         for name, ids in self.members.items():
             busy, ready = self._busy_ready(ids, end)
             busy -= self.at_warmup.get(name, (0, 0))[0]
@@ -690,6 +744,7 @@ class SimpyCenter:
             events=self.events,
             simulated_s=(end - self.warmup) / _US,
             wall_s=wall,
+            contacts_held=contacts_held(held, group_time),
         )
 
 

@@ -2,10 +2,10 @@
 
 Each check runs R seeded replications (R = 10 for Erlang C, 8 for Erlang A) and
 asks that the analytic value lie in the replications' confidence interval
-(Student t). The file makes 30 such checks, so each interval is at the
-Bonferroni level 1 - 0.05/30: together they hold with 95% confidence. (With a
-plain 95% interval per check, some one of 30 true checks would fail in three
-runs out of four.) Three of them are multi-channel agents holding k chats each,
+(Student t). The file makes 31 such checks, so each interval is at the
+Bonferroni level 1 - 0.05/31: together they hold with 95% confidence. (With a
+plain 95% interval per check, some one of 31 true checks would fail in three
+runs out of four.) Four of them are multi-channel agents holding k chats each,
 which n of them serve as an M/M/(k n) queue. Each configuration has its own
 seeds, so a run either always passes or always fails, and sizes keep the file
 to a few seconds.
@@ -24,10 +24,10 @@ from agner.core._api import Channel, Strategy
 from agner.sim.engine import AgentGroup, Dist, QueueLoad, simulate
 from agner.sim.erlang import erlang_a, erlang_c_metrics
 
-CHECKS = 30  # 4 metrics x 3 Erlang C cases + 5 x 3 Erlang A cases + 3 multi-channel
+CHECKS = 31  # 4 metrics x 3 Erlang C cases + 5 x 3 Erlang A cases + 4 multi-channel
 # Student t quantiles at 1 - 0.05 / (2 * CHECKS), by replications (df = R - 1);
 # computed by integrating the t density (SciPy is not a dependency).
-T_FAMILY = {8: 4.944, 10: 4.422}
+T_FAMILY = {8: 4.973, 10: 4.445}
 
 
 def within_ci(samples: list[float], expected: float, what: str) -> None:
@@ -128,7 +128,7 @@ def chat_runs(strategy: Strategy, agents: int, k: int, load: float, aht: float) 
             warmup_s=20 * aht,
             seed=7_000_000 + seed,
         )
-        out.append(res.overall)
+        out.append({**res.overall, "contacts_held": res.contacts_held["overall"]})
     return out
 
 
@@ -141,12 +141,14 @@ def test_chat_agents_are_an_erlang_c_queue_of_their_slots() -> None:
     within_ci([float(r["p_wait"] or 0) for r in spread], theory.p_wait, "P(wait)")
     within_ci([float(r["service_level"] or 0) for r in spread], theory.service_level, "SL")
     within_ci([float(r["asa_s"] or 0) for r in spread], theory.asa_s, "ASA")
+    # M/M/c keeps A servers busy on average: A / n chats held per agent.
+    within_ci([float(r["contacts_held"] or 0) for r in spread], load / agents, "held")
     assert all(r["abandoned"] == 0 and r["answered"] for r in spread)
     # Any strategy that leaves no chat waiting while a slot is free is the same
     # queue: LINEAR fills the first agents instead of spreading the chats, and
     # on the same random streams every wait is the same.
     packed = chat_runs(Strategy.LINEAR, agents, k, load, aht)
-    for key in ("offered", "answered", "p_wait", "service_level", "asa_s"):
+    for key in ("offered", "answered", "p_wait", "service_level", "asa_s", "contacts_held"):
         assert [r[key] for r in packed] == [r[key] for r in spread], key
     # Occupancy is the share of time an agent holds one chat or more: with 2.4
     # held per agent on average and at most 3, at least 80%; spreading the
@@ -212,6 +214,29 @@ def test_deterministic_handle_time_gives_exact_occupancy() -> None:
         seed=2,
     )
     assert res.overall["occupancy"] == pytest.approx(0.5 / 4, rel=0.01)
+    # A classic agent holds one contact or none: contacts held is its occupancy.
+    assert res.contacts_held == res.occupancy
+
+
+@pytest.mark.parametrize("engine", ["fast", "simpy"])
+def test_contacts_held_count_every_chat_and_its_wrap_up(engine: str) -> None:
+    # Little's law: 0.1 chats/s, each held 60 s talking and 5 s in wrap-up, on 4
+    # agents holding up to 3 (never all busy): 0.1 x 65 / 4 = 1.625 per agent.
+    from agner.sim.simpy_harness import simulate_simpy
+
+    run = simulate if engine == "fast" else simulate_simpy
+    res = run(
+        [QueueLoad("q", 0.1, Dist("deterministic", 60.0), channel=Channel.CHAT)],
+        [AgentGroup("g", 4, {}, wrap_up_s=5, capacity={Channel.CHAT: 3})],
+        duration_s=200_000 if engine == "fast" else 50_000,
+        warmup_s=600,
+        seed=4,
+    )
+    assert res.contacts_held["g"] == pytest.approx(1.625, rel=0.03)
+    # Occupied while holding one chat or more: more of the time than the share
+    # of its capacity in use (1.625 / 3), and less than the mean it holds.
+    occ = float(res.occupancy["g"] or 0)
+    assert 1.625 / 3 < occ < 1.625
 
 
 @pytest.mark.parametrize(

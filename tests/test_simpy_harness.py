@@ -3,6 +3,8 @@
 - single skill against Erlang C and Erlang A (9 checks, Bonferroni at 1 - 0.05/9);
 - the multi-skill example run by both engines: every per-queue figure agrees
   within the combined confidence interval (12 checks, Bonferroni at 1 - 0.05/12);
+  so does the blended voice and chat example (12 checks: 8 per queue, and the
+  contacts held of each of its 4 groups);
 - invariants under faults (ring-no-answer, logout mid-contact, a 10x burst);
 - ``agner simulate --engine simpy``.
 
@@ -269,13 +271,21 @@ def test_blended_voice_and_chat_agree_between_engines() -> None:
             se = math.sqrt(stdev(a) ** 2 / reps + stdev(b) ** 2 / reps)
             if abs(mean(a) - mean(b)) > T_ENGINES * se:
                 problems.append(f"{q}.{key}: fast {mean(a):.4g}, simpy {mean(b):.4g}")
+    for g in ("voice", "chat", "blended", "blended-morning"):
+        a = [float(r.contacts_held[g] or 0) for r in fast]
+        b = [float(r.contacts_held[g] or 0) for r in slow]
+        se = math.sqrt(stdev(a) ** 2 / reps + stdev(b) ** 2 / reps)
+        if abs(mean(a) - mean(b)) > T_ENGINES * se:
+            problems.append(f"{g}.contacts_held: fast {mean(a):.4g}, simpy {mean(b):.4g}")
     assert not problems, "; ".join(problems)
     for r in fast + slow:
         for f in r.queues.values():
             done = sum(int(f[k] or 0) for k in ("answered", "abandoned"))
             assert 0 < done <= int(f["offered"] or 0)
-        # Both queues' agents are occupied; the chat group's hold chats only.
         assert all(0 < float(v or 0) < 1 for v in r.occupancy.values())
+        # Voice agents hold one call or none; chat agents often several chats.
+        assert r.contacts_held["voice"] == r.occupancy["voice"]
+        assert float(r.contacts_held["chat"] or 0) > 1.5 > float(r.occupancy["chat"] or 0)
 
 
 def test_blended_agents_never_exceed_their_channels_in_the_fast_engine(tmp_path: Path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -190,6 +191,14 @@ def test_blended_example_through_the_command_line(
     assert set(out["queues"]) == {"voice", "chat"}
     assert set(out["agent_groups"]) == {"voice", "chat", "blended", "blended-morning"}
     assert all(0 < g["occupancy"] < 1 for g in out["agent_groups"].values())
+    groups = out["agent_groups"]
+    assert groups["chat"]["multi_channel"] and not groups["voice"]["multi_channel"]
+    assert groups["chat"]["contacts_held"] > 2 and "contacts_held_ci95" in groups["chat"]
+    assert groups["voice"]["contacts_held"] == pytest.approx(groups["voice"]["occupancy"])
+    assert main(["simulate", blended]) == 0
+    assert re.search(
+        r"contacts held per agent: voice 0\.\d\d, chat [12]\.\d\d", capsys.readouterr().out
+    )
     chat = out["queues"]["chat"]
     # 18 erlangs of chat, more than the agents who take chats could hold one at a time.
     assert chat["answered"] > 0.9 * chat["offered"]

@@ -200,19 +200,24 @@ def test_seeded_and_checked_arguments() -> None:
         simulate_simpy([QueueLoad("q", [0.1, 0.2], Dist("exponential", 1.0))], g, arrivals=10)
 
 
-def test_a_busy_agent_finishes_its_contact_after_its_shift() -> None:
-    from agner.core._api import AgentState
+@pytest.mark.parametrize("chats", [0, 3])
+def test_a_busy_agent_finishes_its_contacts_after_its_shift(chats: int) -> None:
+    # chats = 0: classic agents, one call each; else agents holding that many chats.
+    from agner.core._api import AgentState, Channel
 
+    channel = Channel.CHAT if chats else Channel.VOICE
+    capacity = {Channel.CHAT: chats} if chats else None
     center = SimpyCenter(
-        [QueueLoad("q", 1.0, Dist("deterministic", 1000.0))],
-        [AgentGroup("g", 2, {}, wrap_up_s=30, shifts=((0, 100),))],
+        [QueueLoad("q", 1.0, Dist("deterministic", 1000.0), channel=channel)],
+        [AgentGroup("g", 2, {}, wrap_up_s=30, shifts=((0, 100),), capacity=capacity)],
         seed=3,
     )
     center.run(duration_s=2000)
+    n = max(chats, 1)
     for a in range(2):
         st = center.r.agent_stats(a, center.r.now)
         assert st.state == AgentState.LOGGED_OUT
-        assert st.handled == 1 and st.talk_time_us == 1_000_000_000
+        assert st.handled == n and st.talk_time_us == n * 1_000_000_000
         assert st.time_in_state_us[AgentState.WRAP_UP] == 0  # logged out, wrap-up cancelled
 
 
@@ -318,22 +323,6 @@ def test_blended_agents_never_exceed_their_channels_in_the_fast_engine(tmp_path:
             most_chats[name] = max(most_chats.get(name, 0), held["chat"])
     # The chat agents do hold several chats at once, up to their capacity.
     assert most_chats == {"voice": 0, "chat": 3, "blended": 2, "blended-morning": 2}
-
-
-def test_a_multi_channel_agent_finishes_all_its_chats_after_its_shift() -> None:
-    from agner.core._api import AgentState, Channel
-
-    center = SimpyCenter(
-        [QueueLoad("q", 1.0, Dist("deterministic", 1000.0), channel=Channel.CHAT)],
-        [AgentGroup("g", 2, {}, wrap_up_s=30, shifts=((0, 100),), capacity={Channel.CHAT: 3})],
-        seed=3,
-    )
-    center.run(duration_s=2000)
-    for a in range(2):
-        st = center.r.agent_stats(a, center.r.now)
-        assert st.state == AgentState.LOGGED_OUT
-        assert st.handled == 3 and st.talk_time_us == 3_000_000_000
-        assert st.time_in_state_us[AgentState.WRAP_UP] == 0
 
 
 def test_checks_catch_an_agent_over_its_capacity() -> None:

@@ -236,6 +236,8 @@ class AgentGroup:
         return [int(r.add_agent(self.skills, wrap_up_us=wrap, **kw)) for _ in range(self.count)]
 
     def __post_init__(self) -> None:
+        if self.blocks is not None and self.capacity is None:
+            raise ValueError(f"group {self.name!r}: blocks needs capacity")
         last_end = -math.inf
         for start, end in sorted(self.shifts):
             if not (0 <= start < end and math.isfinite(end)):

@@ -442,3 +442,14 @@ def test_the_event_loop_checks_chains_and_channels() -> None:
         EventLoop(r, *args, 0, (), None, [0], [4])
     with pytest.raises(ValueError, match="bad chain"):
         EventLoop(r, *args, 0, (), None, [99], [0])
+
+
+def test_multi_channel_groups_are_checked() -> None:
+    from agner import ConfigError
+
+    with pytest.raises(ValueError, match="blocks needs capacity"):
+        AgentGroup("g", 1, {}, blocks={Channel.CHAT: [Channel.VOICE]})
+    # Values are the router's to check, with its message.
+    q = [QueueLoad("q", 0.1, Dist("exponential", 60.0), channel=Channel.CHAT)]
+    with pytest.raises(ConfigError, match="capacity"):
+        simulate(q, [AgentGroup("g", 1, {}, capacity={Channel.CHAT: 99})], arrivals=10)

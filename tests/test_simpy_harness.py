@@ -362,3 +362,30 @@ def test_checks_catch_an_agent_over_its_capacity() -> None:
         ag.group = blended  # the harness expects the default blocks
     with pytest.raises(AssertionError, match="holds"):
         center.run(duration_s=3 * 3600)
+
+
+def test_blended_invariants_hold_under_faults() -> None:
+    # Ring-no-answer, logouts mid-contact and a burst, with agents holding several
+    # chats: the harness checks capacities, blocks and its books as it goes. A
+    # multi-channel agent that did not answer is NOT_READY behind its other chats,
+    # and comes back after its break like any other.
+    sc = load_scenario(BLENDED)
+    queues, groups = center_of(sc)
+    center = SimpyCenter(
+        queues,
+        groups,
+        seed=3,
+        warmup_s=600,
+        faults=Faults(no_answer_prob=0.05, logout_prob=0.02, burst=(3600, 5400, 3.0)),
+    )
+    res = center.run(duration_s=6 * 3600)
+    assert center.rona > 50 and center.fault_logouts > 10
+    # The agents of the groups "chat" and "blended" (no shifts), after the voice ones.
+    names = [g.name for g in sc.agent_groups]
+    assert names[:3] == ["voice", "chat", "blended"]
+    first = sc.agent_groups[0].count
+    for a in range(first, first + sc.agent_groups[1].count + sc.agent_groups[2].count):
+        assert center.r.agent_stats(a, center.r.now).handled > 60, f"agent {a} was lost"
+    for name, q in res.queues.items():
+        done = int(q["answered"] or 0) + int(q["abandoned"] or 0)
+        assert 0 <= int(q["offered"] or 0) - done <= center.in_system[name]

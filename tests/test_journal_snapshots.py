@@ -346,3 +346,58 @@ def test_a_journal_under_another_configuration_is_refused(tmp_path: Path) -> Non
         from agner.server import Server
 
         Server(load_server_config(other), data)
+
+
+def test_a_snapshot_that_cannot_be_written_leaves_the_previous_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+
+    import agner.journal as journal
+
+    journal.write_snapshot(tmp_path, 10, "fp", b"state at 10", keep=2)
+    real_fsync = os.fsync
+
+    def disk_full(fd: int) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(journal.os, "fsync", disk_full)
+    with pytest.raises(OSError, match="No space left"):
+        journal.write_snapshot(tmp_path, 20, "fp", b"state at 20", keep=2)
+    monkeypatch.setattr(journal.os, "fsync", real_fsync)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["snapshot-000000000010.bin"]
+    assert journal.read_snapshot(tmp_path / "snapshot-000000000010.bin", "fp") == b"state at 10"
+
+
+def test_snapshots_that_fail_are_said_and_lose_nothing(tmp_path: Path) -> None:
+    """Every snapshot fails (its temp file's name is taken by a directory): the
+    server says so, counts them, goes on, and a restart replays it all."""
+    data = tmp_path / "data"
+    data.mkdir()
+    for n in range(1, 400):
+        (data / f"snapshot-{n:012d}.bin.tmp").mkdir()
+    cfg = center_with(tmp_path, snapshot_every=EVERY)
+    srv = ServerProcess(cfg, data).start()
+    try:
+        c = hello(srv, switch=True)
+        _day(c, "a")
+        c.close()
+        before = _view(srv)
+        while _health(srv)["writing_snapshot"]:
+            time.sleep(0.01)
+        health = _health(srv)
+        assert health["snapshots"] == 0
+        status, metrics = srv.get("/metrics")
+        assert status == 200
+        errors = int(metrics.split("agner_snapshot_errors_total ")[1].split()[0])
+        assert errors >= 3
+    finally:
+        srv.kill()
+    for d in data.glob("snapshot-*.bin.tmp"):
+        d.rmdir()
+    again = ServerProcess(cfg, data).start()
+    try:
+        assert _health(again)["snapshot"] == 0
+        assert _view(again) == before
+    finally:
+        again.kill()

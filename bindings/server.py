@@ -693,7 +693,7 @@ class Server:
 
     def _metrics(self, who: tuple[int, int] | None) -> str:
         lines = [
-            "# HELP agner_inputs_total Inputs accepted (journaled) since start, replay included.",
+            "# HELP agner_inputs_total Inputs accepted (journaled) since the journal began.",
             "# TYPE agner_inputs_total counter",
             f"agner_inputs_total {self.center.inputs}",
             "# HELP agner_refused_total Inputs refused with an error reply.",
@@ -707,6 +707,7 @@ class Server:
             "# HELP agner_snapshots_total Snapshots written since start (failed: errors).",
             "# TYPE agner_snapshots_total counter",
             f"agner_snapshots_total {self.snapshots}",
+            "# TYPE agner_snapshot_errors_total counter",
             f"agner_snapshot_errors_total {self.snapshot_errors}",
             "# TYPE agner_live_contacts gauge",
             f"agner_live_contacts {len(self.center.live)}",

@@ -6,6 +6,7 @@ nothing."""
 
 from __future__ import annotations
 
+import re
 import shutil
 import time
 from pathlib import Path
@@ -389,7 +390,9 @@ def test_snapshots_that_fail_are_said_and_lose_nothing(tmp_path: Path) -> None:
         assert health["snapshots"] == 0
         status, metrics = srv.get("/metrics")
         assert status == 200
-        errors = int(metrics.split("agner_snapshot_errors_total ")[1].split()[0])
+        found = re.search(r"^agner_snapshot_errors_total (\d+)$", metrics, flags=re.M)
+        assert found is not None
+        errors = int(found.group(1))
         assert errors >= 3
     finally:
         srv.kill()

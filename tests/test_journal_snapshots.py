@@ -107,18 +107,24 @@ def _files(data: Path, prefix: str) -> list[Path]:
     return sorted(data.glob(f"{prefix}-*.bin"))
 
 
+def _live_day(srv: ServerProcess) -> Any:
+    """The day through a switch session; its view, once no snapshot is being written."""
+    c = hello(srv, switch=True)
+    _day(c, "a")
+    c.close()
+    view = _view(srv)
+    while _health(srv)["writing_snapshot"]:
+        time.sleep(0.01)
+    return view
+
+
 def _run_day(tmp_path: Path, **opts: Any) -> tuple[Path, Path, Any]:
     opts = {"snapshot_every": EVERY, **opts}
     cfg = center_with(tmp_path, **opts)
     data = tmp_path / "data"
     srv = ServerProcess(cfg, data).start()
     try:
-        c = hello(srv, switch=True)
-        _day(c, "a")
-        c.close()
-        view = _view(srv)
-        while _health(srv)["writing_snapshot"]:
-            time.sleep(0.01)
+        view = _live_day(srv)
         assert _health(srv)["snapshots"] >= (3 if opts["snapshot_every"] else 0)
     finally:
         srv.kill()  # no clean stop: the journal and snapshots as a crash leaves them
@@ -380,12 +386,7 @@ def test_snapshots_that_fail_are_said_and_lose_nothing(tmp_path: Path) -> None:
     cfg = center_with(tmp_path, snapshot_every=EVERY)
     srv = ServerProcess(cfg, data).start()
     try:
-        c = hello(srv, switch=True)
-        _day(c, "a")
-        c.close()
-        before = _view(srv)
-        while _health(srv)["writing_snapshot"]:
-            time.sleep(0.01)
+        before = _live_day(srv)
         health = _health(srv)
         assert health["snapshots"] == 0
         status, metrics = srv.get("/metrics")

@@ -17,7 +17,9 @@ it before acting. The journal entries of one batch of input (one read from
 one connection, or one timer) are written to the file before any reply or
 event of that batch leaves the process, so nothing a client was told
 survives less than the journal; the core's next deadline is kept in one
-asyncio timer.
+asyncio timer. Every ``snapshot_every`` entries, between batches, the whole
+state is saved and a new journal segment begun (:mod:`agner.journal`), so a
+start restores the newest snapshot and replays only what follows it.
 """
 
 from __future__ import annotations

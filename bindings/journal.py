@@ -197,16 +197,21 @@ def write_snapshot(
     the directory), then delete what the newest `keep` snapshots no longer need:
     older snapshots, and segments wholly before the oldest snapshot kept.
     Returns the files deleted. A crash at any point leaves the previous
-    snapshot and every segment after it in place."""
+    snapshot and every segment after it in place; an error writing the file
+    removes the temp file and is raised."""
     path = snapshot_path(data_dir, entries)
     tmp = path.with_name(path.name + ".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:
-        head = _header(fingerprint, _SNAP_MAGIC)
-        _write_all(fd, head + _HEAD.pack(len(payload), zlib.crc32(payload)) + payload)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+        try:
+            head = _header(fingerprint, _SNAP_MAGIC)
+            _write_all(fd, head + _HEAD.pack(len(payload), zlib.crc32(payload)) + payload)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # a disk full, say: the previous snapshot stands
+        raise
     os.replace(tmp, path)
     _fsync_dir(data_dir)
     return prune(data_dir, keep)
@@ -321,8 +326,9 @@ class Journal:
             os.replace(legacy, segment_path(data_dir, 0))
             _fsync_dir(data_dir)
         for tmp in data_dir.glob("snapshot-*.bin.tmp"):  # a snapshot cut short by a crash
-            log(f"agner serve: {tmp.name}: an unfinished snapshot, removed")
-            tmp.unlink()
+            if tmp.is_file():  # (not what someone else put there under that name)
+                log(f"agner serve: {tmp.name}: an unfinished snapshot, removed")
+                tmp.unlink()
         failure: Exception | None = None
         for base in [*reversed(_numbered(data_dir, _SNAPSHOT)), 0]:
             try:

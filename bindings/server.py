@@ -17,7 +17,9 @@ it before acting. The journal entries of one batch of input (one read from
 one connection, or one timer) are written to the file before any reply or
 event of that batch leaves the process, so nothing a client was told
 survives less than the journal; the core's next deadline is kept in one
-asyncio timer.
+asyncio timer. Every ``snapshot_every`` entries, between batches, the whole
+state is saved and a new journal segment begun (:mod:`agner.journal`), so a
+start restores the newest snapshot and replays only what follows it.
 """
 
 from __future__ import annotations
@@ -693,7 +695,7 @@ class Server:
 
     def _metrics(self, who: tuple[int, int] | None) -> str:
         lines = [
-            "# HELP agner_inputs_total Inputs accepted (journaled) since start, replay included.",
+            "# HELP agner_inputs_total Inputs accepted (journaled) since the journal began.",
             "# TYPE agner_inputs_total counter",
             f"agner_inputs_total {self.center.inputs}",
             "# HELP agner_refused_total Inputs refused with an error reply.",
@@ -707,6 +709,7 @@ class Server:
             "# HELP agner_snapshots_total Snapshots written since start (failed: errors).",
             "# TYPE agner_snapshots_total counter",
             f"agner_snapshots_total {self.snapshots}",
+            "# TYPE agner_snapshot_errors_total counter",
             f"agner_snapshot_errors_total {self.snapshot_errors}",
             "# TYPE agner_live_contacts gauge",
             f"agner_live_contacts {len(self.center.live)}",

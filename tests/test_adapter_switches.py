@@ -373,61 +373,6 @@ def test_asterisk_adapter(tmp_path: Path) -> None:
 # ---------------------------------------------------------------- Kamailio's evapi
 
 
-def test_kamailio_adapter_skips_bad_frames_and_reconciles_after_evapi_drops(tmp_path: Path) -> None:
-    """Against a fake evapi socket: malformed netstrings and JSON are skipped; a
-    queued caller hears 182; when evapi comes back the adapter asks Kamailio
-    about each waiting call and a call that is gone is abandoned in agner."""
-    from agner.adapters.kamailio import KamailioAdapter
-
-    server = ServerProcess(write_center(tmp_path / "center.toml", 1), tmp_path).start()
-    try:
-
-        async def main() -> None:
-            got: list[dict[str, object]] = []
-            writers: list[asyncio.StreamWriter] = []
-
-            async def conn(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-                writers.append(writer)
-                try:
-                    while True:
-                        n = int((await reader.readuntil(b":"))[:-1])
-                        got.append(json.loads((await reader.readexactly(n + 1))[:-1]))
-                except (asyncio.IncompleteReadError, ConnectionError):
-                    pass
-
-            fake = await asyncio.start_server(conn, "127.0.0.1", 0)
-            port = fake.sockets[0].getsockname()[1]
-            adapter = KamailioAdapter(
-                evapi=f"127.0.0.1:{port}", server=server.tcp, token=ACME, agents={}, login=[],
-                backoff=Backoff(0.05, 0.2),
-            )  # fmt: skip
-            await adapter.start()
-            await adapter.wait_up()
-            invite = json.dumps(
-                {"event": "invite", "call_id": "k1", "tindex": 7, "tlabel": 9, "cseq": "1",
-                 "code": 0, "queue": "sales", "from": "555"}
-            ).encode()  # fmt: skip
-            bad = b"abc:xx," + b"5:{bad}," + b"12:not-json-at," + b'9:{"x":1}' + b"X,"
-            await dribble(writers[0], bad + b"%d:%s," % (len(invite), invite))
-            await until(lambda: any(g.get("code") == 182 for g in got))
-            assert adapter.malformed >= 3
-            assert queue_waiting(server) == ["k1"]
-            writers[0].close()
-            await until(lambda: len(writers) == 2 and any(g.get("cmd") == "check" for g in got))
-            check = next(g for g in got if g.get("cmd") == "check")
-            assert (check["call_id"], check["tindex"], check["tlabel"]) == ("k1", 7, 9)
-            gone = b'{"event":"gone","call_id":"k1"}'
-            await dribble(writers[1], b"%d:%s," % (len(gone), gone))
-            await until(lambda: not adapter.calls)
-            await until(lambda: queue_waiting(server) == [])
-            await adapter.close()
-            fake.close()
-
-        asyncio.run(main())
-    finally:
-        server.stop()
-
-
 class FakeEvapi:
     """Kamailio's evapi socket as the adapter sees it: netstring JSON both ways;
     ``drop`` closes the connection (the adapter reconnects)."""
@@ -462,6 +407,51 @@ class FakeEvapi:
         self.writers[-1].close()
         self.got.clear()
         await until(lambda: len(self.writers) == n + 1)
+
+
+def test_kamailio_adapter_skips_bad_frames_and_reconciles_after_evapi_drops(tmp_path: Path) -> None:
+    """Against a fake evapi socket: malformed netstrings and JSON are skipped; a
+    queued caller hears 182; when evapi comes back the adapter asks Kamailio
+    about each waiting call and a call that is gone is abandoned in agner."""
+    from agner.adapters.kamailio import KamailioAdapter
+
+    server = ServerProcess(write_center(tmp_path / "center.toml", 1), tmp_path).start()
+    try:
+
+        async def main() -> None:
+            fake = FakeEvapi()
+            port = await fake.start()
+            got, writers = fake.got, fake.writers
+            adapter = KamailioAdapter(
+                evapi=f"127.0.0.1:{port}", server=server.tcp, token=ACME, agents={}, login=[],
+                backoff=Backoff(0.05, 0.2),
+            )  # fmt: skip
+            await adapter.start()
+            await adapter.wait_up()
+            invite = json.dumps(
+                {"event": "invite", "call_id": "k1", "tindex": 7, "tlabel": 9, "cseq": "1",
+                 "code": 0, "queue": "sales", "from": "555"}
+            ).encode()  # fmt: skip
+            bad = b"abc:xx," + b"5:{bad}," + b"12:not-json-at," + b'9:{"x":1}' + b"X,"
+            await dribble(writers[0], bad + b"%d:%s," % (len(invite), invite))
+            await until(lambda: any(g.get("code") == 182 for g in got))
+            assert adapter.malformed >= 3
+            assert queue_waiting(server) == ["k1"]
+            writers[0].close()
+            await until(lambda: len(writers) == 2 and any(g.get("cmd") == "check" for g in got))
+            check = next(g for g in got if g.get("cmd") == "check")
+            assert (check["call_id"], check["tindex"], check["tlabel"]) == ("k1", 7, 9)
+            gone = b'{"event":"gone","call_id":"k1"}'
+            await dribble(writers[1], b"%d:%s," % (len(gone), gone))
+            await until(lambda: not adapter.calls)
+            await until(lambda: queue_waiting(server) == [])
+            await adapter.close()
+            assert fake.server is not None
+            fake.server.close()
+
+        asyncio.run(main())
+    finally:
+        server.stop()
 
 
 def test_kamailio_adapter_catches_up_after_evapi_drops_and_dials_out(tmp_path: Path) -> None:

@@ -22,9 +22,9 @@ from statistics import mean, stdev
 import pytest
 
 from agner.cli import main
-from agner.sim.engine import AgentGroup, Dist, QueueLoad
+from agner.sim.engine import AgentGroup, Dist, QueueLoad, SimResult
 from agner.sim.erlang import erlang_a, erlang_c_metrics
-from agner.sim.scenario import center_of, load_scenario, run_scenario
+from agner.sim.scenario import Scenario, center_of, load_scenario, run_scenario
 from agner.sim.simpy_harness import (
     Faults,
     SimpyCenter,
@@ -34,6 +34,7 @@ from agner.sim.simpy_harness import (
 
 ROOT = Path(__file__).resolve().parent.parent
 MULTISKILL = str(ROOT / "examples" / "multiskill.toml")
+BLENDED = str(ROOT / "examples" / "blended.toml")
 
 # Student t quantiles at 1 - 0.05 / (2 * checks) (from scipy.stats.t.ppf; SciPy is
 # not a dependency).
@@ -116,8 +117,12 @@ def test_multiskill_center_agrees_between_engines() -> None:
     assert len(fast[0].intervals) == len(slow[0].intervals) == 17
 
 
-def test_invariants_hold_under_faults() -> None:
-    sc = load_scenario(MULTISKILL)
+def run_under_faults(
+    path: str, burst: float, hours: float
+) -> tuple[Scenario, SimpyCenter, SimResult]:
+    # Ring-no-answer, logouts mid-contact and a burst from 1 h to 1 h 30; the
+    # harness checks as it goes and at the end.
+    sc = load_scenario(path)
     queues, groups = center_of(sc)
     center = SimpyCenter(
         queues,
@@ -125,16 +130,22 @@ def test_invariants_hold_under_faults() -> None:
         seed=3,
         warmup_s=600,
         interval_s=sc.interval_s,
-        faults=Faults(no_answer_prob=0.05, logout_prob=0.02, burst=(3600, 5400, 10.0)),
+        faults=Faults(no_answer_prob=0.05, logout_prob=0.02, burst=(3600, 5400, burst)),
         check=True,
     )
-    res = center.run(duration_s=4 * 3600)  # checks as it goes and at the end
-    assert center.rona > 20 and center.fault_logouts > 5
+    res = center.run(duration_s=hours * 3600)
     for name, q in res.queues.items():
         offered, answered, abandoned = (
             int(q[k] or 0) for k in ("offered", "answered", "abandoned")
         )
         assert 0 <= offered - answered - abandoned <= center.in_system[name]
+    return sc, center, res
+
+
+def test_invariants_hold_under_faults() -> None:
+    sc, center, res = run_under_faults(MULTISKILL, 10.0, 4)
+    queues = sc.queues
+    assert center.rona > 20 and center.fault_logouts > 5
     # The burst: ten times the calls of its neighbours in the interval it covers.
     per_interval = [int(iv["overall"]["offered"] or 0) for iv in res.intervals]
     assert per_interval[2] > 5 * max(per_interval[1], per_interval[3])
@@ -257,9 +268,6 @@ def test_estimated_wait_is_unbiased_on_mmn() -> None:
     assert abs(est - act) < 0.1 * act
 
 
-BLENDED = str(ROOT / "examples" / "blended.toml")
-
-
 def test_blended_voice_and_chat_agree_between_engines() -> None:
     # Voice and chat share blended agents (a call closes their chats, a chat
     # closes voice); the harness checks at every offer that no agent is over a
@@ -369,16 +377,7 @@ def test_blended_invariants_hold_under_faults() -> None:
     # chats: the harness checks capacities, blocks and its books as it goes. A
     # multi-channel agent that did not answer is NOT_READY behind its other chats,
     # and comes back after its break like any other.
-    sc = load_scenario(BLENDED)
-    queues, groups = center_of(sc)
-    center = SimpyCenter(
-        queues,
-        groups,
-        seed=3,
-        warmup_s=600,
-        faults=Faults(no_answer_prob=0.05, logout_prob=0.02, burst=(3600, 5400, 3.0)),
-    )
-    res = center.run(duration_s=6 * 3600)
+    sc, center, res = run_under_faults(BLENDED, 3.0, 6)
     assert center.rona > 50 and center.fault_logouts > 10
     # The agents of the groups "chat" and "blended" (no shifts), after the voice ones.
     names = [g.name for g in sc.agent_groups]
@@ -386,6 +385,4 @@ def test_blended_invariants_hold_under_faults() -> None:
     first = sc.agent_groups[0].count
     for a in range(first, first + sc.agent_groups[1].count + sc.agent_groups[2].count):
         assert center.r.agent_stats(a, center.r.now).handled > 60, f"agent {a} was lost"
-    for name, q in res.queues.items():
-        done = int(q["answered"] or 0) + int(q["abandoned"] or 0)
-        assert 0 <= int(q["offered"] or 0) - done <= center.in_system[name]
+    assert res.overall["offered"]

@@ -631,7 +631,8 @@ def build_parser() -> argparse.ArgumentParser:
         choices=("basic", "extended"),
         default="basic",
         help="basic (default), or extended: the same center with requirement steps, "
-        "priority aging and parallel offers on every third queue",
+        "priority aging, parallel offers on every third queue, a quarter of the agents "
+        "multi-channel and chat and e-mail queues",
     )
     router.add_argument("--json", action="store_true", help="print one JSON object")
     router.set_defaults(func=_bench_router)

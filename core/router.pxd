@@ -84,14 +84,15 @@ cdef struct pool_t:
     # an agent is in one pool per chain, however many steps widen it.
     # Three cache lines, 64-byte aligned (Router.pools): a push or a choice in a
     # heap pool touches the first line only, in a bitset pool the first two.
+    # Its READY agents are counted in Router.pool_ready, not here.
     int32_t strategy
     int32_t channel           # the channel of the contacts it serves
-    int32_t n_ready           # exact, whatever stale entries `ready` and `idle` hold
     int32_t n_logged          # members logged in
+    int32_t step
     rfifo_t idle              # LONGEST_IDLE
     rheap_t ready             # FEWEST_CONTACTS, LEAST_TALK_TIME, MOST_SKILLED
-    int32_t step
     int32_t tenant
+    int32_t _pad0
     # second line
     rankset_t order           # ROUND_ROBIN, LINEAR, RANDOM: READY members
     int32_t* member_agent
@@ -220,6 +221,11 @@ cdef class Router:
     # without touching the pools or their routes.
     cdef int32_t* pool_waiting
     cdef int32_t cap_pool_waiting
+    # pool_ready[p]: the READY agents of pool p, exact whatever stale entries
+    # its heap holds. Kept apart from the pools so that an agent leaving READY
+    # touches no heap pool's record, only this small array.
+    cdef int32_t* pool_ready
+    cdef int32_t cap_pool_ready
     cdef route_t* routes
     cdef int32_t n_routes
     cdef int32_t cap_routes
@@ -310,7 +316,7 @@ cdef class Router:
     cdef int32_t _pool_add_member(self, int32_t pid, int32_t agent, int64_t score) noexcept
     cdef void _sort_last(self, member_t* memb, int32_t begin, int32_t end) noexcept
     cdef int _pool_insert_one(self, int32_t pid, int32_t m, int32_t agent, int32_t score) noexcept
-    cdef inline int _pool_push(self, pool_t* p, int32_t m, int32_t agent, int32_t score,
+    cdef inline int _pool_push(self, int32_t pid, int32_t m, int32_t agent, int32_t score,
                                time_us_t idle, int64_t handled, time_us_t talk,
                                uint32_t epoch) noexcept
     cdef int _pool_insert(self, int32_t agent, int32_t mask) noexcept
@@ -318,11 +324,11 @@ cdef class Router:
     cdef void _pool_remove(self, int32_t agent) noexcept
     cdef int32_t _ready_in(self, const route_t* r) noexcept
     cdef int32_t _choose(self, route_t* r, queue_t* q) noexcept
-    cdef int32_t _choose_in(self, pool_t* p, queue_t* q) noexcept
+    cdef int32_t _choose_in(self, int32_t pid, queue_t* q) noexcept
     cdef int32_t _hook_choose(self, int32_t slot, route_t* r, queue_t* q) noexcept
     cdef bint _live(self, const pool_t* p, const rentry_t* e) noexcept
     cdef void _m_remove(self, int32_t agent, int32_t mask) noexcept
-    cdef int _compact(self, pool_t* p) noexcept
+    cdef int _compact(self, int32_t pid) noexcept
     cdef int _offer(self, int32_t slot, int32_t agent, time_us_t now) noexcept
     cdef int _contact_waits(self, int32_t slot, time_us_t now) noexcept
     cdef int _enter_queue(self, int32_t slot, time_us_t now) noexcept

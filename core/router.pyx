@@ -70,7 +70,7 @@ if sizeof(pool_t) != 192 or sizeof(agent_t) != 128:
     raise ImportError("agner.core.router: pool_t must be 3 cache lines, agent_t 2")
 
 #: The format of Router.snapshot(); restore() reads this version only.
-SNAPSHOT_VERSION = 2
+SNAPSHOT_VERSION = 3
 cdef time_us_t _MAX_TIME = <time_us_t> 4611686018427387903
 
 
@@ -400,6 +400,9 @@ cdef object _restore(Router r, dict st):
         rt.waiting.cap = n
         r.n_routes = i + 1
     r.cap_routes = max(nroutes, 1)
+    _check_len(st["pool_ready"], npools, sizeof(int32_t), "pool_ready")
+    r.pool_ready = <int32_t*> _copy_out(st["pool_ready"], max(npools, 1) * sizeof(int32_t))
+    r.cap_pool_ready = max(npools, 1)
     r.pool_waiting = <int32_t*> _copy_out(b"", max(npools, 1) * sizeof(int32_t))
     memset(r.pool_waiting, 0, max(npools, 1) * sizeof(int32_t))
     r.cap_pool_waiting = max(npools, 1)
@@ -465,6 +468,7 @@ cdef class Router:
             free(self.pools[i].order.words.t)
         free(self.pools)
         free(self.pool_waiting)
+        free(self.pool_ready)
         for i in range(self.n_routes):
             h_free(&self.routes[i].waiting)
             free(self.routes[i].pools)
@@ -629,11 +633,14 @@ cdef class Router:
             return E_NOMEM
         if grow_aligned(<void**> &self.pools, &self.cap_pools, pid, pid + 1, sizeof(pool_t)) != 0 \
                 or grow(<void**> &self.pool_waiting, &self.cap_pool_waiting, pid + 1,
+                        sizeof(int32_t)) != 0 \
+                or grow(<void**> &self.pool_ready, &self.cap_pool_ready, pid + 1,
                         sizeof(int32_t)) != 0:
             free(member_of)
             free(score_of)
             return E_NOMEM
         self.pool_waiting[pid] = 0
+        self.pool_ready[pid] = 0
         p = &self.pools[pid]
         memset(p, 0, sizeof(pool_t))
         p.strategy = strategy
@@ -1100,9 +1107,10 @@ cdef class Router:
             return True
         return x == MULTI_MARK and self.chans[e.agent].epoch[p.channel] == e.epoch
 
-    cdef int _compact(self, pool_t* p) noexcept:
+    cdef int _compact(self, int32_t pid) noexcept:
         # Drop stale entries once they outnumber the live ones: amortised O(1)
         # per entry, and it bounds the heap at about twice the READY agents.
+        cdef pool_t* p = &self.pools[pid]
         cdef int32_t i, n = 0
         if p.strategy == ST_LONGEST_IDLE:
             for i in range(p.idle.n):
@@ -1119,11 +1127,12 @@ cdef class Router:
         r_heapify(&p.ready)
         return 0
 
-    cdef inline int _pool_push(self, pool_t* p, int32_t m, int32_t agent, int32_t score,
+    cdef inline int _pool_push(self, int32_t pid, int32_t m, int32_t agent, int32_t score,
                                time_us_t idle, int64_t handled, time_us_t talk,
                                uint32_t epoch) noexcept:
         # The agent (member m of the pool) joins its READY agents, with the keys
         # of its current idle spell.
+        cdef pool_t* p = &self.pools[pid]
         cdef int32_t s = p.strategy
         cdef int r = 0
         if s == ST_LONGEST_IDLE:
@@ -1138,9 +1147,9 @@ cdef class Router:
             rs_set(&p.order, m)
         if r != 0:
             return E_NOMEM
-        p.n_ready += 1
-        if p.ready.n + p.idle.n > 2 * p.n_ready + 64:
-            self._compact(p)
+        self.pool_ready[pid] += 1
+        if p.ready.n + p.idle.n > 2 * self.pool_ready[pid] + 64:
+            self._compact(pid)
         return 0
 
     cdef int _pool_insert_one(self, int32_t pid, int32_t m, int32_t agent, int32_t score) noexcept:
@@ -1150,9 +1159,9 @@ cdef class Router:
         cdef chan_t* ch = &self.chans[agent]
         cdef int32_t x = self.pools[pid].channel
         if ch.multi:
-            return self._pool_push(&self.pools[pid], m, agent, score, ch.idle[x],
+            return self._pool_push(pid, m, agent, score, ch.idle[x],
                                    ch.handled_at[x], ch.talk_at[x], ch.epoch[x])
-        return self._pool_push(&self.pools[pid], m, agent, score, a.idle_since, a.handled,
+        return self._pool_push(pid, m, agent, score, a.idle_since, a.handled,
                                a.talk_time_us, a.epoch)
 
     cdef int _pool_insert(self, int32_t agent, int32_t mask) noexcept:
@@ -1177,7 +1186,7 @@ cdef class Router:
             while mb < end:
                 x = mb.channel
                 if (mask >> x) & 1 and self._pool_push(
-                        &self.pools[mb.pool], mb.member, agent, mb.score, ch.idle[x],
+                        mb.pool, mb.member, agent, mb.score, ch.idle[x],
                         ch.handled_at[x], ch.talk_at[x], ch.epoch[x]) != 0:
                     return E_NOMEM
                 mb += 1
@@ -1189,7 +1198,7 @@ cdef class Router:
         ch.routable = <uint8_t> mask
         while mb < end:
             if (mask >> mb.channel) & 1 and self._pool_push(
-                    &self.pools[mb.pool], mb.member, agent, mb.score, a.idle_since, a.handled,
+                    mb.pool, mb.member, agent, mb.score, a.idle_since, a.handled,
                     a.talk_time_us, a.epoch) != 0:
                 return E_NOMEM
             mb += 1
@@ -1197,16 +1206,15 @@ cdef class Router:
 
     cdef void _leave_pools(self, int32_t agent, int32_t mask) noexcept:
         # Out of its pools of the channels in `mask`: bitsets are cleared, heap
-        # pools keep the agent's entries, now stale (their epoch is over).
-        cdef pool_t* p
+        # pools keep the agent's entries, now stale (their epoch is over), and
+        # are not touched at all (their counts are in pool_ready).
         cdef const member_t* mb = &self.memb[self.memb_off[agent]]
         cdef const member_t* end = &self.memb[self.memb_off[agent + 1]]
         while mb < end:
             if (mask >> mb.channel) & 1:
-                p = &self.pools[mb.pool]
                 if mb.ranked:
-                    rs_clear(&p.order, mb.member)
-                p.n_ready -= 1
+                    rs_clear(&self.pools[mb.pool].order, mb.member)
+                self.pool_ready[mb.pool] -= 1
             mb += 1
 
     cdef void _pool_remove(self, int32_t agent) noexcept:
@@ -1231,7 +1239,7 @@ cdef class Router:
         # READY agents the route's contacts may be offered to.
         cdef int32_t i, n = 0
         for i in range(r.n_pools):
-            n += self.pools[r.pools[i]].n_ready
+            n += self.pool_ready[r.pools[i]]
         return n
 
     cdef int32_t _choose(self, route_t* r, queue_t* q) noexcept:
@@ -1243,7 +1251,7 @@ cdef class Router:
         cdef const rentry_t* e
         cdef const rentry_t* be = NULL
         if r.n_pools == 1:
-            return self._choose_in(&self.pools[r.pools[0]], q)
+            return self._choose_in(r.pools[0], q)
         if q.strategy == ST_RANDOM:
             k = <int32_t> (self._next_random() % <uint64_t> self._ready_in(r))
             # The smallest agent id with more than k READY members at or below it.
@@ -1254,7 +1262,7 @@ cdef class Router:
                 n = 0
                 for i in range(r.n_pools):
                     p = &self.pools[r.pools[i]]
-                    if p.n_ready:
+                    if self.pool_ready[r.pools[i]]:
                         n += rs_rank(&p.order, _upper_bound(p.member_agent, p.n_members, mid))
                 if n > k:
                     hi = mid
@@ -1263,10 +1271,10 @@ cdef class Router:
             return lo
         for i in range(r.n_pools):
             p = &self.pools[r.pools[i]]
-            if p.n_ready == 0:
+            if self.pool_ready[r.pools[i]] == 0:
                 continue
             if _heap_strategy(p.strategy):
-                self._choose_in(p, q)         # drops the stale entries on top
+                self._choose_in(r.pools[i], q)  # drops the stale entries on top
                 e = f_at(&p.idle, 0) if p.strategy == ST_LONGEST_IDLE else &p.ready.e[0]
                 if be == NULL or r_less(e, be):
                     be = e
@@ -1278,7 +1286,7 @@ cdef class Router:
                 # ROUND_ROBIN: the first READY agent after the last one served,
                 # else (wrapping) the first of all.
                 k = rs_rank(&p.order, _upper_bound(p.member_agent, p.n_members, q.rr_last))
-                if k < p.n_ready:
+                if k < self.pool_ready[r.pools[i]]:
                     a = p.member_agent[rs_select(&p.order, k)]
                     if best < 0 or a < best:
                         best = a
@@ -1289,8 +1297,10 @@ cdef class Router:
             return be.agent
         return best if best >= 0 else first
 
-    cdef int32_t _choose_in(self, pool_t* p, queue_t* q) noexcept:
+    cdef int32_t _choose_in(self, int32_t pid, queue_t* q) noexcept:
         # The agent (not member) to offer to; the pool has a READY agent.
+        cdef pool_t* p = &self.pools[pid]
+        cdef int32_t n_ready = self.pool_ready[pid]
         cdef int32_t k
         cdef uint64_t x
         if p.strategy == ST_LONGEST_IDLE:
@@ -1301,8 +1311,8 @@ cdef class Router:
             # While idle agents drain away nothing is pushed, so this is where
             # stale entries pile up: one linear pass beats popping each of them
             # through a sift-down.
-            if p.ready.n > 2 * p.n_ready + 64:
-                self._compact(p)
+            if p.ready.n > 2 * n_ready + 64:
+                self._compact(pid)
             while not self._live(p, &p.ready.e[0]):
                 r_pop(&p.ready)
             return p.ready.e[0].agent
@@ -1310,10 +1320,10 @@ cdef class Router:
             return p.member_agent[rs_select(&p.order, 0)]
         if p.strategy == ST_RANDOM:
             x = self._next_random()
-            return p.member_agent[rs_select(&p.order, <int32_t> (x % <uint64_t> p.n_ready))]
+            return p.member_agent[rs_select(&p.order, <int32_t> (x % <uint64_t> n_ready))]
         # ROUND_ROBIN: the first ready member after the last agent served, wrapping.
         k = rs_rank(&p.order, _upper_bound(p.member_agent, p.n_members, q.rr_last))
-        return p.member_agent[rs_select(&p.order, k if k < p.n_ready else 0)]
+        return p.member_agent[rs_select(&p.order, k if k < n_ready else 0)]
 
     cdef int32_t _hook_choose(self, int32_t slot, route_t* r, queue_t* q) noexcept:
         # The slow path: ask the queue's Python hook, and fall back on the
@@ -2577,6 +2587,7 @@ cdef class Router:
             "timer_heap": _raw(self.timer_heap.e, self.timer_heap.n * sizeof(hentry_t)),
             "dec": _raw(self.dec, self.n_dec * sizeof(decision_t)),
             "chains": _raw(self.chains, self.n_chains * sizeof(int32_t)),
+            "pool_ready": _raw(self.pool_ready, self.n_pools * sizeof(int32_t)),
             "queues": [], "pools": [], "routes": [],
             "pool_index": [[k, v] for k, v in self._pool_index.items()],
             "route_index": [[k, v] for k, v in self._route_index.items()],

@@ -66,6 +66,7 @@ cdef struct chan_t:
     uint8_t _pad
     int32_t n_active          # multi: contacts answered and not yet completed
     int32_t n_wrap            # multi: wrap-ups running
+    int32_t wrap_head         # multi: the first of their timers (timer_t.next), -1: none
 
 
 cdef struct skills_t:
@@ -187,6 +188,7 @@ cdef struct contact_t:
 cdef struct timer_t:
     int32_t kind              # timer_kind_t; TK_NONE when the slot is free
     int32_t obj
+    int32_t next              # TK_WRAP_CH: the agent's next wrap-up timer, -1: none
 
 
 @cython.final
@@ -349,6 +351,7 @@ cdef class Router:
     cdef int32_t _m_mask(self, int32_t agent) noexcept
     cdef int _m_settle(self, int32_t agent, time_us_t now) noexcept
     cdef void _m_cancel_wraps(self, int32_t agent) noexcept
+    cdef void _m_wrap_ended(self, int32_t agent, int32_t t) noexcept
     cdef int _free_ringer(self, int32_t agent, int32_t ch, time_us_t now) noexcept
     cdef void _ring_failed(self, int32_t agent, int32_t slot, time_us_t now, int32_t state,
                            int32_t reason) noexcept

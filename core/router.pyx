@@ -70,7 +70,7 @@ if sizeof(pool_t) != 192 or sizeof(agent_t) != 128:
     raise ImportError("agner.core.router: pool_t must be 3 cache lines, agent_t 2")
 
 #: The format of Router.snapshot(); restore() reads this version only.
-SNAPSHOT_VERSION = 3
+SNAPSHOT_VERSION = 4
 cdef time_us_t _MAX_TIME = <time_us_t> 4611686018427387903
 
 
@@ -545,6 +545,7 @@ cdef class Router:
         memset(&self.pref_heap[aid], 0, sizeof(heap_t))
         ch = &self.chans[aid]
         memset(ch, 0, sizeof(chan_t))
+        ch.wrap_head = -1
         ch.presence = AS_LOGGED_OUT
         for x in range(N_CHANNELS):
             ch.cap[x] = cap[x] if cap != NULL else 1
@@ -1716,14 +1717,25 @@ cdef class Router:
 
     cdef void _m_cancel_wraps(self, int32_t agent) noexcept:
         # Ends a multi-channel agent's wrap-ups at once (ready, not ready, logout).
-        cdef int32_t t, obj
         cdef chan_t* ch = &self.chans[agent]
-        for t in range(self.n_timer_slots):
-            if self.timers[t].kind == TK_WRAP_CH and self.timers[t].obj >> 2 == agent:
-                obj = self.timers[t].obj
-                self._timer_cancel(t)
-                ch.load[obj & 3] -= 1
-                ch.n_wrap -= 1
+        cdef int32_t t = ch.wrap_head
+        while t >= 0:
+            self._timer_cancel(t)
+            ch.load[self.timers[t].obj & 3] -= 1
+            ch.n_wrap -= 1
+            t = self.timers[t].next
+        ch.wrap_head = -1
+
+    cdef void _m_wrap_ended(self, int32_t agent, int32_t t) noexcept:
+        # Wrap-up timer t of a multi-channel agent fired: out of its list.
+        cdef chan_t* ch = &self.chans[agent]
+        cdef int32_t b = ch.wrap_head
+        if b == t:
+            ch.wrap_head = self.timers[t].next
+            return
+        while self.timers[b].next != t:
+            b = self.timers[b].next
+        self.timers[b].next = self.timers[t].next
 
     cdef int _free_ringer(self, int32_t agent, int32_t ch, time_us_t now) noexcept:
         # An agent stops ringing (its caller hung up, or another agent answered).
@@ -1837,6 +1849,7 @@ cdef class Router:
             elif kind == TK_PREFERRED:
                 r = self._fire_preferred(obj, deadline)
             elif kind == TK_WRAP_CH:
+                self._m_wrap_ended(obj >> 2, t)
                 self.chans[obj >> 2].n_wrap -= 1
                 self.chans[obj >> 2].load[obj & 3] -= 1
                 r = self._emit(DK_WRAP_UP_END, deadline, -1, obj >> 2, -1)
@@ -2188,6 +2201,8 @@ cdef class Router:
                 t = self._timer_add(now + wrap_up_us, TK_WRAP_CH, agent * 4 + ch)
                 if t < 0:
                     return E_NOMEM
+                self.timers[t].next = self.chans[agent].wrap_head
+                self.chans[agent].wrap_head = t
                 self.chans[agent].n_wrap += 1
             else:
                 self.chans[agent].load[ch] -= 1

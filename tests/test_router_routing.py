@@ -925,6 +925,44 @@ def test_a_multi_channel_agent_not_ready_and_logout(make_router: Any) -> None:
     assert r.contact_state(c2) == ContactState.WAITING
 
 
+def test_wrap_ups_of_several_chats_end_one_by_one_or_all_at_once(make_router: Any) -> None:
+    r = make_router()
+    q = r.add_queue(ring_timeout_us=0)
+    a = chat_agent(r, capacity={CHAT: 3}, wrap_up_us=10 * T)
+    chats = []
+    for t in (1, 2, 3):
+        c = r.arrive(q, t, channel=CHAT)
+        r.accept(a, c, t)
+        chats.append(c)
+    r.take_decisions()
+    for k, c in enumerate(chats):  # three wrap-ups, ending at 14, 15, 16 s
+        r.complete(a, c, 4 * T + k * T)
+    assert r.agent_state(a) == AgentState.WRAP_UP
+    assert r.agent_load(a) == (0, 3, 0, 0)
+    r.advance(15 * T)  # the first two end by themselves, in order
+    ends = [d for d in r.take_decisions() if d.kind == D.WRAP_UP_END]
+    assert [(d.time, d.agent) for d in ends] == [(14 * T, a), (15 * T, a)]
+    assert r.agent_load(a) == (0, 1, 0, 0)
+    r.set_not_ready(a, 15 * T + 1, reason=3)  # ends the last one at once
+    assert r.agent_load(a) == (0, 0, 0, 0)
+    assert r.agent_state(a) == AgentState.NOT_READY
+    r.advance(20 * T)  # its timer is gone: nothing more ends
+    assert [d for d in r.take_decisions() if d.kind == D.WRAP_UP_END] == []
+    # Again, cut short while all three run: every place comes back at once.
+    again = []
+    r.set_ready(a, 21 * T)
+    for t in (22, 23, 24):
+        c = r.arrive(q, t * T, channel=CHAT)
+        r.accept(a, c, t * T)
+        again.append(c)
+    for c in again:
+        r.complete(a, c, 25 * T)
+    r.set_ready(a, 26 * T)
+    assert r.agent_load(a) == (0, 0, 0, 0)
+    assert r.agent_state(a) == AgentState.READY
+    assert r.next_deadline() is None
+
+
 @pytest.mark.parametrize(
     "kw",
     [

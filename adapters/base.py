@@ -153,9 +153,13 @@ class SwitchAdapter(abc.ABC):
         call = self.calls.pop(call_id, None)
         if call is None:
             return
-        self.link.send(HungUp(call_id))
+        # An answered call ends with one complete (the contact ends and its
+        # record is written); after a hung_up the record would wait for the
+        # complete, which agner refuses once the agent has its next offer.
         if call.state == "talking":
             self.link.send(Complete(call_id, call.agent))
+        else:
+            self.link.send(HungUp(call_id))
 
     def still_there(self, present: set[str]) -> None:
         """After the switch link comes back: the calls the switch still has;

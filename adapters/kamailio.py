@@ -9,9 +9,17 @@ the transaction and relay the INVITE to that agent's SIP address. Kamailio
 reports the agent's answer (``answered``), a failure (``failed``: busy, no
 answer, unreachable; the transaction is suspended again and agner chooses
 another agent), the caller's CANCEL and BYE; the adapter turns them into
-``answered``, ``no_answer`` (RONA) and ``hung_up`` (+ ``complete`` so the
-interaction record is written at once). While a caller waits, the adapter has
-Kamailio send 182 Queued and a 180 every ``ring_every_s``.
+``answered``, ``no_answer`` (RONA), ``hung_up`` (an abandon) and ``complete``
+(an answered call ended: its interaction record is written at once). While a
+caller waits, the adapter has Kamailio send 182 Queued and a 180 every
+``ring_every_s``.
+
+A ``connect`` with ``dial`` (a callback or click-to-dial) for a call Kamailio
+does not hold is placed through Kamailio: the agent's phone rings (dialog's
+``dlg_bridge``) and, once answered, is REFERed to the customer's URI
+(``dial_uri``). When evapi comes back after a drop, the adapter asks Kamailio
+about every call it holds (``check``) and catches up with what happened
+meanwhile: answers, failed agents, BYEs.
 
 docs/ADAPTERS.md describes the evapi messages both ways.
 """
@@ -220,6 +228,8 @@ class KamailioAdapter:
         self.login = list(login or [])
         self.ring_ms = ring_ms
         self.ring_every_s = ring_every_s
+        # a dial's deadline: ring_ms plus this for Kamailio's word (see _ring_loop)
+        self.dial_grace_ms = 4000
         self.backoff = backoff or Backoff()
         self.calls: dict[str, Call] = {}
         self.dials: dict[str, Call] = {}  # dial token -> dialed call, until its phone calls out
@@ -407,10 +417,8 @@ class KamailioAdapter:
             if call.state == "ringing" and call.agent is not None and not call.token:
                 call.state = "talking"
                 self.link.send(Answered(call.call_id, call.agent))
-        elif kind in ("cancel", "timeout"):
-            self._forget(call)
-            self.link.send(HungUp(call.call_id))
-        elif kind in ("bye", "gone"):
+        elif kind in ("cancel", "timeout", "bye", "gone"):
+            # a CANCEL ends a waiting or ringing caller, or an agent's call out
             self._ended(call)
         elif kind == "status":
             self._status(call, ev.state)
@@ -419,7 +427,9 @@ class KamailioAdapter:
         elif kind == "dial_answered":
             if call.state == "ringing" and call.agent is not None:
                 call.state = "talking"
-                call.deadline_ns = time.monotonic_ns() + (self.ring_ms + 4000) * 1_000_000
+                call.deadline_ns = (
+                    time.monotonic_ns() + (self.ring_ms + self.dial_grace_ms) * 1_000_000
+                )
                 self.link.send(Answered(call.call_id, call.agent))
         elif kind == "dialing":
             self.dials.pop(call.token, None)
@@ -522,7 +532,7 @@ class KamailioAdapter:
         call.token = secrets.token_hex(8)
         self.dials[call.token] = call
         self.calls[call.call_id] = call
-        call.deadline_ns = time.monotonic_ns() + (self.ring_ms + 4000) * 1_000_000
+        call.deadline_ns = time.monotonic_ns() + (self.ring_ms + self.dial_grace_ms) * 1_000_000
         self._send_dial(call)
 
     def _send_dial(self, call: Call) -> None:

@@ -1,18 +1,24 @@
 """Calls per second through sipp caller -> Kamailio -> agner -> sipp agent, and
 the time agner adds to call setup.
 
-    python bench/sip_bench.py --rate 1000 --duration 20 [--agents 400] [--json]
+    python bench/sip_bench.py --rate 1000 --duration 20 [--agents 400] [--anonymous | --echo]
 
 Starts, on free loopback ports, `agner serve` (a center of --agents agents,
-wrap-up 0), Kamailio with adapters/kamailio.cfg (-m 1024), one sipp process
-answering for every agent (adapters/sipp/agent_answer.xml), the Kamailio
-adapter in this process (uvloop), and a sipp caller (adapters/sipp/caller.xml,
-each call held --hold-ms then hung up) at --rate calls per second. Then it runs
-the same caller once more against Kamailio relaying straight to the agent
-(BYPASS_URI, no agner). Reported: calls attempted, answered and failed; the
-caller's INVITE -> 200 OK time (sipp's response-time distribution) with and
-without agner, and their difference; and the adapter's own share (evapi
-invite read -> relay written, which includes the round trip to agner serve).
+wrap-up 0), Kamailio with adapters/kamailio.cfg (-m 1024, -b --buffers), one
+sipp process answering for every agent (adapters/sipp/agent_answer.xml), the
+Kamailio adapter in this process (uvloop), and a sipp caller
+(adapters/sipp/caller.xml, each call held --hold-ms then hung up) at --rate
+calls per second; both sipp with -buff_size --buffers. Then it runs the same
+caller once more against Kamailio relaying straight to the agent (BYPASS_URI,
+no agner). Reported: calls attempted, answered and failed, sipp's
+retransmissions and the UDP datagrams the kernel dropped for full receive
+buffers (machine-wide); the caller's INVITE -> 200 OK time (from the
+microsecond timestamps of sipp's message trace) with and without agner, and
+their difference, with the seconds of the run that had calls over 50 ms; and
+the adapter's own share (evapi invite read -> relay written, which includes
+the round trip to agner serve). --anonymous sends agner no caller number, so
+the server does no CRM look-up per call; --echo leaves agner out (the adapter
+relays each call at once): what is left is Kamailio's evapi round trip.
 """
 
 from __future__ import annotations
@@ -35,7 +41,30 @@ sys.path.insert(0, str(ROOT / "tests"))
 from serve_harness import ACME, ServerProcess  # noqa: E402
 from sip_harness import HOST, Kamailio, Sipp, write_center  # noqa: E402
 
-from agner.adapters.kamailio import KamailioAdapter  # noqa: E402
+from agner.adapters.kamailio import Call, KamailioAdapter  # noqa: E402
+
+
+class _Anonymous(KamailioAdapter):
+    """Callers without a number: agner gets no customer, so it does no CRM
+    look-up (the server's store lookup on a worker thread) before routing."""
+
+    def on_event(self, ev: Any) -> None:
+        ev.from_ = ""
+        super().on_event(ev)
+
+
+class _Echo(KamailioAdapter):
+    """No agner in the loop: every invite is relayed at once to ag-1, so what
+    is added is Kamailio's evapi round trip and this event loop alone."""
+
+    def on_event(self, ev: Any) -> None:
+        if ev.event == "invite":
+            call = Call(ev.call_id, ev.queue, ev.cseq, ev.tindex, ev.tlabel)
+            call.invite_ns = time.monotonic_ns()
+            self.calls[ev.call_id] = call
+            self._relay(call, "ag-1")
+        elif ev.event in ("bye", "cancel", "timeout", "gone"):
+            self.calls.pop(ev.call_id, None)
 
 
 def _pct(values: list[float], p: float) -> float:
@@ -143,7 +172,8 @@ async def _run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     )  # fmt: skip
     agent.start()
     names = [f"ag-{i}" for i in range(1, args.agents + 1)]
-    adapter = KamailioAdapter(
+    kind = _Echo if args.echo else _Anonymous if args.anonymous else KamailioAdapter
+    adapter = kind(
         evapi=kam.evapi,
         server=server.tcp,
         token=ACME,
@@ -215,6 +245,17 @@ def main() -> int:
         help="UDP socket buffers of Kamailio (-b) and sipp (-buff_size), bytes (4 MiB); "
         "the kernel caps them at net.core.rmem_max / wmem_max",
     )
+    p.add_argument(
+        "--anonymous",
+        action="store_true",
+        help="send agner no caller number (no CRM look-up per call), to measure what it costs",
+    )
+    p.add_argument(
+        "--echo",
+        action="store_true",
+        help="leave agner out: the adapter relays every call to ag-1 at once (the floor "
+        "of the evapi round trip)",
+    )
     p.add_argument("--json", action="store_true")
     args = p.parse_args()
     try:
@@ -227,6 +268,8 @@ def main() -> int:
         result = runner(_run(args, Path(d)))
     result["machine"] = f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs"
     result["rate"] = args.rate
+    result["anonymous"] = args.anonymous
+    result["echo"] = args.echo
     if args.json:
         print(json.dumps(result, indent=2))
     else:

@@ -631,7 +631,8 @@ def build_parser() -> argparse.ArgumentParser:
         choices=("basic", "extended"),
         default="basic",
         help="basic (default), or extended: the same center with requirement steps, "
-        "priority aging and parallel offers on every third queue",
+        "priority aging, parallel offers on every third queue, a quarter of the agents "
+        "multi-channel and chat and e-mail queues",
     )
     router.add_argument("--json", action="store_true", help="print one JSON object")
     router.set_defaults(func=_bench_router)
@@ -738,7 +739,9 @@ def build_parser() -> argparse.ArgumentParser:
         "print, per queue and overall, offered, answered and abandoned contacts, P(wait), "
         "P(abandon), ASA (mean wait of answered), mean wait (answered and abandoned), "
         "service level (answered within the queue's threshold / offered, and / answered) "
-        "and occupancy (per agent group, and per queue: of the agents who can serve it). "
+        "and occupancy (per agent group, and per queue: of the agents who can serve it; a "
+        "multi-channel agent is occupied while it holds one contact or more), and per "
+        "agent group the mean contacts an agent holds at once. "
         "With --replications R > 1 every figure is a mean with a 95% confidence "
         "half-width (_ci95). Exits 2 on a scenario that makes no sense, naming the field.",
     )

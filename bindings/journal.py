@@ -90,8 +90,8 @@ _encoder = msgspec.msgpack.Encoder()
 _decoder = msgspec.msgpack.Decoder(Entry)
 
 
-def _header(fingerprint: str) -> bytes:
-    return _MAGIC + fingerprint.encode() + b"\n"
+def _header(fingerprint: str, magic: bytes = _MAGIC) -> bytes:
+    return magic + fingerprint.encode() + b"\n"
 
 
 def segment_path(data_dir: Path, start: int) -> Path:
@@ -152,7 +152,7 @@ def read_snapshot(path: Path, fingerprint: str) -> bytes:
             with a bad CRC (the message says which).
     """
     data = path.read_bytes()
-    head = _SNAP_MAGIC + fingerprint.encode() + b"\n"
+    head = _header(fingerprint, _SNAP_MAGIC)
     if not data.startswith(_SNAP_MAGIC):
         raise JournalError(f"{path}: not an agner snapshot")
     if not data.startswith(head):
@@ -177,6 +177,13 @@ def _fsync_dir(data_dir: Path) -> None:
         os.close(fd)
 
 
+def _new_segment(path: Path, fingerprint: str) -> int:
+    """A new segment file with its header, open for appending."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND, 0o600)
+    os.write(fd, _header(fingerprint))
+    return fd
+
+
 def _write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
@@ -190,16 +197,21 @@ def write_snapshot(
     the directory), then delete what the newest `keep` snapshots no longer need:
     older snapshots, and segments wholly before the oldest snapshot kept.
     Returns the files deleted. A crash at any point leaves the previous
-    snapshot and every segment after it in place."""
+    snapshot and every segment after it in place; an error writing the file
+    removes the temp file and is raised."""
     path = snapshot_path(data_dir, entries)
     tmp = path.with_name(path.name + ".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:
-        head = _SNAP_MAGIC + fingerprint.encode() + b"\n"
-        _write_all(fd, head + _HEAD.pack(len(payload), zlib.crc32(payload)) + payload)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+        try:
+            head = _header(fingerprint, _SNAP_MAGIC)
+            _write_all(fd, head + _HEAD.pack(len(payload), zlib.crc32(payload)) + payload)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # a disk full, say: the previous snapshot stands
+        raise
     os.replace(tmp, path)
     _fsync_dir(data_dir)
     return prune(data_dir, keep)
@@ -314,8 +326,9 @@ class Journal:
             os.replace(legacy, segment_path(data_dir, 0))
             _fsync_dir(data_dir)
         for tmp in data_dir.glob("snapshot-*.bin.tmp"):  # a snapshot cut short by a crash
-            log(f"agner serve: {tmp.name}: an unfinished snapshot, removed")
-            tmp.unlink()
+            if tmp.is_file():  # (not what someone else put there under that name)
+                log(f"agner serve: {tmp.name}: an unfinished snapshot, removed")
+                tmp.unlink()
         failure: Exception | None = None
         for base in [*reversed(_numbered(data_dir, _SNAPSHOT)), 0]:
             try:
@@ -331,8 +344,7 @@ class Journal:
                 continue
             path = segment_path(data_dir, start)
             if create:
-                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-                os.write(fd, _header(fingerprint))
+                fd = _new_segment(path, fingerprint)
                 os.fsync(fd)
                 _fsync_dir(data_dir)
             else:
@@ -363,8 +375,7 @@ class Journal:
         """Start a new segment at the current entry; returns the old segment's
         file descriptor, for the caller to fsync and close (a snapshot's thread)."""
         path = segment_path(self.path.parent, self.entries)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND, 0o600)
-        os.write(fd, _header(fingerprint))
+        fd = _new_segment(path, fingerprint)  # fsynced by the next sync or snapshot
         with self._lock:
             old, self._fd = self._fd, fd
         self.path = path

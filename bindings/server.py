@@ -17,7 +17,9 @@ it before acting. The journal entries of one batch of input (one read from
 one connection, or one timer) are written to the file before any reply or
 event of that batch leaves the process, so nothing a client was told
 survives less than the journal; the core's next deadline is kept in one
-asyncio timer.
+asyncio timer. Every ``snapshot_every`` entries, between batches, the whole
+state is saved and a new journal segment begun (:mod:`agner.journal`), so a
+start restores the newest snapshot and replays only what follows it.
 """
 
 from __future__ import annotations
@@ -238,6 +240,13 @@ class Server:
                 return
             self._hello(session, msg)
             return
+        kind = type(msg)
+        if kind not in _SESSION_MESSAGES:  # the common case: an input for the center
+            if isinstance(msg, Arrived) and msg.customer:
+                self._look_up(session, msg)
+            else:
+                self._apply(session, msg)
+            return
         if isinstance(msg, Ping):
             self.reply(session, Pong(self.now(), msg.ref))
             return
@@ -258,16 +267,11 @@ class Server:
                 return
             self.reply(session, msgspec.structs.replace(status, ref=msg.ref))
             return
-        if isinstance(msg, Arrived) and msg.customer:
-            self._look_up(session, msg)
-            return
         if isinstance(msg, SaveLead):
             self._save_lead(session, msg)
             return
-        if isinstance(msg, Intraday):
-            self._intraday(session, msg)
-            return
-        self._apply(session, msg)
+        assert isinstance(msg, Intraday)
+        self._intraday(session, msg)
 
     def _apply(self, session: Session, msg: ClientMessage) -> None:
         assert session.ident is not None
@@ -579,7 +583,11 @@ class Server:
 
     def _schedule(self) -> None:
         at = self.center.router.next_deadline()
-        if at == self.timer_at:
+        # A timer set for earlier than the deadline stays: firing early costs one
+        # call to advance, which sets it again, while moving it costs a new timer
+        # on nearly every batch (each answered offer moves the earliest ring
+        # timeout later).
+        if self.timer_at is not None and (at is None or self.timer_at <= at):
             return
         if self.timer is not None:
             self.timer.cancel()
@@ -724,7 +732,7 @@ class Server:
 
     def _metrics(self, who: tuple[int, int] | None) -> str:
         lines = [
-            "# HELP agner_inputs_total Inputs accepted (journaled) since start, replay included.",
+            "# HELP agner_inputs_total Inputs accepted (journaled) since the journal began.",
             "# TYPE agner_inputs_total counter",
             f"agner_inputs_total {self.center.inputs}",
             "# HELP agner_refused_total Inputs refused with an error reply.",
@@ -738,6 +746,7 @@ class Server:
             "# HELP agner_snapshots_total Snapshots written since start (failed: errors).",
             "# TYPE agner_snapshots_total counter",
             f"agner_snapshots_total {self.snapshots}",
+            "# TYPE agner_snapshot_errors_total counter",
             f"agner_snapshot_errors_total {self.snapshot_errors}",
             "# TYPE agner_live_contacts gauge",
             f"agner_live_contacts {len(self.center.live)}",
@@ -809,6 +818,11 @@ def _log(line: str) -> None:
 
 
 _web_cache: dict[str, tuple[int, str, bytes]] = {}
+
+# The messages a session handles itself, never the center's inputs.
+_SESSION_MESSAGES = frozenset(
+    {Ping, Hello, Subscribe, Unsubscribe, QueryContact, SaveLead, Intraday}
+)
 
 
 def _web_file(name: str) -> tuple[int, str, bytes]:

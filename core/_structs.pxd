@@ -9,7 +9,15 @@
 
 from libc.stdint cimport int32_t, int64_t, uint32_t, uint64_t
 from libc.stdlib cimport free, malloc, realloc
-from libc.string cimport memset
+from libc.string cimport memcpy, memset
+
+
+cdef inline int32_t grown(int32_t cap, int32_t need) noexcept nogil:
+    """The capacity an array of `cap` items doubles to, to hold `need`."""
+    cdef int32_t c = cap * 2 if cap else 8
+    while c < need:
+        c *= 2
+    return c
 
 
 cdef inline int grow(void** p, int32_t* cap, int32_t need, size_t item) noexcept nogil:
@@ -18,9 +26,7 @@ cdef inline int grow(void** p, int32_t* cap, int32_t need, size_t item) noexcept
     cdef void* q
     if need <= cap[0]:
         return 0
-    c = cap[0] * 2 if cap[0] else 8
-    while c < need:
-        c *= 2
+    c = grown(cap[0], need)
     q = realloc(p[0], c * item)
     if q == NULL:
         return -1
@@ -28,6 +34,27 @@ cdef inline int grow(void** p, int32_t* cap, int32_t need, size_t item) noexcept
     cap[0] = c
     return 0
 
+
+cdef extern from "<stdlib.h>" nogil:
+    int posix_memalign(void** memptr, size_t alignment, size_t size)
+
+
+cdef inline int grow_aligned(void** p, int32_t* cap, int32_t n, int32_t need,
+                             size_t item) noexcept nogil:
+    """grow() for arrays of whole cache lines: 64-byte aligned, the first n items kept."""
+    cdef int32_t c
+    cdef void* q
+    if need <= cap[0]:
+        return 0
+    c = grown(cap[0], need)
+    if posix_memalign(&q, 64, c * item) != 0:
+        return -1
+    if n:
+        memcpy(q, p[0], n * item)
+    free(p[0])
+    p[0] = q
+    cap[0] = c
+    return 0
 
 
 cdef struct hentry_t:

@@ -7,6 +7,10 @@
 # generator in C. Nothing per event is a Python object or an allocation:
 # storage grows with the contacts in the system, never with the calls run.
 #
+# Each queue's contacts arrive on its channel (voice, chat, ...), on the router's
+# step chain for that channel; a multi-channel agent holds several at once and
+# each completes on its own event.
+#
 # Offers are answered at once (a simulated agent picks up), so a contact's wait
 # ends at its OFFER decision. Statistics count the contacts that arrive after
 # the warm-up, per queue they arrived in (an overflow to another queue does not
@@ -24,7 +28,7 @@ from agner.core._structs cimport grow
 from agner.core._types cimport (
     AS_BUSY, AS_LOGGED_OUT, AS_NOT_READY, AS_RESERVED, AS_WRAP_UP, CF_CALLBACK, CS_WAITING,
     DK_CALLBACK, DK_OFFER, DK_OVERFLOW, DK_REJECT, DK_TIMEOUT, DK_VOICEMAIL, DK_WRAP_UP_END,
-    QUEUE_PRIORITY, contact_id_t, slot_of, time_us_t,
+    N_CHANNELS, QUEUE_PRIORITY, contact_id_t, slot_of, time_us_t,
 )
 from agner.core.router cimport Router
 
@@ -141,11 +145,20 @@ cdef class EventLoop:
     cdef dist_t* handle
     cdef dist_t* patience
     cdef time_us_t* threshold         # service-level threshold per queue
+    cdef int32_t* chain               # per queue: the router's step chain its contacts arrive on
+    cdef int32_t* channel             # per queue: its contacts' channel
     cdef qstat_t* st
     cdef time_us_t* arrived_at        # per contact slot
     cdef unsigned char* counted       # per contact slot: arrived after warm-up
     cdef int32_t cap_slots
     cdef unsigned char* off_shift     # per agent: its shift is over, log out when free
+    # Contacts held (ringing, answered, in wrap-up) x time, per agent: what its
+    # occupancy cannot tell of a multi-channel agent. `held_now` is the count
+    # since `held_since`; _touch books it whenever the agent may have changed.
+    cdef int64_t* held_area
+    cdef time_us_t* held_since
+    cdef int32_t* held_now
+    cdef int32_t n_agents
     cdef bint started                 # the first arrivals are scheduled
     cdef time_us_t* answered_at       # per contact slot, for the records
     cdef int32_t* slot_queue          # per contact slot, for the records
@@ -159,12 +172,14 @@ cdef class EventLoop:
 
     def __cinit__(self, Router router, rates, handle, patience, thresholds_us,
                   int64_t seed, int64_t warmup_us, int64_t interval_us=0, shifts=(),
-                  records=None):
+                  records=None, chains=None, channels=None):
         # records: None, or a callable given chunks (numpy arrays of RECORD_DTYPE)
         # of the records of contacts that arrived after the warm-up.
         # shifts: (agent, start_us, end_us) triples; the agent is logged out
         # outside them (agents with no shift are the caller's to log in).
         # rates[q]: a number (all day), or one number per interval of the day.
+        # chains[q], channels[q]: the step chain (Router._chain_for) and channel
+        # of queue q's arrivals; None: the queue's voice chain, voice.
         cdef int32_t q, i
         self.r = router
         self.n_queues = len(rates)
@@ -185,11 +200,18 @@ cdef class EventLoop:
         self.patience = <dist_t*> malloc(self.n_queues * sizeof(dist_t))
         self.threshold = <time_us_t*> malloc(self.n_queues * sizeof(time_us_t))
         self.st = <qstat_t*> malloc(cells * sizeof(qstat_t))
+        self.chain = <int32_t*> malloc(self.n_queues * sizeof(int32_t))
+        self.channel = <int32_t*> malloc(self.n_queues * sizeof(int32_t))
         if not (self.rate and self.rate_max and self.constant and self.handle
-                and self.patience and self.threshold and self.st):
+                and self.patience and self.threshold and self.st and self.chain
+                and self.channel):
             raise MemoryError()
         memset(self.st, 0, cells * sizeof(qstat_t))
         self._keep = []
+        if (chains is None) != (channels is None):
+            raise ValueError("give chains and channels together")
+        if chains is not None and not (len(chains) == len(channels) == self.n_queues):
+            raise ValueError("one chain and one channel per queue of the router are needed")
         for q in range(self.n_queues):
             row = [float(rates[q])] * self.n_int if isinstance(rates[q], (int, float)) \
                 else [float(x) for x in rates[q]]
@@ -200,6 +222,14 @@ cdef class EventLoop:
             self.rate_max[q] = max(row)
             self.constant[q] = min(row) == max(row)
             self.threshold[q] = int(thresholds_us[q])
+            if chains is None:
+                self.chain[q] = router.queues[q].base_chain
+                self.channel[q] = 0
+            else:
+                if not (0 <= chains[q] < router.n_chains and 0 <= channels[q] < N_CHANNELS):
+                    raise ValueError(f"queue {q}: bad chain {chains[q]} or channel {channels[q]}")
+                self.chain[q] = chains[q]
+                self.channel[q] = channels[q]
             self._dist(&self.handle[q], handle[q])
             self._dist(&self.patience[q], patience[q])
         self.warmup = warmup_us
@@ -210,9 +240,17 @@ cdef class EventLoop:
             if self.rec == NULL:
                 raise MemoryError()
         self.off_shift = <unsigned char*> malloc(router.n_agents_ + 1)
-        if self.off_shift == NULL:
+        self.n_agents = router.n_agents_
+        self.held_area = <int64_t*> malloc((self.n_agents + 1) * sizeof(int64_t))
+        self.held_since = <time_us_t*> malloc((self.n_agents + 1) * sizeof(time_us_t))
+        self.held_now = <int32_t*> malloc((self.n_agents + 1) * sizeof(int32_t))
+        if not (self.off_shift and self.held_area and self.held_since and self.held_now):
             raise MemoryError()
         memset(self.off_shift, 0, router.n_agents_ + 1)
+        for i in range(self.n_agents):
+            self.held_area[i] = 0
+            self.held_since[i] = router.now
+            self.held_now[i] = self._held(i)
         for agent, start, end in shifts:
             if not (0 <= agent < router.n_agents_ and 0 <= start < end):
                 raise ValueError(f"bad shift {(agent, start, end)}")
@@ -225,12 +263,17 @@ cdef class EventLoop:
         free(self.constant)
         free(self.slot_interval)
         free(self.off_shift)
+        free(self.held_area)
+        free(self.held_since)
+        free(self.held_now)
         free(self.answered_at)
         free(self.slot_queue)
         free(self.rec)
         free(self.handle)
         free(self.patience)
         free(self.threshold)
+        free(self.chain)
+        free(self.channel)
         free(self.st)
         free(self.heap)
         free(self.arrived_at)
@@ -437,6 +480,26 @@ cdef class EventLoop:
         # The next arrival of queue q's stream at its highest rate.
         return t + self._us(-log1p(-self._uniform()) / self.rate_max[q])
 
+    cdef inline int32_t _held(self, int32_t a) noexcept:
+        # Contacts the agent holds now: a multi-channel agent's load on every
+        # channel; a classic agent's one while reserved, busy or in wrap-up.
+        cdef Router r = self.r
+        cdef int32_t st, x, n = 0
+        if r.chans[a].multi:
+            for x in range(N_CHANNELS):
+                n += r.chans[a].load[x]
+            return n
+        st = r.agents[a].state
+        return 1 if st == AS_RESERVED or st == AS_BUSY or st == AS_WRAP_UP else 0
+
+    cdef inline void _touch(self, int32_t a, time_us_t t) noexcept:
+        # Called at time t after every call or decision that may have changed
+        # what the agent holds, so that held_now was its count since held_since.
+        if 0 <= a < self.n_agents:
+            self.held_area[a] += self.held_now[a] * (t - self.held_since[a])
+            self.held_since[a] = t
+            self.held_now[a] = self._held(a)
+
     cdef int _decisions(self) noexcept:
         # Answer every offer at once and book its wait; book the contacts the
         # router sends on or ends.
@@ -456,6 +519,7 @@ cdef class EventLoop:
                         or r.agents[r.dec[i].agent].state != AS_RESERVED:
                     # A parallel offer another agent has already answered (the
                     # router released this one, and may have offered it more).
+                    self._touch(r.dec[i].agent, t)
                     i += 1
                     continue
                 q = self.slot_queue[slot]
@@ -505,6 +569,7 @@ cdef class EventLoop:
                     if self._record(slot, t, -1, OUT_VOICEMAIL if kind == DK_VOICEMAIL else (
                             OUT_REJECTED if kind == DK_REJECT else OUT_TIMED_OUT)) != 0:
                         return -1
+            self._touch(r.dec[i].agent, r.dec[i].time)
             i += 1
         r.n_dec = 0
         return 0
@@ -562,7 +627,7 @@ cdef class EventLoop:
                     if not self.constant[q] and self._uniform() * self.rate_max[q] >= \
                             self.rate[q * self.n_int + self._interval(t)]:
                         continue            # thinned out: no arrival, no event
-                    c = r.c_arrive(r.queues[q].base_chain, t, QUEUE_PRIORITY, 0, NULL, 0, 0)
+                    c = r.c_arrive(self.chain[q], t, QUEUE_PRIORITY, self.channel[q], NULL, 0, 0)
                     if c < 0 or self._remember(c, t) != 0:
                         raise RuntimeError("the router refused an arrival")
                     slot = slot_of(c)
@@ -581,6 +646,7 @@ cdef class EventLoop:
                         raise MemoryError()
                     if self.off_shift[e.y] and self._leave(e.y, t) != 0:
                         raise RuntimeError("the router refused a shift end")
+                    self._touch(e.y, t)
                 elif e.kind == EV_SHIFT_START:
                     self.off_shift[e.y] = 0
                     if r.agents[e.y].state == AS_LOGGED_OUT:
@@ -592,10 +658,12 @@ cdef class EventLoop:
                             raise RuntimeError("the router refused a shift start")
                     else:
                         r.c_set_ready(e.y, t)   # cancels a pending not-ready, if any
+                    self._touch(e.y, t)
                 elif e.kind == EV_SHIFT_END:
                     self.off_shift[e.y] = 1
                     if self._leave(e.y, t) != 0:
                         raise RuntimeError("the router refused a shift end")
+                    self._touch(e.y, t)
                 else:
                     slot = r._slot(e.x)
                     if slot < 0 or r.contacts[slot].state != CS_WAITING \
@@ -617,6 +685,20 @@ cdef class EventLoop:
         if self.sink is not None:
             self._flush()
         return r.now
+
+    def held_us(self, agents, int64_t now):
+        """Contacts held x time (microseconds) by `agents` up to `now` (not
+        earlier than the last event): ringing, answered or in wrap-up."""
+        cdef int64_t total = 0
+        cdef int32_t a
+        for x in agents:
+            a = x
+            if not 0 <= a < self.n_agents:
+                raise ValueError(f"no agent {a} in this loop")
+            if now < self.held_since[a]:
+                raise ValueError("held_us: now is before the agent's last event")
+            total += self.held_area[a] + self.held_now[a] * (now - self.held_since[a])
+        return total
 
     @property
     def n_intervals(self):

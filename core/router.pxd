@@ -2,7 +2,8 @@
 # loop (core/) and the benchmark workload call with no Python object per event.
 # The semantics are those of docs/ROUTING.md; router.pyx implements them.
 
-from libc.stdint cimport int32_t, int64_t, uint8_t, uint32_t, uint64_t
+cimport cython
+from libc.stdint cimport int16_t, int32_t, int64_t, uint8_t, uint32_t, uint64_t
 
 from agner.core._types cimport (
     agent_id_t, contact_id_t, decision_t, queue_id_t, time_us_t,
@@ -19,7 +20,8 @@ cdef struct member_t:
     int32_t pool
     int32_t member            # index of the agent in that pool
     int32_t score             # MOST_SKILLED: its best sum of levels over one conjunction
-    int32_t channel           # the pool's channel, read here without touching the pool
+    int16_t channel           # the pool's channel, read here without touching the pool
+    int16_t ranked            # the pool is a bitset (ROUND_ROBIN, LINEAR, RANDOM)
 
 
 cdef struct agent_t:
@@ -64,6 +66,7 @@ cdef struct chan_t:
     uint8_t _pad
     int32_t n_active          # multi: contacts answered and not yet completed
     int32_t n_wrap            # multi: wrap-ups running
+    int32_t wrap_head         # multi: the first of their timers (timer_t.next), -1: none
 
 
 cdef struct skills_t:
@@ -72,17 +75,26 @@ cdef struct skills_t:
 
 
 cdef struct pool_t:
-    # The agents of one tenant that meet one requirement, with the READY ones
-    # ordered for one strategy. Members are in increasing agent id order. The
-    # requirement is a disjunction of conjunctions (skill -> minimum level):
-    # conjunction k is req[req_off[k]:req_off[k + 1]].
+    # The agents of one tenant that first become eligible at one requirement
+    # step, with the READY ones ordered for one strategy. Members are in
+    # increasing agent id order. The requirement is a list of conjunctions
+    # (skill -> minimum level), one per step of a chain, in step order:
+    # conjunction k is req[req_off[k]:req_off[k + 1]]. An agent is a member when
+    # the first conjunction it meets is conjunction `step`, so the pools of one
+    # chain are disjoint and a route of step k spans the pools of steps 0..k:
+    # an agent is in one pool per chain, however many steps widen it.
+    # Three cache lines, 64-byte aligned (Router.pools): a push or a choice in a
+    # heap pool touches the first line only, in a bitset pool the first two.
+    # Its READY agents are counted in Router.pool_ready, not here.
     int32_t strategy
-    int32_t tenant
     int32_t channel           # the channel of the contacts it serves
-    int32_t n_ready           # exact, whatever stale entries `ready` holds
     int32_t n_logged          # members logged in
+    int32_t step
     rfifo_t idle              # LONGEST_IDLE
     rheap_t ready             # FEWEST_CONTACTS, LEAST_TALK_TIME, MOST_SKILLED
+    int32_t tenant
+    int32_t _pad0
+    # second line
     rankset_t order           # ROUND_ROBIN, LINEAR, RANDOM: READY members
     int32_t* member_agent
     int32_t n_members
@@ -90,15 +102,21 @@ cdef struct pool_t:
     int32_t* routes           # routes whose contacts this pool's agents serve
     int32_t n_routes
     int32_t cap_routes
+    # third line
     skill_t* req
     int32_t* req_off
     int32_t n_conj
+    int32_t _pad[11]
 
 
 cdef struct route_t:
-    # The WAITING contacts of one queue that need one pool's agents.
+    # The WAITING contacts of one queue at one step of a chain, and the pools
+    # (steps 0..k of the chain) whose agents may take them.
     int32_t queue
-    int32_t pool
+    int32_t channel           # of its pools and its contacts (their `rch`)
+    int32_t* pools
+    int32_t n_pools
+    int32_t agents_key        # equal for routes whose pools admit the same agents
     heap_t waiting            # key (rank, arrival, sequence), id = slot; see _rank
 
 
@@ -170,8 +188,10 @@ cdef struct contact_t:
 cdef struct timer_t:
     int32_t kind              # timer_kind_t; TK_NONE when the slot is free
     int32_t obj
+    int32_t next              # TK_WRAP_CH: the agent's next wrap-up timer, -1: none
 
 
+@cython.final
 cdef class Router:
     cdef readonly time_us_t now
     cdef uint64_t rng
@@ -198,6 +218,16 @@ cdef class Router:
     cdef pool_t* pools
     cdef int32_t n_pools
     cdef int32_t cap_pools
+    # pool_waiting[p]: the contacts WAITING in the routes of pool p. An agent that
+    # becomes READY skips the pools whose routes are empty from this small array,
+    # without touching the pools or their routes.
+    cdef int32_t* pool_waiting
+    cdef int32_t cap_pool_waiting
+    # pool_ready[p]: the READY agents of pool p, exact whatever stale entries
+    # its heap holds. Kept apart from the pools so that an agent leaving READY
+    # touches no heap pool's record, only this small array.
+    cdef int32_t* pool_ready
+    cdef int32_t cap_pool_ready
     cdef route_t* routes
     cdef int32_t n_routes
     cdef int32_t cap_routes
@@ -239,8 +269,9 @@ cdef class Router:
     # Why the last call was refused, for the Python layer's message.
     cdef int32_t err_state
 
-    cdef dict _pool_index         # (tenant, requirement, strategy) -> pool id
-    cdef dict _route_index        # (queue, requirement) -> route id
+    cdef dict _pool_index         # (tenant, step conjunctions, step, strategy, channel) -> pool
+    cdef dict _route_index        # (queue, step conjunctions, step, channel) -> route id
+    cdef dict _agents_keys        # (tenant, strategy, requirements so far, channel) -> key
     cdef dict _chain_index        # (queue, extra requirement) -> chain
     cdef dict _hooks              # queue -> [hook, budget_ns, calls, failures, slow, ns]
     cdef list _queue_steps        # queue -> its steps' requirement tuples
@@ -252,9 +283,11 @@ cdef class Router:
                          int32_t tenant, const uint8_t* cap, const uint8_t* blocks) noexcept
     cdef int c_add_queue(self, int32_t strategy, int32_t priority, time_us_t ring_timeout_us,
                          time_us_t sl_threshold_us, int32_t tenant) noexcept
-    cdef int c_add_route(self, int32_t queue, int32_t pool) noexcept
+    cdef int c_add_route(self, int32_t queue, const int32_t* pools, int32_t n_pools,
+                         int32_t agents_key) noexcept
     cdef int c_add_pool(self, int32_t strategy, int32_t tenant, int32_t channel,
-                        const skill_t* req, const int32_t* req_off, int32_t n_conj) noexcept
+                        const skill_t* req, const int32_t* req_off, int32_t n_conj,
+                        int32_t step) noexcept
 
     # -- events: 0 or an err_t; arrive returns the contact id or an err_t --
     cdef int c_login(self, int32_t agent, time_us_t now) noexcept
@@ -283,20 +316,29 @@ cdef class Router:
     cdef int _timer_add(self, time_us_t deadline, int32_t kind, int32_t obj) noexcept
     cdef void _timer_cancel(self, int32_t t) noexcept
     cdef int32_t _pool_add_member(self, int32_t pid, int32_t agent, int64_t score) noexcept
+    cdef void _sort_last(self, member_t* memb, int32_t begin, int32_t end) noexcept
     cdef int _pool_insert_one(self, int32_t pid, int32_t m, int32_t agent, int32_t score) noexcept
+    cdef inline int _pool_push(self, int32_t pid, int32_t m, int32_t agent, int32_t score,
+                               time_us_t idle, int64_t handled, time_us_t talk,
+                               uint32_t epoch) noexcept
     cdef int _pool_insert(self, int32_t agent, int32_t mask) noexcept
+    cdef void _leave_pools(self, int32_t agent, int32_t mask) noexcept
     cdef void _pool_remove(self, int32_t agent) noexcept
-    cdef int32_t _choose(self, pool_t* p, queue_t* q) noexcept
-    cdef int32_t _hook_choose(self, int32_t slot, pool_t* p, queue_t* q) noexcept
+    cdef int32_t _ready_in(self, const route_t* r) noexcept
+    cdef int32_t _choose(self, route_t* r, queue_t* q) noexcept
+    cdef int32_t _choose_in(self, int32_t pid, queue_t* q) noexcept
+    cdef int32_t _hook_choose(self, int32_t slot, route_t* r, queue_t* q) noexcept
     cdef bint _live(self, const pool_t* p, const rentry_t* e) noexcept
     cdef void _m_remove(self, int32_t agent, int32_t mask) noexcept
-    cdef int _compact(self, pool_t* p) noexcept
+    cdef int _compact(self, int32_t pid) noexcept
     cdef int _offer(self, int32_t slot, int32_t agent, time_us_t now) noexcept
     cdef int _contact_waits(self, int32_t slot, time_us_t now) noexcept
     cdef int _enter_queue(self, int32_t slot, time_us_t now) noexcept
+    cdef bint _unstaffed(self, const contact_t* c) noexcept
     cdef int _divert(self, int32_t slot, time_us_t now, int32_t why) noexcept
     cdef int _end(self, int32_t slot, int32_t kind, time_us_t now) noexcept
     cdef void _unwait(self, int32_t slot) noexcept
+    cdef void _count_waiting(self, const route_t* r, int32_t delta) noexcept
     cdef void _cancel_wait_timers(self, contact_t* c) noexcept
     cdef int _fire_step(self, int32_t slot, time_us_t now) noexcept
     cdef int _fire_max_wait(self, int32_t slot, time_us_t now) noexcept
@@ -309,6 +351,7 @@ cdef class Router:
     cdef int32_t _m_mask(self, int32_t agent) noexcept
     cdef int _m_settle(self, int32_t agent, time_us_t now) noexcept
     cdef void _m_cancel_wraps(self, int32_t agent) noexcept
+    cdef void _m_wrap_ended(self, int32_t agent, int32_t t) noexcept
     cdef int _free_ringer(self, int32_t agent, int32_t ch, time_us_t now) noexcept
     cdef void _ring_failed(self, int32_t agent, int32_t slot, time_us_t now, int32_t state,
                            int32_t reason) noexcept

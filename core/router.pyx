@@ -10,15 +10,12 @@ from libc.stdint cimport int32_t, int64_t, uint8_t, uint32_t, uint64_t
 from libc.math cimport floor
 from libc.stdlib cimport free, malloc, realloc
 
-
-cdef extern from "<stdlib.h>" nogil:
-    int posix_memalign(void** memptr, size_t alignment, size_t size)
 from libc.string cimport memcpy, memset
 
 from agner.core._structs cimport (
-    f_at, f_pop, f_push, f_sort, grow, h_free, h_heapify, h_less, h_push, h_remove, heap_t,
+    f_at, f_pop, f_push, f_sort, grow, grow_aligned, h_free, posix_memalign, h_heapify, h_less, h_push, h_remove, heap_t,
     hentry_t,
-    r_heapify, r_pop, r_push,
+    r_heapify, r_less, r_pop, r_push,
     rentry_t, rs_clear, rs_rank, rs_resize, rs_select, rs_set,
 )
 from agner.core._types cimport (
@@ -69,6 +66,11 @@ MAX_COUNT = (1 << 31) - 1
 #: Largest time or duration in microseconds (about 146,000 years): the sum of
 #: two never overflows int64.
 MAX_TIME_US = (1 << 62) - 1
+if sizeof(pool_t) != 192 or sizeof(agent_t) != 128:
+    raise ImportError("agner.core.router: pool_t must be 3 cache lines, agent_t 2")
+
+#: The format of Router.snapshot(); restore() reads this version only.
+SNAPSHOT_VERSION = 4
 cdef time_us_t _MAX_TIME = <time_us_t> 4611686018427387903
 
 
@@ -116,15 +118,20 @@ cdef inline bint _meets(const skill_t* have, int32_t n_have, const skill_t* req,
 
 cdef inline bint _meets_pool(const skill_t* have, int32_t n_have, const pool_t* p,
                              int64_t* score) noexcept nogil:
-    """Whether skills `have` meet one of the pool's conjunctions; score = the best sum."""
-    cdef int32_t k
+    """Whether the first of the pool's conjunctions that skills `have` meet is the
+    pool's step; score = the best sum over every conjunction they meet."""
+    cdef int32_t k, first = -1
     cdef int64_t s
     score[0] = -1
     for k in range(p.n_conj):
-        if _meets(have, n_have, &p.req[p.req_off[k]], p.req_off[k + 1] - p.req_off[k], &s) \
-                and s > score[0]:
-            score[0] = s
-    return score[0] >= 0
+        if _meets(have, n_have, &p.req[p.req_off[k]], p.req_off[k + 1] - p.req_off[k], &s):
+            if first < 0:
+                first = k
+                if k != p.step:
+                    return False
+            if s > score[0]:
+                score[0] = s
+    return first == p.step
 
 
 cdef inline int32_t _upper_bound(const int32_t* a, int32_t n, int32_t x) noexcept nogil:
@@ -217,9 +224,8 @@ cdef int32_t _pow2(int32_t n) noexcept:
 
 
 def _disjunction(conjs):
-    """The canonical form of "meets one of conjs": distinct and sorted, so that equal
-    requirements get equal keys, hence one pool. (A conjunction another one covers
-    is kept: MOST_SKILLED scores by the best sum over the conjunctions met.)"""
+    """The canonical form of "meets one of conjs": distinct and sorted, so that
+    routes whose pools admit the same agents get the same `agents_key`."""
     return tuple(sorted(set(conjs)))
 
 
@@ -351,8 +357,7 @@ cdef object _restore(Router r, dict st):
         q.hooked = 0                # hooks are Python objects: set them again
         r.n_queues_ = i + 1
     r.cap_queues = max(nq, 1)
-    r.pools = <pool_t*> malloc(max(npools, 1) * sizeof(pool_t))
-    if r.pools == NULL:
+    if grow_aligned(<void**> &r.pools, &r.cap_pools, 0, max(npools, 1), sizeof(pool_t)) != 0:
         raise MemoryError()
     for i in range(npools):
         raw, members, routes, req, req_off, ready, idle, bits, words = st["pools"][i]
@@ -378,23 +383,34 @@ cdef object _restore(Router r, dict st):
         p.order.bits = <uint64_t*> _copy_out(bits, 0) if bits else NULL
         p.order.words.t = <int32_t*> _copy_out(words, 0) if words else NULL
         r.n_pools = i + 1
-    r.cap_pools = max(npools, 1)
     r.routes = <route_t*> malloc(max(nroutes, 1) * sizeof(route_t))
     if r.routes == NULL:
         raise MemoryError()
     for i in range(nroutes):
-        raw, waiting = st["routes"][i]
+        raw, waiting, pools = st["routes"][i]
         _check_len(raw, 1, sizeof(route_t), "route")
         rt = &r.routes[i]
         memcpy(rt, <const char*> raw, sizeof(route_t))
+        rt.pools = NULL
+        _check_len(pools, rt.n_pools, sizeof(int32_t), "route pools")
+        rt.pools = <int32_t*> _copy_out(pools, 0)
         n = len(waiting) // sizeof(hentry_t)
         rt.waiting.e = <hentry_t*> _copy_out(waiting, 0)
         rt.waiting.n = n
         rt.waiting.cap = n
         r.n_routes = i + 1
     r.cap_routes = max(nroutes, 1)
+    _check_len(st["pool_ready"], npools, sizeof(int32_t), "pool_ready")
+    r.pool_ready = <int32_t*> _copy_out(st["pool_ready"], max(npools, 1) * sizeof(int32_t))
+    r.cap_pool_ready = max(npools, 1)
+    r.pool_waiting = <int32_t*> _copy_out(b"", max(npools, 1) * sizeof(int32_t))
+    memset(r.pool_waiting, 0, max(npools, 1) * sizeof(int32_t))
+    r.cap_pool_waiting = max(npools, 1)
+    for i in range(nroutes):
+        r._count_waiting(&r.routes[i], r.routes[i].waiting.n)
     r._pool_index = {_tuples(k): v for k, v in st["pool_index"]}
     r._route_index = {_tuples(k): v for k, v in st["route_index"]}
+    r._agents_keys = {_tuples(k): v for k, v in st["agents_keys"]}
     r._chain_index = {_tuples(k): v for k, v in st["chain_index"]}
     r._queue_steps = [_tuples(x) for x in st["queue_steps"]]
     return r
@@ -423,6 +439,7 @@ cdef class Router:
     def __cinit__(self):
         self._pool_index = {}
         self._route_index = {}
+        self._agents_keys = {}
         self._chain_index = {}
         self._hooks = {}
         self._queue_steps = []
@@ -450,8 +467,11 @@ cdef class Router:
             free(self.pools[i].order.bits)
             free(self.pools[i].order.words.t)
         free(self.pools)
+        free(self.pool_waiting)
+        free(self.pool_ready)
         for i in range(self.n_routes):
             h_free(&self.routes[i].waiting)
+            free(self.routes[i].pools)
         free(self.routes)
         for i in range(self.n_queues_):
             free(self.queues[i].routes)
@@ -525,6 +545,7 @@ cdef class Router:
         memset(&self.pref_heap[aid], 0, sizeof(heap_t))
         ch = &self.chans[aid]
         memset(ch, 0, sizeof(chan_t))
+        ch.wrap_head = -1
         ch.presence = AS_LOGGED_OUT
         for x in range(N_CHANNELS):
             ch.cap[x] = cap[x] if cap != NULL else 1
@@ -554,8 +575,22 @@ cdef class Router:
                 self.memb[self.memb_off[aid + 1]].member = m
                 self.memb[self.memb_off[aid + 1]].score = <int32_t> score
                 self.memb[self.memb_off[aid + 1]].channel = self.pools[p].channel
+                self.memb[self.memb_off[aid + 1]].ranked = not _heap_strategy(
+                    self.pools[p].strategy)
                 self.memb_off[aid + 1] += 1
+                self._sort_last(self.memb, self.memb_off[aid], self.memb_off[aid + 1])
         return aid
+
+    cdef void _sort_last(self, member_t* memb, int32_t begin, int32_t end) noexcept:
+        # An agent's memberships memb[begin:end] are kept by (strategy, pool):
+        # the pools one loop pushes into then take the same branch run after run.
+        # This moves the last one, just added, to its place.
+        cdef member_t x = memb[end - 1]
+        cdef int32_t i = end - 1, s = self.pools[x.pool].strategy
+        while i > begin and self.pools[memb[i - 1].pool].strategy > s:
+            memb[i] = memb[i - 1]
+            i -= 1
+        memb[i] = x
 
     cdef int32_t _pool_add_member(self, int32_t pid, int32_t agent, int64_t score) noexcept:
         # The pool's side of a membership; returns the member index (or E_NOMEM).
@@ -580,9 +615,11 @@ cdef class Router:
         return m
 
     cdef int c_add_pool(self, int32_t strategy, int32_t tenant, int32_t channel,
-                        const skill_t* req, const int32_t* req_off, int32_t n_conj) noexcept:
+                        const skill_t* req, const int32_t* req_off, int32_t n_conj,
+                        int32_t step) noexcept:
         # Config time, O(agents + memberships): the CSR array is rebuilt with the
-        # new pool appended to the memberships of every agent that meets `req`.
+        # new pool appended to the memberships of every agent whose first
+        # conjunction met is `step`.
         cdef int32_t pid = self.n_pools, i, j, k, m, n_new = 0, total, n_req
         cdef pool_t* p
         cdef int64_t score
@@ -595,13 +632,20 @@ cdef class Router:
             free(member_of)
             free(score_of)
             return E_NOMEM
-        if grow(<void**> &self.pools, &self.cap_pools, pid + 1, sizeof(pool_t)) != 0:
+        if grow_aligned(<void**> &self.pools, &self.cap_pools, pid, pid + 1, sizeof(pool_t)) != 0 \
+                or grow(<void**> &self.pool_waiting, &self.cap_pool_waiting, pid + 1,
+                        sizeof(int32_t)) != 0 \
+                or grow(<void**> &self.pool_ready, &self.cap_pool_ready, pid + 1,
+                        sizeof(int32_t)) != 0:
             free(member_of)
             free(score_of)
             return E_NOMEM
+        self.pool_waiting[pid] = 0
+        self.pool_ready[pid] = 0
         p = &self.pools[pid]
         memset(p, 0, sizeof(pool_t))
         p.strategy = strategy
+        p.step = step
         p.tenant = tenant
         p.channel = channel
         n_req = req_off[n_conj]
@@ -657,7 +701,9 @@ cdef class Router:
                     memb[j].member = member_of[i]
                     memb[j].score = score_of[i]
                     memb[j].channel = channel
+                    memb[j].ranked = not _heap_strategy(strategy)
                     j += 1
+                    self._sort_last(memb, j - k - 1, j)
             offsets[self.n_agents_] = j
             memcpy(self.memb_off, offsets, (self.n_agents_ + 1) * sizeof(int32_t))
             free(offsets)
@@ -690,39 +736,48 @@ cdef class Router:
         self.n_queues_ += 1
         return qid
 
-    cdef int c_add_route(self, int32_t queue, int32_t pool) noexcept:
-        cdef int32_t rid = self.n_routes
+    cdef int c_add_route(self, int32_t queue, const int32_t* pools, int32_t n_pools,
+                         int32_t agents_key) noexcept:
+        cdef int32_t rid = self.n_routes, i
         cdef route_t* r
-        cdef pool_t* p = &self.pools[pool]
+        cdef pool_t* p
         cdef queue_t* q = &self.queues[queue]
         if grow(<void**> &self.routes, &self.cap_routes, rid + 1, sizeof(route_t)) != 0:
             return E_NOMEM
         r = &self.routes[rid]
         memset(r, 0, sizeof(route_t))
-        r.queue = queue
-        r.pool = pool
-        if _push_int(&p.routes, &p.n_routes, &p.cap_routes, rid) != 0:
+        r.pools = <int32_t*> malloc(n_pools * sizeof(int32_t))
+        if r.pools == NULL:
             return E_NOMEM
+        memcpy(r.pools, pools, n_pools * sizeof(int32_t))
+        r.n_pools = n_pools
+        r.queue = queue
+        r.channel = self.pools[pools[0]].channel
+        r.agents_key = agents_key
+        for i in range(n_pools):
+            p = &self.pools[pools[i]]
+            if _push_int(&p.routes, &p.n_routes, &p.cap_routes, rid) != 0:
+                return E_NOMEM
         if _push_int(&q.routes, &q.n_routes, &q.cap_routes, rid) != 0:
             return E_NOMEM
         self.n_routes += 1
         return rid
 
-    def _pool_for(self, tuple req, int strategy, int tenant, int channel):
-        # req: a canonical disjunction (see _disjunction).
-        key = (tenant, req, strategy, channel)
+    def _pool_for(self, tuple conjs, int step, int strategy, int tenant, int channel):
+        # conjs: a chain's step conjunctions, in step order.
+        key = (tenant, conjs, step, strategy, channel)
         pid = self._pool_index.get(key)
         if pid is None:
-            flat = tuple(pair for conj in req for pair in conj)
+            flat = tuple(pair for conj in conjs for pair in conj)
             s = _skill_array(flat)
-            off = <int32_t*> malloc((len(req) + 1) * sizeof(int32_t))
+            off = <int32_t*> malloc((len(conjs) + 1) * sizeof(int32_t))
             if off == NULL:
                 free(s)
                 raise MemoryError()
             off[0] = 0
-            for k, conj in enumerate(req):
+            for k, conj in enumerate(conjs):
                 off[k + 1] = off[k] + len(conj)
-            pid = self.c_add_pool(strategy, tenant, channel, s, off, len(req))
+            pid = self.c_add_pool(strategy, tenant, channel, s, off, len(conjs), step)
             free(s)
             free(off)
             if pid < 0:
@@ -730,12 +785,22 @@ cdef class Router:
             self._pool_index[key] = pid
         return pid
 
-    def _route_for(self, int queue, tuple req, int channel):
-        key = (queue, req, channel)
+    def _route_for(self, int queue, tuple conjs, int step, int channel):
+        key = (queue, conjs, step, channel)
         rid = self._route_index.get(key)
         if rid is None:
             q = &self.queues[queue]
-            rid = self.c_add_route(queue, self._pool_for(req, q.strategy, q.tenant, channel))
+            pools = [self._pool_for(conjs, k, q.strategy, q.tenant, channel)
+                     for k in range(step + 1)]
+            agents = (q.tenant, q.strategy, _disjunction(conjs[:step + 1]), channel)
+            akey = self._agents_keys.setdefault(agents, len(self._agents_keys))
+            arr = <int32_t*> malloc(len(pools) * sizeof(int32_t))
+            if arr == NULL:
+                raise MemoryError()
+            for k, pid in enumerate(pools):
+                arr[k] = pid
+            rid = self.c_add_route(queue, arr, len(pools), akey)
+            free(arr)
             if rid < 0:
                 raise MemoryError()
             self._route_index[key] = rid
@@ -752,11 +817,8 @@ cdef class Router:
         cdef queue_t* q = &self.queues[queue]
         # The chain to follow on overflow exists first: targets are earlier queues.
         after = self._chain_for(q.overflow_queue, extra, channel) if q.overflow == OV_QUEUE else -1
-        conjs = []
-        routes = []
-        for step in self._queue_steps[queue]:
-            conjs.append(_merge(step, extra))
-            routes.append(self._route_for(queue, _disjunction(conjs), channel))
+        conjs = tuple(_merge(step, extra) for step in self._queue_steps[queue])
+        routes = [self._route_for(queue, conjs, k, channel) for k in range(len(conjs))]
         chain = self.n_chains
         if grow(<void**> &self.chains, &self.cap_chains, chain + 1 + len(routes),
                 sizeof(int32_t)) != 0:
@@ -1046,9 +1108,10 @@ cdef class Router:
             return True
         return x == MULTI_MARK and self.chans[e.agent].epoch[p.channel] == e.epoch
 
-    cdef int _compact(self, pool_t* p) noexcept:
+    cdef int _compact(self, int32_t pid) noexcept:
         # Drop stale entries once they outnumber the live ones: amortised O(1)
         # per entry, and it bounds the heap at about twice the READY agents.
+        cdef pool_t* p = &self.pools[pid]
         cdef int32_t i, n = 0
         if p.strategy == ST_LONGEST_IDLE:
             for i in range(p.idle.n):
@@ -1065,23 +1128,14 @@ cdef class Router:
         r_heapify(&p.ready)
         return 0
 
-    cdef int _pool_insert_one(self, int32_t pid, int32_t m, int32_t agent, int32_t score) noexcept:
+    cdef inline int _pool_push(self, int32_t pid, int32_t m, int32_t agent, int32_t score,
+                               time_us_t idle, int64_t handled, time_us_t talk,
+                               uint32_t epoch) noexcept:
+        # The agent (member m of the pool) joins its READY agents, with the keys
+        # of its current idle spell.
         cdef pool_t* p = &self.pools[pid]
-        cdef agent_t* a = &self.agents[agent]
         cdef int32_t s = p.strategy
         cdef int r = 0
-        cdef chan_t* ch = &self.chans[agent]
-        # A multi-channel agent's keys are per channel, taken when it became free
-        # for that channel.
-        cdef time_us_t idle = a.idle_since
-        cdef int64_t handled = a.handled
-        cdef time_us_t talk = a.talk_time_us
-        cdef uint32_t epoch = a.epoch
-        if ch.multi:
-            idle = ch.idle[p.channel]
-            handled = ch.handled_at[p.channel]
-            talk = ch.talk_at[p.channel]
-            epoch = ch.epoch[p.channel]
         if s == ST_LONGEST_IDLE:
             r = f_push(&p.idle, idle, agent, epoch, not self._bulk)
         elif s == ST_FEWEST_CONTACTS:
@@ -1094,17 +1148,31 @@ cdef class Router:
             rs_set(&p.order, m)
         if r != 0:
             return E_NOMEM
-        p.n_ready += 1
-        if p.ready.n + p.idle.n > 2 * p.n_ready + 64:
-            self._compact(p)
+        self.pool_ready[pid] += 1
+        if p.ready.n + p.idle.n > 2 * self.pool_ready[pid] + 64:
+            self._compact(pid)
         return 0
+
+    cdef int _pool_insert_one(self, int32_t pid, int32_t m, int32_t agent, int32_t score) noexcept:
+        # A multi-channel agent's keys are per channel, taken when it became free
+        # for that channel.
+        cdef agent_t* a = &self.agents[agent]
+        cdef chan_t* ch = &self.chans[agent]
+        cdef int32_t x = self.pools[pid].channel
+        if ch.multi:
+            return self._pool_push(pid, m, agent, score, ch.idle[x],
+                                   ch.handled_at[x], ch.talk_at[x], ch.epoch[x])
+        return self._pool_push(pid, m, agent, score, a.idle_since, a.handled,
+                               a.talk_time_us, a.epoch)
 
     cdef int _pool_insert(self, int32_t agent, int32_t mask) noexcept:
         # Into its pools of the channels in `mask` (a new epoch: entries of any
         # earlier time in its pools are stale from now on).
         cdef agent_t* a = &self.agents[agent]
         cdef chan_t* ch = &self.chans[agent]
-        cdef int32_t i, x
+        cdef int32_t x
+        cdef const member_t* mb = &self.memb[self.memb_off[agent]]
+        cdef const member_t* end = &self.memb[self.memb_off[agent + 1]]
         if ch.multi:
             # Only the channels in `mask` get new entries; the others stay as
             # they are (a change on one channel leaves its other pools alone).
@@ -1116,45 +1184,51 @@ cdef class Router:
                     ch.epoch[x] = a.epoch
             self.ready_epoch[agent] = MULTI_MARK
             ch.routable |= <uint8_t> mask
-        else:
-            a.epoch += 1
-            if a.epoch == 0 or a.epoch == MULTI_MARK:
-                a.epoch = 1         # 0 means "not idle" in ready_epoch
-            self.ready_epoch[agent] = a.epoch
-            ch.routable = <uint8_t> mask
-        for i in range(self.memb_off[agent], self.memb_off[agent + 1]):
-            if (mask >> self.memb[i].channel) & 1 and self._pool_insert_one(
-                    self.memb[i].pool, self.memb[i].member, agent, self.memb[i].score) != 0:
+            while mb < end:
+                x = mb.channel
+                if (mask >> x) & 1 and self._pool_push(
+                        mb.pool, mb.member, agent, mb.score, ch.idle[x],
+                        ch.handled_at[x], ch.talk_at[x], ch.epoch[x]) != 0:
+                    return E_NOMEM
+                mb += 1
+            return 0
+        a.epoch += 1
+        if a.epoch == 0 or a.epoch == MULTI_MARK:
+            a.epoch = 1         # 0 means "not idle" in ready_epoch
+        self.ready_epoch[agent] = a.epoch
+        ch.routable = <uint8_t> mask
+        while mb < end:
+            if (mask >> mb.channel) & 1 and self._pool_push(
+                    mb.pool, mb.member, agent, mb.score, a.idle_since, a.handled,
+                    a.talk_time_us, a.epoch) != 0:
                 return E_NOMEM
+            mb += 1
         return 0
 
+    cdef void _leave_pools(self, int32_t agent, int32_t mask) noexcept:
+        # Out of its pools of the channels in `mask`: bitsets are cleared, heap
+        # pools keep the agent's entries, now stale (their epoch is over), and
+        # are not touched at all (their counts are in pool_ready).
+        cdef const member_t* mb = &self.memb[self.memb_off[agent]]
+        cdef const member_t* end = &self.memb[self.memb_off[agent + 1]]
+        while mb < end:
+            if (mask >> mb.channel) & 1:
+                if mb.ranked:
+                    rs_clear(&self.pools[mb.pool].order, mb.member)
+                self.pool_ready[mb.pool] -= 1
+            mb += 1
+
     cdef void _pool_remove(self, int32_t agent) noexcept:
-        # Heap pools keep the agent's entry, now stale (its epoch is over).
-        cdef pool_t* p
-        cdef int32_t i, mask = self.chans[agent].routable
-        for i in range(self.memb_off[agent], self.memb_off[agent + 1]):
-            if not (mask >> self.memb[i].channel) & 1:
-                continue
-            p = &self.pools[self.memb[i].pool]
-            if not _heap_strategy(p.strategy):
-                rs_clear(&p.order, self.memb[i].member)
-            p.n_ready -= 1
+        self._leave_pools(agent, self.chans[agent].routable)
         self.ready_epoch[agent] = 0
         self.chans[agent].routable = 0
         memset(self.chans[agent].epoch, 0, sizeof(self.chans[agent].epoch))
 
     cdef void _m_remove(self, int32_t agent, int32_t mask) noexcept:
         # A multi-channel agent leaves the pools of the channels in `mask` only.
-        cdef pool_t* p
         cdef chan_t* ch = &self.chans[agent]
-        cdef int32_t i, x
-        for i in range(self.memb_off[agent], self.memb_off[agent + 1]):
-            if not (mask >> self.memb[i].channel) & 1:
-                continue
-            p = &self.pools[self.memb[i].pool]
-            if not _heap_strategy(p.strategy):
-                rs_clear(&p.order, self.memb[i].member)
-            p.n_ready -= 1
+        cdef int32_t x
+        self._leave_pools(agent, mask)
         for x in range(N_CHANNELS):
             if (mask >> x) & 1:
                 ch.epoch[x] = 0
@@ -1162,8 +1236,72 @@ cdef class Router:
         if ch.routable == 0:
             self.ready_epoch[agent] = 0
 
-    cdef int32_t _choose(self, pool_t* p, queue_t* q) noexcept:
+    cdef int32_t _ready_in(self, const route_t* r) noexcept:
+        # READY agents the route's contacts may be offered to.
+        cdef int32_t i, n = 0
+        for i in range(r.n_pools):
+            n += self.pool_ready[r.pools[i]]
+        return n
+
+    cdef int32_t _choose(self, route_t* r, queue_t* q) noexcept:
+        # The agent to offer the route's contact to; a READY one exists. Its pools
+        # are disjoint, so the strategy's choice over their union is the best of
+        # each pool's own choice (random: the k-th of the union by agent id).
+        cdef int32_t i, a, best = -1, first = -1, k, n, lo, hi, mid
+        cdef pool_t* p
+        cdef const rentry_t* e
+        cdef const rentry_t* be = NULL
+        if r.n_pools == 1:
+            return self._choose_in(r.pools[0], q)
+        if q.strategy == ST_RANDOM:
+            k = <int32_t> (self._next_random() % <uint64_t> self._ready_in(r))
+            # The smallest agent id with more than k READY members at or below it.
+            lo = 0
+            hi = self.n_agents_ - 1
+            while lo < hi:
+                mid = (lo + hi) >> 1
+                n = 0
+                for i in range(r.n_pools):
+                    p = &self.pools[r.pools[i]]
+                    if self.pool_ready[r.pools[i]]:
+                        n += rs_rank(&p.order, _upper_bound(p.member_agent, p.n_members, mid))
+                if n > k:
+                    hi = mid
+                else:
+                    lo = mid + 1
+            return lo
+        for i in range(r.n_pools):
+            p = &self.pools[r.pools[i]]
+            if self.pool_ready[r.pools[i]] == 0:
+                continue
+            if _heap_strategy(p.strategy):
+                self._choose_in(r.pools[i], q)  # drops the stale entries on top
+                e = f_at(&p.idle, 0) if p.strategy == ST_LONGEST_IDLE else &p.ready.e[0]
+                if be == NULL or r_less(e, be):
+                    be = e
+            elif p.strategy == ST_LINEAR:
+                a = p.member_agent[rs_select(&p.order, 0)]
+                if best < 0 or a < best:
+                    best = a
+            else:
+                # ROUND_ROBIN: the first READY agent after the last one served,
+                # else (wrapping) the first of all.
+                k = rs_rank(&p.order, _upper_bound(p.member_agent, p.n_members, q.rr_last))
+                if k < self.pool_ready[r.pools[i]]:
+                    a = p.member_agent[rs_select(&p.order, k)]
+                    if best < 0 or a < best:
+                        best = a
+                a = p.member_agent[rs_select(&p.order, 0)]
+                if first < 0 or a < first:
+                    first = a
+        if be != NULL:
+            return be.agent
+        return best if best >= 0 else first
+
+    cdef int32_t _choose_in(self, int32_t pid, queue_t* q) noexcept:
         # The agent (not member) to offer to; the pool has a READY agent.
+        cdef pool_t* p = &self.pools[pid]
+        cdef int32_t n_ready = self.pool_ready[pid]
         cdef int32_t k
         cdef uint64_t x
         if p.strategy == ST_LONGEST_IDLE:
@@ -1174,8 +1312,8 @@ cdef class Router:
             # While idle agents drain away nothing is pushed, so this is where
             # stale entries pile up: one linear pass beats popping each of them
             # through a sift-down.
-            if p.ready.n > 2 * p.n_ready + 64:
-                self._compact(p)
+            if p.ready.n > 2 * n_ready + 64:
+                self._compact(pid)
             while not self._live(p, &p.ready.e[0]):
                 r_pop(&p.ready)
             return p.ready.e[0].agent
@@ -1183,22 +1321,28 @@ cdef class Router:
             return p.member_agent[rs_select(&p.order, 0)]
         if p.strategy == ST_RANDOM:
             x = self._next_random()
-            return p.member_agent[rs_select(&p.order, <int32_t> (x % <uint64_t> p.n_ready))]
+            return p.member_agent[rs_select(&p.order, <int32_t> (x % <uint64_t> n_ready))]
         # ROUND_ROBIN: the first ready member after the last agent served, wrapping.
         k = rs_rank(&p.order, _upper_bound(p.member_agent, p.n_members, q.rr_last))
-        return p.member_agent[rs_select(&p.order, k if k < p.n_ready else 0)]
+        return p.member_agent[rs_select(&p.order, k if k < n_ready else 0)]
 
-    cdef int32_t _hook_choose(self, int32_t slot, pool_t* p, queue_t* q) noexcept:
+    cdef int32_t _hook_choose(self, int32_t slot, route_t* r, queue_t* q) noexcept:
         # The slow path: ask the queue's Python hook, and fall back on the
         # strategy when it raises, answers anything but a candidate, or is late.
-        cdef int32_t m, choice = -1
+        cdef int32_t i, m, choice = -1
         cdef contact_t* c = &self.contacts[slot]
+        cdef pool_t* p
         entry = self._hooks.get(c.queue)
         if entry is None:
-            return self._choose(p, q)
-        candidates = [p.member_agent[m] for m in range(p.n_members)
-                      if self.ready_epoch[p.member_agent[m]]
-                      and (self.chans[p.member_agent[m]].routable >> p.channel) & 1]
+            return self._choose(r, q)
+        candidates = []
+        for i in range(r.n_pools):
+            p = &self.pools[r.pools[i]]
+            candidates += [p.member_agent[m] for m in range(p.n_members)
+                           if self.ready_epoch[p.member_agent[m]]
+                           and (self.chans[p.member_agent[m]].routable >> p.channel) & 1]
+        if r.n_pools > 1:
+            candidates.sort()
         info = HookContact(self._cid(slot), c.queue, c.priority, Channel(c.channel),
                            c.arrival, self.now - c.entered, tuple(candidates))
         t0 = perf_counter_ns()
@@ -1216,7 +1360,7 @@ cdef class Router:
         else:
             entry[3] += 1
         if choice < 0:
-            return self._choose(p, q)
+            return self._choose(r, q)
         return choice
 
     cdef int _offer(self, int32_t slot, int32_t agent, time_us_t now) noexcept:
@@ -1254,7 +1398,6 @@ cdef class Router:
         # The contact is in no heap and has no agent: offer it, or let it wait.
         cdef contact_t* c = &self.contacts[slot]
         cdef route_t* r = &self.routes[c.route]
-        cdef pool_t* p = &self.pools[r.pool]
         cdef queue_t* q = &self.queues[c.queue]
         cdef int32_t i, a, k
         cdef heap_t* h
@@ -1265,12 +1408,12 @@ cdef class Router:
             a = self._pref_ready(c)
             if a >= 0:
                 return self._offer(slot, a, now)
-        elif p.n_ready > 0:
-            i = self._offer(slot, self._hook_choose(slot, p, q) if q.hooked
-                            else self._choose(p, q), now)
+        elif self._ready_in(r) > 0:
+            i = self._offer(slot, self._hook_choose(slot, r, q) if q.hooked
+                            else self._choose(r, q), now)
             k = 1
-            while i == 0 and p.n_ready > 0 and (q.parallel == 0 or k < q.parallel):
-                i = self._offer(slot, self._choose(p, q), now)
+            while i == 0 and (q.parallel == 0 or k < q.parallel) and self._ready_in(r) > 0:
+                i = self._offer(slot, self._choose(r, q), now)
                 k += 1
             return i
         if c.flags & CF_EXPIRED:
@@ -1293,10 +1436,17 @@ cdef class Router:
                     return E_NOMEM
         elif h_push(&r.waiting, rank, c.arrival, c.seq, slot, self.contact_pos) != 0:
             return E_NOMEM
+        else:
+            self._count_waiting(r, 1)
         q.waiting += 1
         if c.flags & CF_CALLBACK:
             q.waiting_callbacks += 1
         return 0
+
+    cdef void _count_waiting(self, const route_t* r, int32_t delta) noexcept:
+        cdef int32_t i
+        for i in range(r.n_pools):
+            self.pool_waiting[r.pools[i]] += delta
 
     cdef void _unwait(self, int32_t slot) noexcept:
         # Out of its queue's order; a contact waiting for its preferred agents
@@ -1305,6 +1455,7 @@ cdef class Router:
         cdef queue_t* q = &self.queues[c.queue]
         if not (c.flags & CF_PREFERRED):
             h_remove(&self.routes[c.route].waiting, self.contact_pos[slot], self.contact_pos)
+            self._count_waiting(&self.routes[c.route], -1)
         q.waiting -= 1
         if c.flags & CF_CALLBACK:
             q.waiting_callbacks -= 1
@@ -1353,12 +1504,11 @@ cdef class Router:
         c.entered = now
         c.step = 0
         c.route = self.chains[c.chain + 1]
-        if q.reject_unstaffed and \
-                self.pools[self.routes[self.chains[c.chain + q.n_steps]].pool].n_logged == 0:
+        if q.reject_unstaffed and self._unstaffed(c):
             return self._divert(slot, now, TK_NONE)
         if q.max_waiting and not (c.flags & CF_CALLBACK) \
                 and (self._pref_ready(c) < 0 if c.flags & CF_PREFERRED
-                     else self.pools[self.routes[c.route].pool].n_ready == 0) \
+                     else self._ready_in(&self.routes[c.route]) == 0) \
                 and q.waiting - q.waiting_callbacks >= q.max_waiting:
             return self._divert(slot, now, TK_NONE)
         if q.n_steps > 1:
@@ -1373,6 +1523,15 @@ cdef class Router:
             c.wait_timer = t
         return self._contact_waits(slot, now)
 
+    cdef bint _unstaffed(self, const contact_t* c) noexcept:
+        # No agent its last step admits is logged in.
+        cdef route_t* r = &self.routes[self.chains[c.chain + self.queues[c.queue].n_steps]]
+        cdef int32_t i
+        for i in range(r.n_pools):
+            if self.pools[r.pools[i]].n_logged:
+                return False
+        return True
+
     cdef int _divert(self, int32_t slot, time_us_t now, int32_t why) noexcept:
         # The queue cannot keep the contact (in no heap, with no agent): full or
         # unstaffed on arrival (why = TK_NONE), or waited its maximum (TK_MAX_WAIT).
@@ -1382,8 +1541,7 @@ cdef class Router:
         cdef int r
         self._cancel_wait_timers(c)
         c.flags &= ~(CF_EXPIRED | CF_PREFERRED)
-        if why == TK_NONE and q.reject_unstaffed == 1 and \
-                self.pools[self.routes[self.chains[c.chain + q.n_steps]].pool].n_logged == 0:
+        if why == TK_NONE and q.reject_unstaffed == 1 and self._unstaffed(c):
             kind = OV_NONE
         if kind == OV_CALLBACK and not (c.flags & CF_CALLBACK):
             # It keeps its place: same rank, same heap, no maximum wait any more.
@@ -1468,7 +1626,7 @@ cdef class Router:
         cdef hentry_t* head = NULL
         cdef heap_t* h
         for i in range(self.memb_off[agent], self.memb_off[agent + 1]):
-            if not (scan >> self.memb[i].channel) & 1:
+            if not (scan >> self.memb[i].channel) & 1 or self.pool_waiting[self.memb[i].pool] == 0:
                 continue
             p = &self.pools[self.memb[i].pool]
             for j in range(p.n_routes):
@@ -1559,14 +1717,25 @@ cdef class Router:
 
     cdef void _m_cancel_wraps(self, int32_t agent) noexcept:
         # Ends a multi-channel agent's wrap-ups at once (ready, not ready, logout).
-        cdef int32_t t, obj
         cdef chan_t* ch = &self.chans[agent]
-        for t in range(self.n_timer_slots):
-            if self.timers[t].kind == TK_WRAP_CH and self.timers[t].obj >> 2 == agent:
-                obj = self.timers[t].obj
-                self._timer_cancel(t)
-                ch.load[obj & 3] -= 1
-                ch.n_wrap -= 1
+        cdef int32_t t = ch.wrap_head
+        while t >= 0:
+            self._timer_cancel(t)
+            ch.load[self.timers[t].obj & 3] -= 1
+            ch.n_wrap -= 1
+            t = self.timers[t].next
+        ch.wrap_head = -1
+
+    cdef void _m_wrap_ended(self, int32_t agent, int32_t t) noexcept:
+        # Wrap-up timer t of a multi-channel agent fired: out of its list.
+        cdef chan_t* ch = &self.chans[agent]
+        cdef int32_t b = ch.wrap_head
+        if b == t:
+            ch.wrap_head = self.timers[t].next
+            return
+        while self.timers[b].next != t:
+            b = self.timers[b].next
+        self.timers[b].next = self.timers[t].next
 
     cdef int _free_ringer(self, int32_t agent, int32_t ch, time_us_t now) noexcept:
         # An agent stops ringing (its caller hung up, or another agent answered).
@@ -1680,6 +1849,7 @@ cdef class Router:
             elif kind == TK_PREFERRED:
                 r = self._fire_preferred(obj, deadline)
             elif kind == TK_WRAP_CH:
+                self._m_wrap_ended(obj >> 2, t)
                 self.chans[obj >> 2].n_wrap -= 1
                 self.chans[obj >> 2].load[obj & 3] -= 1
                 r = self._emit(DK_WRAP_UP_END, deadline, -1, obj >> 2, -1)
@@ -1894,7 +2064,7 @@ cdef class Router:
         c.queue = self.routes[self.chains[chain + 1]].queue
         q = &self.queues[c.queue]
         c.chain = chain
-        c.rch = self.pools[self.routes[self.chains[chain + 1]].pool].channel
+        c.rch = self.routes[self.chains[chain + 1]].channel
         c.agent = -1
         c.flags = 0
         if priority == QUEUE_PRIORITY:
@@ -2031,6 +2201,8 @@ cdef class Router:
                 t = self._timer_add(now + wrap_up_us, TK_WRAP_CH, agent * 4 + ch)
                 if t < 0:
                     return E_NOMEM
+                self.timers[t].next = self.chans[agent].wrap_head
+                self.chans[agent].wrap_head = t
                 self.chans[agent].n_wrap += 1
             else:
                 self.chans[agent].load[ch] -= 1
@@ -2405,7 +2577,7 @@ cdef class Router:
         cdef route_t* r
         cdef rfifo_t* f
         st = {
-            "version": 1,
+            "version": SNAPSHOT_VERSION,
             "scalars": [self.now, self.rng, self.seq, self.timer_seq, self.n_agents_,
                         self.n_queues_, self.n_pools, self.n_routes, self.n_chains,
                         self.n_slots, self.n_free, self.n_timer_slots, self.n_free_timers,
@@ -2430,9 +2602,11 @@ cdef class Router:
             "timer_heap": _raw(self.timer_heap.e, self.timer_heap.n * sizeof(hentry_t)),
             "dec": _raw(self.dec, self.n_dec * sizeof(decision_t)),
             "chains": _raw(self.chains, self.n_chains * sizeof(int32_t)),
+            "pool_ready": _raw(self.pool_ready, self.n_pools * sizeof(int32_t)),
             "queues": [], "pools": [], "routes": [],
             "pool_index": [[k, v] for k, v in self._pool_index.items()],
             "route_index": [[k, v] for k, v in self._route_index.items()],
+            "agents_keys": [[k, v] for k, v in self._agents_keys.items()],
             "chain_index": [[k, v] for k, v in self._chain_index.items()],
             "queue_steps": list(self._queue_steps),
         }
@@ -2461,7 +2635,8 @@ cdef class Router:
         for i in range(self.n_routes):
             r = &self.routes[i]
             st["routes"].append([_raw(r, sizeof(route_t)),
-                                 _raw(r.waiting.e, r.waiting.n * sizeof(hentry_t))])
+                                 _raw(r.waiting.e, r.waiting.n * sizeof(hentry_t)),
+                                 _raw(r.pools, r.n_pools * sizeof(int32_t))])
         return msgspec_msgpack.encode(st)
 
     @classmethod
@@ -2473,8 +2648,8 @@ cdef class Router:
         """
         try:
             st = msgspec_msgpack.decode(data)
-            if not isinstance(st, dict) or st.get("version") != 1:
-                raise ValueError("not a version-1 router snapshot")
+            if not isinstance(st, dict) or st.get("version") != SNAPSHOT_VERSION:
+                raise ValueError(f"not a version-{SNAPSHOT_VERSION} router snapshot")
             return _restore(cls(), st)
         except (ValueError, TypeError, KeyError, IndexError, msgspec_DecodeError) as exc:
             raise ConfigError(f"restore: {exc}") from None
@@ -2543,7 +2718,7 @@ cdef class Router:
         current state, or None when no eligible agent is staffed.
 
         ``(ahead + 1) * handle / staffed``: `ahead` are the WAITING contacts (of
-        any queue) that need exactly the same agents (its current route's pool)
+        any queue) that need exactly the same agents (its route's agents_key)
         and rank ahead of it; `staffed` its eligible agents logged in and not
         NOT_READY; `handle` their mean handle time so far (talk + wrap-up per
         completed contact), or the queue's ``handle_estimate_us`` before any.
@@ -2561,17 +2736,20 @@ cdef class Router:
         if now < self.now:
             raise TimeError(f"estimated_wait_us: now={now} is earlier than the router's time {self.now}")
         cdef contact_t* c = &self.contacts[slot]
-        cdef int32_t pool = self.routes[c.route].pool
-        cdef pool_t* p = &self.pools[pool]
+        cdef route_t* r = &self.routes[c.route]
+        cdef int32_t key = r.agents_key, i
+        cdef pool_t* p
         cdef agent_t* a
         cdef int64_t staffed = 0, handled = 0
         cdef double work = 0.0
-        for m in range(p.n_members):
-            a = &self.agents[p.member_agent[m]]
-            if a.state != AS_LOGGED_OUT and a.state != AS_NOT_READY:
-                staffed += 1
-                handled += a.handled
-                work += <double> a.talk_time_us + <double> a.handled * <double> a.wrap_up_us
+        for i in range(r.n_pools):
+            p = &self.pools[r.pools[i]]
+            for m in range(p.n_members):
+                a = &self.agents[p.member_agent[m]]
+                if a.state != AS_LOGGED_OUT and a.state != AS_NOT_READY:
+                    staffed += 1
+                    handled += a.handled
+                    work += <double> a.talk_time_us + <double> a.handled * <double> a.wrap_up_us
         if staffed == 0:
             return None
         mine = self._waiting_key(slot)
@@ -2580,7 +2758,7 @@ cdef class Router:
             for j in range(self.n_slots):
                 if self.contacts[j].state == CS_WAITING and j != slot \
                         and not (self.contacts[j].flags & CF_PREFERRED) \
-                        and self.routes[self.contacts[j].route].pool == pool \
+                        and self.routes[self.contacts[j].route].agents_key == key \
                         and self._waiting_key(j) < mine:
                     ahead += 1
         handle = work / handled if handled else <double> self.queues[c.queue].handle_estimate_us

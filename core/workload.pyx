@@ -187,7 +187,7 @@ def run(Router r, const int32_t[::1] arrival_queue, int64_t dt_us, int64_t handl
                 else:
                     k = arrival_chain[i]
                     c = r.c_arrive(k, t, QUEUE_PRIORITY,
-                                   r.pools[r.routes[r.chains[k + 1]].pool].channel, NULL, 0, 0)
+                                   r.routes[r.chains[k + 1]].channel, NULL, 0, 0)
                 if c < 0:
                     raise RuntimeError("arrive refused")
                 slot = slot_of(c)

@@ -22,7 +22,15 @@ Definitions used in the results (contacts that arrive after the warm-up):
 - ``service_level_answered``: answered within the threshold / answered;
 - ``occupancy``: (reserved + busy + wrap-up time) / (that + ready time) of the
   agents, over the measured period; for a queue, of the agents who can serve it
-  (on all their work, whichever queue it came from).
+  (skills and channel; on all their work, whichever queue it came from). A
+  multi-channel agent is reserved, busy or in wrap-up while it holds at least
+  one contact, however many;
+- ``contacts_held`` (per agent group and overall): the mean number of contacts
+  an agent holds (ringing, answered or in wrap-up) over the same available
+  time, (sum over contacts of the time each is held) / (that + ready time). A
+  classic agent holds one or none, so it equals the occupancy; an agent holding
+  up to three chats may hold 2.4 on average, and its share of capacity in use is
+  then 2.4 / 3.
 
 Contacts still in the system when the run stops count as offered only.
 """
@@ -38,7 +46,7 @@ from typing import Any
 
 import numpy as np
 
-from agner.core._api import AgentState, Strategy
+from agner.core._api import AgentState, Channel, Strategy
 from agner.core.loop import OUTCOMES, EventLoop
 from agner.core.router import Router
 
@@ -111,6 +119,7 @@ class QueueLoad:
     overflow: int | str | None = None
     when_unstaffed: str = "wait"
     parallel: int = 1  # agents one contact rings at once (0: all)
+    channel: Channel = Channel.VOICE  # the channel its contacts arrive on
 
     def requirements(self) -> list[Mapping[int, int]]:
         """Its steps' requirements (just `require` without steps)."""
@@ -121,6 +130,10 @@ class QueueLoad:
         return any(
             all(skills.get(s, 0) >= lv for s, lv in req.items()) for req in self.requirements()
         )
+
+    def served_by_group(self, g: AgentGroup) -> bool:
+        """Whether the group's agents may take its contacts: skills and channel."""
+        return self.served_by(g.skills) and g.takes(self.channel)
 
 
 def rate_profiles(queues: Sequence[QueueLoad], interval_s: float | None) -> list[list[float]]:
@@ -149,6 +162,11 @@ def rate_profiles(queues: Sequence[QueueLoad], interval_s: float | None) -> list
     if n_int > 1 and not (interval_s and interval_s > 0):
         raise ValueError("a per-interval rate profile needs interval_s > 0")
     return out
+
+
+def arrival_chain(r: Router, queue: int, q: QueueLoad) -> int:
+    """The router's step chain that `q`'s contacts arrive on (their channel's)."""
+    return int(r._chain_for(queue, (), int(q.channel)))
 
 
 def add_queue_load(r: Router, q: QueueLoad) -> int:
@@ -185,6 +203,14 @@ class AgentGroup:
     shifts ((start_s, end_s) pairs, from time 0, not overlapping) they log in at
     each start; at each end an idle agent logs out at once and a busy one after
     its contact (a pending not-ready keeps new offers away meanwhile).
+
+    Without `capacity` they are classic agents: one contact at a time, of any
+    channel. With it they are multi-channel agents (docs/ROUTING.md,
+    "Multi-channel agents"): up to ``capacity[ch]`` contacts of each channel at
+    once, `blocks` saying which channels a held contact closes (None: the
+    router's default). A busy multi-channel agent at the end of its shift takes
+    no new contacts and logs out when it holds none (wrap-ups are cut short, as
+    a classic agent's).
     """
 
     name: str
@@ -192,8 +218,26 @@ class AgentGroup:
     skills: Mapping[int, int]
     wrap_up_s: float = 0.0
     shifts: tuple[tuple[float, float], ...] = ()
+    capacity: Mapping[Channel, int] | None = None
+    blocks: Mapping[Channel, Sequence[Channel]] | None = None
+
+    def takes(self, channel: Channel) -> bool:
+        """Whether its agents may hold a contact of `channel` (classic agents take any)."""
+        return self.capacity is None or self.capacity.get(channel, 0) > 0
+
+    def add_agents(self, r: Router) -> list[int]:
+        """Add its `count` agents to a router, the same way for every engine; their ids."""
+        kw: dict[str, Any] = {}
+        if self.capacity is not None:
+            kw["capacity"] = dict(self.capacity)
+            if self.blocks is not None:
+                kw["blocks"] = {c: list(x) for c, x in self.blocks.items()}
+        wrap = round(self.wrap_up_s * _US)
+        return [int(r.add_agent(self.skills, wrap_up_us=wrap, **kw)) for _ in range(self.count)]
 
     def __post_init__(self) -> None:
+        if self.blocks is not None and self.capacity is None:
+            raise ValueError(f"group {self.name!r}: blocks needs capacity")
         last_end = -math.inf
         for start, end in sorted(self.shifts):
             if not (0 <= start < end and math.isfinite(end)):
@@ -215,6 +259,8 @@ class SimResult:
     events: int
     simulated_s: float
     wall_s: float
+    # Per agent group and "overall": mean contacts held over the available time.
+    contacts_held: dict[str, float | None] = field(default_factory=dict)
 
     @property
     def calls_per_second(self) -> float:
@@ -307,10 +353,20 @@ def occupancy_by_queue(
     work; `group_time` maps a group to its (handling, handling + ready) time."""
     out: dict[str, float | None] = {}
     for q in queues:
-        able = [g.name for g in groups if q.served_by(g.skills)]
+        able = [g.name for g in groups if q.served_by_group(g)]
         out[q.name] = _ratio(
             sum(group_time[n][0] for n in able), sum(group_time[n][1] for n in able)
         )
+    return out
+
+
+def contacts_held(
+    held: Mapping[str, int], group_time: Mapping[str, tuple[int, int]]
+) -> dict[str, float | None]:
+    """Each group's (and overall) mean contacts held over its available time;
+    `held` maps a group to its contacts x time, `group_time` as for occupancy."""
+    out = {name: _ratio(held[name], group_time[name][1]) for name in group_time}
+    out["overall"] = _ratio(sum(held.values()), sum(a for _, a in group_time.values()))
     return out
 
 
@@ -374,7 +430,7 @@ def simulate(
     for g in groups:
         if g.count < 0:
             raise ValueError(f"group {g.name!r}: count must be >= 0")
-        ids = [r.add_agent(g.skills, wrap_up_us=round(g.wrap_up_s * _US)) for _ in range(g.count)]
+        ids = g.add_agents(r)
         members[g.name] = ids
         for a in ids:
             if g.shifts:
@@ -398,11 +454,14 @@ def simulate(
             round(interval_s * _US) if interval_s else 0,
             shifts,
             writer.write if records is not None else None,
+            [arrival_chain(r, i, q) for i, q in enumerate(queues)],
+            [int(q.channel) for q in queues],
         )
         start = time.perf_counter()
         if warmup_us:
             loop.run(-1, warmup_us)
         at_warmup = {name: _busy_ready(r, ids, r.now) for name, ids in members.items()}
+        held_warmup = {name: loop.held_us(ids, r.now) for name, ids in members.items()}
         if progress is None:
             end = loop.run(-1 if arrivals is None else arrivals, until)
         else:
@@ -419,6 +478,7 @@ def simulate(
     total = {k: sum(c[k] for c in per_queue.values()) for k in next(iter(per_queue.values()))}
     occupancy: dict[str, float | None] = {}
     group_time: dict[str, tuple[int, int]] = {}
+    held = {name: loop.held_us(ids, end) - held_warmup[name] for name, ids in members.items()}
     for name, ids in members.items():
         busy, ready = _busy_ready(r, ids, end)
         busy -= at_warmup[name][0]
@@ -454,4 +514,5 @@ def simulate(
         events=loop.events,
         simulated_s=(end - warmup_us) / _US,
         wall_s=wall,
+        contacts_held=contacts_held(held, group_time),
     )

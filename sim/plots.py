@@ -147,13 +147,19 @@ def save_html_report(
         "over answered contacts.</p>",
         "<h2>Queues</h2>",
         _table([*report["queues"].items(), ("overall", report["overall"])], "queue"),
-        "<h2>Occupancy</h2><table><tr><th>agent group</th><th>occupancy</th></tr>",
+        "<h2>Occupancy</h2><table><tr><th>agent group</th><th>occupancy</th>"
+        "<th>contacts held per agent</th></tr>",
     ]
     for name, g in [*report["agent_groups"].items(), ("overall", report["overall"])]:
         ci = g.get("occupancy_ci95")
         extra = f" <small>±{_fmt(ci, True)}</small>" if ci is not None else ""
+        held = g.get("contacts_held")
+        ci = g.get("contacts_held_ci95")
+        held_text = "-" if held is None else f"{held:.2f}"
+        held_text += f" <small>±{ci:.2f}</small>" if ci is not None else ""
         parts.append(
-            f"<tr><th>{html.escape(name)}</th><td>{_fmt(g['occupancy'], True)}{extra}</td></tr>"
+            f"<tr><th>{html.escape(name)}</th><td>{_fmt(g['occupancy'], True)}{extra}</td>"
+            f"<td>{held_text}</td></tr>"
         )
     parts.append("</table>")
     parts.append(svg.getvalue()[svg.getvalue().index("<svg") :])

@@ -66,11 +66,13 @@ def _one(args: tuple[Scenario, int | None, float | None, int, str | None, str]) 
     return run_scenario(sc, calls=calls, duration_s=duration_s, seed=seed, records=records)
 
 
-def _combine(rows: Sequence[Mapping[str, float | int | None]]) -> dict[str, float | int | None]:
+def _combine(
+    rows: Sequence[Mapping[str, float | int | None]], keys: Sequence[str] = FIGURES
+) -> dict[str, float | int | None]:
     if len(rows) == 1:  # one run: its own figures, counts as ints
-        return {key: rows[0].get(key) for key in FIGURES}
+        return {key: rows[0].get(key) for key in keys}
     out: dict[str, float | int | None] = {}
-    for key in FIGURES:
+    for key in keys:
         values = [row.get(key) for row in rows]
         if any(v is None for v in values):
             out[key] = None
@@ -185,11 +187,25 @@ def simulate_replications(
     wall = time.perf_counter() - start
     queues = {name: _combine([r.queues[name] for r in results]) for name in results[0].queues}
     overall = _combine([r.overall for r in results])
+    per_group = ("occupancy", "contacts_held")
     groups = {
-        name: _combine([{"occupancy": r.occupancy[name]} for r in results])
+        name: _combine(
+            [
+                {"occupancy": r.occupancy[name], "contacts_held": r.contacts_held[name]}
+                for r in results
+            ],
+            per_group,
+        )
         for name in results[0].occupancy
         if name != "overall"
     }
+    overall.update(
+        _combine(
+            [{"contacts_held": r.contacts_held["overall"]} for r in results], ("contacts_held",)
+        )
+    )
+    for g in sc.agent_groups:  # the table shows contacts held when they differ from occupancy
+        groups[g.name]["multi_channel"] = g.capacity is not None
     intervals = [
         {
             "start_s": first["start_s"],
@@ -216,14 +232,14 @@ def simulate_replications(
     }
 
 
-def _cell(report: Mapping[str, Any], key: str, pct: bool) -> str:
+def _cell(report: Mapping[str, Any], key: str, pct: bool, digits: int = 1) -> str:
     v = report.get(key)
     if v is None:
         return "-"
-    text = f"{100 * v:.1f}%" if pct else (f"{v:.1f}" if isinstance(v, float) else str(v))
+    text = f"{100 * v:.1f}%" if pct else (f"{v:.{digits}f}" if isinstance(v, float) else str(v))
     ci = report.get(f"{key}_ci95")
     if ci is not None:
-        text += f" ±{100 * ci:.1f}" if pct else f" ±{ci:.1f}"
+        text += f" ±{100 * ci:.1f}" if pct else f" ±{ci:.{digits}f}"
     return text
 
 
@@ -267,6 +283,14 @@ def format_report(report: Mapping[str, Any]) -> str:
         )
         + f"; overall {_cell(report['overall'], 'occupancy', True)}"
     )
+    if any(g.get("multi_channel") for g in report["agent_groups"].values()):
+        lines.append(
+            "contacts held per agent: "
+            + ", ".join(
+                f"{name} {_cell(g, 'contacts_held', False, 2)}"
+                for name, g in report["agent_groups"].items()
+            )
+        )
     r = report["replications"]
     lines.append(
         f"{report['calls']:,} calls in {r} replication{'s' if r > 1 else ''} "

@@ -37,7 +37,14 @@ from agner.core._api import Channel, DecisionKind, Strategy
 from agner.core.router import Router
 from agner.core.workload import run as run_c
 
-__all__ = ["Workload", "build_router", "drive_python", "run_benchmark", "load_reference"]
+__all__ = [
+    "Workload",
+    "build_router",
+    "drive_python",
+    "run_benchmark",
+    "load_reference",
+    "time_c_level",
+]
 
 _MASK = (1 << 64) - 1
 # The multi-channel agents of the extended configuration.
@@ -281,6 +288,28 @@ def _figures(events: int, seconds: float) -> dict[str, float]:
     }
 
 
+def time_c_level(
+    w: Workload, center: Center, queues: np.ndarray, channels: np.ndarray
+) -> tuple[tuple[int, int, int], float]:
+    """Build the router and run the arrivals through the C-level API: returns
+    (events, offers, checksum) and the seconds the run took (not the build)."""
+    r = build_router(Router, w, center)
+    chains = arrival_chains(r, queues, channels) if w.extended else None
+    t0 = time.perf_counter()
+    out = run_c(
+        r,
+        queues,
+        w.dt_us,
+        w.handle_us,
+        w.patience_us,
+        w.break_us,
+        w.rona_per_mille,
+        w.seed,
+        chains,
+    )
+    return out, time.perf_counter() - t0
+
+
 def run_benchmark(
     agents: int,
     *,
@@ -308,21 +337,7 @@ def run_benchmark(
     channels = arrival_channels(w, len(queues), queues)
 
     def timed_c(n: int) -> tuple[tuple[int, int, int], float]:
-        r = build_router(Router, w, center)
-        chains = arrival_chains(r, queues[:n], channels[:n]) if extended else None
-        t0 = time.perf_counter()
-        out = run_c(
-            r,
-            queues[:n],
-            w.dt_us,
-            w.handle_us,
-            w.patience_us,
-            w.break_us,
-            w.rona_per_mille,
-            w.seed,
-            chains,
-        )
-        return out, time.perf_counter() - t0
+        return time_c_level(w, center, queues[:n], channels[:n])
 
     def timed_py(factory: Any, n: int) -> tuple[tuple[int, int, int], float]:
         r = build_router(factory, w, center)

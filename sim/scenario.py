@@ -28,6 +28,14 @@ The shape is the one of ../shared/ARCHITECTURE.md::
     # from 0; one row per day seen), averaged into a rate per interval
     handle = { dist = "exponential", mean_s = 180 }
     patience = { dist = "exponential", mean_s = 120 }   # absent: never hang up
+    channel = "voice"                  # or "chat", "email", "callback"
+
+Agent groups may be multi-channel, as in the center configuration
+(agner.config): ``capacity = { chat = 3 }`` lets each agent hold three chats at
+once, ``blocks`` says which channels a held contact closes. Every queue with
+arrivals needs a group (count > 0) that meets its requirements and takes its
+channel, and so does every queue its contacts can overflow to; a classic group
+(no capacity) takes every channel, one contact at a time.
 
 A per-interval profile needs ``interval_s`` at the top level: the profile
 starts at time 0, repeats every ``len(rates) * interval_s`` seconds, and the
@@ -48,13 +56,21 @@ import msgspec
 # The routing part of a scenario (queues, agent groups) is the one configuration
 # schema of agner.config; its names stay importable from here for existing callers.
 from agner.config import AgentGroupSpec as AgentGroupSpec
-from agner.config import ConfigFileError, check_groups, check_queues, skill_ids_of, steps_of
+from agner.config import (
+    ConfigFileError,
+    agent_kwargs,
+    check_groups,
+    check_queues,
+    serves,
+    skill_ids_of,
+    steps_of,
+)
 from agner.config import Queue as Queue
 from agner.config import ServiceLevel as ServiceLevel
 from agner.config import Shift as Shift
 from agner.config import Step as Step
 from agner.config import requirement_of as requirement_of
-from agner.core._api import Strategy
+from agner.core._api import Channel, Strategy
 from agner.sim.engine import AgentGroup, Dist, QueueLoad, SimResult, simulate
 
 __all__ = [
@@ -84,6 +100,7 @@ class Arrivals(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     patience: DistSpec | None = None
     rate_per_s: float | list[float] | None = None  # None: history_csv gives it
     history_csv: str | None = None
+    channel: Literal["voice", "chat", "email", "callback"] = "voice"
 
     @property
     def rate(self) -> float | list[float]:
@@ -206,8 +223,7 @@ def check(sc: Scenario, where: str = "scenario") -> None:
         try:
             agent_group_of(g, {s: k for k, s in enumerate(g.skills)})
         except ValueError as exc:
-            field = "" if str(exc).startswith("capacity") else ".shifts"
-            raise ScenarioError(f"{where}: agent_groups[{i}]{field}: {exc}") from None
+            raise ScenarioError(f"{where}: agent_groups[{i}].shifts: {exc}") from None
     try:
         check_queues(sc.queues, sc.agent_groups, where)
     except ConfigFileError as exc:
@@ -230,21 +246,44 @@ def check(sc: Scenario, where: str = "scenario") -> None:
                     raise ScenarioError(f"{at}.{field}: {exc}") from None
     if len({a.queue for a in sc.arrivals}) != len(sc.arrivals):
         raise ScenarioError(f"{where}: arrivals: one entry per queue")
+    _check_channels(sc, where)
     lengths = {len(a.rate) for a in sc.arrivals if isinstance(a.rate, list)}
     if len(lengths - {1}) > 1:
         raise ScenarioError(f"{where}: arrivals: every rate profile needs as many intervals")
 
 
+def _check_channels(sc: Scenario, where: str) -> None:
+    # A queue whose contacts no agent may ever take is a mistake in the file, not
+    # a result: its callers would only wait (or abandon) in the report. So each
+    # queue with arrivals, and each queue its contacts can overflow to, needs a
+    # group with agents that meet a step's requirement and take the channel.
+    by_name = {q.name: q for q in sc.queues}
+    skill_ids = skill_ids_of(sc.agent_groups)
+    groups = [(g, agent_group_of(g, skill_ids)) for g in sc.agent_groups]
+    for i, a in enumerate(sc.arrivals):
+        channel = Channel[a.channel.upper()]
+        q: Queue | None = by_name[a.queue]
+        while q is not None:
+            if not any(
+                spec.count > 0 and serves(spec.skills, q) and g.takes(channel) for spec, g in groups
+            ):
+                via = "" if q.name == a.queue else f" (its contacts overflow to {q.name!r})"
+                raise ScenarioError(
+                    f"{where}: arrivals[{i}].channel: no agent group that serves queue "
+                    f"{q.name!r}{via} takes {a.channel!r} contacts (give a group "
+                    f"capacity.{a.channel} > 0, or no capacity at all)"
+                )
+            q = by_name.get(q.overflow) if q.overflow is not None else None
+
+
 def agent_group_of(g: AgentGroupSpec, skill_ids: dict[str, int]) -> AgentGroup:
-    if g.capacity is not None:
-        # The engines' callers are all voice: a capacity would change nothing yet.
-        raise ValueError("capacity: multi-channel agents are not simulated yet")
     return AgentGroup(
         g.name,
         g.count,
         {skill_ids[s]: lv for s, lv in g.skills.items()},
         g.wrap_up_s,
         tuple((sh.start_s, sh.end_s) for sh in g.shifts),
+        **agent_kwargs(g),
     )
 
 
@@ -282,6 +321,7 @@ def queue_load_of(
         overflow=queue_ids.get(q.overflow, q.overflow) if q.overflow is not None else None,
         when_unstaffed=q.when_unstaffed,
         parallel=q.parallel,
+        channel=Channel[a.channel.upper()] if a else Channel.VOICE,
     )
 
 

@@ -17,13 +17,16 @@ and the same definitions (see agner.sim.engine). Faults may be injected:
   NOT_READY(RONA)) and the agent is made ready again after ``rona_break_s``;
 - ``logout_prob``: an agent logs out in the middle of a contact: the contact is
   completed first (the router refuses a logout while BUSY), then the agent logs
-  out and logs back in after ``logout_break_s``;
+  out and logs back in after ``logout_break_s`` (a multi-channel agent that still
+  holds other contacts then stays);
 - ``burst = (start_s, end_s, factor)``: arrival rates are multiplied by `factor`
   in that window.
 
 With ``check=True`` (the default) the harness checks, as it goes and at the end,
 that every contact ends in exactly one terminal state, that no contact is offered
-to two agents at once or answered twice, that no agent holds two contacts, and
+to two agents at once or answered twice, that no classic agent holds two
+contacts and no multi-channel agent more than its capacity on a channel or a
+contact of a channel another one it holds closes (docs/ROUTING.md), and
 that per queue offered = answered + abandoned + still in the system (contacts
 arrived after the warm-up), and that its own books match the router's. A
 violation raises AssertionError.
@@ -34,7 +37,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Generator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -43,6 +46,7 @@ import simpy
 from agner.core._api import (
     REASON_RONA,
     AgentState,
+    Channel,
     ContactState,
     DecisionKind,
     RouterError,
@@ -56,6 +60,7 @@ from agner.sim.engine import (
     _figures,
     _ratio,
     add_queue_load,
+    contacts_held,
     occupancy_by_queue,
     rate_profiles,
 )
@@ -122,10 +127,27 @@ class _Contact:
 
 @dataclass
 class _Agent:
-    group: str
+    group: AgentGroup
     off_shift: bool = False
-    holding: int = -1  # the contact offered to or handled by the agent
+    # The contacts offered to or handled by the agent (a classic agent: at most one).
+    holding: list[int] = field(default_factory=list)
     breaks: int = 0  # generation of the current break, to ignore stale ones
+    # Contacts held (ringing, answered, in wrap-up) x time: `held` since `since`.
+    held_area: int = 0
+    held: int = 0
+    since: int = 0
+
+
+# What a multi-channel agent's contact of each channel closes when the group
+# gives no `blocks` (docs/ROUTING.md): voice and callback close every channel,
+# chat and e-mail close voice and callback. Written out here, not read from the
+# router, so that the check is independent of it.
+_DEFAULT_BLOCKS = {
+    Channel.VOICE: tuple(Channel),
+    Channel.CALLBACK: tuple(Channel),
+    Channel.CHAT: (Channel.VOICE, Channel.CALLBACK),
+    Channel.EMAIL: (Channel.VOICE, Channel.CALLBACK),
+}
 
 
 @dataclass
@@ -193,10 +215,10 @@ class SimpyCenter:
         for g in groups:
             if g.count < 0:
                 raise ValueError(f"group {g.name!r}: count must be >= 0")
-            ids = [self.r.add_agent(g.skills, wrap_up_us=_us(g.wrap_up_s)) for _ in range(g.count)]
+            ids = g.add_agents(self.r)
             self.members[g.name] = ids
             for a in ids:
-                self.agents.append(_Agent(g.name))
+                self.agents.append(_Agent(g))
                 self.shifts += [(a, _us(s0), _us(s1)) for s0, s1 in g.shifts]
         self.contacts: dict[int, _Contact] = {}
         self.counted_arrivals = 0
@@ -214,6 +236,8 @@ class SimpyCenter:
         self.max_arrivals: int | None = None
         self.stop: simpy.Event = self.env.event()
         self.at_warmup: dict[str, tuple[int, int]] = {}
+        self.held_at_warmup: dict[str, int] = {}
+        self._pending_touch: set[int] = set()
 
     # -- the router, called in SimPy's time ------------------------------------
 
@@ -221,14 +245,17 @@ class SimpyCenter:
     def now(self) -> int:
         return max(int(self.env.now), self.r.now)
 
-    def _after_call(self) -> None:
-        # Decisions the call caused, then wake the clock if its deadline moved.
+    def _after_call(self, *agents: int) -> None:
+        # Decisions the call caused, then wake the clock if its deadline moved;
+        # `agents`: those the call was about (what they hold may have changed).
+        self._pending_touch.update(agents)
         while True:
             decisions = self.r.take_decisions()
             if not decisions:
                 break
             for d in decisions:
                 self.events += 1
+                self._touch_after(d)
                 if d.kind == DecisionKind.OFFER:
                     if self.r.agent_contact(d.agent) == d.contact:
                         self._offer(d.agent, d.contact, d.queue)
@@ -241,9 +268,37 @@ class SimpyCenter:
                     self._divert(d.kind, d.contact, d.queue, d.time)
                 else:  # RONA: no ring timeout is set, the harness calls no_answer
                     raise AssertionError(f"unexpected decision {d}")
+        for a in sorted(self._pending_touch):
+            self._touch(a)
+        self._pending_touch.clear()
         dl = self.r.next_deadline()
         if dl != self.clock_target and not self.poke.triggered:
             self.poke.succeed()
+
+    def _touch_after(self, d: Any) -> None:
+        # An agent's holdings may change while a decision is handled (an offer
+        # accepted, a leave after a wrap-up): booked once the batch is done.
+        if d.agent >= 0:
+            self._pending_touch.add(d.agent)
+
+    def _touch(self, a: int) -> None:
+        # Books what the agent held since its last change; called at the time of
+        # every call or decision that may have changed it.
+        ag = self.agents[a]
+        now = self.now
+        ag.held_area += ag.held * (now - ag.since)
+        ag.since = now
+        if ag.group.capacity is None:
+            busy = (AgentState.RESERVED, AgentState.BUSY, AgentState.WRAP_UP)
+            ag.held = int(self.r.agent_state(a) in busy)
+        else:
+            ag.held = sum(self.r.agent_load(a))
+
+    def _held_us(self, agents: Sequence[int], now: int) -> int:
+        return sum(
+            self.agents[a].held_area + self.agents[a].held * (now - self.agents[a].since)
+            for a in agents
+        )
 
     def _divert(self, kind: DecisionKind, c: int, q: int, t: int) -> None:
         # A queue limit moved the contact on, made it a callback, or ended it.
@@ -275,10 +330,11 @@ class SimpyCenter:
         ag = self.agents[a]
         if self.check:
             assert rec.state == "waiting", f"contact {c} offered while {rec.state}"
-            assert ag.holding < 0, f"agent {a} offered {c} while holding {ag.holding}"
             assert rec.now_in == q
         rec.state, rec.agent = "offered", a
-        ag.holding = c
+        ag.holding.append(c)
+        if self.check:
+            self._check_load(a, c)
         if self.faults.no_answer_prob and self.rng.random() < self.faults.no_answer_prob:
             self.env.process(self._ring_no_answer(a, c))
             return
@@ -304,6 +360,23 @@ class SimpyCenter:
             rec.event.succeed()
         self.env.process(self._serve(a, c, q))
 
+    def _check_load(self, a: int, c: int) -> None:
+        # The agent was just offered c: within its capacity, nothing held closes it.
+        ag = self.agents[a]
+        assert len(set(ag.holding)) == len(ag.holding), f"agent {a} offered {c} twice"
+        if ag.group.capacity is None:
+            assert len(ag.holding) == 1, f"agent {a} offered {c} while holding {ag.holding[0]}"
+            return
+        load = self.r.agent_load(a)  # ringing, answered and in wrap-up
+        blocks = ag.group.blocks or {}
+        for ch in Channel:
+            assert load[ch] <= ag.group.capacity.get(ch, 0), f"agent {a} over capacity: {load}"
+            if not load[ch]:
+                continue
+            closed = blocks.get(ch, _DEFAULT_BLOCKS[ch])
+            others = [x for x in closed if x != ch and load[x]]
+            assert not others, f"agent {a} holds {ch.name} and {others}: {load}"
+
     def _leave(self, a: int) -> None:
         # An agent whose shift is over logs out as soon as it has no contact;
         # while it has one, a pending not-ready keeps new offers away.
@@ -323,8 +396,8 @@ class SimpyCenter:
     def _release(self, a: int, c: int) -> None:
         ag = self.agents[a]
         if self.check:
-            assert ag.holding == c, f"agent {a} releases {c} but holds {ag.holding}"
-        ag.holding = -1
+            assert c in ag.holding, f"agent {a} releases {c} but holds {ag.holding}"
+        ag.holding.remove(c)
 
     # -- processes ---------------------------------------------------------------
 
@@ -393,7 +466,7 @@ class SimpyCenter:
         if counted:
             self.counted_arrivals += 1
             self.stats[q][rec.interval]["offered"] += 1
-        c = self.r.arrive(q, t)
+        c = self.r.arrive(q, t, channel=ql.channel)
         if self.check:
             assert c not in self.contacts, f"contact id {c} issued twice"
         self.contacts[c] = rec
@@ -427,10 +500,10 @@ class SimpyCenter:
             s["wait_abandoned_s"] += (now - rec.arrival) * 1e-6
         if ringing >= 0:
             self._release(ringing, c)
-            self._after_call()
+            self._after_call(ringing)
             self._settle(ringing)
         self.events += 1
-        self._after_call()
+        self._after_call(*([ringing] if ringing >= 0 else []))
 
     def _serve(self, a: int, c: int, q: int) -> Generator[simpy.Event, Any, None]:
         # The agent talks for the handle time, then completes (wrap-up is the router's).
@@ -443,6 +516,8 @@ class SimpyCenter:
         if rec.counted:
             self.completed[q] += 1
         leaving = bool(self.faults.logout_prob) and self.rng.random() < self.faults.logout_prob
+        # A multi-channel agent may not log out while it holds other contacts.
+        leaving = leaving and self.agents[a].holding == [c]
         if leaving:
             # The router refuses a logout while BUSY: a pending not-ready keeps
             # new offers away, the contact is completed, then the agent logs out.
@@ -450,7 +525,7 @@ class SimpyCenter:
         self.r.complete(a, c, now)
         self._release(a, c)
         self.events += 1
-        self._after_call()
+        self._after_call(a)
         if leaving:
             if self.r.agent_state(a) != AgentState.LOGGED_OUT:
                 self.r.logout(a, now)
@@ -459,7 +534,7 @@ class SimpyCenter:
             self.env.process(self._logout_break(a, self.agents[a].breaks))
         else:
             self._settle(a)
-        self._after_call()
+        self._after_call(a)
 
     def _ring_no_answer(self, a: int, c: int) -> Generator[simpy.Event, Any, None]:
         yield self.env.timeout(_us(self.faults.ring_s))
@@ -471,10 +546,10 @@ class SimpyCenter:
         rec.state, rec.agent = "waiting", -1
         self._release(a, c)
         self.agents[a].breaks += 1
-        self._after_call()
+        self._after_call(a)
         if self.agents[a].off_shift:
             self._leave(a)
-            self._after_call()
+            self._after_call(a)
         else:
             self.env.process(self._rona_break(a, self.agents[a].breaks))
 
@@ -486,7 +561,14 @@ class SimpyCenter:
         st = self.r.agent_stats(a, self.now)
         if st.state == AgentState.NOT_READY and st.reason == REASON_RONA:
             self.r.set_ready(a, self.now)
-            self._after_call()
+            self._after_call(a)
+        elif ag.group.capacity is not None and st.state != AgentState.READY:
+            # A multi-channel agent's RONA is its presence, hidden behind BUSY or
+            # WRAP_UP while it holds other contacts: make it ready all the same
+            # (refused if it already is).
+            with contextlib.suppress(RouterError):
+                self.r.set_ready(a, self.now)
+            self._after_call(a)
 
     def _logout_break(self, a: int, gen: int) -> Generator[simpy.Event, Any, None]:
         yield self.env.timeout(_us(self.faults.logout_break_s))
@@ -496,7 +578,7 @@ class SimpyCenter:
         if self.r.agent_state(a) == AgentState.LOGGED_OUT:
             self.r.login(a, self.now)
             self.r.set_ready(a, self.now)
-            self._after_call()
+            self._after_call(a)
 
     def _shift(self, a: int, start: int, end: int) -> Generator[simpy.Event, Any, None]:
         yield self.env.timeout(start - int(self.env.now))
@@ -513,15 +595,16 @@ class SimpyCenter:
         elif st != AgentState.READY:
             with contextlib.suppress(RouterError):
                 self.r.set_ready(a, now)  # cancels a pending not-ready, if any
-        self._after_call()
+        self._after_call(a)
         yield self.env.timeout(end - int(self.env.now))
         ag.off_shift = True
         self._leave(a)
-        self._after_call()
+        self._after_call(a)
 
     def _snapshot(self) -> Generator[simpy.Event, Any, None]:
         yield self.env.timeout(self.warmup)
         self.at_warmup = {n: self._busy_ready(ids, self.now) for n, ids in self.members.items()}
+        self.held_at_warmup = {n: self._held_us(ids, self.now) for n, ids in self.members.items()}
 
     def _busy_ready(self, agents: Sequence[int], now: int) -> tuple[int, int]:
         busy = ready = 0
@@ -581,10 +664,21 @@ class SimpyCenter:
             if rec.state != "waiting":
                 assert r.contact_agent(c) == rec.agent
         for a, ag in enumerate(self.agents):
-            held = r.agent_contact(a)
-            assert (held if held is not None else -1) == ag.holding, f"agent {a}: {held}"
-        held_by = [ag.holding for ag in self.agents if ag.holding >= 0]
+            held = r.agent_contacts(a)
+            assert sorted(held) == sorted(ag.holding), f"agent {a}: {held} vs {ag.holding}"
+        held_by = [c for ag in self.agents for c in ag.holding]
         assert len(held_by) == len(set(held_by)), "a contact held by two agents"
+        # The books of contacts held: a classic agent holds one exactly while
+        # reserved, busy or in wrap-up; a multi-channel one at least while talking.
+        for a, ag in enumerate(self.agents):
+            st = r.agent_stats(a, self.now)
+            area = self._held_us([a], self.now)
+            t = st.time_in_state_us
+            if ag.group.capacity is None:
+                busy = t[AgentState.RESERVED] + t[AgentState.BUSY] + t[AgentState.WRAP_UP]
+                assert area == busy, f"agent {a}: held {area} us, busy {busy} us"
+            else:
+                assert area >= st.talk_time_us, f"agent {a}: held {area} us < its talk time"
         tot = [r.queue_stats(q, self.now) for q in range(len(self.queues))]
         # The router counts a contact in each queue it enters.
         assert sum(s.offered for s in tot) == self.all_arrivals + sum(s.overflowed for s in tot)
@@ -611,6 +705,10 @@ class SimpyCenter:
         total = {k: sum(c[k] for c in per_queue.values()) for k in _COUNTS}
         occupancy: dict[str, float | None] = {}
         group_time: dict[str, tuple[int, int]] = {}
+        held = {
+            name: self._held_us(ids, end) - self.held_at_warmup.get(name, 0)
+            for name, ids in self.members.items()
+        }
         for name, ids in self.members.items():
             busy, ready = self._busy_ready(ids, end)
             busy -= self.at_warmup.get(name, (0, 0))[0]
@@ -646,6 +744,7 @@ class SimpyCenter:
             events=self.events,
             simulated_s=(end - self.warmup) / _US,
             wall_s=wall,
+            contacts_held=contacts_held(held, group_time),
         )
 
 

@@ -15,14 +15,18 @@ profile), the fewest agents that meet a service-level target:
    rates in steady state; the search finds the smallest total for which every
    queue's mean service level over the replications meets the target.
 
-In a center where each queue has its own group (single-skill), the Erlang
-figure is the answer and no simulation runs. The simulated search is as good
-as its replications: with few calls per candidate, neighbouring intervals can
-differ by an agent either way.
+In a center where each queue has its own group (single-skill) of classic
+agents, the Erlang figure is the answer and no simulation runs. Multi-channel
+groups (``capacity``: an agent holds several chats or e-mails at once) are
+always simulated: Erlang counts servers, not agents that are several servers;
+the search then starts from Erlang's servers divided by the largest capacity.
+The simulated search is as good as its replications: with few calls per
+candidate, neighbouring intervals can differ by an agent either way.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable
 from concurrent.futures import Executor
@@ -79,9 +83,8 @@ def _scaled(groups: list[AgentGroup], total: int) -> list[AgentGroup]:
     order = sorted(range(len(groups)), key=lambda i: raw[i] - counts[i], reverse=True)
     for i in order[: total - sum(counts)]:
         counts[i] += 1
-    return [
-        AgentGroup(g.name, c, g.skills, g.wrap_up_s) for g, c in zip(groups, counts, strict=True)
-    ]
+    # Shifts are dropped (an interval is staffed in steady state); channels kept.
+    return [dataclasses.replace(g, count=c, shifts=()) for g, c in zip(groups, counts, strict=True)]
 
 
 def staff_scenario(
@@ -172,7 +175,8 @@ def _staff(
             "erlang": per_queue,
             "erlang_total": erlang_total,
         }
-        if single_skill or erlang_total == 0:
+        multi = [max(g.capacity.values()) for g in groups if g.capacity is not None]
+        if (single_skill and not multi) or erlang_total == 0:
             row["agents"] = erlang_total
             row["groups"] = (
                 {groups[serves[q][0]].name: n for q, n in per_queue.items()}
@@ -205,7 +209,7 @@ def _staff(
                             sls[name].append(sl)
                 return all(sum(v) / len(v) >= target.service_level for v in sls.values() if v)
 
-            n = max(erlang_total, len(groups))
+            n = max(math.ceil(erlang_total / max(multi, default=1)), len(groups))
             if meets(n):
                 while n > len(groups) and meets(n - 1):
                     n -= 1

@@ -1182,7 +1182,9 @@ class ReferenceRouter:
         elif q.strategy == Strategy.LEAST_TALK_TIME:
             chosen = min(ready, key=lambda i: (talk(i), idle(i), i))
         elif q.strategy == Strategy.MOST_SKILLED:
-            reqs = self._requirements(c, c.step)
+            # Over every step of the queue, not just those reached: an agent's
+            # score for a queue does not change while its contact waits.
+            reqs = self._requirements(c, len(q.steps) - 1)
 
             def key(i: int) -> tuple[int, int, int]:
                 sk = agents[i].skills

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import queue
+import re
 import signal
 import subprocess
 import sys
@@ -25,9 +26,15 @@ ANN = "ann-desktop-token"
 def center_with(directory: Path, **server: Any) -> Path:
     """A copy of examples/center.toml in `directory` with `server` options set
     in its ``[server]`` table (say, ``snapshot_every=50``)."""
-    lines = "".join(f"{k} = {json.dumps(v)}\n" for k, v in server.items())
+    text = CENTER.read_text()
+    for k, v in server.items():
+        line = f"{k} = {json.dumps(v)}"
+        if re.search(rf"^{k} *=", text, flags=re.M):  # set in the example already
+            text = re.sub(rf"^{k} *=.*$", line, text, count=1, flags=re.M)
+        else:
+            text = text.replace("[server]\n", f"[server]\n{line}\n", 1)
     path = directory / "center.toml"
-    path.write_text(CENTER.read_text().replace("[server]\n", "[server]\n" + lines, 1))
+    path.write_text(text)
     return path
 
 

@@ -10,6 +10,7 @@ import json
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 from serve_harness import ACME, ServerProcess
@@ -18,6 +19,7 @@ from sip_harness import write_center
 from agner.adapters.asterisk import AsteriskAdapter
 from agner.adapters.freeswitch import FreeSwitchAdapter
 from agner.adapters.link import Backoff
+from agner.protocol import Dial
 
 
 async def until(cond: Callable[[], bool], timeout: float = 10.0) -> None:
@@ -371,6 +373,42 @@ def test_asterisk_adapter(tmp_path: Path) -> None:
 # ---------------------------------------------------------------- Kamailio's evapi
 
 
+class FakeEvapi:
+    """Kamailio's evapi socket as the adapter sees it: netstring JSON both ways;
+    ``drop`` closes the connection (the adapter reconnects)."""
+
+    def __init__(self) -> None:
+        self.got: list[dict[str, Any]] = []
+        self.writers: list[asyncio.StreamWriter] = []
+        self.server: asyncio.Server | None = None
+
+    async def start(self) -> int:
+        self.server = await asyncio.start_server(self._conn, "127.0.0.1", 0)
+        return int(self.server.sockets[0].getsockname()[1])
+
+    async def _conn(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.writers.append(writer)
+        try:
+            while True:
+                n = int((await reader.readuntil(b":"))[:-1])
+                self.got.append(json.loads((await reader.readexactly(n + 1))[:-1]))
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+
+    async def event(self, **fields: Any) -> None:
+        body = json.dumps(fields).encode()
+        await dribble(self.writers[-1], b"%d:%s," % (len(body), body))
+
+    def cmds(self, cmd: str, call_id: str | None = None) -> list[dict[str, Any]]:
+        return [g for g in self.got if g["cmd"] == cmd and call_id in (None, g.get("call_id"))]
+
+    async def drop(self) -> None:
+        n = len(self.writers)
+        self.writers[-1].close()
+        self.got.clear()
+        await until(lambda: len(self.writers) == n + 1)
+
+
 def test_kamailio_adapter_skips_bad_frames_and_reconciles_after_evapi_drops(tmp_path: Path) -> None:
     """Against a fake evapi socket: malformed netstrings and JSON are skipped; a
     queued caller hears 182; when evapi comes back the adapter asks Kamailio
@@ -381,20 +419,9 @@ def test_kamailio_adapter_skips_bad_frames_and_reconciles_after_evapi_drops(tmp_
     try:
 
         async def main() -> None:
-            got: list[dict[str, object]] = []
-            writers: list[asyncio.StreamWriter] = []
-
-            async def conn(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-                writers.append(writer)
-                try:
-                    while True:
-                        n = int((await reader.readuntil(b":"))[:-1])
-                        got.append(json.loads((await reader.readexactly(n + 1))[:-1]))
-                except (asyncio.IncompleteReadError, ConnectionError):
-                    pass
-
-            fake = await asyncio.start_server(conn, "127.0.0.1", 0)
-            port = fake.sockets[0].getsockname()[1]
+            fake = FakeEvapi()
+            port = await fake.start()
+            got, writers = fake.got, fake.writers
             adapter = KamailioAdapter(
                 evapi=f"127.0.0.1:{port}", server=server.tcp, token=ACME, agents={}, login=[],
                 backoff=Backoff(0.05, 0.2),
@@ -419,7 +446,91 @@ def test_kamailio_adapter_skips_bad_frames_and_reconciles_after_evapi_drops(tmp_
             await until(lambda: not adapter.calls)
             await until(lambda: queue_waiting(server) == [])
             await adapter.close()
-            fake.close()
+            assert fake.server is not None
+            fake.server.close()
+
+        asyncio.run(main())
+    finally:
+        server.stop()
+
+
+def test_kamailio_adapter_catches_up_after_evapi_drops_and_dials_out(tmp_path: Path) -> None:
+    """Against a fake evapi socket: what Kamailio says of each call after evapi
+    came back (a ringing call answered meanwhile, a ringing call whose agent
+    failed, an answered call that ended, a waiting call gone) reaches agner;
+    a dial rings the agent with the token in its URI and the REFER, follows
+    the agent's call out by its Call-ID, and gives up at its deadline."""
+    from agner.adapters.kamailio import KamailioAdapter
+
+    server = ServerProcess(write_center(tmp_path / "center.toml", 2), tmp_path).start()
+    try:
+
+        async def main() -> None:
+            ev = FakeEvapi()
+            port = await ev.start()
+            adapter = KamailioAdapter(
+                evapi=f"127.0.0.1:{port}", server=server.tcp, token=ACME,
+                agent_uri="sip:{agent}@10.0.0.20", login=["ag-1", "ag-2"], ring_ms=100,
+                ring_every_s=0.2, dial_uri="sip:{number}@gw.example.net",
+                backoff=Backoff(0.05, 0.2),
+            )  # fmt: skip
+            adapter.dial_grace_ms = 300
+            await adapter.start()
+            await adapter.wait_up()
+            await until(lambda: agents(server) == {"ag-1": "ready", "ag-2": "ready"})
+
+            async def invite(cid: str) -> dict[str, Any]:
+                await ev.event(event="invite", call_id=cid, tindex=1, tlabel=2, cseq="1",
+                               queue="sales", **{"from": "555"})  # fmt: skip
+                await until(lambda: bool(ev.cmds("relay", cid)))
+                return ev.cmds("relay", cid)[0]
+
+            k1 = await invite("k1")  # linear: ag-1 first
+            assert k1["uri"] == "sip:ag-1@10.0.0.20"
+            k2 = await invite("k2")
+            assert k2["uri"] == "sip:ag-2@10.0.0.20"
+            # evapi drops; meanwhile ag-1 answered k1 and ag-2 was busy for k2
+            await ev.drop()
+            await until(lambda: len(ev.cmds("check")) == 2)
+            await ev.event(event="status", call_id="k1", state="talking")
+            await ev.event(event="alive", call_id="k2", tindex=1, tlabel=2)
+            await until(lambda: agents(server) == {"ag-1": "busy", "ag-2": "not_ready"})
+            assert adapter.calls["k1"].state == "talking"
+            assert adapter.calls["k2"].state == "queued"
+            assert queue_waiting(server) == ["k2"]
+            # again; meanwhile k1 ended and k2's caller hung up
+            await ev.drop()
+            await until(lambda: len(ev.cmds("check")) == 2)
+            await ev.event(event="status", call_id="k1", state="ended")
+            await ev.event(event="status", call_id="k2", state="gone")
+            await until(lambda: not adapter.calls and queue_waiting(server) == [])
+            await until(lambda: agents(server)["ag-1"] == "ready")
+
+            # click-to-dial for ag-1: its phone, then the customer, by token
+            adapter.link.send(Dial("sales", "5550100", call_id="out-1", agent="ag-1"))
+            await until(lambda: bool(ev.cmds("dial")))
+            dial = ev.cmds("dial")[0]
+            token = dial["token"]
+            assert dial["agent"] == f"sip:ag-1@10.0.0.20;agner={token}"
+            assert dial["refer"] == f"<sip:5550100@gw.example.net;agner={token}>"
+            assert dial["customer"] == "sip:5550100@gw.example.net"
+            await ev.event(event="dial_answered", token=token)
+            await until(lambda: agents(server)["ag-1"] == "busy")
+            await ev.event(event="dialing", token=token, call_id="sip-out-1")
+            await asyncio.sleep(0.6)  # past the deadline: the call out is Kamailio's now
+            assert adapter.calls["out-1"].state == "talking"
+            await ev.event(event="bye", call_id="sip-out-1")
+            await until(lambda: not adapter.calls and agents(server)["ag-1"] == "ready")
+
+            # a dial whose phone never answers: no_answer at the deadline
+            ev.got.clear()
+            adapter.link.send(Dial("sales", "5550101", call_id="out-2", agent="ag-1"))
+            await until(lambda: bool(ev.cmds("dial")))
+            await until(lambda: agents(server)["ag-1"] == "not_ready", timeout=5)
+            assert "out-2" not in adapter.calls and not adapter.dials
+            await adapter.close()
+            assert ev.server is not None
+            ev.server.close()
 
         asyncio.run(main())
     finally:

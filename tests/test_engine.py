@@ -2,11 +2,13 @@
 
 Each check runs R seeded replications (R = 10 for Erlang C, 8 for Erlang A) and
 asks that the analytic value lie in the replications' confidence interval
-(Student t). The file makes 27 such checks, so each interval is at the
-Bonferroni level 1 - 0.05/27: together they hold with 95% confidence. (With a
-plain 95% interval per check, some one of 27 true checks would fail in three
-runs out of four.) Each configuration has its own seeds, so a run either always passes or
-always fails, and sizes keep the file to a few seconds.
+(Student t). The file makes 31 such checks, so each interval is at the
+Bonferroni level 1 - 0.05/31: together they hold with 95% confidence. (With a
+plain 95% interval per check, some one of 31 true checks would fail in three
+runs out of four.) Four of them are multi-channel agents holding k chats each,
+which n of them serve as an M/M/(k n) queue. Each configuration has its own
+seeds, so a run either always passes or always fails, and sizes keep the file
+to a few seconds.
 """
 
 from __future__ import annotations
@@ -14,16 +16,18 @@ from __future__ import annotations
 import math
 import zlib
 from statistics import mean, stdev
+from typing import Any
 
 import pytest
 
+from agner.core._api import Channel, Strategy
 from agner.sim.engine import AgentGroup, Dist, QueueLoad, simulate
 from agner.sim.erlang import erlang_a, erlang_c_metrics
 
-CHECKS = 27  # 4 metrics x 3 Erlang C cases + 5 x 3 Erlang A cases
+CHECKS = 31  # 4 metrics x 3 Erlang C cases + 5 x 3 Erlang A cases + 4 multi-channel
 # Student t quantiles at 1 - 0.05 / (2 * CHECKS), by replications (df = R - 1);
 # computed by integrating the t density (SciPy is not a dependency).
-T_FAMILY = {8: 4.852, 10: 4.349}
+T_FAMILY = {8: 4.973, 10: 4.445}
 
 
 def within_ci(samples: list[float], expected: float, what: str) -> None:
@@ -106,6 +110,54 @@ def test_erlang_a(servers: int, load: float, patience: float, arrivals: int) -> 
     within_ci([float(r["occupancy"] or 0) for r in runs], theory.occupancy, "occupancy")
 
 
+def chat_runs(strategy: Strategy, agents: int, k: int, load: float, aht: float) -> list[Any]:
+    out = []
+    for seed in range(10):
+        res = simulate(
+            [
+                QueueLoad(
+                    "chat",
+                    load / aht,
+                    Dist("exponential", aht),
+                    channel=Channel.CHAT,
+                    strategy=strategy,
+                )
+            ],
+            [AgentGroup("g", agents, {}, capacity={Channel.CHAT: k})],
+            arrivals=30_000,
+            warmup_s=20 * aht,
+            seed=7_000_000 + seed,
+        )
+        out.append({**res.overall, "contacts_held": res.contacts_held["overall"]})
+    return out
+
+
+def test_chat_agents_are_an_erlang_c_queue_of_their_slots() -> None:
+    # 6 agents holding 3 chats each, no blocking between chats: 18 servers;
+    # 14.4 erlangs, so P(wait), service level and ASA of M/M/18.
+    agents, k, load, aht = 6, 3, 14.4, 180.0
+    theory = erlang_c_metrics(agents * k, load, aht, 20.0)
+    spread = chat_runs(Strategy.LONGEST_IDLE, agents, k, load, aht)
+    within_ci([float(r["p_wait"] or 0) for r in spread], theory.p_wait, "P(wait)")
+    within_ci([float(r["service_level"] or 0) for r in spread], theory.service_level, "SL")
+    within_ci([float(r["asa_s"] or 0) for r in spread], theory.asa_s, "ASA")
+    # M/M/c keeps A servers busy on average: A / n chats held per agent.
+    within_ci([float(r["contacts_held"] or 0) for r in spread], load / agents, "held")
+    assert all(r["abandoned"] == 0 and r["answered"] for r in spread)
+    # Any strategy that leaves no chat waiting while a slot is free is the same
+    # queue: LINEAR fills the first agents instead of spreading the chats, and
+    # on the same random streams every wait is the same.
+    packed = chat_runs(Strategy.LINEAR, agents, k, load, aht)
+    for key in ("offered", "answered", "p_wait", "service_level", "asa_s", "contacts_held"):
+        assert [r[key] for r in packed] == [r[key] for r in spread], key
+    # Occupancy is the share of time an agent holds one chat or more: with 2.4
+    # held per agent on average and at most 3, at least 80%; spreading the
+    # chats keeps more agents occupied than packing them.
+    occ_spread = mean(float(r["occupancy"] or 0) for r in spread)
+    occ_packed = mean(float(r["occupancy"] or 0) for r in packed)
+    assert load / (agents * k) <= occ_packed < occ_spread < 1.0
+
+
 def small_center(seed: int) -> dict[str, object]:
     res = simulate(
         [
@@ -162,6 +214,29 @@ def test_deterministic_handle_time_gives_exact_occupancy() -> None:
         seed=2,
     )
     assert res.overall["occupancy"] == pytest.approx(0.5 / 4, rel=0.01)
+    # A classic agent holds one contact or none: contacts held is its occupancy.
+    assert res.contacts_held == res.occupancy
+
+
+@pytest.mark.parametrize("engine", ["fast", "simpy"])
+def test_contacts_held_count_every_chat_and_its_wrap_up(engine: str) -> None:
+    # Little's law: 0.1 chats/s, each held 60 s talking and 5 s in wrap-up, on 4
+    # agents holding up to 3 (never all busy): 0.1 x 65 / 4 = 1.625 per agent.
+    from agner.sim.simpy_harness import simulate_simpy
+
+    run = simulate if engine == "fast" else simulate_simpy
+    res = run(
+        [QueueLoad("q", 0.1, Dist("deterministic", 60.0), channel=Channel.CHAT)],
+        [AgentGroup("g", 4, {}, wrap_up_s=5, capacity={Channel.CHAT: 3})],
+        duration_s=200_000 if engine == "fast" else 50_000,
+        warmup_s=600,
+        seed=4,
+    )
+    assert res.contacts_held["g"] == pytest.approx(1.625, rel=0.03)
+    # Occupied while holding one chat or more: more of the time than the share
+    # of its capacity in use (1.625 / 3), and less than the mean it holds.
+    occ = float(res.occupancy["g"] or 0)
+    assert 1.625 / 3 < occ < 1.625
 
 
 @pytest.mark.parametrize(
@@ -318,3 +393,63 @@ def test_queue_occupancy_is_that_of_the_agents_who_can_serve_it() -> None:
     assert res.queues["a"]["occupancy"] == res.occupancy["as"]
     assert res.queues["b"]["occupancy"] == res.occupancy["bs"]
     assert res.queues["a"]["occupancy"] == pytest.approx(0.05 * 60 / 5, rel=0.03)
+
+
+def test_a_multi_channel_agent_finishes_all_its_chats_after_its_shift() -> None:
+    from agner import AgentState, Router
+    from agner.core.loop import EventLoop
+    from agner.sim.engine import arrival_chain
+
+    r = Router()
+    q = QueueLoad("chat", 1.0, Dist("deterministic", 1000.0), channel=Channel.CHAT)
+    r.add_queue(ring_timeout_us=0)
+    agents = AgentGroup("g", 2, {}, wrap_up_s=30, capacity={Channel.CHAT: 3}).add_agents(r)
+    loop = EventLoop(
+        r,
+        [1.0],
+        [q.handle.spec()],
+        [("none", 0.0, 0.0, None)],
+        [20_000_000],
+        3,
+        0,
+        0,
+        [(a, 0, 100_000_000) for a in agents],
+        None,
+        [arrival_chain(r, 0, q)],
+        [int(q.channel)],
+    )
+    loop.run(-1, 2_000_000_000)  # 2000 s: shifts ended at 100 s, chats at ~1000 s
+    for a in agents:
+        st = r.agent_stats(a, r.now)
+        # Three chats each at once, none after the shift, and out once the last ends.
+        assert st.state == AgentState.LOGGED_OUT
+        assert st.handled == 3 and st.talk_time_us == 3_000_000_000
+        assert st.time_in_state_us[AgentState.WRAP_UP] == 0  # the wrap-ups were cut
+
+
+def test_the_event_loop_checks_chains_and_channels() -> None:
+    from agner import Router
+    from agner.core.loop import EventLoop
+
+    r = Router()
+    r.add_queue(ring_timeout_us=0)
+    args = ([1.0], [("deterministic", 1.0, 0.0, None)], [("none", 0.0, 0.0, None)], [0], 1, 0)
+    with pytest.raises(ValueError, match="together"):
+        EventLoop(r, *args, 0, (), None, [0])
+    with pytest.raises(ValueError, match="one chain and one channel per queue"):
+        EventLoop(r, *args, 0, (), None, [0, 0], [0, 0])
+    with pytest.raises(ValueError, match="bad chain"):
+        EventLoop(r, *args, 0, (), None, [0], [4])
+    with pytest.raises(ValueError, match="bad chain"):
+        EventLoop(r, *args, 0, (), None, [99], [0])
+
+
+def test_multi_channel_groups_are_checked() -> None:
+    from agner import ConfigError
+
+    with pytest.raises(ValueError, match="blocks needs capacity"):
+        AgentGroup("g", 1, {}, blocks={Channel.CHAT: [Channel.VOICE]})
+    # Values are the router's to check, with its message.
+    q = [QueueLoad("q", 0.1, Dist("exponential", 60.0), channel=Channel.CHAT)]
+    with pytest.raises(ConfigError, match="capacity"):
+        simulate(q, [AgentGroup("g", 1, {}, capacity={Channel.CHAT: 99})], arrivals=10)

@@ -16,6 +16,7 @@ ROOT = Path(__file__).resolve().parent.parent
     [
         ("multiskill.toml", ["sales", "support", "billing", "By interval", "08:00"]),
         ("mm380.toml", ["support", "Occupancy"]),
+        ("blended.toml", ["voice", "chat", "blended-morning", "contacts held per agent"]),
     ],
 )
 def test_plot_and_report(

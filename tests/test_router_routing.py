@@ -19,6 +19,7 @@ from agner.core._api import (
     Decision,
     DecisionKind,
     InvalidTransition,
+    Strategy,
     UnknownAgent,
     UnknownContact,
 )
@@ -73,6 +74,74 @@ def test_steps_add_agents_and_never_remove_any(make_router: Any) -> None:
     r.advance(12 * T)
     # `second` entered at 1 s: it widens at 11 s, and its step-0 agent is READY at 12 s.
     assert offered_to(r) == [(12 * T, second, sales)]
+
+
+def offered_after_widening(r: Any, strategy: Strategy) -> int:
+    """The agent a contact at step 2 of three is offered to, when agents of all
+    three steps are READY: it rang agent 1, who did not answer, and comes back.
+
+    Agents (id: skills, the first step they meet, READY since): 0: {1: 6}, step
+    0, 13 s; 1: {2: 1}, step 2, rings; 2: {1: 2}, step 1, 14 s; 3: {1: 9}, step
+    0, 15 s; 4: {2: 3}, step 2, 12 s.
+    """
+    q = r.add_queue(
+        steps=[(0, {1: 5}), (5 * T, {1: 1}), (10 * T, {2: 1})],
+        strategy=strategy,
+        ring_timeout_us=0,
+    )
+    ids = [r.add_agent(s) for s in ({1: 6}, {2: 1}, {1: 2}, {1: 9}, {2: 3})]
+    for a in ids:
+        r.login(a, 0)
+    c = r.arrive(q, 0)
+    r.set_ready(1, 11 * T)
+    assert offered_to(r) == [(11 * T, c, 1)]
+    for a, t in ((4, 12), (0, 13), (2, 14), (3, 15)):
+        r.set_ready(a, t * T)
+    r.no_answer(1, c, 16 * T)
+    (got,) = offered_to(r)
+    assert got[:2] == (16 * T, c)
+    return got[2]
+
+
+@pytest.mark.parametrize(
+    ("strategy", "expected"),
+    [
+        (Strategy.LONGEST_IDLE, 4),  # READY longest, though only in the last step
+        (Strategy.LINEAR, 0),
+        (Strategy.ROUND_ROBIN, 2),  # the first after agent 1, the last offered to
+        (Strategy.FEWEST_CONTACTS, 4),  # all at 0: the longest idle
+        (Strategy.LEAST_TALK_TIME, 4),
+        (Strategy.MOST_SKILLED, 3),  # 9 on skill 1
+    ],
+)
+def test_a_widened_step_chooses_over_the_agents_of_every_step(
+    make_router: Any, strategy: Strategy, expected: int
+) -> None:
+    # The core keeps one pool per step (an agent in the first it meets) and a
+    # route spans them; the choice is the strategy's over their union.
+    assert offered_after_widening(make_router(), strategy) == expected
+
+
+def test_random_chooses_uniformly_over_the_agents_of_every_step(make_router: Any) -> None:
+    seen = [offered_after_widening(make_router(seed=seed), Strategy.RANDOM) for seed in range(60)]
+    assert set(seen) == {0, 2, 3, 4}
+    assert all(seen.count(a) >= 5 for a in (0, 2, 3, 4))
+
+
+def test_most_skilled_scores_an_agent_over_every_step_of_the_queue(make_router: Any) -> None:
+    # Step 0 wants skill 1 at 5, step 1 skill 2 at 1. `generalist` meets step 0
+    # with 5, and step 1 with 9: its score for the queue is 9 from the start,
+    # so it beats `specialist` (step 0 with 8) even before the widening.
+    r = make_router()
+    q = r.add_queue(
+        steps=[(0, {1: 5}), (30 * T, {2: 1})], strategy=Strategy.MOST_SKILLED, ring_timeout_us=0
+    )
+    specialist, generalist = agents(r, {1: 8}, {1: 5, 2: 9})
+    c = r.arrive(q, T)
+    assert offered_to(r) == [(T, c, generalist)]
+    r.accept(generalist, c, T)
+    d = r.arrive(q, 2 * T)
+    assert offered_to(r) == [(2 * T, d, specialist)]
 
 
 def test_steps_count_from_entering_the_queue_and_stop_once_answered(make_router: Any) -> None:
@@ -854,6 +923,44 @@ def test_a_multi_channel_agent_not_ready_and_logout(make_router: Any) -> None:
     assert offered_to(r) == [(6 * T, c2, a)]
     r.logout(a, 7 * T)  # ringing: the chat goes back to its queue
     assert r.contact_state(c2) == ContactState.WAITING
+
+
+def test_wrap_ups_of_several_chats_end_one_by_one_or_all_at_once(make_router: Any) -> None:
+    r = make_router()
+    q = r.add_queue(ring_timeout_us=0)
+    a = chat_agent(r, capacity={CHAT: 3}, wrap_up_us=10 * T)
+    chats = []
+    for t in (1, 2, 3):
+        c = r.arrive(q, t, channel=CHAT)
+        r.accept(a, c, t)
+        chats.append(c)
+    r.take_decisions()
+    for k, c in enumerate(chats):  # three wrap-ups, ending at 14, 15, 16 s
+        r.complete(a, c, 4 * T + k * T)
+    assert r.agent_state(a) == AgentState.WRAP_UP
+    assert r.agent_load(a) == (0, 3, 0, 0)
+    r.advance(15 * T)  # the first two end by themselves, in order
+    ends = [d for d in r.take_decisions() if d.kind == D.WRAP_UP_END]
+    assert [(d.time, d.agent) for d in ends] == [(14 * T, a), (15 * T, a)]
+    assert r.agent_load(a) == (0, 1, 0, 0)
+    r.set_not_ready(a, 15 * T + 1, reason=3)  # ends the last one at once
+    assert r.agent_load(a) == (0, 0, 0, 0)
+    assert r.agent_state(a) == AgentState.NOT_READY
+    r.advance(20 * T)  # its timer is gone: nothing more ends
+    assert [d for d in r.take_decisions() if d.kind == D.WRAP_UP_END] == []
+    # Again, cut short while all three run: every place comes back at once.
+    again = []
+    r.set_ready(a, 21 * T)
+    for t in (22, 23, 24):
+        c = r.arrive(q, t * T, channel=CHAT)
+        r.accept(a, c, t * T)
+        again.append(c)
+    for c in again:
+        r.complete(a, c, 25 * T)
+    r.set_ready(a, 26 * T)
+    assert r.agent_load(a) == (0, 0, 0, 0)
+    assert r.agent_state(a) == AgentState.READY
+    assert r.next_deadline() is None
 
 
 @pytest.mark.parametrize(

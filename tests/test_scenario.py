@@ -33,7 +33,7 @@ def write(tmp_path: Path, text: str) -> Path:
     return path
 
 
-@pytest.mark.parametrize("name", ["mm380.toml", "multiskill.toml"])
+@pytest.mark.parametrize("name", ["mm380.toml", "multiskill.toml", "blended.toml"])
 def test_examples_run(name: str) -> None:
     sc = load_scenario(ROOT / "examples" / name)
     res = run_scenario(sc, calls=20_000)
@@ -224,9 +224,62 @@ def test_limits_are_simulated_from_a_scenario(tmp_path: Path) -> None:
     assert f["voicemail"] == f["offered"] - 1 or f["voicemail"] == f["offered"]
 
 
-def test_multi_channel_agents_are_refused_by_the_simulator_for_now(tmp_path: Path) -> None:
-    text = STEPPED.replace(
-        "skills = { sales = 2 }", "skills = { sales = 2 }\ncapacity = { chat = 3 }"
+CHAT = BASE.replace("skills = { sales = 3 }", "skills = { sales = 3 }\ncapacity = { chat = 3 }")
+CHAT = CHAT.replace('queue = "sales"', 'queue = "sales"\nchannel = "chat"')
+
+
+def test_multi_channel_agents_are_simulated_from_a_scenario(tmp_path: Path) -> None:
+    sc = load_scenario(write(tmp_path, CHAT.replace("rate_per_s = 0.02", "rate_per_s = 0.06")))
+    res = run_scenario(sc)
+    # 10.8 erlangs of chats on 5 agents: only possible because each holds three.
+    assert res.overall["offered"] == 2000
+    assert res.overall["answered"] >= 1990  # type: ignore[operator]
+    assert res.overall["asa_s"] < 60  # type: ignore[operator]
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        (('channel = "chat"', 'channel = "fax"'), "arrivals[0].channel"),
+        (
+            ('channel = "chat"', 'channel = "email"'),
+            "arrivals[0].channel: no agent group that serves queue 'sales' takes 'email'",
+        ),
+        (("capacity = { chat = 3 }", "capacity = { chat = 30 }"), "(g).capacity.chat"),
+        (("capacity = { chat = 3 }", "capacity = { fax = 3 }"), "(g).capacity.fax"),
+        (("capacity = { chat = 3 }", "capacity = { chat = 0 }"), "(g).capacity: at least one"),
+        (
+            ("capacity = { chat = 3 }", 'capacity = { chat = 3 }\nblocks = { chat = ["fax"] }'),
+            "(g).blocks.chat",
+        ),
+        (
+            ("capacity = { chat = 3 }", 'blocks = { chat = ["voice"] }'),
+            "(g).blocks: needs capacity",
+        ),
+    ],
+)
+def test_channel_nonsense_is_refused_naming_the_field(
+    tmp_path: Path, change: tuple[str, str], field: str
+) -> None:
+    old, new = change
+    assert old in CHAT
+    with pytest.raises(ScenarioError) as info:
+        load_scenario(write(tmp_path, CHAT.replace(old, new, 1)))
+    assert field in str(info.value)
+
+
+def test_a_channel_nobody_takes_after_an_overflow_is_refused(tmp_path: Path) -> None:
+    # Chats of "web" overflow after 60 s to "sales", whose only agents are voice-only.
+    text = CHAT.replace("capacity = { chat = 3 }", "capacity = { voice = 1 }")
+    text = text.replace(
+        "[[agent_groups]]",
+        '[[queues]]\nname = "web"\nrequire = { web = 1 }\nmax_wait_s = 60\n'
+        'overflow = "sales"\n\n'
+        '[[agent_groups]]\nname = "chatters"\ncount = 2\nskills = { web = 1 }\n'
+        "capacity = { chat = 2 }\n\n[[agent_groups]]",
     )
-    with pytest.raises(ScenarioError, match=r"agent_groups\[0\]: capacity: multi-channel"):
+    text = text.replace('queue = "sales"', 'queue = "web"')
+    with pytest.raises(ScenarioError, match="overflow to 'sales'"):
         load_scenario(write(tmp_path, text))
+    # Given chat agents in "sales" too, it runs.
+    load_scenario(write(tmp_path, text.replace("capacity = { voice = 1 }", "")))

@@ -3,6 +3,8 @@
 - single skill against Erlang C and Erlang A (9 checks, Bonferroni at 1 - 0.05/9);
 - the multi-skill example run by both engines: every per-queue figure agrees
   within the combined confidence interval (12 checks, Bonferroni at 1 - 0.05/12);
+  so does the blended voice and chat example (12 checks: 8 per queue, and the
+  contacts held of each of its 4 groups);
 - invariants under faults (ring-no-answer, logout mid-contact, a 10x burst);
 - ``agner simulate --engine simpy``.
 
@@ -11,6 +13,7 @@ Every run is seeded, so the file either always passes or always fails.
 
 from __future__ import annotations
 
+import csv
 import json
 import math
 from pathlib import Path
@@ -19,9 +22,9 @@ from statistics import mean, stdev
 import pytest
 
 from agner.cli import main
-from agner.sim.engine import AgentGroup, Dist, QueueLoad
+from agner.sim.engine import AgentGroup, Dist, QueueLoad, SimResult
 from agner.sim.erlang import erlang_a, erlang_c_metrics
-from agner.sim.scenario import center_of, load_scenario, run_scenario
+from agner.sim.scenario import Scenario, center_of, load_scenario, run_scenario
 from agner.sim.simpy_harness import (
     Faults,
     SimpyCenter,
@@ -31,6 +34,7 @@ from agner.sim.simpy_harness import (
 
 ROOT = Path(__file__).resolve().parent.parent
 MULTISKILL = str(ROOT / "examples" / "multiskill.toml")
+BLENDED = str(ROOT / "examples" / "blended.toml")
 
 # Student t quantiles at 1 - 0.05 / (2 * checks) (from scipy.stats.t.ppf; SciPy is
 # not a dependency).
@@ -113,8 +117,12 @@ def test_multiskill_center_agrees_between_engines() -> None:
     assert len(fast[0].intervals) == len(slow[0].intervals) == 17
 
 
-def test_invariants_hold_under_faults() -> None:
-    sc = load_scenario(MULTISKILL)
+def run_under_faults(
+    path: str, burst: float, hours: float
+) -> tuple[Scenario, SimpyCenter, SimResult]:
+    # Ring-no-answer, logouts mid-contact and a burst from 1 h to 1 h 30; the
+    # harness checks as it goes and at the end.
+    sc = load_scenario(path)
     queues, groups = center_of(sc)
     center = SimpyCenter(
         queues,
@@ -122,16 +130,22 @@ def test_invariants_hold_under_faults() -> None:
         seed=3,
         warmup_s=600,
         interval_s=sc.interval_s,
-        faults=Faults(no_answer_prob=0.05, logout_prob=0.02, burst=(3600, 5400, 10.0)),
+        faults=Faults(no_answer_prob=0.05, logout_prob=0.02, burst=(3600, 5400, burst)),
         check=True,
     )
-    res = center.run(duration_s=4 * 3600)  # checks as it goes and at the end
-    assert center.rona > 20 and center.fault_logouts > 5
+    res = center.run(duration_s=hours * 3600)
     for name, q in res.queues.items():
         offered, answered, abandoned = (
             int(q[k] or 0) for k in ("offered", "answered", "abandoned")
         )
         assert 0 <= offered - answered - abandoned <= center.in_system[name]
+    return sc, center, res
+
+
+def test_invariants_hold_under_faults() -> None:
+    sc, center, res = run_under_faults(MULTISKILL, 10.0, 4)
+    queues = sc.queues
+    assert center.rona > 20 and center.fault_logouts > 5
     # The burst: ten times the calls of its neighbours in the interval it covers.
     per_interval = [int(iv["overall"]["offered"] or 0) for iv in res.intervals]
     assert per_interval[2] > 5 * max(per_interval[1], per_interval[3])
@@ -197,19 +211,24 @@ def test_seeded_and_checked_arguments() -> None:
         simulate_simpy([QueueLoad("q", [0.1, 0.2], Dist("exponential", 1.0))], g, arrivals=10)
 
 
-def test_a_busy_agent_finishes_its_contact_after_its_shift() -> None:
-    from agner.core._api import AgentState
+@pytest.mark.parametrize("chats", [0, 3])
+def test_a_busy_agent_finishes_its_contacts_after_its_shift(chats: int) -> None:
+    # chats = 0: classic agents, one call each; else agents holding that many chats.
+    from agner.core._api import AgentState, Channel
 
+    channel = Channel.CHAT if chats else Channel.VOICE
+    capacity = {Channel.CHAT: chats} if chats else None
     center = SimpyCenter(
-        [QueueLoad("q", 1.0, Dist("deterministic", 1000.0))],
-        [AgentGroup("g", 2, {}, wrap_up_s=30, shifts=((0, 100),))],
+        [QueueLoad("q", 1.0, Dist("deterministic", 1000.0), channel=channel)],
+        [AgentGroup("g", 2, {}, wrap_up_s=30, shifts=((0, 100),), capacity=capacity)],
         seed=3,
     )
     center.run(duration_s=2000)
+    n = max(chats, 1)
     for a in range(2):
         st = center.r.agent_stats(a, center.r.now)
         assert st.state == AgentState.LOGGED_OUT
-        assert st.handled == 1 and st.talk_time_us == 1_000_000_000
+        assert st.handled == n and st.talk_time_us == n * 1_000_000_000
         assert st.time_in_state_us[AgentState.WRAP_UP] == 0  # logged out, wrap-up cancelled
 
 
@@ -247,3 +266,123 @@ def test_estimated_wait_is_unbiased_on_mmn() -> None:
     est = sum(e for e, _ in samples) / len(samples)
     act = sum(a for _, a in samples) / len(samples)
     assert abs(est - act) < 0.1 * act
+
+
+def test_blended_voice_and_chat_agree_between_engines() -> None:
+    # Voice and chat share blended agents (a call closes their chats, a chat
+    # closes voice); the harness checks at every offer that no agent is over a
+    # channel's capacity or holds a call with a chat (check=True).
+    sc = load_scenario(BLENDED)
+    reps = 10
+    fast = [run_scenario(sc, seed=900 + i) for i in range(reps)]
+    slow = [run_scenario_simpy(sc, seed=900 + i) for i in range(reps)]
+    problems = []
+    for q in ("voice", "chat"):
+        for key in ("p_abandon", "asa_s", "service_level", "occupancy"):
+            a = [float(r.queues[q][key] or 0) for r in fast]
+            b = [float(r.queues[q][key] or 0) for r in slow]
+            se = math.sqrt(stdev(a) ** 2 / reps + stdev(b) ** 2 / reps)
+            if abs(mean(a) - mean(b)) > T_ENGINES * se:
+                problems.append(f"{q}.{key}: fast {mean(a):.4g}, simpy {mean(b):.4g}")
+    for g in ("voice", "chat", "blended", "blended-morning"):
+        a = [float(r.contacts_held[g] or 0) for r in fast]
+        b = [float(r.contacts_held[g] or 0) for r in slow]
+        se = math.sqrt(stdev(a) ** 2 / reps + stdev(b) ** 2 / reps)
+        if abs(mean(a) - mean(b)) > T_ENGINES * se:
+            problems.append(f"{g}.contacts_held: fast {mean(a):.4g}, simpy {mean(b):.4g}")
+    assert not problems, "; ".join(problems)
+    for r in fast + slow:
+        for f in r.queues.values():
+            done = sum(int(f[k] or 0) for k in ("answered", "abandoned"))
+            assert 0 < done <= int(f["offered"] or 0)
+        assert all(0 < float(v or 0) < 1 for v in r.occupancy.values())
+        # Voice agents hold one call or none; chat agents often several chats.
+        assert r.contacts_held["voice"] == r.occupancy["voice"]
+        assert float(r.contacts_held["chat"] or 0) > 1.5 > float(r.occupancy["chat"] or 0)
+
+
+def test_blended_agents_never_exceed_their_channels_in_the_fast_engine(tmp_path: Path) -> None:
+    # The fast engine's records: no agent talks on a call while it holds a chat,
+    # nor holds more chats at once than its group's capacity.
+    sc = load_scenario(BLENDED)
+    path = tmp_path / "records.csv"
+    run_scenario(sc, records=str(path))
+    groups = [(g.name, g.capacity or {}) for g in sc.agent_groups for _ in range(g.count)]
+    spans: dict[int, list[tuple[float, int, str]]] = {}
+    with open(path) as f:
+        for row in csv.DictReader(f):
+            if row["outcome"] == "answered":
+                a = int(row["agent"])
+                # Ends before starts at the same time: an agent may take the
+                # next contact the instant it completes one (no wrap-up here
+                # would be shorter than 1 us).
+                spans.setdefault(a, []).append((float(row["answered_s"]), 1, row["queue"]))
+                spans[a].append((float(row["ended_s"]), -1, row["queue"]))
+    assert len(spans) == sum(g.count for g in sc.agent_groups)  # everybody worked
+    most_chats: dict[str, int] = {}
+    for a, events in spans.items():
+        name, cap = groups[a]
+        held = {"voice": 0, "chat": 0}
+        for _, step, q in sorted(events, key=lambda e: (e[0], e[1])):
+            held[q] += step
+            assert held["voice"] <= cap.get("voice", 1 if not cap else 0), (a, held)
+            assert held["chat"] <= cap.get("chat", 1 if not cap else 0), (a, held)
+            assert not (held["voice"] and held["chat"]), (a, held)
+            most_chats[name] = max(most_chats.get(name, 0), held["chat"])
+    # The chat agents do hold several chats at once, up to their capacity.
+    assert most_chats == {"voice": 0, "chat": 3, "blended": 2, "blended-morning": 2}
+
+
+def test_checks_catch_an_agent_over_its_capacity() -> None:
+    import dataclasses
+
+    from agner.core._api import Channel
+
+    g = AgentGroup("g", 2, {}, capacity={Channel.CHAT: 3})
+    center = SimpyCenter(
+        [QueueLoad("q", 0.05, Dist("exponential", 300.0), channel=Channel.CHAT)], [g], seed=2
+    )
+    # The harness believes two chats each; the router was given three.
+    for ag in center.agents:
+        ag.group = dataclasses.replace(g, capacity={Channel.CHAT: 2})
+    with pytest.raises(AssertionError, match="over capacity"):
+        center.run(duration_s=3600)
+    # And a chat with a call, where the group closes voice for chats.
+    blended = AgentGroup("b", 1, {}, capacity={Channel.CHAT: 2, Channel.VOICE: 1})
+    center = SimpyCenter(
+        [
+            QueueLoad("v", 0.01, Dist("exponential", 300.0)),
+            QueueLoad("c", 0.01, Dist("exponential", 300.0), channel=Channel.CHAT),
+        ],
+        [blended],
+        seed=2,
+    )
+    center.run(duration_s=3 * 3600)  # the router's default: a chat closes voice
+    center = SimpyCenter(
+        [
+            QueueLoad("v", 0.01, Dist("exponential", 300.0)),
+            QueueLoad("c", 0.01, Dist("exponential", 300.0), channel=Channel.CHAT),
+        ],
+        [dataclasses.replace(blended, blocks={Channel.CHAT: [], Channel.VOICE: []})],
+        seed=2,
+    )
+    for ag in center.agents:
+        ag.group = blended  # the harness expects the default blocks
+    with pytest.raises(AssertionError, match="holds"):
+        center.run(duration_s=3 * 3600)
+
+
+def test_blended_invariants_hold_under_faults() -> None:
+    # Ring-no-answer, logouts mid-contact and a burst, with agents holding several
+    # chats: the harness checks capacities, blocks and its books as it goes. A
+    # multi-channel agent that did not answer is NOT_READY behind its other chats,
+    # and comes back after its break like any other.
+    sc, center, res = run_under_faults(BLENDED, 3.0, 6)
+    assert center.rona > 50 and center.fault_logouts > 10
+    # The agents of the groups "chat" and "blended" (no shifts), after the voice ones.
+    names = [g.name for g in sc.agent_groups]
+    assert names[:3] == ["voice", "chat", "blended"]
+    first = sc.agent_groups[0].count
+    for a in range(first, first + sc.agent_groups[1].count + sc.agent_groups[2].count):
+        assert center.r.agent_stats(a, center.r.now).handled > 60, f"agent {a} was lost"
+    assert res.overall["offered"]

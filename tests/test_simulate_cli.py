@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -180,3 +181,31 @@ def test_scenario_replications_are_the_default(
     assert (
         run_json(capsys, str(path), "--calls", "2000", "--replications", "1")["replications"] == 1
     )
+
+
+def test_blended_example_through_the_command_line(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    blended = str(ROOT / "examples" / "blended.toml")
+    out = run_json(capsys, blended, "--replications", "3")
+    assert set(out["queues"]) == {"voice", "chat"}
+    assert set(out["agent_groups"]) == {"voice", "chat", "blended", "blended-morning"}
+    assert all(0 < g["occupancy"] < 1 for g in out["agent_groups"].values())
+    groups = out["agent_groups"]
+    assert groups["chat"]["multi_channel"] and not groups["voice"]["multi_channel"]
+    assert groups["chat"]["contacts_held"] > 2 and "contacts_held_ci95" in groups["chat"]
+    assert groups["voice"]["contacts_held"] == pytest.approx(groups["voice"]["occupancy"])
+    assert main(["simulate", blended]) == 0
+    assert re.search(
+        r"contacts held per agent: voice 0\.\d\d, chat [12]\.\d\d", capsys.readouterr().out
+    )
+    chat = out["queues"]["chat"]
+    # 18 erlangs of chat, more than the agents who take chats could hold one at a time.
+    assert chat["answered"] > 0.9 * chat["offered"]
+    assert main(["simulate", blended, "--engine", "simpy"]) == 0
+    assert "blended-morning" in capsys.readouterr().out
+    # A channel nobody takes is refused with the field named (exit 2).
+    text = Path(blended).read_text().replace('channel = "chat"', 'channel = "email"')
+    (tmp_path / "b.toml").write_text(text)
+    assert main(["simulate", str(tmp_path / "b.toml")]) == 2
+    assert "arrivals[1].channel" in capsys.readouterr().err

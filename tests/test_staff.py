@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -102,3 +103,31 @@ def test_staffing_search_on_a_local_dask_cluster(tmp_path: Path, dask_scheduler:
         sc, StaffTarget(0.8, 20), replications=2, calls=4000, scheduler=dask_scheduler
     )
     assert here == there
+
+
+CHATS = """
+seed = 5
+[[queues]]
+name = "chat"
+[[agent_groups]]
+name = "chat"
+count = 1
+capacity = { chat = 3 }
+[[arrivals]]
+queue = "chat"
+channel = "chat"
+rate_per_s = 0.08
+handle = { dist = "exponential", mean_s = 180 }
+"""
+
+
+def test_multi_channel_agents_are_staffed_by_simulation(tmp_path: Path) -> None:
+    # 14.4 erlangs of chats: Erlang C wants N servers; agents holding three chats
+    # each are N / 3 agents (M/M/3n), not N.
+    path = tmp_path / "chat.toml"
+    path.write_text(CHATS)
+    out = staff_scenario(load_scenario(path), StaffTarget(0.8, 20), replications=3, calls=20_000)
+    (row,) = out["intervals"]
+    servers = erlang.staff_erlang_c(14.4, 180.0, service_level=0.8, threshold_s=20)
+    assert row["erlang_total"] == servers and row["confirmed_by"] == "simulation"
+    assert math.ceil(servers / 3) - 1 <= row["agents"] <= math.ceil(servers / 3) + 1

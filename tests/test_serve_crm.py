@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 from serve_harness import ACME, CENTER, ServerProcess
@@ -55,6 +56,33 @@ def test_known_callers_get_their_tier_priority_and_language(tmp_path: Path) -> N
         c.send(p.Login(agent="acme-support-1"))
         c.send(p.Ready(agent="acme-support-1", ref=9))
         assert c.recv() == p.Connect("fr", "acme-support-1", "support", "voice", None)
+        c.close()
+    finally:
+        assert srv.stop() == 0
+
+
+def test_an_arrival_is_routed_without_hints_when_the_store_fails(tmp_path: Path) -> None:
+    # The embedded store is asked in the server's loop: a look-up that raises
+    # routes the caller as an unknown one, and the server goes on.
+    with open_store(f"sqlite:///{tmp_path / 'crm.db'}") as store:
+        store.create_customer("acme", name="Ada", phones=[GOLD], tier="gold")
+    srv = ServerProcess(CENTER, tmp_path).start()
+    try:
+        c: Tcp = hello(srv, switch=True)
+        c.send(p.Arrived("before", "sales", customer=GOLD, ref=1))
+        assert c.recv() == p.Ok(1)
+        db = sqlite3.connect(tmp_path / "crm.db")
+        db.execute("ALTER TABLE customers RENAME TO customers_gone")
+        db.commit()
+        db.close()
+        c.send(p.Arrived("plain", "sales", ref=2))
+        c.send(p.Arrived("vip", "sales", customer=GOLD, ref=3))  # the look-up fails
+        assert [c.recv(), c.recv()] == [p.Ok(2), p.Ok(3)]
+        _, body = srv.get("/v1/queues", ACME)
+        waiting = {q["name"]: q["waiting_calls"] for q in body["queues"]}
+        # "before" got its gold priority; "vip", looked up in vain, none: it waits
+        # behind "plain", which came first
+        assert waiting["sales"] == ["before", "plain", "vip"]
         c.close()
     finally:
         assert srv.stop() == 0

@@ -447,3 +447,11 @@ def test_a_reloaded_desktop_or_a_second_tab_shows_where_the_agent_stands(
     switch.close()
     tab.close()
     desk.close()
+    assert server.stop() == 0
+    # what the reloaded pages sent reached the store: the wrap-up typed before a
+    # reload and completed after it, and the lead saved from a restored form
+    with open_store(f"sqlite:///{server.data / 'crm.db'}") as store:
+        (rec,) = [r for r in store.interactions("acme") if (r.ref or "").startswith("r-1@")]
+        lead = store.find_customer("acme", UNKNOWN)
+    assert (rec.agent, rec.disposition, rec.notes) == ("ann", "resolved", "asked for the invoice")
+    assert lead is not None and lead.name == "Grace Hopper"

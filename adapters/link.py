@@ -20,7 +20,7 @@ from typing import Any
 
 import msgspec
 
-from agner.protocol import Error, Hello, ServerMessage, Welcome
+from agner.protocol import Error, Hello, ServerMessage, Welcome, take_frames
 
 __all__ = ["AgnerLink", "Backoff", "Batcher", "parse_address"]
 
@@ -118,22 +118,14 @@ class _Proto(asyncio.Protocol):
             self.lost.set_result(None)
 
     def data_received(self, data: bytes) -> None:
-        buf = self.buf
-        buf += data
-        pos, end = 0, len(buf)
-        while end - pos >= 4:
-            n = int.from_bytes(buf[pos : pos + 4], "big")
-            if end - pos - 4 < n:
-                break
-            frame = bytes(buf[pos + 4 : pos + 4 + n])
-            pos += 4 + n
+        self.buf += data
+        for frame in take_frames(self.buf):
             try:
                 msg = _decoder.decode(frame)
             except (msgspec.DecodeError, msgspec.ValidationError) as exc:
                 log.warning("agner link: skipped a frame the adapter cannot read: %s", exc)
                 continue
             self.link._received(msg)
-        del buf[:pos]
 
 
 class AgnerLink:

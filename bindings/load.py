@@ -38,6 +38,7 @@ from agner.protocol import (
     Ready,
     ServerMessage,
     Welcome,
+    take_frames,
 )
 from agner.server import parse_address
 
@@ -80,16 +81,9 @@ class WireClient(asyncio.Protocol):
             self.lost.set_result(None)
 
     def data_received(self, data: bytes) -> None:
-        buf = self.buf
-        buf += data
-        pos, end = 0, len(buf)
-        while end - pos >= 4:
-            n = int.from_bytes(buf[pos : pos + 4], "big")
-            if end - pos - 4 < n:
-                break
-            self.on_message(_decoder.decode(buf[pos + 4 : pos + 4 + n]))
-            pos += 4 + n
-        del buf[:pos]
+        self.buf += data
+        for frame in take_frames(self.buf):
+            self.on_message(_decoder.decode(frame))
 
     def send(self, msg: Any) -> None:
         body = _encoder.encode(msg)

@@ -20,6 +20,7 @@ import msgspec
 
 __all__ = [
     "PROTOCOL_VERSION",
+    "take_frames",
     "Accept",
     "AgentReady",
     "AgentSnapshot",
@@ -566,6 +567,22 @@ ServerMessage = (
     | Stats
     | IntradayReport
 )
+
+
+def take_frames(buf: bytearray) -> list[bytes]:
+    """The whole TCP frames (a 4-byte big-endian length, then the message) at the
+    start of `buf`, removed from it; a frame still arriving stays. For clients;
+    the server applies its message size limit as it splits."""
+    frames = []
+    pos, end = 0, len(buf)
+    while end - pos >= 4:
+        n = int.from_bytes(buf[pos : pos + 4], "big")
+        if end - pos - 4 < n:
+            break
+        frames.append(bytes(buf[pos + 4 : pos + 4 + n]))
+        pos += 4 + n
+    del buf[:pos]
+    return frames
 
 
 def json_schema() -> dict[str, Any]:

@@ -138,3 +138,15 @@ def test_decoder_refuses_hostile_json_cleanly(data: bytes) -> None:
     except (msgspec.DecodeError, msgspec.ValidationError):
         return
     assert isinstance(msg, p.ClientMessage.__args__)  # type: ignore[attr-defined]
+
+
+def test_take_frames_splits_whole_frames_and_keeps_a_partial_one() -> None:
+    one, two = msgspec.msgpack.encode(p.Ping(ref=1)), msgspec.msgpack.encode(p.Ping(ref=2))
+    wire = len(one).to_bytes(4, "big") + one + len(two).to_bytes(4, "big") + two
+    buf = bytearray(wire[:-3])  # the second frame is still arriving
+    assert p.take_frames(buf) == [one]
+    assert buf == bytearray(wire[4 + len(one) : -3])
+    buf += wire[-3:]
+    assert p.take_frames(buf) == [two]
+    assert buf == bytearray()
+    assert p.take_frames(bytearray(b"\x00\x00")) == []  # not even a length yet

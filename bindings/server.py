@@ -184,10 +184,22 @@ class Server:
         self.store_errors = 0
         # One worker thread: store calls and interaction records never stall
         # routing, and records keep their order.
-        self.worker = ThreadPoolExecutor(1, thread_name_prefix="agner-store")
+        # It runs at the priority of [server] background_priority ("idle" by
+        # default: on the event loop's CPU it runs only when the loop waits).
+        self.worker = ThreadPoolExecutor(
+            1,
+            thread_name_prefix="agner-store",
+            initializer=_background,
+            initargs=(cfg.server.background_priority,),
+        )
         # Look-ups have their own thread: an arrival never waits behind a batch of records.
         self.lookups = ThreadPoolExecutor(1, thread_name_prefix="agner-lookup")
-        self.snapshot_thread = ThreadPoolExecutor(1, thread_name_prefix="agner-snapshot")
+        self.snapshot_thread = ThreadPoolExecutor(
+            1,
+            thread_name_prefix="agner-snapshot",
+            initializer=_background,
+            initargs=(cfg.server.background_priority,),
+        )
         self.snapshot_errors = 0
         self.timer: asyncio.TimerHandle | None = None
         self.timer_at: int | None = None
@@ -859,6 +871,24 @@ def _open_store(url: str | None, data_dir: Path) -> Any:
         data_dir.mkdir(parents=True, exist_ok=True)
         url = f"sqlite:///{(data_dir / 'crm.db').resolve()}"
     return open_store(url)
+
+
+def _background(priority: str) -> None:
+    """Lower the calling thread's CPU priority (Linux; elsewhere it stays as it is).
+
+    "idle": SCHED_IDLE, the thread runs only when its CPU has nothing else to do,
+    and a waking event loop takes the CPU from it at once; "low": nice 19, a
+    small share of a busy CPU; "normal": unchanged. Background threads at the
+    event loop's priority (the interaction records: about 20 us of CPU each)
+    held up routing decisions by a millisecond or more (docs/BENCHMARKS.md).
+    """
+    try:
+        if priority == "idle" and hasattr(os, "SCHED_IDLE"):
+            os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+        elif priority in ("idle", "low") and hasattr(os, "setpriority"):
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
+    except OSError as exc:  # not allowed here: run as the loop does
+        _log(f"agner serve: background threads at normal priority: {exc}")
 
 
 def _crm_interaction(r: Interaction) -> Any:

@@ -4,6 +4,9 @@ journal, or from the snapshot that kept it) and writes it, once."""
 
 from __future__ import annotations
 
+import contextlib
+import os
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -95,3 +98,62 @@ def test_a_kill_before_the_store_write_loses_no_record(tmp_path: Path, snapshot_
     third = ServerProcess(cfg, data).start()  # the same records rebuilt: not stored twice
     assert third.stop() == 0  # a clean stop waits for the store's writes
     assert _stored(data) == first
+
+
+def _policies(pid: int) -> list[int]:
+    """The scheduling policy of each of the process's threads."""
+    out = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(ProcessLookupError):  # a thread that ended meanwhile
+            out.append(os.sched_getscheduler(int(task.name)))
+    return out
+
+
+@pytest.mark.skipif(not hasattr(os, "SCHED_IDLE"), reason="Linux scheduling policies")
+@pytest.mark.parametrize("priority", ["idle", "normal"])
+def test_the_records_thread_runs_at_the_background_priority(tmp_path: Path, priority: str) -> None:
+    cfg = center_with(tmp_path, records_interval_ms=10, background_priority=priority)
+    data = tmp_path / "data"
+    srv = ServerProcess(cfg, data).start()
+    try:
+        c = hello(srv, switch=True)
+        c.send(p.Arrived("gone", "sales", ref=1))
+        c.send(p.HungUp("gone", ref=2))
+        _until(c, 2)
+        deadline = time.monotonic() + 20
+        while not _stored(data) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert len(_stored(data)) == 1  # written by the store's thread, which exists now
+        assert srv.proc is not None
+        policies = _policies(srv.proc.pid)
+        c.close()
+    finally:
+        assert srv.stop() == 0
+    # the store's thread (and a snapshot's, if one was written) at SCHED_IDLE
+    assert (os.SCHED_IDLE in policies) == (priority == "idle"), policies
+    assert policies.count(os.SCHED_OTHER) >= 1  # the event loop's
+
+
+@pytest.mark.skipif(not hasattr(os, "SCHED_IDLE"), reason="Linux scheduling policies")
+def test_background_priorities_of_a_thread() -> None:
+    from agner.server import _background
+
+    def in_thread(priority: str) -> tuple[int, int]:
+        got: list[tuple[int, int]] = []
+
+        def run() -> None:
+            _background(priority)
+            tid = threading.get_native_id()
+            got.append((os.sched_getscheduler(0), os.getpriority(os.PRIO_PROCESS, tid)))
+
+        t = threading.Thread(target=run)
+        t.start()
+        t.join()
+        return got[0]
+
+    nice = os.getpriority(os.PRIO_PROCESS, 0)
+    assert in_thread("idle")[0] == os.SCHED_IDLE
+    assert in_thread("low") == (os.SCHED_OTHER, 19)
+    assert in_thread("normal") == (os.SCHED_OTHER, nice)
+    # the caller's own thread is untouched
+    assert (os.sched_getscheduler(0), os.getpriority(os.PRIO_PROCESS, 0)) == (os.SCHED_OTHER, nice)

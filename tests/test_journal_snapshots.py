@@ -352,6 +352,8 @@ def test_snapshot_options_are_checked(tmp_path: Path) -> None:
     for bad in ({"snapshot_every": -1}, {"keep_snapshots": -1}, {"records_interval_ms": 0}):
         with pytest.raises(ConfigFileError, match="snapshot_every >= 0, keep_snapshots >= 0"):
             load_server_config(center_with(tmp_path, **bad))
+    with pytest.raises(ConfigFileError, match="background_priority"):
+        load_server_config(center_with(tmp_path, background_priority="high"))
 
 
 def test_a_journal_under_another_configuration_is_refused(tmp_path: Path) -> None:

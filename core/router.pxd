@@ -86,14 +86,17 @@ cdef struct pool_t:
     # Three cache lines, 64-byte aligned (Router.pools): a push or a choice in a
     # heap pool touches the first line only, in a bitset pool the first two.
     # Its READY agents are counted in Router.pool_ready, not here.
+    # A pool that is pushed into far more than it is read goes cold
+    # (Router.pool_cold): its READY order is dropped and no longer kept, and is
+    # rebuilt from its members when a contact next needs it.
     int32_t strategy
     int32_t channel           # the channel of the contacts it serves
     int32_t n_logged          # members logged in
     int32_t step
     rfifo_t idle              # LONGEST_IDLE
     rheap_t ready             # FEWEST_CONTACTS, LEAST_TALK_TIME, MOST_SKILLED
-    int32_t tenant
-    int32_t _pad0
+    int32_t unread            # pushes since it was last read
+    int32_t cold_after        # it goes cold when unread exceeds this
     # second line
     rankset_t order           # ROUND_ROBIN, LINEAR, RANDOM: READY members
     int32_t* member_agent
@@ -106,7 +109,8 @@ cdef struct pool_t:
     skill_t* req
     int32_t* req_off
     int32_t n_conj
-    int32_t _pad[11]
+    int32_t tenant
+    int32_t _pad[10]
 
 
 cdef struct route_t:
@@ -228,6 +232,10 @@ cdef class Router:
     # touches no heap pool's record, only this small array.
     cdef int32_t* pool_ready
     cdef int32_t cap_pool_ready
+    # pool_cold[p]: pool p keeps no READY order (no pushes, no bitset updates)
+    # until it is read again; its count in pool_ready stays exact.
+    cdef uint8_t* pool_cold
+    cdef int32_t cap_pool_cold
     cdef route_t* routes
     cdef int32_t n_routes
     cdef int32_t cap_routes
@@ -318,9 +326,14 @@ cdef class Router:
     cdef int32_t _pool_add_member(self, int32_t pid, int32_t agent, int64_t score) noexcept
     cdef void _sort_last(self, member_t* memb, int32_t begin, int32_t end) noexcept
     cdef int _pool_insert_one(self, int32_t pid, int32_t m, int32_t agent, int32_t score) noexcept
+    cdef inline int _pool_put(self, pool_t* p, int32_t m, int32_t agent, int32_t score,
+                              time_us_t idle, int64_t handled, time_us_t talk,
+                              uint32_t epoch) noexcept
     cdef inline int _pool_push(self, int32_t pid, int32_t m, int32_t agent, int32_t score,
                                time_us_t idle, int64_t handled, time_us_t talk,
                                uint32_t epoch) noexcept
+    cdef int _pool_warm(self, int32_t pid) noexcept
+    cdef int _warm_route(self, const route_t* r) noexcept
     cdef int _pool_insert(self, int32_t agent, int32_t mask) noexcept
     cdef void _leave_pools(self, int32_t agent, int32_t mask) noexcept
     cdef void _pool_remove(self, int32_t agent) noexcept

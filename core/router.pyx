@@ -70,7 +70,7 @@ if sizeof(pool_t) != 192 or sizeof(agent_t) != 128:
     raise ImportError("agner.core.router: pool_t must be 3 cache lines, agent_t 2")
 
 #: The format of Router.snapshot(); restore() reads this version only.
-SNAPSHOT_VERSION = 4
+SNAPSHOT_VERSION = 5
 cdef time_us_t _MAX_TIME = <time_us_t> 4611686018427387903
 
 
@@ -403,6 +403,9 @@ cdef object _restore(Router r, dict st):
     _check_len(st["pool_ready"], npools, sizeof(int32_t), "pool_ready")
     r.pool_ready = <int32_t*> _copy_out(st["pool_ready"], max(npools, 1) * sizeof(int32_t))
     r.cap_pool_ready = max(npools, 1)
+    _check_len(st["pool_cold"], npools, sizeof(uint8_t), "pool_cold")
+    r.pool_cold = <uint8_t*> _copy_out(st["pool_cold"], max(npools, 1) * sizeof(uint8_t))
+    r.cap_pool_cold = max(npools, 1)
     r.pool_waiting = <int32_t*> _copy_out(b"", max(npools, 1) * sizeof(int32_t))
     memset(r.pool_waiting, 0, max(npools, 1) * sizeof(int32_t))
     r.cap_pool_waiting = max(npools, 1)
@@ -469,6 +472,7 @@ cdef class Router:
         free(self.pools)
         free(self.pool_waiting)
         free(self.pool_ready)
+        free(self.pool_cold)
         for i in range(self.n_routes):
             h_free(&self.routes[i].waiting)
             free(self.routes[i].pools)
@@ -604,6 +608,10 @@ cdef class Router:
             p.cap_members = cap
         p.member_agent[m] = agent
         p.n_members += 1
+        # Rebuilding a cold pool costs O(members): it goes cold only after twice
+        # as many pushes unread, so that cold pools never cost more than half
+        # again what keeping them would.
+        p.cold_after = 2 * p.n_members + 64
         if self.agents[agent].state != AS_LOGGED_OUT:
             p.n_logged += 1
         if not _heap_strategy(p.strategy):
@@ -636,12 +644,18 @@ cdef class Router:
                 or grow(<void**> &self.pool_waiting, &self.cap_pool_waiting, pid + 1,
                         sizeof(int32_t)) != 0 \
                 or grow(<void**> &self.pool_ready, &self.cap_pool_ready, pid + 1,
-                        sizeof(int32_t)) != 0:
+                        sizeof(int32_t)) != 0 \
+                or grow(<void**> &self.pool_cold, &self.cap_pool_cold, pid + 1,
+                        sizeof(uint8_t)) != 0:
             free(member_of)
             free(score_of)
             return E_NOMEM
         self.pool_waiting[pid] = 0
         self.pool_ready[pid] = 0
+        # Cold until a contact first needs it: pools that no contact ever reaches
+        # (a channel a queue never gets, a step its callers never wait for) cost
+        # no pushes at all.
+        self.pool_cold[pid] = 1
         p = &self.pools[pid]
         memset(p, 0, sizeof(pool_t))
         p.strategy = strategy
@@ -1128,12 +1142,11 @@ cdef class Router:
         r_heapify(&p.ready)
         return 0
 
-    cdef inline int _pool_push(self, int32_t pid, int32_t m, int32_t agent, int32_t score,
-                               time_us_t idle, int64_t handled, time_us_t talk,
-                               uint32_t epoch) noexcept:
-        # The agent (member m of the pool) joins its READY agents, with the keys
-        # of its current idle spell.
-        cdef pool_t* p = &self.pools[pid]
+    cdef inline int _pool_put(self, pool_t* p, int32_t m, int32_t agent, int32_t score,
+                              time_us_t idle, int64_t handled, time_us_t talk,
+                              uint32_t epoch) noexcept:
+        # The agent (member m of the pool) joins the pool's READY order, with
+        # the keys of its current idle spell.
         cdef int32_t s = p.strategy
         cdef int r = 0
         if s == ST_LONGEST_IDLE:
@@ -1146,11 +1159,92 @@ cdef class Router:
             r = r_push(&p.ready, -score, idle, agent, epoch)
         else:
             rs_set(&p.order, m)
-        if r != 0:
+        return E_NOMEM if r != 0 else 0
+
+    cdef inline int _pool_push(self, int32_t pid, int32_t m, int32_t agent, int32_t score,
+                               time_us_t idle, int64_t handled, time_us_t talk,
+                               uint32_t epoch) noexcept:
+        # The agent becomes READY in the pool: counted, and in its order unless
+        # the pool is cold.
+        cdef pool_t* p
+        if self.pool_cold[pid]:
+            self.pool_ready[pid] += 1
+            return 0
+        p = &self.pools[pid]
+        if self._pool_put(p, m, agent, score, idle, handled, talk, epoch) != 0:
             return E_NOMEM
         self.pool_ready[pid] += 1
-        if p.ready.n + p.idle.n > 2 * self.pool_ready[pid] + 64:
+        p.unread += 1
+        if p.unread > p.cold_after:
+            self.pool_cold[pid] = 1
+            p.ready.n = 0
+            p.idle.n = 0
+            p.idle.head = 0
+        elif p.ready.n + p.idle.n > 2 * self.pool_ready[pid] + 64:
             self._compact(pid)
+        return 0
+
+    cdef int _pool_warm(self, int32_t pid) noexcept:
+        # A cold pool is about to be read: its READY order, rebuilt from its
+        # members with the keys each READY one would have been pushed with.
+        cdef pool_t* p = &self.pools[pid]
+        cdef agent_t* a
+        cdef chan_t* ch
+        cdef int32_t m, agent, x = p.channel, score = 0, i
+        cdef int r = 0
+        p.ready.n = 0
+        p.idle.n = 0
+        p.idle.head = 0
+        if not _heap_strategy(p.strategy):
+            if p.order.n_words:
+                memset(p.order.bits, 0, p.order.n_words * sizeof(uint64_t))
+                memset(p.order.words.t, 0, (p.order.words.cap + 1) * sizeof(int32_t))
+            p.order.words.total = 0
+        self._bulk = True           # LONGEST_IDLE order fixed below
+        for m in range(p.n_members):
+            agent = p.member_agent[m]
+            if self.ready_epoch[agent] == 0 or not (self.chans[agent].routable >> x) & 1:
+                continue
+            if p.strategy == ST_MOST_SKILLED:
+                # Its score is kept in its membership record, not in the pool.
+                for i in range(self.memb_off[agent], self.memb_off[agent + 1]):
+                    if self.memb[i].pool == pid:
+                        score = self.memb[i].score
+                        break
+            a = &self.agents[agent]
+            ch = &self.chans[agent]
+            if ch.multi:
+                r = self._pool_put(p, m, agent, score, ch.idle[x], ch.handled_at[x],
+                                   ch.talk_at[x], ch.epoch[x])
+            else:
+                r = self._pool_put(p, m, agent, score, a.idle_since, a.handled,
+                                   a.talk_time_us, a.epoch)
+            if r != 0:
+                break
+        self._bulk = False
+        if r == 0 and p.strategy == ST_LONGEST_IDLE:
+            r = f_sort(&p.idle)
+        if r != 0:
+            p.ready.n = 0           # still cold: rebuilt at the next read
+            p.idle.n = 0
+            p.idle.head = 0
+            return E_NOMEM
+        self.pool_cold[pid] = 0
+        p.unread = 0
+        return 0
+
+    cdef int _warm_route(self, const route_t* r) noexcept:
+        # Before a choice over the route's pools: the pools with READY agents
+        # are the ones read; the cold ones among them are rebuilt.
+        cdef int32_t i, pid
+        for i in range(r.n_pools):
+            pid = r.pools[i]
+            if self.pool_ready[pid] == 0:
+                continue
+            if not self.pool_cold[pid]:
+                self.pools[pid].unread = 0
+            elif self._pool_warm(pid) != 0:
+                return E_NOMEM
         return 0
 
     cdef int _pool_insert_one(self, int32_t pid, int32_t m, int32_t agent, int32_t score) noexcept:
@@ -1213,7 +1307,7 @@ cdef class Router:
         cdef const member_t* end = &self.memb[self.memb_off[agent + 1]]
         while mb < end:
             if (mask >> mb.channel) & 1:
-                if mb.ranked:
+                if mb.ranked and not self.pool_cold[mb.pool]:
                     rs_clear(&self.pools[mb.pool].order, mb.member)
                 self.pool_ready[mb.pool] -= 1
             mb += 1
@@ -1244,8 +1338,8 @@ cdef class Router:
         return n
 
     cdef int32_t _choose(self, route_t* r, queue_t* q) noexcept:
-        # The agent to offer the route's contact to; a READY one exists. Its pools
-        # are disjoint, so the strategy's choice over their union is the best of
+        # The agent to offer the route's contact to; a READY one exists, and the
+        # pools with READY agents are warm (_warm_route). Its pools are disjoint, so the strategy's choice over their union is the best of
         # each pool's own choice (random: the k-th of the union by agent id).
         cdef int32_t i, a, best = -1, first = -1, k, n, lo, hi, mid
         cdef pool_t* p
@@ -1409,6 +1503,8 @@ cdef class Router:
             if a >= 0:
                 return self._offer(slot, a, now)
         elif self._ready_in(r) > 0:
+            if self._warm_route(r) != 0:
+                return E_NOMEM
             i = self._offer(slot, self._hook_choose(slot, r, q) if q.hooked
                             else self._choose(r, q), now)
             k = 1
@@ -2603,6 +2699,7 @@ cdef class Router:
             "dec": _raw(self.dec, self.n_dec * sizeof(decision_t)),
             "chains": _raw(self.chains, self.n_chains * sizeof(int32_t)),
             "pool_ready": _raw(self.pool_ready, self.n_pools * sizeof(int32_t)),
+            "pool_cold": _raw(self.pool_cold, self.n_pools * sizeof(uint8_t)),
             "queues": [], "pools": [], "routes": [],
             "pool_index": [[k, v] for k, v in self._pool_index.items()],
             "route_index": [[k, v] for k, v in self._route_index.items()],

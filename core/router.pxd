@@ -122,6 +122,7 @@ cdef struct route_t:
     int32_t n_pools
     int32_t agents_key        # equal for routes whose pools admit the same agents
     heap_t waiting            # key (rank, arrival, sequence), id = slot; see _rank
+    int32_t n_cold            # of its pools, the cold ones (Router.pool_cold)
 
 
 cdef struct queue_t:
@@ -210,6 +211,10 @@ cdef class Router:
     cdef member_t* memb
     cdef int32_t* memb_off
     cdef int32_t cap_memb
+    # memb_warm[a]: how many of agent a's memberships are in warm pools; they
+    # come first in its list (by strategy), those in cold pools after them.
+    # Pushes, removals and the search for a waiting contact read only those.
+    cdef int32_t* memb_warm
     # ready_epoch[a]: the agent's epoch while it is idle in its pools, else 0.
     # Stale pool entries are recognised here, in 4 bytes an agent that stay in
     # cache, rather than in the agent's record.
@@ -232,10 +237,12 @@ cdef class Router:
     # touches no heap pool's record, only this small array.
     cdef int32_t* pool_ready
     cdef int32_t cap_pool_ready
-    # pool_cold[p]: pool p keeps no READY order (no pushes, no bitset updates)
-    # until it is read again; its count in pool_ready stays exact.
+    # pool_cold[p]: pool p keeps no READY order and no READY count (no pushes,
+    # no bitset updates) until a contact of one of its routes is dispatched;
+    # no contact waits in its routes meanwhile (pool_waiting[p] == 0).
     cdef uint8_t* pool_cold
     cdef int32_t cap_pool_cold
+    cdef int32_t to_cool          # a pool to make cold once the push loop is over, or -1
     cdef route_t* routes
     cdef int32_t n_routes
     cdef int32_t cap_routes
@@ -324,7 +331,6 @@ cdef class Router:
     cdef int _timer_add(self, time_us_t deadline, int32_t kind, int32_t obj) noexcept
     cdef void _timer_cancel(self, int32_t t) noexcept
     cdef int32_t _pool_add_member(self, int32_t pid, int32_t agent, int64_t score) noexcept
-    cdef void _sort_last(self, member_t* memb, int32_t begin, int32_t end) noexcept
     cdef int _pool_insert_one(self, int32_t pid, int32_t m, int32_t agent, int32_t score) noexcept
     cdef inline int _pool_put(self, pool_t* p, int32_t m, int32_t agent, int32_t score,
                               time_us_t idle, int64_t handled, time_us_t talk,
@@ -333,6 +339,9 @@ cdef class Router:
                                time_us_t idle, int64_t handled, time_us_t talk,
                                uint32_t epoch) noexcept
     cdef int _pool_warm(self, int32_t pid) noexcept
+    cdef void _pool_cool(self, int32_t pid) noexcept
+    cdef int32_t _memb_move(self, int32_t agent, int32_t pid, bint warm) noexcept
+    cdef void _memb_order(self, int32_t agent) noexcept
     cdef int _warm_route(self, const route_t* r) noexcept
     cdef int _pool_insert(self, int32_t agent, int32_t mask) noexcept
     cdef void _leave_pools(self, int32_t agent, int32_t mask) noexcept

@@ -10,7 +10,7 @@ from libc.stdint cimport int32_t, int64_t, uint8_t, uint32_t, uint64_t
 from libc.math cimport floor
 from libc.stdlib cimport free, malloc, realloc
 
-from libc.string cimport memcpy, memset
+from libc.string cimport memcpy, memmove, memset
 
 from agner.core._structs cimport (
     f_at, f_pop, f_push, f_sort, grow, grow_aligned, h_free, posix_memalign, h_heapify, h_less, h_push, h_remove, heap_t,
@@ -24,7 +24,7 @@ from agner.core._types cimport (
     DK_CALLBACK, DK_OFFER, DK_OVERFLOW, DK_REJECT, DK_RELEASE, DK_RONA, DK_TIMEOUT, DK_VOICEMAIL,
     DK_WRAP_UP_END, E_CONFIG, E_INVALID, E_NOMEM, E_OK, E_TIME, E_UNKNOWN_AGENT,
     E_UNKNOWN_CONTACT, E_UNKNOWN_QUEUE, N_AGENT_STATES, NO_PENDING, OV_CALLBACK, OV_NONE,
-    OV_QUEUE, OV_VOICEMAIL, QUEUE_PRIORITY, REASON_RONA, ST_FEWEST_CONTACTS,
+    N_STRATEGIES, OV_QUEUE, OV_VOICEMAIL, QUEUE_PRIORITY, REASON_RONA, ST_FEWEST_CONTACTS,
     ST_LEAST_TALK_TIME, ST_LINEAR, ST_LONGEST_IDLE, ST_MOST_SKILLED, ST_RANDOM,
     ST_ROUND_ROBIN, TK_MAX_WAIT, TK_NONE, TK_PREFERRED, TK_RING, TK_STEP, TK_WRAP_UP,
     CF_PREFERRED, MAX_PREFERRED, ALL_CHANNELS, N_CHANNELS, TK_WRAP_CH, MULTI_MARK, contact_id_t,
@@ -308,6 +308,8 @@ cdef object _restore(Router r, dict st):
     r.memb_off = <int32_t*> _copy_out(st["memb_off"], (cap + 1) * sizeof(int32_t))
     if na == 0:
         r.memb_off[0] = 0
+    _check_len(st["memb_warm"], na, sizeof(int32_t), "memb_warm")
+    r.memb_warm = <int32_t*> _copy_out(st["memb_warm"], cap * sizeof(int32_t))
     r.memb = <member_t*> _copy_out(st["memb"], 0)
     r.cap_memb = len(st["memb"]) // sizeof(member_t)
     r.agent_skills = <skills_t*> malloc(cap * sizeof(skills_t))
@@ -440,6 +442,7 @@ cdef class Router:
     """
 
     def __cinit__(self):
+        self.to_cool = -1
         self._pool_index = {}
         self._route_index = {}
         self._agents_keys = {}
@@ -459,6 +462,7 @@ cdef class Router:
         free(self.agent_skills)
         free(self.memb)
         free(self.memb_off)
+        free(self.memb_warm)
         free(self.ready_epoch)
         for i in range(self.n_pools):
             free(self.pools[i].req)
@@ -536,6 +540,10 @@ cdef class Router:
             if block == NULL:
                 return E_NOMEM
             self.memb_off = <int32_t*> block
+            block = realloc(self.memb_warm, cap_ * sizeof(int32_t))
+            if block == NULL:
+                return E_NOMEM
+            self.memb_warm = <int32_t*> block
             if aid == 0:
                 self.memb_off[0] = 0
             self.cap_agents = cap_
@@ -566,6 +574,7 @@ cdef class Router:
         a.tenant = tenant
         a.ring_next = -1
         self.memb_off[aid + 1] = self.memb_off[aid]
+        self.memb_warm[aid] = 0
         self.n_agents_ += 1
         # The newest agent's memberships go at the end of the CSR array.
         for p in range(self.n_pools):
@@ -582,19 +591,58 @@ cdef class Router:
                 self.memb[self.memb_off[aid + 1]].ranked = not _heap_strategy(
                     self.pools[p].strategy)
                 self.memb_off[aid + 1] += 1
-                self._sort_last(self.memb, self.memb_off[aid], self.memb_off[aid + 1])
+        self._memb_order(aid)
         return aid
 
-    cdef void _sort_last(self, member_t* memb, int32_t begin, int32_t end) noexcept:
-        # An agent's memberships memb[begin:end] are kept by (strategy, pool):
-        # the pools one loop pushes into then take the same branch run after run.
-        # This moves the last one, just added, to its place.
-        cdef member_t x = memb[end - 1]
-        cdef int32_t i = end - 1, s = self.pools[x.pool].strategy
-        while i > begin and self.pools[memb[i - 1].pool].strategy > s:
-            memb[i] = memb[i - 1]
-            i -= 1
-        memb[i] = x
+    cdef void _memb_order(self, int32_t agent) noexcept:
+        # An agent's memberships: those in warm pools first, by strategy (the
+        # pools one loop pushes into then take the same branch run after run),
+        # then those in cold pools.
+        cdef int32_t off = self.memb_off[agent], end = self.memb_off[agent + 1], i, j, k
+        cdef member_t x
+        for i in range(off + 1, end):
+            x = self.memb[i]
+            k = self.pool_cold[x.pool] * N_STRATEGIES + self.pools[x.pool].strategy
+            j = i
+            while j > off and self.pool_cold[self.memb[j - 1].pool] * N_STRATEGIES \
+                    + self.pools[self.memb[j - 1].pool].strategy > k:
+                self.memb[j] = self.memb[j - 1]
+                j -= 1
+            self.memb[j] = x
+        k = 0
+        for i in range(off, end):
+            if not self.pool_cold[self.memb[i].pool]:
+                k += 1
+        self.memb_warm[agent] = k
+
+    cdef int32_t _memb_move(self, int32_t agent, int32_t pid, bint warm) noexcept:
+        # Agent's membership of pool pid moves to the warm part of its list (in
+        # strategy order) or to the cold part (in no order); returns its index.
+        cdef int32_t off = self.memb_off[agent], w = self.memb_warm[agent]
+        cdef int32_t end = self.memb_off[agent + 1], j, s
+        cdef member_t x
+        if warm:
+            j = off + w
+            while j < end and self.memb[j].pool != pid:
+                j += 1
+            x = self.memb[j]
+            self.memb[j] = self.memb[off + w]
+            s = self.pools[pid].strategy
+            j = off + w
+            while j > off and self.pools[self.memb[j - 1].pool].strategy > s:
+                self.memb[j] = self.memb[j - 1]
+                j -= 1
+            self.memb[j] = x
+            self.memb_warm[agent] = w + 1
+            return j
+        j = off
+        while j < off + w and self.memb[j].pool != pid:
+            j += 1
+        x = self.memb[j]
+        memmove(&self.memb[j], &self.memb[j + 1], (off + w - 1 - j) * sizeof(member_t))
+        self.memb[off + w - 1] = x
+        self.memb_warm[agent] = w - 1
+        return off + w - 1
 
     cdef int32_t _pool_add_member(self, int32_t pid, int32_t agent, int64_t score) noexcept:
         # The pool's side of a membership; returns the member index (or E_NOMEM).
@@ -617,7 +665,8 @@ cdef class Router:
         if not _heap_strategy(p.strategy):
             if rs_resize(&p.order, p.n_members) != 0:
                 return E_NOMEM
-        if self.ready_epoch[agent] and (self.chans[agent].routable >> p.channel) & 1 \
+        if not self.pool_cold[pid] and self.ready_epoch[agent] \
+                and (self.chans[agent].routable >> p.channel) & 1 \
                 and self._pool_insert_one(pid, m, agent, <int32_t> score) != 0:
             return E_NOMEM
         return m
@@ -652,10 +701,7 @@ cdef class Router:
             return E_NOMEM
         self.pool_waiting[pid] = 0
         self.pool_ready[pid] = 0
-        # Cold until a contact first needs it: pools that no contact ever reaches
-        # (a channel a queue never gets, a step its callers never wait for) cost
-        # no pushes at all.
-        self.pool_cold[pid] = 1
+        self.pool_cold[pid] = 0
         p = &self.pools[pid]
         memset(p, 0, sizeof(pool_t))
         p.strategy = strategy
@@ -717,13 +763,15 @@ cdef class Router:
                     memb[j].channel = channel
                     memb[j].ranked = not _heap_strategy(strategy)
                     j += 1
-                    self._sort_last(memb, j - k - 1, j)
             offsets[self.n_agents_] = j
             memcpy(self.memb_off, offsets, (self.n_agents_ + 1) * sizeof(int32_t))
             free(offsets)
             free(self.memb)
             self.memb = memb
             self.cap_memb = j
+            for i in range(self.n_agents_):
+                if member_of[i] >= 0:   # from the end of its list to the warm part
+                    self._memb_move(i, pid, True)
         free(member_of)
         free(score_of)
         return pid
@@ -772,6 +820,7 @@ cdef class Router:
             p = &self.pools[pools[i]]
             if _push_int(&p.routes, &p.n_routes, &p.cap_routes, rid) != 0:
                 return E_NOMEM
+            r.n_cold += self.pool_cold[pools[i]]
         if _push_int(&q.routes, &q.n_routes, &q.cap_routes, rid) != 0:
             return E_NOMEM
         self.n_routes += 1
@@ -1164,33 +1213,48 @@ cdef class Router:
     cdef inline int _pool_push(self, int32_t pid, int32_t m, int32_t agent, int32_t score,
                                time_us_t idle, int64_t handled, time_us_t talk,
                                uint32_t epoch) noexcept:
-        # The agent becomes READY in the pool: counted, and in its order unless
-        # the pool is cold.
-        cdef pool_t* p
-        if self.pool_cold[pid]:
-            self.pool_ready[pid] += 1
-            return 0
-        p = &self.pools[pid]
+        # The agent becomes READY in the (warm) pool.
+        cdef pool_t* p = &self.pools[pid]
         if self._pool_put(p, m, agent, score, idle, handled, talk, epoch) != 0:
             return E_NOMEM
         self.pool_ready[pid] += 1
         p.unread += 1
         if p.unread > p.cold_after:
-            self.pool_cold[pid] = 1
-            p.ready.n = 0
-            p.idle.n = 0
-            p.idle.head = 0
+            # Not now: the caller is walking the agent's memberships.
+            if self.to_cool < 0:
+                self.to_cool = pid
         elif p.ready.n + p.idle.n > 2 * self.pool_ready[pid] + 64:
             self._compact(pid)
         return 0
 
+    cdef void _pool_cool(self, int32_t pid) noexcept:
+        # The pool goes cold, unless a contact waits in one of its routes (no
+        # READY agent can serve it, so the pool is not pushed into: it only got
+        # there after its last push). O(members x memberships an agent).
+        cdef pool_t* p = &self.pools[pid]
+        cdef int32_t m
+        if self.pool_cold[pid] or self.pool_waiting[pid] or p.unread <= p.cold_after:
+            return
+        self.pool_cold[pid] = 1
+        self.pool_ready[pid] = 0
+        p.ready.n = 0
+        p.idle.n = 0
+        p.idle.head = 0
+        for m in range(p.n_routes):
+            self.routes[p.routes[m]].n_cold += 1
+        for m in range(p.n_members):
+            self._memb_move(p.member_agent[m], pid, False)
+
     cdef int _pool_warm(self, int32_t pid) noexcept:
-        # A cold pool is about to be read: its READY order, rebuilt from its
-        # members with the keys each READY one would have been pushed with.
+        # A contact of one of its routes is dispatched: the cold pool's READY
+        # agents counted and ordered anew, with the keys each would have been
+        # pushed with, and its memberships back in the warm part of each list.
+        # O(members x memberships an agent), paid for by the 2 x members pushes
+        # it saved before it went cold.
         cdef pool_t* p = &self.pools[pid]
         cdef agent_t* a
         cdef chan_t* ch
-        cdef int32_t m, agent, x = p.channel, score = 0, i
+        cdef int32_t m, agent, x = p.channel, score = 0, i, n = 0
         cdef int r = 0
         p.ready.n = 0
         p.idle.n = 0
@@ -1221,29 +1285,30 @@ cdef class Router:
                                    a.talk_time_us, a.epoch)
             if r != 0:
                 break
+            n += 1
         self._bulk = False
         if r == 0 and p.strategy == ST_LONGEST_IDLE:
             r = f_sort(&p.idle)
         if r != 0:
-            p.ready.n = 0           # still cold: rebuilt at the next read
+            p.ready.n = 0           # still cold: rebuilt at the next dispatch
             p.idle.n = 0
             p.idle.head = 0
             return E_NOMEM
+        for m in range(p.n_members):
+            self._memb_move(p.member_agent[m], pid, True)
+        for m in range(p.n_routes):
+            self.routes[p.routes[m]].n_cold -= 1
+        self.pool_ready[pid] = n
         self.pool_cold[pid] = 0
         p.unread = 0
         return 0
 
     cdef int _warm_route(self, const route_t* r) noexcept:
-        # Before a choice over the route's pools: the pools with READY agents
-        # are the ones read; the cold ones among them are rebuilt.
+        # A contact of the route is dispatched: its cold pools warmed.
         cdef int32_t i, pid
         for i in range(r.n_pools):
             pid = r.pools[i]
-            if self.pool_ready[pid] == 0:
-                continue
-            if not self.pool_cold[pid]:
-                self.pools[pid].unread = 0
-            elif self._pool_warm(pid) != 0:
+            if self.pool_cold[pid] and self._pool_warm(pid) != 0:
                 return E_NOMEM
         return 0
 
@@ -1266,7 +1331,7 @@ cdef class Router:
         cdef chan_t* ch = &self.chans[agent]
         cdef int32_t x
         cdef const member_t* mb = &self.memb[self.memb_off[agent]]
-        cdef const member_t* end = &self.memb[self.memb_off[agent + 1]]
+        cdef const member_t* end = mb + self.memb_warm[agent]
         if ch.multi:
             # Only the channels in `mask` get new entries; the others stay as
             # they are (a change on one channel leaves its other pools alone).
@@ -1285,6 +1350,9 @@ cdef class Router:
                         ch.handled_at[x], ch.talk_at[x], ch.epoch[x]) != 0:
                     return E_NOMEM
                 mb += 1
+            if self.to_cool >= 0:
+                self._pool_cool(self.to_cool)
+                self.to_cool = -1
             return 0
         a.epoch += 1
         if a.epoch == 0 or a.epoch == MULTI_MARK:
@@ -1297,6 +1365,9 @@ cdef class Router:
                     a.talk_time_us, a.epoch) != 0:
                 return E_NOMEM
             mb += 1
+        if self.to_cool >= 0:
+            self._pool_cool(self.to_cool)
+            self.to_cool = -1
         return 0
 
     cdef void _leave_pools(self, int32_t agent, int32_t mask) noexcept:
@@ -1304,10 +1375,10 @@ cdef class Router:
         # pools keep the agent's entries, now stale (their epoch is over), and
         # are not touched at all (their counts are in pool_ready).
         cdef const member_t* mb = &self.memb[self.memb_off[agent]]
-        cdef const member_t* end = &self.memb[self.memb_off[agent + 1]]
+        cdef const member_t* end = mb + self.memb_warm[agent]
         while mb < end:
             if (mask >> mb.channel) & 1:
-                if mb.ranked and not self.pool_cold[mb.pool]:
+                if mb.ranked:
                     rs_clear(&self.pools[mb.pool].order, mb.member)
                 self.pool_ready[mb.pool] -= 1
             mb += 1
@@ -1339,8 +1410,10 @@ cdef class Router:
 
     cdef int32_t _choose(self, route_t* r, queue_t* q) noexcept:
         # The agent to offer the route's contact to; a READY one exists, and the
-        # pools with READY agents are warm (_warm_route). Its pools are disjoint, so the strategy's choice over their union is the best of
-        # each pool's own choice (random: the k-th of the union by agent id).
+        # route's pools are warm (_warm_route). Its pools are disjoint, so the
+        # strategy's choice over their union is the best of each pool's own
+        # choice (random: the k-th of the union by agent id). Each pool with
+        # READY agents is read (its `unread` reset).
         cdef int32_t i, a, best = -1, first = -1, k, n, lo, hi, mid
         cdef pool_t* p
         cdef const rentry_t* e
@@ -1350,6 +1423,9 @@ cdef class Router:
         if q.strategy == ST_RANDOM:
             k = <int32_t> (self._next_random() % <uint64_t> self._ready_in(r))
             # The smallest agent id with more than k READY members at or below it.
+            for i in range(r.n_pools):
+                if self.pool_ready[r.pools[i]]:
+                    self.pools[r.pools[i]].unread = 0
             lo = 0
             hi = self.n_agents_ - 1
             while lo < hi:
@@ -1368,6 +1444,7 @@ cdef class Router:
             p = &self.pools[r.pools[i]]
             if self.pool_ready[r.pools[i]] == 0:
                 continue
+            p.unread = 0
             if _heap_strategy(p.strategy):
                 self._choose_in(r.pools[i], q)  # drops the stale entries on top
                 e = f_at(&p.idle, 0) if p.strategy == ST_LONGEST_IDLE else &p.ready.e[0]
@@ -1398,6 +1475,7 @@ cdef class Router:
         cdef int32_t n_ready = self.pool_ready[pid]
         cdef int32_t k
         cdef uint64_t x
+        p.unread = 0                # read: it stays warm
         if p.strategy == ST_LONGEST_IDLE:
             while not self._live(p, f_at(&p.idle, 0)):
                 f_pop(&p.idle)
@@ -1502,9 +1580,9 @@ cdef class Router:
             a = self._pref_ready(c)
             if a >= 0:
                 return self._offer(slot, a, now)
+        elif r.n_cold and self._warm_route(r) != 0:
+            return E_NOMEM
         elif self._ready_in(r) > 0:
-            if self._warm_route(r) != 0:
-                return E_NOMEM
             i = self._offer(slot, self._hook_choose(slot, r, q) if q.hooked
                             else self._choose(r, q), now)
             k = 1
@@ -1603,6 +1681,8 @@ cdef class Router:
         if q.reject_unstaffed and self._unstaffed(c):
             return self._divert(slot, now, TK_NONE)
         if q.max_waiting and not (c.flags & CF_CALLBACK) \
+                and (self.routes[c.route].n_cold == 0
+                     or self._warm_route(&self.routes[c.route]) == 0) \
                 and (self._pref_ready(c) < 0 if c.flags & CF_PREFERRED
                      else self._ready_in(&self.routes[c.route]) == 0) \
                 and q.waiting - q.waiting_callbacks >= q.max_waiting:
@@ -1721,7 +1801,8 @@ cdef class Router:
         cdef int32_t i, j, k, best = -1, slot
         cdef hentry_t* head = NULL
         cdef heap_t* h
-        for i in range(self.memb_off[agent], self.memb_off[agent + 1]):
+        # Its cold pools have no waiting contacts.
+        for i in range(self.memb_off[agent], self.memb_off[agent] + self.memb_warm[agent]):
             if not (scan >> self.memb[i].channel) & 1 or self.pool_waiting[self.memb[i].pool] == 0:
                 continue
             p = &self.pools[self.memb[i].pool]
@@ -2683,6 +2764,7 @@ cdef class Router:
             "ready_epoch": _raw(self.ready_epoch, self.n_agents_ * sizeof(uint32_t)),
             "memb_off": _raw(self.memb_off, (self.n_agents_ + 1) * sizeof(int32_t)
                              if self.n_agents_ else 0),
+            "memb_warm": _raw(self.memb_warm, self.n_agents_ * sizeof(int32_t)),
             "memb": _raw(self.memb, (self.memb_off[self.n_agents_] if self.n_agents_ else 0)
                          * sizeof(member_t)),
             "skills": [_raw(self.agent_skills[i].s, self.agent_skills[i].n * sizeof(skill_t))

@@ -266,7 +266,9 @@ cdef inline void r_heapify(rheap_t* h) noexcept nogil:
 #
 # A bitset, plus a Fenwick tree over the popcount of each 64-bit word: select
 # walks the tree (O(log(n/64))) and then one word. A pool of 10,000 members
-# takes 1.25 kB of bits and 0.6 kB of tree, so it stays in cache.
+# takes 1.25 kB of bits and 0.6 kB of tree, so it stays in cache. A set of up
+# to RS_FLAT words (512 positions) keeps no tree: rank and select count the
+# words' bits in turn, which costs less than keeping the tree on every change.
 
 cdef extern from *:
     int __builtin_popcountll(unsigned long long) nogil
@@ -275,25 +277,42 @@ cdef extern from *:
 
 cdef struct rankset_t:
     uint64_t* bits
-    fenwick_t words           # counts per word
+    fenwick_t words           # counts per word (kept only above RS_FLAT words)
     int32_t n_words
+
+cdef enum:
+    RS_FLAT = 8
 
 
 cdef inline void rs_set(rankset_t* s, int32_t i) noexcept nogil:
     s.bits[i >> 6] |= (<uint64_t> 1) << (i & 63)
-    fw_add(&s.words, i >> 6, 1)
+    if s.words.cap > RS_FLAT:
+        fw_add(&s.words, i >> 6, 1)
+    else:
+        s.words.total += 1
 
 
 cdef inline void rs_clear(rankset_t* s, int32_t i) noexcept nogil:
     s.bits[i >> 6] &= ~((<uint64_t> 1) << (i & 63))
-    fw_add(&s.words, i >> 6, -1)
+    if s.words.cap > RS_FLAT:
+        fw_add(&s.words, i >> 6, -1)
+    else:
+        s.words.total -= 1
 
 
 cdef inline int32_t rs_select(const rankset_t* s, int32_t k) noexcept nogil:
     """The k-th member of the set in increasing order (k from 0, k < total)."""
     cdef int32_t w = 0
     cdef int32_t step = s.words.cap
+    cdef int32_t c
     cdef uint64_t x
+    if step <= RS_FLAT:
+        c = __builtin_popcountll(s.bits[0])
+        while c <= k:
+            k -= c
+            w += 1
+            c = __builtin_popcountll(s.bits[w])
+        step = 0
     while step:
         if w + step <= s.words.cap and s.words.t[w + step] <= k:
             w += step
@@ -310,9 +329,16 @@ cdef inline int32_t rs_select(const rankset_t* s, int32_t k) noexcept nogil:
 cdef inline int32_t rs_rank(const rankset_t* s, int32_t i) noexcept nogil:
     """How many members are below position i."""
     cdef int32_t w = i >> 6
+    cdef int32_t n = 0, j
     cdef uint64_t below = ((<uint64_t> 1) << (i & 63)) - 1
-    return fw_prefix(&s.words, w) + __builtin_popcountll(s.bits[w] & below) if w < s.n_words \
-        else s.words.total
+    if w >= s.n_words:
+        return s.words.total
+    if s.words.cap > RS_FLAT:
+        n = fw_prefix(&s.words, w)
+    else:
+        for j in range(w):
+            n += __builtin_popcountll(s.bits[j])
+    return n + __builtin_popcountll(s.bits[w] & below)
 
 
 cdef inline int rs_resize(rankset_t* s, int32_t n_positions) noexcept nogil:
@@ -340,7 +366,10 @@ cdef inline int rs_resize(rankset_t* s, int32_t n_positions) noexcept nogil:
         s.words.cap = cap
         s.words.total = 0
         for w in range(s.n_words):
-            fw_add(&s.words, w, __builtin_popcountll(s.bits[w]))
+            if cap > RS_FLAT:
+                fw_add(&s.words, w, __builtin_popcountll(s.bits[w]))
+            else:
+                s.words.total += __builtin_popcountll(s.bits[w])
     s.n_words = need
     return 0
 

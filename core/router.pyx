@@ -1186,8 +1186,11 @@ cdef class Router:
         return x == MULTI_MARK and self.chans[e.agent].epoch[p.channel] == e.epoch
 
     cdef int _compact(self, int32_t pid) noexcept:
-        # Drop stale entries once they outnumber the live ones: amortised O(1)
-        # per entry, and it bounds the heap at about twice the READY agents.
+        # Drop stale entries once they outnumber the live ones (by 16): amortised
+        # O(1) per entry, and it bounds the heap at about twice the READY agents.
+        # A slack of 64 left small pools popping stale tops one sift-down (and
+        # a few mispredicted branches) at a time: 16 saves about 40 instructions
+        # an event at 1,000 agents, in both configurations of the benchmark.
         cdef pool_t* p = &self.pools[pid]
         cdef int32_t i, n = 0
         if p.strategy == ST_LONGEST_IDLE:
@@ -1237,7 +1240,7 @@ cdef class Router:
             # Not now: the caller is walking the agent's memberships.
             if self.to_cool < 0:
                 self.to_cool = pid
-        elif p.ready.n + p.idle.n > 2 * self.pool_ready[pid] + 64:
+        elif p.ready.n + p.idle.n > 2 * self.pool_ready[pid] + 16:
             self._compact(pid)
         return 0
 
@@ -1498,7 +1501,7 @@ cdef class Router:
             # While idle agents drain away nothing is pushed, so this is where
             # stale entries pile up: one linear pass beats popping each of them
             # through a sift-down.
-            if p.ready.n > 2 * n_ready + 64:
+            if p.ready.n > 2 * n_ready + 16:
                 self._compact(pid)
             while not self._live(p, &p.ready.e[0]):
                 r_pop(&p.ready)

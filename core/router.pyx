@@ -1230,17 +1230,35 @@ cdef class Router:
     cdef inline int _pool_push(self, int32_t pid, int32_t m, int32_t agent, int32_t score,
                                time_us_t idle, int64_t handled, time_us_t talk,
                                uint32_t epoch) noexcept:
-        # The agent becomes READY in the (warm) pool.
+        # The agent becomes READY in the (warm) pool: _pool_put, with the
+        # compaction check only where there is something to compact.
         cdef pool_t* p = &self.pools[pid]
-        if self._pool_put(p, m, agent, score, idle, handled, talk, epoch) != 0:
+        cdef int32_t s = p.strategy, n = 0, ready
+        cdef int r = 0
+        if s == ST_LONGEST_IDLE:
+            r = f_push(&p.idle, idle, agent, epoch, True)
+            n = p.idle.n
+        elif s == ST_FEWEST_CONTACTS:
+            r = r_push(&p.ready, handled, idle, agent, epoch)
+            n = p.ready.n
+        elif s == ST_LEAST_TALK_TIME:
+            r = r_push(&p.ready, talk, idle, agent, epoch)
+            n = p.ready.n
+        elif s == ST_MOST_SKILLED:
+            r = r_push(&p.ready, -score, idle, agent, epoch)
+            n = p.ready.n
+        else:
+            rs_set(&p.order, m)
+        if r != 0:
             return E_NOMEM
-        self.pool_ready[pid] += 1
+        ready = self.pool_ready[pid] + 1
+        self.pool_ready[pid] = ready
         p.unread += 1
         if p.unread > p.cold_after:
             # Not now: the caller is walking the agent's memberships.
             if self.to_cool < 0:
                 self.to_cool = pid
-        elif p.ready.n + p.idle.n > 2 * self.pool_ready[pid] + 16:
+        elif n > 2 * ready + 16:
             self._compact(pid)
         return 0
 
@@ -1349,6 +1367,9 @@ cdef class Router:
         cdef int32_t x
         cdef const member_t* mb = &self.memb[self.memb_off[agent]]
         cdef const member_t* end = mb + self.memb_warm[agent]
+        cdef time_us_t idle, talk
+        cdef int64_t handled
+        cdef uint32_t epoch
         if ch.multi:
             # Only the channels in `mask` get new entries; the others stay as
             # they are (a change on one channel leaves its other pools alone).
@@ -1376,10 +1397,14 @@ cdef class Router:
             a.epoch = 1         # 0 means "not idle" in ready_epoch
         self.ready_epoch[agent] = a.epoch
         ch.routable = <uint8_t> mask
+        # In locals: the pushes write memory, so gcc would load them anew each time.
+        idle = a.idle_since
+        handled = a.handled
+        talk = a.talk_time_us
+        epoch = a.epoch
         while mb < end:
             if (mask >> mb.channel) & 1 and self._pool_push(
-                    mb.pool, mb.member, agent, mb.score, a.idle_since, a.handled,
-                    a.talk_time_us, a.epoch) != 0:
+                    mb.pool, mb.member, agent, mb.score, idle, handled, talk, epoch) != 0:
                 return E_NOMEM
             mb += 1
         if self.to_cool >= 0:

@@ -211,9 +211,10 @@ cdef class Router:
     cdef member_t* memb
     cdef int32_t* memb_off
     cdef int32_t cap_memb
-    # memb_warm[a]: how many of agent a's memberships are in warm pools; they
-    # come first in its list (by strategy), those in cold pools after them.
-    # Pushes, removals and the search for a waiting contact read only those.
+    # memb_warm[a]: agent a's memberships are split in two parts, a warm one
+    # first (by strategy) and a cold one; pushes, removals and the search for a
+    # waiting contact walk the warm part only. A pool's memberships go to the
+    # warm part when it warms, and back when an agent's walk meets them cold.
     cdef int32_t* memb_warm
     # ready_epoch[a]: the agent's epoch while it is idle in its pools, else 0.
     # Stale pool entries are recognised here, in 4 bytes an agent that stay in
@@ -242,7 +243,6 @@ cdef class Router:
     # no contact waits in its routes meanwhile (pool_waiting[p] == 0).
     cdef uint8_t* pool_cold
     cdef int32_t cap_pool_cold
-    cdef int32_t to_cool          # a pool to make cold once the push loop is over, or -1
     cdef route_t* routes
     cdef int32_t n_routes
     cdef int32_t cap_routes
@@ -342,6 +342,7 @@ cdef class Router:
     cdef void _pool_cool(self, int32_t pid) noexcept
     cdef int32_t _memb_move(self, int32_t agent, int32_t pid, bint warm) noexcept
     cdef void _memb_order(self, int32_t agent) noexcept
+    cdef inline void _memb_demote(self, int32_t agent, member_t* mb) noexcept
     cdef int _warm_route(self, const route_t* r) noexcept
     cdef int _pool_insert(self, int32_t agent, int32_t mask) noexcept
     cdef void _leave_pools(self, int32_t agent, int32_t mask) noexcept

@@ -454,7 +454,6 @@ cdef class Router:
     """
 
     def __cinit__(self):
-        self.to_cool = -1
         self._pool_index = {}
         self._route_index = {}
         self._agents_keys = {}
@@ -637,6 +636,8 @@ cdef class Router:
             j = off + w
             while j < end and self.memb[j].pool != pid:
                 j += 1
+            if j == end:
+                return -1           # still in the warm part: not demoted yet
             x = self.memb[j]
             self.memb[j] = self.memb[off + w]
             s = _memb_rank(self.pools[pid].strategy)
@@ -655,6 +656,15 @@ cdef class Router:
         self.memb[off + w - 1] = x
         self.memb_warm[agent] = w - 1
         return off + w - 1
+
+    cdef inline void _memb_demote(self, int32_t agent, member_t* mb) noexcept:
+        # A membership of a cold pool met in the warm part of the agent's list
+        # moves to the start of the cold part; the ones after it move up.
+        cdef member_t x = mb[0]
+        cdef member_t* last = &self.memb[self.memb_off[agent] + self.memb_warm[agent] - 1]
+        memmove(mb, mb + 1, (last - mb) * sizeof(member_t))
+        last[0] = x
+        self.memb_warm[agent] -= 1
 
     cdef int32_t _pool_add_member(self, int32_t pid, int32_t agent, int64_t score) noexcept:
         # The pool's side of a membership; returns the member index (or E_NOMEM).
@@ -1255,9 +1265,7 @@ cdef class Router:
         self.pool_ready[pid] = ready
         p.unread += 1
         if p.unread > p.cold_after:
-            # Not now: the caller is walking the agent's memberships.
-            if self.to_cool < 0:
-                self.to_cool = pid
+            self._pool_cool(pid)
         elif n > 2 * ready + 16:
             self._compact(pid)
         return 0
@@ -1265,7 +1273,7 @@ cdef class Router:
     cdef void _pool_cool(self, int32_t pid) noexcept:
         # The pool goes cold, unless a contact waits in one of its routes (no
         # READY agent can serve it, so the pool is not pushed into: it only got
-        # there after its last push). O(members x memberships an agent).
+        # there after its last push). O(routes of the pool).
         cdef pool_t* p = &self.pools[pid]
         cdef int32_t m
         if self.pool_cold[pid] or self.pool_waiting[pid] or p.unread <= p.cold_after:
@@ -1277,8 +1285,8 @@ cdef class Router:
         p.idle.head = 0
         for m in range(p.n_routes):
             self.routes[p.routes[m]].n_cold += 1
-        for m in range(p.n_members):
-            self._memb_move(p.member_agent[m], pid, False)
+        # Its memberships leave the warm part of each list lazily, when their
+        # agent next walks it (_memb_demote): its list is in cache then.
 
     cdef int _pool_warm(self, int32_t pid) noexcept:
         # A contact of one of its routes is dispatched: the cold pool's READY
@@ -1365,8 +1373,8 @@ cdef class Router:
         cdef agent_t* a = &self.agents[agent]
         cdef chan_t* ch = &self.chans[agent]
         cdef int32_t x
-        cdef const member_t* mb = &self.memb[self.memb_off[agent]]
-        cdef const member_t* end = mb + self.memb_warm[agent]
+        cdef member_t* mb = &self.memb[self.memb_off[agent]]
+        cdef member_t* end = mb + self.memb_warm[agent]
         cdef time_us_t idle, talk
         cdef int64_t handled
         cdef uint32_t epoch
@@ -1382,15 +1390,16 @@ cdef class Router:
             self.ready_epoch[agent] = MULTI_MARK
             ch.routable |= <uint8_t> mask
             while mb < end:
+                if self.pool_cold[mb.pool]:
+                    self._memb_demote(agent, mb)
+                    end -= 1
+                    continue
                 x = mb.channel
                 if (mask >> x) & 1 and self._pool_push(
                         mb.pool, mb.member, agent, mb.score, ch.idle[x],
                         ch.handled_at[x], ch.talk_at[x], ch.epoch[x]) != 0:
                     return E_NOMEM
                 mb += 1
-            if self.to_cool >= 0:
-                self._pool_cool(self.to_cool)
-                self.to_cool = -1
             return 0
         a.epoch += 1
         if a.epoch == 0 or a.epoch == MULTI_MARK:
@@ -1403,22 +1412,27 @@ cdef class Router:
         talk = a.talk_time_us
         epoch = a.epoch
         while mb < end:
+            if self.pool_cold[mb.pool]:
+                self._memb_demote(agent, mb)
+                end -= 1
+                continue
             if (mask >> mb.channel) & 1 and self._pool_push(
                     mb.pool, mb.member, agent, mb.score, idle, handled, talk, epoch) != 0:
                 return E_NOMEM
             mb += 1
-        if self.to_cool >= 0:
-            self._pool_cool(self.to_cool)
-            self.to_cool = -1
         return 0
 
     cdef void _leave_pools(self, int32_t agent, int32_t mask) noexcept:
         # Out of its pools of the channels in `mask`: bitsets are cleared, heap
         # pools keep the agent's entries, now stale (their epoch is over), and
         # are not touched at all (their counts are in pool_ready).
-        cdef const member_t* mb = &self.memb[self.memb_off[agent]]
-        cdef const member_t* end = mb + self.memb_warm[agent]
+        cdef member_t* mb = &self.memb[self.memb_off[agent]]
+        cdef member_t* end = mb + self.memb_warm[agent]
         while mb < end:
+            if self.pool_cold[mb.pool]:
+                self._memb_demote(agent, mb)
+                end -= 1
+                continue
             if (mask >> mb.channel) & 1:
                 if mb.ranked:
                     rs_clear(&self.pools[mb.pool].order, mb.member)

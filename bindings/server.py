@@ -693,7 +693,15 @@ class Server:
                 self.unstored.popleft()  # batches are written in order, by one thread
 
     def _store_records(self, records: list[Interaction]) -> None:
-        from agner.crm import CrmError
+        from agner.crm import CrmError, InvalidInput
+        from agner.crm.validate import interaction
+
+        def without_bad_caller(rec: Any) -> Any:
+            try:
+                interaction(rec, self.store.options)
+            except InvalidInput:
+                return msgspec.structs.replace(rec, caller=None, called=None)
+            return rec
 
         by_tenant: dict[str, list[Any]] = {}
         for r in records:
@@ -701,6 +709,15 @@ class Server:
         for tenant, recs in by_tenant.items():
             try:
                 self.store.record_interactions(tenant, recs)
+                continue
+            except CrmError:
+                pass
+            # Those the store's checks refuse go without the caller, the batch
+            # still in one transaction: callers that are no valid number are
+            # common (a SIP From user), and a transaction each kept this
+            # thread, and so the GIL, busy enough to delay the event loop.
+            try:
+                self.store.record_interactions(tenant, [without_bad_caller(r) for r in recs])
                 continue
             except CrmError:
                 pass

@@ -45,6 +45,7 @@ from agner.core.router import Router
 
 __all__ = [
     "AgentGroupSpec",
+    "KamailioAdapterSpec",
     "CenterSetup",
     "CenterIds",
     "NamedAgent",
@@ -356,14 +357,32 @@ class NamedAgent(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     token: str | None = None
 
 
+class KamailioAdapterSpec(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """An ``[[adapters]]`` table: a Kamailio adapter that ``agner serve`` runs in
+    its own process and event loop (docs/ADAPTERS.md). The fields are those of
+    ``agner adapter kamailio``; ``token`` is the tenant's service token."""
+
+    switch: Literal["kamailio"]
+    evapi: str
+    token: str
+    agents: dict[str, str] = {}
+    agent_uri: str | None = None
+    dial_uri: str | None = None
+    login: list[str] = []
+    ring_ms: int = 12_000
+    ring_every_s: float = 5.0
+
+
 class ServerConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
-    """What ``agner serve`` reads: the routing configuration plus tenants and agents."""
+    """What ``agner serve`` reads: the routing configuration plus tenants and
+    agents, and the adapters it runs itself."""
 
     queues: list[Queue]
     agent_groups: list[AgentGroupSpec]
     tenants: list[Tenant]
     agents: list[NamedAgent] = []
     server: ServerOptions = ServerOptions()
+    adapters: list[KamailioAdapterSpec] = []
 
     @property
     def routing(self) -> RoutingConfig:
@@ -471,6 +490,25 @@ def check_server(cfg: ServerConfig, where: str = "config") -> None:
             if a.token in tokens:
                 raise ConfigFileError(f"{at}.token: every token must be different")
             tokens.add(a.token)
+    service = {t.token for t in cfg.tenants}
+    for i, ad in enumerate(cfg.adapters):
+        from agner.adapters.kamailio import check_settings
+
+        if ad.token not in service:
+            raise ConfigFileError(
+                f"{where}: adapters[{i}].token: not the service token of any tenant"
+            )
+        try:
+            check_settings(
+                evapi=ad.evapi,
+                agents=ad.agents,
+                agent_uri=ad.agent_uri,
+                dial_uri=ad.dial_uri,
+                ring_ms=ad.ring_ms,
+                ring_every_s=ad.ring_every_s,
+            )
+        except ValueError as exc:
+            raise ConfigFileError(f"{where}: adapters[{i}].{exc}") from None
 
 
 @dataclass

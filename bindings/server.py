@@ -71,7 +71,7 @@ from agner.protocol import (
     Welcome,
 )
 
-__all__ = ["Server", "parse_address", "serve"]
+__all__ = ["LocalSession", "Server", "parse_address", "serve"]
 
 _WS_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"  # RFC 6455 1.3
 _MAX_WRITE_BUFFER = 16 * 1024 * 1024  # a reader this far behind is cut off
@@ -1024,6 +1024,24 @@ class TcpSession(Session, asyncio.Protocol):
         server.flush()
 
 
+class LocalSession(TcpSession):
+    """The switch session of an adapter running in the server's own event loop
+    (``[[adapters]]``, :class:`agner.adapters.link.LocalLink`): the adapter's
+    frames go through :meth:`TcpSession.data_received` (the same checks,
+    one batch and one flush per call) without a socket, and the server's
+    messages go to ``deliver`` as they are, without being encoded."""
+
+    def __init__(self, server: Server, deliver: Callable[[Any], None]) -> None:
+        super().__init__(server)
+        self.deliver = deliver
+        self.peer = "in-process adapter"
+        server.sessions.add(self)
+
+    def send(self, msg: Any) -> None:
+        if not self.closed:
+            self.deliver(msg)
+
+
 # ---------------------------------------------------------------- HTTP + WebSocket
 
 
@@ -1216,6 +1234,8 @@ async def serve(
         f"journal {server.journal.path.parent} (snapshot at entry {server.restored}, "
         f"{server.replayed} entries replayed, {server.recovery_s:.2f} s)"
     )
+    # Its adapters' sessions open before the addresses are announced.
+    adapters = await _start_adapters(server, announce)
     listeners: list[asyncio.base_events.Server] = []
     if tcp is not None:
         host, port = parse_address(tcp)
@@ -1248,7 +1268,42 @@ async def serve(
         recorder.cancel()
         for srv in listeners:
             srv.close()
+        for adapter in adapters:  # what they hold for agner goes in before the end
+            await adapter.close()
         server.close()
+
+
+async def _start_adapters(server: Server, announce: Callable[[str], None]) -> list[Any]:
+    """The adapters of the configuration's ``[[adapters]]`` tables, in this event
+    loop, each with its switch session open (the token is checked as for any
+    session); the switch's side connects and reconnects on its own."""
+    if not server.cfg.adapters:
+        return []
+    from agner.adapters.kamailio import KamailioAdapter
+
+    started: list[Any] = []
+    for i, spec in enumerate(server.cfg.adapters):
+        adapter = KamailioAdapter(
+            evapi=spec.evapi,
+            server=server,
+            token=spec.token,
+            agents=spec.agents,
+            agent_uri=spec.agent_uri,
+            dial_uri=spec.dial_uri,
+            login=spec.login,
+            ring_ms=spec.ring_ms,
+            ring_every_s=spec.ring_every_s,
+        )
+        started.append(adapter)
+        await adapter.start()
+        try:
+            await adapter.link.wait_up(10.0)
+        except (PermissionError, TimeoutError) as exc:
+            for a in started:
+                await a.close()
+            raise RuntimeError(f"adapters[{i}] ({spec.switch}): {exc}") from None
+        announce(f"adapter {spec.switch}: evapi {spec.evapi}, tenant {adapter.link.tenant}")
+    return started
 
 
 def _bound(srv: asyncio.base_events.Server) -> str:

@@ -161,9 +161,23 @@ def _caller(tmp: Path, port: int, rate: float, duration: float, hold_ms: int, bu
     )  # fmt: skip
 
 
+class _NoAdapter:
+    """--in-server: the adapter runs inside `agner serve` ([[adapters]])."""
+
+    def __init__(self) -> None:
+        self.latencies: list[int] = []
+
+    async def start(self) -> None:
+        pass
+
+    async def wait_up(self) -> None:
+        pass
+
+    async def close(self) -> None:
+        pass
+
+
 async def _run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
-    server = ServerProcess(write_center(tmp / "center.toml", args.agents, 60, "longest_idle"), tmp)
-    server.start()
     kam = Kamailio(tmp, shm_mb=1024, children=args.children, rcvbuf=args.buffers)
     kam.start()
     agent = Sipp(
@@ -172,19 +186,29 @@ async def _run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     )  # fmt: skip
     agent.start()
     names = [f"ag-{i}" for i in range(1, args.agents + 1)]
-    kind = _Echo if args.echo else _Anonymous if args.anonymous else KamailioAdapter
-    adapter = kind(
-        evapi=kam.evapi,
-        server=server.tcp,
-        token=ACME,
-        agent_uri=f"sip:{{agent}}@{HOST}:{agent.port}",
-        login=names,
-    )
+    agent_uri = f"sip:{{agent}}@{HOST}:{agent.port}"
+    center = write_center(tmp / "center.toml", args.agents, 60, "longest_idle")
+    if args.in_server:
+        with open(center, "a") as fh:
+            fh.write(
+                f'\n[[adapters]]\nswitch = "kamailio"\nevapi = "{kam.evapi}"\n'
+                f'token = "{ACME}"\nagent_uri = "{agent_uri}"\nlogin = {json.dumps(names)}\n'
+            )
+    server = ServerProcess(center, tmp)
+    server.start()
+    adapter: Any
+    if args.in_server:
+        adapter = _NoAdapter()
+    else:
+        kind = _Echo if args.echo else _Anonymous if args.anonymous else KamailioAdapter
+        adapter = kind(
+            evapi=kam.evapi, server=server.tcp, token=ACME, agent_uri=agent_uri, login=names
+        )
     result: dict[str, Any] = {}
     try:
         await adapter.start()
         await adapter.wait_up()
-        await asyncio.sleep(1.0)  # the logins
+        await asyncio.sleep(1.0)  # the logins (and, in the server, evapi's connection)
         drops = _udp_drops()
         caller = _caller(
             tmp, kam.sip_port, args.rate, args.duration, args.hold_ms, args.buffers
@@ -256,8 +280,16 @@ def main() -> int:
         help="leave agner out: the adapter relays every call to ag-1 at once (the floor "
         "of the evapi round trip)",
     )
+    p.add_argument(
+        "--in-server",
+        action="store_true",
+        help="run the adapter inside agner serve ([[adapters]] in its configuration) "
+        "instead of in this process over TCP",
+    )
     p.add_argument("--json", action="store_true")
     args = p.parse_args()
+    if args.in_server and (args.echo or args.anonymous):
+        p.error("--in-server runs the adapter as agner serve does: not with --echo or --anonymous")
     try:
         import uvloop
 
@@ -270,6 +302,7 @@ def main() -> int:
     result["rate"] = args.rate
     result["anonymous"] = args.anonymous
     result["echo"] = args.echo
+    result["in_server"] = args.in_server
     if args.json:
         print(json.dumps(result, indent=2))
     else:

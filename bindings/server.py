@@ -1283,17 +1283,9 @@ async def _start_adapters(server: Server, announce: Callable[[str], None]) -> li
 
     started: list[Any] = []
     for i, spec in enumerate(server.cfg.adapters):
-        adapter = KamailioAdapter(
-            evapi=spec.evapi,
-            server=server,
-            token=spec.token,
-            agents=spec.agents,
-            agent_uri=spec.agent_uri,
-            dial_uri=spec.dial_uri,
-            login=spec.login,
-            ring_ms=spec.ring_ms,
-            ring_every_s=spec.ring_every_s,
-        )
+        settings = msgspec.structs.asdict(spec)  # the adapter's keywords, and switch
+        del settings["switch"]
+        adapter = KamailioAdapter(server=server, **settings)
         started.append(adapter)
         await adapter.start()
         try:

@@ -157,17 +157,7 @@ class AsteriskAdapter(SwitchAdapter):
                 log.warning("asterisk: skipped %r", block[:200])
                 continue
             aid = msg.get("ActionID", "")
-            if "Response" in msg:
-                f = self.pending.get(aid)
-                if f is None:
-                    continue
-                if msg.get("EventList") == "start":
-                    self.lists[aid] = [msg]
-                else:
-                    del self.pending[aid]
-                    if not f.done():
-                        f.set_result([msg])
-            elif "Event" in msg:
+            if "Event" in msg:  # first: OriginateResponse, an event, has a Response too
                 if aid in self.lists:
                     self.lists[aid].append(msg)
                     if msg.get("EventList") == "Complete":
@@ -176,6 +166,16 @@ class AsteriskAdapter(SwitchAdapter):
                             f.set_result(self.lists.pop(aid))
                 else:
                     self._event(msg)
+            elif "Response" in msg:
+                waiting = self.pending.get(aid)
+                if waiting is None:
+                    continue
+                if msg.get("EventList") == "start":
+                    self.lists[aid] = [msg]
+                else:
+                    del self.pending[aid]
+                    if not waiting.done():
+                        waiting.set_result([msg])
             else:
                 self.malformed += 1
                 log.warning("asterisk: neither response nor event: %r", block[:200])
@@ -251,16 +251,14 @@ class AsteriskAdapter(SwitchAdapter):
             self._originated(ev)
 
     def _originated(self, ev: dict[str, str]) -> None:
-        uid = self.originates.pop(ev.get("ActionID", ""), None)
-        if uid is None:
+        aid, response = ev.get("ActionID", ""), ev.get("Response")
+        if aid not in self.originates:
             log.info("asterisk: an OriginateResponse the adapter did not ask for: %r", ev)
-            return
-        response = ev.get("Response")
-        if response == "Success":
-            self.dial_answered(uid)
+        elif response == "Success":
+            self.dial_answered(self.originates.pop(aid))
         elif response == "Failure":
             reason = ev.get("Reason", "")
-            self.dial_failed(uid, _REASONS.get(reason, f"reason {reason}"))
+            self.dial_failed(self.originates.pop(aid), _REASONS.get(reason, f"reason {reason}"))
         else:
             self.malformed += 1
             log.warning("asterisk: an OriginateResponse without its outcome: %r", ev)

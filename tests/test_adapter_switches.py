@@ -849,6 +849,118 @@ def test_asterisk_places_callbacks_and_click_to_dial(tmp_path: Path) -> None:
         server.stop()
 
 
+class Relay:
+    """A TCP relay between the adapter and agner serve: ``cut`` drops the
+    adapter's link and keeps the port closed until ``restore``."""
+
+    def __init__(self, target: str) -> None:
+        host, _, port = target.rpartition(":")
+        self.target = (host, int(port))
+        self.port = 0
+        self.server: asyncio.Server | None = None
+        self.writers: list[asyncio.StreamWriter] = []
+
+    async def start(self) -> str:
+        self.server = await asyncio.start_server(self._conn, "127.0.0.1", self.port)
+        self.port = int(self.server.sockets[0].getsockname()[1])
+        return f"127.0.0.1:{self.port}"
+
+    async def _conn(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_reader, up_writer = await asyncio.open_connection(*self.target)
+        self.writers += [writer, up_writer]
+
+        async def pump(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+            try:
+                while data := await r.read(65536):
+                    w.write(data)
+            except ConnectionError:
+                pass
+            finally:
+                w.close()
+
+        await asyncio.gather(pump(reader, up_writer), pump(up_reader, writer))
+
+    def cut(self) -> None:
+        assert self.server is not None
+        self.server.close()
+        for w in self.writers:
+            w.close()
+        self.writers.clear()
+
+    async def restore(self) -> None:
+        await self.start()
+
+
+def test_dial_survives_a_dropped_agner_link(tmp_path: Path) -> None:
+    """While the link to agner is down, agner gives up on the ringing agent
+    (its ring timeout) and offers the dial to another: when the link is back,
+    the adapter learns it from query_contact, stops the first phone and rings
+    the second. An answer while the link is down reaches agner once it is back."""
+    center = write_center(tmp_path / "center.toml", 2, ring_timeout_s=2)
+    server = ServerProcess(center, tmp_path).start()
+    try:
+
+        async def main() -> None:
+            fs = FakeFreeSwitch()
+            port = await fs.start()
+            relay = Relay(server.tcp)
+            adapter = FreeSwitchAdapter(
+                esl=f"127.0.0.1:{port}", password="ClueCon", server=await relay.start(),
+                token=ACME, agents={"ag-1": "user/hold", "ag-2": "user/ann"},
+                dial="sofia/gateway/gw/{number}", ring_s=30, backoff=Backoff(0.05, 0.2),
+            )  # fmt: skip
+            await adapter.start()
+            await until(lambda: adapter.switch_connections == 1 and adapter.link.up)
+            link = adapter.link
+
+            def ringing(call_id: str) -> bool:
+                call = adapter.calls.get(call_id)
+                return call is not None and call.uid in fs.channels
+
+            for name in ("ag-1", "ag-2"):
+                link.send(Login(name))
+                link.send(Ready(name))
+            await until(lambda: agents(server) == {"ag-1": "ready", "ag-2": "ready"})
+
+            link.send(Dial("sales", "5550100", call_id="out-1"))  # linear: ag-1 first
+            await until(lambda: ringing("out-1"))
+            first = adapter.calls["out-1"].uid
+            relay.cut()
+            await until(lambda: not link.up)
+            # agner's ring timer: ag-1 RONA, out-1 offered to ag-2 (the connect is lost)
+            await until(lambda: agents(server) == {"ag-1": "not_ready", "ag-2": "reserved"})
+            await relay.restore()
+            await until(lambda: "out-1" in adapter.calls and adapter.calls["out-1"].bridged)
+            assert f"api uuid_kill {first} ORIGINATOR_CANCEL" in fs.commands
+            assert first not in fs.channels
+            second = adapter.calls["out-1"].uid
+            assert [o["dial"] for o in fs.originated] == ["user/hold", "user/ann"]
+            await until(lambda: agents(server)["ag-2"] == "busy")
+            await fs.hangup(second)
+            assert await record_of(tmp_path, "out-1") == ("answered", "ag-2", None)
+
+            # ag-1's phone rings; the link drops; the agent answers meanwhile
+            link.send(Ready("ag-1"))
+            link.send(Dial("sales", "5550101", call_id="out-2", agent="ag-1"))
+            await until(lambda: ringing("out-2"))
+            relay.cut()
+            await until(lambda: not link.up)
+            await fs.answer(adapter.calls["out-2"].uid)
+            await until(lambda: adapter.calls["out-2"].bridged)
+            await relay.restore()
+            await until(lambda: link.up and agents(server)["ag-1"] == "busy")
+            await fs.hangup(adapter.calls["out-2"].uid)
+            assert await record_of(tmp_path, "out-2") == ("answered", "ag-1", None)
+            await adapter.close()
+            relay.cut()
+            assert fs.server is not None
+            fs.server.close()
+
+        asyncio.run(main())
+    finally:
+        server.stop()
+
+
 # ---------------------------------------------------------------- Kamailio's evapi
 
 

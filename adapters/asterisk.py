@@ -45,9 +45,10 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable
+from typing import Unpack
 
-from agner.adapters.base import SwitchAdapter, SwitchCall, safe_token
-from agner.adapters.link import Backoff, parse_address
+from agner.adapters.base import SwitchAdapter, SwitchCall, SwitchOptions, safe_token
+from agner.adapters.link import parse_address
 
 __all__ = ["AsteriskAdapter", "parse_message"]
 
@@ -87,24 +88,10 @@ class AsteriskAdapter(SwitchAdapter):
         ami: str,
         username: str,
         secret: str,
-        server: str,
-        token: str,
-        agents: dict[str, str],
-        login: list[str] | None = None,
         context: str = "agner-agents",
-        dial: str | None = None,
-        ring_s: int = 20,
-        backoff: Backoff | None = None,
+        **options: Unpack[SwitchOptions],
     ) -> None:
-        super().__init__(
-            server=server,
-            token=token,
-            agents=agents,
-            login=login,
-            dial=dial,
-            ring_s=ring_s,
-            backoff=backoff,
-        )
+        super().__init__(**options)
         self.host, self.port = parse_address(ami)
         self.username = username
         self.secret = secret

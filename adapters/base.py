@@ -26,7 +26,7 @@ import asyncio
 import contextlib
 import logging
 import re
-from typing import Any
+from typing import Any, Required, TypedDict
 
 import msgspec
 
@@ -47,7 +47,7 @@ from agner.protocol import (
     Revoked,
 )
 
-__all__ = ["SwitchAdapter", "SwitchCall", "safe_token"]
+__all__ = ["SwitchAdapter", "SwitchCall", "SwitchOptions", "safe_token"]
 
 log = logging.getLogger("agner.adapters")
 
@@ -82,6 +82,18 @@ class SwitchCall(msgspec.Struct, gc=False):
     placed: bool = False  # dial: the switch was asked to place it
     bridged: bool = False  # dial: the customer answered
     deadline: float = 0.0  # dial: loop time by which the switch must have told
+
+
+class SwitchOptions(TypedDict, total=False):
+    """The keyword arguments of :class:`SwitchAdapter` that a subclass passes on."""
+
+    server: Required[str]
+    token: Required[str]
+    agents: Required[dict[str, str]]
+    login: list[str] | None
+    dial: str | None
+    ring_s: int
+    backoff: Backoff | None
 
 
 class SwitchAdapter(abc.ABC):

@@ -40,10 +40,11 @@ import logging
 import uuid as uuidlib
 from collections import deque
 from collections.abc import Callable
+from typing import Unpack
 from urllib.parse import unquote
 
-from agner.adapters.base import SwitchAdapter, SwitchCall, safe_token
-from agner.adapters.link import Backoff, parse_address
+from agner.adapters.base import SwitchAdapter, SwitchCall, SwitchOptions, safe_token
+from agner.adapters.link import parse_address
 
 __all__ = ["FreeSwitchAdapter", "parse_headers", "read_frame"]
 
@@ -93,28 +94,8 @@ class FreeSwitchAdapter(SwitchAdapter):
 
     name = "freeswitch"
 
-    def __init__(
-        self,
-        *,
-        esl: str,
-        password: str,
-        server: str,
-        token: str,
-        agents: dict[str, str],
-        login: list[str] | None = None,
-        dial: str | None = None,
-        ring_s: int = 20,
-        backoff: Backoff | None = None,
-    ) -> None:
-        super().__init__(
-            server=server,
-            token=token,
-            agents=agents,
-            login=login,
-            dial=dial,
-            ring_s=ring_s,
-            backoff=backoff,
-        )
+    def __init__(self, *, esl: str, password: str, **options: Unpack[SwitchOptions]) -> None:
+        super().__init__(**options)
         self.host, self.port = parse_address(esl)
         self.password = password
         self.writer: asyncio.StreamWriter | None = None

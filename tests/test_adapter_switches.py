@@ -598,14 +598,16 @@ async def check_dials(
     failing: list[str],
     never: str,
     hold: str,
+    junk: Callable[[str], Awaitable[None]],
 ) -> dict[str, str]:
     """The same scenarios against either switch. ``adapter.agents``: ag-1's
     phone answers at once; the others' dial strings are set here: ``failing``
     do not answer (busy, no answer, refused), ``never``: the switch says
     nothing about it, ``hold``: rings until the test answers it.
     ``arrive(uid, queue, number)`` hands the switch a caller; ``busy``: the
-    cause of a busy customer. Returns call id -> the agent leg's uid of the
-    dials, for the checks of the switch's side."""
+    cause of a busy customer; ``junk(uid)`` sends what the adapter must skip
+    while the dial ``uid`` rings, one of them malformed. Returns call id ->
+    the agent leg's uid of the dials, for the checks of the switch's side."""
     link = adapter.link
     legs: dict[str, str] = {}
     ann = adapter.agents["ag-1"]
@@ -714,7 +716,49 @@ async def check_dials(
     await until(lambda: adapter.switch_connections == 3)
     await until(lambda: agents(server)["ag-1"] == "not_ready" and "out-5" not in adapter.calls)
     await talk_and_hang_up("out-6", "ag-3")
+
+    # out-5 is offered to ag-1 again (its phone rings on): what the switch
+    # says that is not about it, or unreadable, is skipped
+    link.send(Ready("ag-1"))
+    await until(lambda: "out-5" in adapter.calls and adapter.calls["out-5"].placed)
+    uid = adapter.calls["out-5"].uid
+    await until(lambda: uid in fake.channels)
+    malformed = adapter.malformed
+    await junk(uid)
+    await until(lambda: adapter.malformed == malformed + 1)
+    assert state("out-5") == "ringing"
+    await fake.answer(uid)
+    await talk_and_hang_up("out-5", "ag-1")
     return legs
+
+
+def dial_scenarios(
+    tmp: Path,
+    fake: FakeFreeSwitch | FakeAsterisk,
+    adapter_for: Callable[[int, str], FreeSwitchAdapter | AsteriskAdapter],
+    **switch: Any,
+) -> dict[str, str]:
+    """:func:`check_dials` against ``agner serve`` and ``fake``, through the
+    adapter ``adapter_for(fake's port, agner's address)``; ``switch``: the
+    rest of its arguments."""
+    center = write_center(tmp / "center.toml", 3, queue_extra=DIAL_CENTER)
+    server = ServerProcess(center, tmp).start()
+    try:
+
+        async def main() -> dict[str, str]:
+            adapter = adapter_for(await fake.start(), server.tcp)
+            adapter.dial_grace_s = 0.5
+            await adapter.start()
+            await until(lambda: adapter.switch_connections == 1 and adapter.link.up)
+            legs = await check_dials(adapter, fake, server, tmp, **switch)
+            await adapter.close()
+            assert fake.server is not None
+            fake.server.close()
+            return legs
+
+        return asyncio.run(main())
+    finally:
+        server.stop()
 
 
 def test_freeswitch_places_callbacks_and_click_to_dial(tmp_path: Path) -> None:
@@ -722,65 +766,37 @@ def test_freeswitch_places_callbacks_and_click_to_dial(tmp_path: Path) -> None:
     every outcome reaches agner (answered, customer busy, agent busy / no
     answer / refused, a silent switch), and a dropped event socket is caught
     up with; unreadable job results are skipped."""
-    center = write_center(tmp_path / "center.toml", 3, queue_extra=DIAL_CENTER)
-    server = ServerProcess(center, tmp_path).start()
-    try:
+    fs = FakeFreeSwitch()
 
-        async def main() -> None:
-            fs = FakeFreeSwitch()
-            port = await fs.start()
-            adapter = FreeSwitchAdapter(
-                esl=f"127.0.0.1:{port}", password="ClueCon", server=server.tcp, token=ACME,
-                agents={"ag-1": "user/ann", "ag-2": "user/ann", "ag-3": "user/ann"},
-                dial="sofia/gateway/gw/{number}", ring_s=3, backoff=Backoff(0.05, 0.2),
-            )  # fmt: skip
-            adapter.dial_grace_s = 0.5
-            await adapter.start()
-            await until(lambda: adapter.switch_connections == 1 and adapter.link.up)
-            failing = ["user/busy", "user/noanswer", "user/denied"]
-            legs = await check_dials(
-                adapter, fs, server, tmp_path, fs.park, "USER_BUSY", failing, "user/never",
-                "user/hold",
-            )  # fmt: skip
-            # what FreeSWITCH was asked: the agent's leg tagged, then the customer
-            uid = legs["out-1"]
-            sent = (
-                f"bgapi originate {{origination_uuid={uid},originate_timeout=3,call_timeout=3,"
-                "hangup_after_bridge=true,agner_call_id=out-1}user/ann "
-                f"&bridge(sofia/gateway/gw/5550100)\nJob-UUID: {uid}"
-            )
-            assert sent in fs.commands
-            cb = next(o for o in fs.originated if o["uid"] == legs["cb-1"])
-            assert (cb["agner_call_id"], cb["customer"]) == ("cb-1", "sofia/gateway/gw/5550199")
-            assert f"api uuid_kill {legs['silent']} ORIGINATOR_CANCEL" in fs.commands
-            denied = [c for c in fs.commands if c.startswith("bgapi") and "}user/denied " in c]
-            assert len(denied) == 1  # refused once (-ERR): not tried again
+    async def junk(uid: str) -> None:
+        await fs.job("3f1c-not-ours", "+OK 3f1c\n")
+        await fs.job(uid, "Segmentation fault\n")  # neither +OK nor -ERR: malformed
+        await fs.reply("+OK nobody asked")
+        await fs.event("CHANNEL_ANSWER", "someone-else")
 
-            # out-5 is offered to ag-1 again (its phone rings on); a job the
-            # adapter did not start, an unreadable result and a stray reply are skipped
-            link = adapter.link
-            link.send(Ready("ag-1"))
-            await until(lambda: "out-5" in adapter.calls and adapter.calls["out-5"].placed)
-            uid = adapter.calls["out-5"].uid
-            await until(lambda: uid in fs.channels)
-            malformed = adapter.malformed
-            await fs.job("3f1c-not-ours", "+OK 3f1c\n")
-            await fs.job(uid, "Segmentation fault\n")
-            await fs.reply("+OK nobody asked")
-            await fs.event("CHANNEL_ANSWER", "someone-else")
-            await until(lambda: adapter.malformed == malformed + 1)
-            assert adapter.calls["out-5"].state == "ringing"
-            await fs.answer(uid)
-            await until(lambda: adapter.calls["out-5"].bridged)
-            await fs.hangup(uid)
-            assert await record_of(tmp_path, "out-5") == ("answered", "ag-1", None)
-            await adapter.close()
-            assert fs.server is not None
-            fs.server.close()
-
-        asyncio.run(main())
-    finally:
-        server.stop()
+    legs = dial_scenarios(
+        tmp_path, fs,
+        lambda port, agner: FreeSwitchAdapter(
+            esl=f"127.0.0.1:{port}", password="ClueCon", server=agner, token=ACME,
+            agents={"ag-1": "user/ann", "ag-2": "user/ann", "ag-3": "user/ann"},
+            dial="sofia/gateway/gw/{number}", ring_s=3, backoff=Backoff(0.05, 0.2),
+        ),
+        arrive=fs.park, busy="USER_BUSY", failing=["user/busy", "user/noanswer", "user/denied"],
+        never="user/never", hold="user/hold", junk=junk,
+    )  # fmt: skip
+    # what FreeSWITCH was asked: the agent's leg tagged, then the customer
+    uid = legs["out-1"]
+    sent = (
+        f"bgapi originate {{origination_uuid={uid},originate_timeout=3,call_timeout=3,"
+        "hangup_after_bridge=true,agner_call_id=out-1}user/ann "
+        f"&bridge(sofia/gateway/gw/5550100)\nJob-UUID: {uid}"
+    )
+    assert sent in fs.commands
+    cb = next(o for o in fs.originated if o["uid"] == legs["cb-1"])
+    assert (cb["agner_call_id"], cb["customer"]) == ("cb-1", "sofia/gateway/gw/5550199")
+    assert f"api uuid_kill {legs['silent']} ORIGINATOR_CANCEL" in fs.commands
+    denied = [c for c in fs.commands if c.startswith("bgapi") and "}user/denied " in c]
+    assert len(denied) == 1  # refused once (-ERR): not tried again
 
 
 def test_asterisk_places_callbacks_and_click_to_dial(tmp_path: Path) -> None:
@@ -788,65 +804,36 @@ def test_asterisk_places_callbacks_and_click_to_dial(tmp_path: Path) -> None:
     the customer: every outcome reaches agner (answered, customer busy, agent
     busy / no answer / unavailable / refused, a silent switch), and a dropped
     AMI link is caught up with; unexpected OriginateResponses are skipped."""
-    center = write_center(tmp_path / "center.toml", 3, queue_extra=DIAL_CENTER)
-    server = ServerProcess(center, tmp_path).start()
-    try:
+    ami = FakeAsterisk()
 
-        async def main() -> None:
-            ami = FakeAsterisk()
-            port = await ami.start()
-            adapter = AsteriskAdapter(
-                ami=f"127.0.0.1:{port}", username="agner", secret="s3cret", server=server.tcp,
-                token=ACME, agents={"ag-1": "PJSIP/ann", "ag-2": "PJSIP/ann", "ag-3": "PJSIP/ann"},
-                dial="PJSIP/{number}@trunk", ring_s=3, backoff=Backoff(0.05, 0.2),
-            )  # fmt: skip
-            adapter.dial_grace_s = 0.5
-            await adapter.start()
-            await until(lambda: adapter.switch_connections == 1 and adapter.link.up)
-            failing = ["PJSIP/busy", "PJSIP/noanswer", "PJSIP/gone", "PJSIP/denied"]
-            legs = await check_dials(
-                adapter, ami, server, tmp_path, ami.arrive, "BUSY", failing, "PJSIP/never",
-                "PJSIP/hold",
-            )  # fmt: skip
-            # what Asterisk was asked: the agent's channel, then Dial() of the customer
-            i, act = next(
-                (i, a)
-                for i, a in enumerate(a for a in ami.actions if a["Action"] == "Originate")
-                if a["ChannelId"] == legs["out-1"]
-            )
-            assert {k: v for k, v in act.items() if k not in ("ActionID", "Variable")} == {
-                "Action": "Originate", "Channel": "PJSIP/ann", "Application": "Dial",
-                "Data": "PJSIP/5550100@trunk,3", "Timeout": "3000", "ChannelId": legs["out-1"],
-                "Async": "true",
-            }  # fmt: skip
-            assert ami.variables[i] == ["AGNER_NUMBER=5550100", "AGNER_CALL=out-1"]
-            hangups = [a["Channel"] for a in ami.actions if a["Action"] == "Hangup"]
-            assert legs["silent"] in hangups  # the silent one, by its Uniqueid
+    async def junk(uid: str) -> None:
+        aid = ami.channels[uid]["aid"]
+        await ami.send(Event="OriginateResponse", ActionID="someone-7", Response="Success")
+        await ami.send(Event="OriginateResponse", ActionID=aid, Reason="4", Uniqueid=uid)
+        await ami.send(Event="DialEnd", Uniqueid="1699.9", DialStatus="ANSWER")
 
-            # out-5 is offered to ag-1 again (its phone rings on); responses
-            # the adapter did not ask for, or without an outcome, are skipped
-            adapter.link.send(Ready("ag-1"))
-            await until(lambda: "out-5" in adapter.calls and adapter.calls["out-5"].placed)
-            uid = adapter.calls["out-5"].uid
-            await until(lambda: uid in ami.channels)
-            malformed = adapter.malformed
-            aid = ami.channels[uid]["aid"]
-            await ami.send(Event="OriginateResponse", ActionID="someone-7", Response="Success")
-            await ami.send(Event="OriginateResponse", ActionID=aid, Reason="4", Uniqueid=uid)
-            await ami.send(Event="DialEnd", Uniqueid="1699.9", DialStatus="ANSWER")
-            await until(lambda: adapter.malformed == malformed + 1)
-            assert adapter.calls["out-5"].state == "ringing"
-            await ami.answer(uid)
-            await until(lambda: adapter.calls["out-5"].bridged)
-            await ami.hangup(uid)
-            assert await record_of(tmp_path, "out-5") == ("answered", "ag-1", None)
-            await adapter.close()
-            assert ami.server is not None
-            ami.server.close()
-
-        asyncio.run(main())
-    finally:
-        server.stop()
+    legs = dial_scenarios(
+        tmp_path, ami,
+        lambda port, agner: AsteriskAdapter(
+            ami=f"127.0.0.1:{port}", username="agner", secret="s3cret", server=agner, token=ACME,
+            agents={"ag-1": "PJSIP/ann", "ag-2": "PJSIP/ann", "ag-3": "PJSIP/ann"},
+            dial="PJSIP/{number}@trunk", ring_s=3, backoff=Backoff(0.05, 0.2),
+        ),
+        arrive=ami.arrive, busy="BUSY",
+        failing=["PJSIP/busy", "PJSIP/noanswer", "PJSIP/gone", "PJSIP/denied"],
+        never="PJSIP/never", hold="PJSIP/hold", junk=junk,
+    )  # fmt: skip
+    # what Asterisk was asked: the agent's channel, then Dial() of the customer
+    originates = [a for a in ami.actions if a["Action"] == "Originate"]
+    i = next(i for i, a in enumerate(originates) if a["ChannelId"] == legs["out-1"])
+    assert {k: v for k, v in originates[i].items() if k not in ("ActionID", "Variable")} == {
+        "Action": "Originate", "Channel": "PJSIP/ann", "Application": "Dial",
+        "Data": "PJSIP/5550100@trunk,3", "Timeout": "3000", "ChannelId": legs["out-1"],
+        "Async": "true",
+    }  # fmt: skip
+    assert ami.variables[i] == ["AGNER_NUMBER=5550100", "AGNER_CALL=out-1"]
+    hangups = [a["Channel"] for a in ami.actions if a["Action"] == "Hangup"]
+    assert legs["silent"] in hangups  # the silent one, by its Uniqueid
 
 
 class Relay:

@@ -14,13 +14,15 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+import msgspec
+import pytest
 from serve_harness import ACME, ServerProcess
 from sip_harness import write_center
 
 from agner.adapters.asterisk import AsteriskAdapter
 from agner.adapters.freeswitch import FreeSwitchAdapter
 from agner.adapters.link import Backoff
-from agner.protocol import Dial, Login, NotReady, Ready
+from agner.protocol import ClientMessage, Connect, Dial, Login, NoAnswer, NotReady, Ready
 
 
 async def until(cond: Callable[[], bool], timeout: float = 10.0) -> None:
@@ -834,6 +836,34 @@ def test_asterisk_places_callbacks_and_click_to_dial(tmp_path: Path) -> None:
     assert ami.variables[i] == ["AGNER_NUMBER=5550100", "AGNER_CALL=out-1"]
     hangups = [a["Channel"] for a in ami.actions if a["Action"] == "Hangup"]
     assert legs["silent"] in hangups  # the silent one, by its Uniqueid
+
+
+@pytest.mark.parametrize("switch", ["freeswitch", "asterisk"])
+@pytest.mark.parametrize(
+    ("agent", "dial", "number"),
+    [
+        ("ag-1", "gw/{number}", "5550100 &park()\n\nbgapi originate user/1002"),  # injected
+        ("ag-1", "gw/{number}", "555,0100"),  # would end a variable or an argument
+        ("ag-1", None, "5550100"),  # no --dial
+        ("ag-9", "gw/{number}", "5550100"),  # no dial string for the agent
+    ],
+)
+def test_a_dial_the_switch_cannot_place_is_no_answer(
+    switch: str, agent: str, dial: str | None, number: str
+) -> None:
+    """Nothing is sent to the switch; agner hears no_answer (and offers it again)."""
+    common: dict[str, Any] = {
+        "server": "127.0.0.1:9", "token": ACME, "agents": {"ag-1": "user/1001"}, "dial": dial,
+    }  # fmt: skip
+    adapter: FreeSwitchAdapter | AsteriskAdapter
+    if switch == "freeswitch":
+        adapter = FreeSwitchAdapter(esl="127.0.0.1:9", password="x", **common)
+    else:
+        adapter = AsteriskAdapter(ami="127.0.0.1:9", username="u", secret="s", **common)
+    adapter.on_agner(Connect("out-1", agent, "sales", "voice", dial=number))
+    assert not adapter.calls and not adapter.legs
+    (held,) = adapter.link.held  # the link is down: held for agner
+    assert msgspec.msgpack.decode(held, type=ClientMessage) == NoAnswer("out-1", agent)
 
 
 class Relay:

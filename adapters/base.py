@@ -5,8 +5,9 @@ A subclass speaks one switch protocol. It reports what the switch saw with
 :meth:`arrived`, :meth:`failed` (the agent did not take the call),
 :meth:`answered` and :meth:`hung_up`, and implements :meth:`put_through`
 (ring an agent for a waiting call), :meth:`end_call` (agner ended it: play
-nothing, hang up with a cause) and :meth:`reconcile_switch` (after the switch
-link comes back: which calls still exist, and which waiting calls are new).
+nothing, hang up with a cause) and :meth:`session`, which after the switch
+link comes back tells :meth:`still_there` which calls still exist and
+:meth:`arrived` the waiting calls that are new.
 
 Callbacks and click-to-dial (a ``connect`` with ``dial`` for a call the switch
 does not hold) are placed by the switch: :meth:`place_dial` rings the agent's
@@ -172,9 +173,13 @@ class SwitchAdapter(abc.ABC):
                 # the switch's word about a dial never came (its link was down,
                 # or it lost the job): give up on it and hang up what is left
                 log.warning("%s: dial %s: no word from the switch in time", self.name, call.uid)
-                if call.placed:
-                    self.drop_dial(call)
-                self.dial_failed(call.uid, "timeout")
+                try:
+                    if call.placed:
+                        self.drop_dial(call)
+                    self.dial_failed(call.uid, "timeout")
+                except Exception:  # one dial's bug must not stop the others' deadlines
+                    log.exception("%s: dial %s: giving up failed", self.name, call.uid)
+                    self._forget(call)
 
     @abc.abstractmethod
     async def session(self) -> None:

@@ -23,6 +23,16 @@ Contacts agner ends are hung up with ``Action: Hangup``. After every
 (re)connection, ``CoreShowChannels`` tells which calls still exist, and
 ``Getvar AGNER_QUEUE`` the queue of waiting ones that arrived meanwhile.
 
+A callback or click-to-dial is ``Originate`` (``Async: true``) of the
+agent's Dial string as ``Channel``, with ``ChannelId`` (the agent leg's
+Uniqueid, chosen by the adapter), ``Timeout`` (``ring_s``), ``Variable:
+AGNER_CALL=...`` and ``Application: Dial`` of the customer (the ``dial``
+template with ``{number}``, and ``ring_s``). ``OriginateResponse`` (by its
+ActionID) ``Success`` is the agent's answer, ``Failure`` with a ``Reason``
+(3 no answer, 5 busy, 8 congestion, 1 hung up, 0 failed) the agent's failure;
+then ``DialEnd`` of the agent's channel is the customer's answer (``ANSWER``)
+or the customer not reached, and ``Hangup`` of the agent's channel the end.
+
 Frames: ``Key: Value`` lines ending in CRLF, an empty line ends a message.
 Responses carry the ActionID of their action; events may come between an
 action and its response.
@@ -33,15 +43,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
+from collections.abc import Callable
+from typing import Unpack
 
-from agner.adapters.base import SwitchAdapter, SwitchCall
-from agner.adapters.link import Backoff, parse_address
+from agner.adapters.base import SwitchAdapter, SwitchCall, SwitchOptions, safe_token
+from agner.adapters.link import parse_address
 
 __all__ = ["AsteriskAdapter", "parse_message"]
 
 log = logging.getLogger("agner.adapters.asterisk")
 
 _CAUSES = {"rejected": "21", "timed_out": "19", "voicemail": "16", "callback": "16"}
+
+# OriginateResponse's Reason: the last control frame of the agent's channel
+_REASONS = {"0": "FAILED", "1": "HANGUP", "3": "NOANSWER", "5": "BUSY", "8": "CONGESTION"}
 
 
 def parse_message(block: bytes) -> dict[str, str]:
@@ -58,7 +74,10 @@ class AsteriskAdapter(SwitchAdapter):
     """Bridges Asterisk's manager interface and an ``agner serve`` switch session.
 
     ``agents``: agent name -> Dial string (``PJSIP/1001``); ``context``: where
-    the dialplan rings an agent (``agner-agents``).
+    the dialplan rings an agent (``agner-agents``); ``dial``: the customer's
+    Dial string of a callback or click-to-dial, with ``{number}``
+    (``PJSIP/{number}@trunk``); ``ring_s``: how long the agent's phone, then
+    the customer's, may ring.
     """
 
     name = "asterisk"
@@ -69,14 +88,10 @@ class AsteriskAdapter(SwitchAdapter):
         ami: str,
         username: str,
         secret: str,
-        server: str,
-        token: str,
-        agents: dict[str, str],
-        login: list[str] | None = None,
         context: str = "agner-agents",
-        backoff: Backoff | None = None,
+        **options: Unpack[SwitchOptions],
     ) -> None:
-        super().__init__(server=server, token=token, agents=agents, login=login, backoff=backoff)
+        super().__init__(**options)
         self.host, self.port = parse_address(ami)
         self.username = username
         self.secret = secret
@@ -84,7 +99,9 @@ class AsteriskAdapter(SwitchAdapter):
         self.writer: asyncio.StreamWriter | None = None
         self.pending: dict[str, asyncio.Future[list[dict[str, str]]]] = {}
         self.lists: dict[str, list[dict[str, str]]] = {}  # ActionID -> events of a list action
+        self.originates: dict[str, str] = {}  # ActionID of an Originate -> the agent leg's uid
         self._action = 0
+        self._leg = 0
 
     # ------------------------------------------------------------ the session
 
@@ -111,6 +128,7 @@ class AsteriskAdapter(SwitchAdapter):
                     f.set_exception(ConnectionError("AMI closed"))
             self.pending.clear()
             self.lists.clear()
+            self.originates.clear()  # their responses are lost with the link
             if reading is not None:
                 reading.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -126,17 +144,7 @@ class AsteriskAdapter(SwitchAdapter):
                 log.warning("asterisk: skipped %r", block[:200])
                 continue
             aid = msg.get("ActionID", "")
-            if "Response" in msg:
-                f = self.pending.get(aid)
-                if f is None:
-                    continue
-                if msg.get("EventList") == "start":
-                    self.lists[aid] = [msg]
-                else:
-                    del self.pending[aid]
-                    if not f.done():
-                        f.set_result([msg])
-            elif "Event" in msg:
+            if "Event" in msg:  # first: OriginateResponse, an event, has a Response too
                 if aid in self.lists:
                     self.lists[aid].append(msg)
                     if msg.get("EventList") == "Complete":
@@ -145,11 +153,23 @@ class AsteriskAdapter(SwitchAdapter):
                             f.set_result(self.lists.pop(aid))
                 else:
                     self._event(msg)
+            elif "Response" in msg:
+                waiting = self.pending.get(aid)
+                if waiting is None:
+                    continue
+                if msg.get("EventList") == "start":
+                    self.lists[aid] = [msg]
+                else:
+                    del self.pending[aid]
+                    if not waiting.done():
+                        waiting.set_result([msg])
             else:
                 self.malformed += 1
                 log.warning("asterisk: neither response nor event: %r", block[:200])
 
-    def _send(self, name: str, fields: dict[str, str]) -> asyncio.Future[list[dict[str, str]]]:
+    def _send(
+        self, name: str, fields: dict[str, str], extra: list[str] | None = None
+    ) -> asyncio.Future[list[dict[str, str]]]:
         f: asyncio.Future[list[dict[str, str]]] = asyncio.get_running_loop().create_future()
         if self.writer is None:
             f.set_exception(ConnectionError("AMI down"))
@@ -159,6 +179,7 @@ class AsteriskAdapter(SwitchAdapter):
         self.pending[aid] = f
         lines = [f"Action: {name}", f"ActionID: {aid}"]
         lines += [f"{k}: {v}" for k, v in fields.items()]
+        lines += extra or []  # repeated keys (Variable)
         self.writer.write(("\r\n".join(lines) + "\r\n\r\n").encode())
         return f
 
@@ -166,14 +187,27 @@ class AsteriskAdapter(SwitchAdapter):
         """One action; its response (and, for a list action, its events)."""
         return await asyncio.wait_for(self._send(name, fields), 10)
 
-    def _fire(self, name: str, **fields: str) -> None:
-        f = self._send(name, fields)
+    def _fire(
+        self,
+        name: str,
+        fields: dict[str, str],
+        extra: list[str] | None = None,
+        on_error: Callable[[str], None] | None = None,
+    ) -> str:
+        """Send an action without waiting for its response; returns its ActionID."""
+        f = self._send(name, fields, extra)
 
         def done(f: asyncio.Future[list[dict[str, str]]]) -> None:
-            if f.exception() is None and f.result()[0].get("Response") == "Error":
-                log.warning("asterisk: %s failed: %s", name, f.result()[0].get("Message"))
+            if f.cancelled() or f.exception() is not None:
+                return
+            if f.result()[0].get("Response") == "Error":
+                message = f.result()[0].get("Message", "")
+                log.warning("asterisk: %s failed: %s", name, message)
+                if on_error is not None:
+                    on_error(message or "Error")
 
         f.add_done_callback(done)
+        return f"agner-{self._action}"
 
     # ------------------------------------------------------------ events
 
@@ -189,30 +223,93 @@ class AsteriskAdapter(SwitchAdapter):
                 ev.get("Exten") or None,
             )
         elif name == "DialEnd":
-            uid = ev.get("Uniqueid", "")
+            uid = ev.get("Uniqueid", "")  # the calling channel (an Originate's own has none)
             if ev.get("DialStatus") == "ANSWER":
                 self.answered(uid)
             else:
-                self.failed(uid)
+                self.failed(uid, ev.get("DialStatus", ""))
         elif name == "Hangup":
-            self.hung_up(ev.get("Uniqueid", ""))
+            self.hung_up(ev.get("Uniqueid", ""), ev.get("Cause-txt") or ev.get("Cause", ""))
+        elif name == "Newchannel":
+            call = self._call(ev.get("Uniqueid", ""))
+            if call is not None and ev.get("Channel"):
+                call.handle = ev["Channel"]  # a dial's agent leg: its name, for Hangup
+        elif name == "OriginateResponse":
+            self._originated(ev)
+
+    def _originated(self, ev: dict[str, str]) -> None:
+        aid, response = ev.get("ActionID", ""), ev.get("Response")
+        if aid not in self.originates:
+            log.info("asterisk: an OriginateResponse the adapter did not ask for: %r", ev)
+        elif response == "Success":
+            self.dial_answered(self.originates.pop(aid))
+        elif response == "Failure":
+            reason = ev.get("Reason", "")
+            self.dial_failed(self.originates.pop(aid), _REASONS.get(reason, f"reason {reason}"))
+        else:
+            self.malformed += 1
+            log.warning("asterisk: an OriginateResponse without its outcome: %r", ev)
 
     # ------------------------------------------------------------ to Asterisk
 
     def put_through(self, call: SwitchCall, dial: str) -> None:
-        self._fire("Setvar", Channel=call.handle, Variable="AGNER_DIAL", Value=dial)
-        self._fire("Redirect", Channel=call.handle, Context=self.context, Exten="s", Priority="1")
+        self._fire("Setvar", {"Channel": call.handle, "Variable": "AGNER_DIAL", "Value": dial})
+        self._fire(
+            "Redirect",
+            {"Channel": call.handle, "Context": self.context, "Exten": "s", "Priority": "1"},
+        )
 
     def end_call(self, call: SwitchCall, to: str) -> None:
-        self._fire("Hangup", Channel=call.handle, Cause=_CAUSES.get(to, "16"))
+        self._fire("Hangup", {"Channel": call.handle, "Cause": _CAUSES.get(to, "16")})
+
+    def new_leg(self) -> str:
+        # Asterisk's own Uniqueids are EPOCH.SEQ; these cannot collide with them
+        self._leg += 1
+        return f"agner-{int(time.time())}-{self._leg}"
+
+    def place_dial(self, call: SwitchCall, agent: str, customer: str) -> bool:
+        if self.writer is None:
+            return False
+        ring = max(1, int(self.ring_s))
+        variables = [f"Variable: AGNER_NUMBER={call.dial}"]
+        if safe_token(call.call_id):
+            variables.append(f"Variable: AGNER_CALL={call.call_id}")
+        uid = call.uid
+        aid = self._fire(
+            "Originate",
+            {
+                "Channel": agent,
+                "Application": "Dial",
+                "Data": f"{customer},{ring}",
+                "Timeout": str(ring * 1000),
+                "ChannelId": uid,
+                "Async": "true",
+            },
+            variables,
+            lambda message: self.dial_failed(uid, message),
+        )
+        self.originates[aid] = uid
+        return True
+
+    def drop_dial(self, call: SwitchCall) -> None:
+        # Hangup finds a channel by its name, or else by its Uniqueid
+        self._fire("Hangup", {"Channel": call.handle, "Cause": "16"})
 
     async def _reconcile(self) -> None:
         events = await self.action("CoreShowChannels")
         chans = [e for e in events if e.get("Event") == "CoreShowChannel"]
         self.still_there({e.get("Uniqueid", "") for e in chans})
         for e in chans:
+            # a dial's agent leg: did the agent, then the customer, pick up meanwhile?
+            self.dial_state(
+                e.get("Uniqueid", ""),
+                answered=e.get("ChannelStateDesc") == "Up",
+                bridged=bool(e.get("BridgeId")),
+            )
+        self.place_unsent()
+        for e in chans:
             uid = e.get("Uniqueid", "")
-            if uid in self.calls or e.get("Application") != "MusicOnHold":
+            if uid in self.legs or e.get("Application") != "MusicOnHold":
                 continue
             (reply,) = await self.action(
                 "Getvar", Channel=e.get("Channel", ""), Variable="AGNER_QUEUE"

@@ -5,8 +5,19 @@ A subclass speaks one switch protocol. It reports what the switch saw with
 :meth:`arrived`, :meth:`failed` (the agent did not take the call),
 :meth:`answered` and :meth:`hung_up`, and implements :meth:`put_through`
 (ring an agent for a waiting call), :meth:`end_call` (agner ended it: play
-nothing, hang up with a cause) and :meth:`reconcile_switch` (after the switch
-link comes back: which calls still exist, and which waiting calls are new).
+nothing, hang up with a cause) and :meth:`session`, which after the switch
+link comes back tells :meth:`still_there` which calls still exist and
+:meth:`arrived` the waiting calls that are new.
+
+Callbacks and click-to-dial (a ``connect`` with ``dial`` for a call the switch
+does not hold) are placed by the switch: :meth:`place_dial` rings the agent's
+phone and, once the agent answers, calls the customer and bridges the two.
+The subclass reports :meth:`dial_answered` (the agent picked up),
+:meth:`dial_failed` (the agent's phone did not answer, or the switch refused),
+then :meth:`answered` (the customer picked up), :meth:`failed` (the customer
+was not reached) and :meth:`hung_up`, all by the agent leg's id; and after a
+dropped switch link :meth:`dial_state`. A dial the switch says nothing about
+within ``ring_s`` + ``dial_grace_s`` is given up.
 """
 
 from __future__ import annotations
@@ -15,7 +26,8 @@ import abc
 import asyncio
 import contextlib
 import logging
-from typing import Any
+import re
+from typing import Any, Required, TypedDict
 
 import msgspec
 
@@ -36,14 +48,29 @@ from agner.protocol import (
     Revoked,
 )
 
-__all__ = ["SwitchAdapter", "SwitchCall"]
+__all__ = ["SwitchAdapter", "SwitchCall", "SwitchOptions", "safe_token"]
 
 log = logging.getLogger("agner.adapters")
 
+# What a number may hold before it goes into a dial string or a switch
+# command: no spaces, newlines, commas, quotes or braces (they would end the
+# command or open a variable block).
+_TOKEN = re.compile(r"[0-9A-Za-z+*#@._:-]{1,64}")
+
+
+def safe_token(text: str) -> bool:
+    """Whether ``text`` (a number, a call id) can go into a dial string or a
+    switch command as it is."""
+    return _TOKEN.fullmatch(text) is not None
+
 
 class SwitchCall(msgspec.Struct, gc=False):
-    """A caller the switch holds for agner; ``handle`` is the switch's name for
-    its channel. ``state``: queued, ringing (``agent``), talking."""
+    """A call the switch holds for agner; ``handle`` is the switch's name for
+    its channel, ``uid`` the id its events carry (the caller's channel; for a
+    dialed call, the agent's). ``state``: queued, ringing (``agent``), talking.
+
+    A dialed call (``dial``: the customer's number) rings the agent first
+    (ringing), then the customer (talking, ``bridged`` once they answer)."""
 
     call_id: str
     queue: str
@@ -51,6 +78,23 @@ class SwitchCall(msgspec.Struct, gc=False):
     customer: str | None = None
     state: str = "queued"
     agent: str | None = None
+    uid: str = ""
+    dial: str | None = None
+    placed: bool = False  # dial: the switch was asked to place it
+    bridged: bool = False  # dial: the customer answered
+    deadline: float = 0.0  # dial: loop time by which the switch must have told
+
+
+class SwitchOptions(TypedDict, total=False):
+    """The keyword arguments of :class:`SwitchAdapter` that a subclass passes on."""
+
+    server: Required[str]
+    token: Required[str]
+    agents: Required[dict[str, str]]
+    login: list[str] | None
+    dial: str | None
+    ring_s: int
+    backoff: Backoff | None
 
 
 class SwitchAdapter(abc.ABC):
@@ -58,6 +102,9 @@ class SwitchAdapter(abc.ABC):
 
     ``agents`` maps agent names to the switch's dial strings; ``login`` names
     agents to log in and make ready whenever the agner link comes up.
+    ``dial`` (a template with ``{number}``) is the dial string of a callback's
+    or click-to-dial's customer; without it only agents can be rung.
+    ``ring_s``: how long the switch rings an agent or a dialed customer.
     """
 
     name = "switch"
@@ -69,12 +116,18 @@ class SwitchAdapter(abc.ABC):
         token: str,
         agents: dict[str, str],
         login: list[str] | None = None,
+        dial: str | None = None,
+        ring_s: int = 20,
         backoff: Backoff | None = None,
     ) -> None:
         self.agents = dict(agents)
         self.login = list(login or [])
+        self.dial = dial
+        self.ring_s = ring_s
+        self.dial_grace_s = 5.0  # a dial's deadline: ring_s plus this for the switch's word
         self.backoff = backoff or Backoff()
         self.calls: dict[str, SwitchCall] = {}
+        self.legs: dict[str, str] = {}  # uid -> call id
         self.link = AgnerLink(server, token, self.on_agner, on_up=self._agner_up)
         self.malformed = 0
         self.switch_connections = 0
@@ -86,8 +139,10 @@ class SwitchAdapter(abc.ABC):
     # ------------------------------------------------------------ lifecycle
 
     async def start(self) -> None:
+        loop = asyncio.get_running_loop()
         self.link.start()
-        self._tasks.append(asyncio.get_running_loop().create_task(self._switch_loop()))
+        self._tasks.append(loop.create_task(self._switch_loop()))
+        self._tasks.append(loop.create_task(self._deadline_loop()))
 
     async def close(self) -> None:
         self._closing = True
@@ -109,10 +164,28 @@ class SwitchAdapter(abc.ABC):
             if not self._closing:
                 await asyncio.sleep(self.backoff.next())
 
+    async def _deadline_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(min(1.0, self.dial_grace_s / 4))
+            now = loop.time()
+            for call in [c for c in self.calls.values() if c.deadline and now > c.deadline]:
+                # the switch's word about a dial never came (its link was down,
+                # or it lost the job): give up on it and hang up what is left
+                log.warning("%s: dial %s: no word from the switch in time", self.name, call.uid)
+                try:
+                    if call.placed:
+                        self.drop_dial(call)
+                    self.dial_failed(call.uid, "timeout")
+                except Exception:  # one dial's bug must not stop the others' deadlines
+                    log.exception("%s: dial %s: giving up failed", self.name, call.uid)
+                    self._forget(call)
+
     @abc.abstractmethod
     async def session(self) -> None:
-        """Connect, log in, subscribe, :meth:`reconcile_switch`, then read
-        events until the link drops. Call ``self.backoff.reset()`` once in."""
+        """Connect, log in, subscribe, reconcile (:meth:`still_there`,
+        :meth:`dial_state`, :meth:`place_unsent`), then read events until the
+        link drops. Call ``self.backoff.reset()`` once in."""
 
     @abc.abstractmethod
     def put_through(self, call: SwitchCall, dial: str) -> None:
@@ -122,64 +195,153 @@ class SwitchAdapter(abc.ABC):
     def end_call(self, call: SwitchCall, to: str) -> None:
         """agner ended a waiting call (``rejected``, ``timed_out``, ``voicemail``, ``callback``)."""
 
+    @abc.abstractmethod
+    def new_leg(self) -> str:
+        """A fresh id for the agent's leg of a dial (the switch will use it)."""
+
+    @abc.abstractmethod
+    def place_dial(self, call: SwitchCall, agent: str, customer: str) -> bool:
+        """Ring the agent's dial string ``agent`` as leg ``call.uid``; once it
+        answers, call ``customer`` (a dial string) and bridge them. False when
+        the switch link is down (it is placed when the link is back)."""
+
+    @abc.abstractmethod
+    def drop_dial(self, call: SwitchCall) -> None:
+        """Hang up the agent's leg of a dial (and so the customer's)."""
+
     # ------------------------------------------------------------ from the switch
 
-    def arrived(
-        self, call_id: str, queue: str, handle: str, customer: str | None, dialed: str | None
-    ) -> None:
-        if not call_id or not queue or call_id in self.calls:
-            log.warning("%s: skipped an arrival for %r (queue %r)", self.name, call_id, queue)
-            return
-        self.calls[call_id] = SwitchCall(call_id, queue, handle, customer)
-        self._ref += 1
-        self._refs[self._ref] = (call_id, "arrived")
-        self.link.send(Arrived(call_id, queue, customer=customer, dialed=dialed, ref=self._ref))
+    def _call(self, uid: str) -> SwitchCall | None:
+        call_id = self.legs.get(uid)
+        return None if call_id is None else self.calls.get(call_id)
 
-    def failed(self, call_id: str) -> None:
-        call = self.calls.get(call_id)
-        if call is None or call.state != "ringing":
+    def _forget(self, call: SwitchCall) -> None:
+        if self.calls.get(call.call_id) is call:
+            del self.calls[call.call_id]
+        if self.legs.get(call.uid) == call.call_id:
+            del self.legs[call.uid]
+
+    def arrived(
+        self, uid: str, queue: str, handle: str, customer: str | None, dialed: str | None
+    ) -> None:
+        if not uid or not queue or uid in self.calls or uid in self.legs:
+            log.warning("%s: skipped an arrival for %r (queue %r)", self.name, uid, queue)
+            return
+        self.calls[uid] = SwitchCall(uid, queue, handle, customer, uid=uid)
+        self.legs[uid] = uid
+        self._ref += 1
+        self._refs[self._ref] = (uid, "arrived")
+        self.link.send(Arrived(uid, queue, customer=customer, dialed=dialed, ref=self._ref))
+
+    def failed(self, uid: str, cause: str = "") -> None:
+        """The agent did not take a waiting call; for a dial, the customer was not reached."""
+        call = self._call(uid)
+        if call is None:
+            return
+        if call.dial is not None:
+            if call.state == "talking" and not call.bridged:
+                self.dial_failed(uid, cause or "failed")
+            return
+        if call.state != "ringing":
             return
         agent, call.agent, call.state = call.agent, None, "queued"
         if agent is not None:
-            self.link.send(NoAnswer(call_id, agent))
+            self.link.send(NoAnswer(call.call_id, agent))
 
-    def answered(self, call_id: str) -> None:
-        call = self.calls.get(call_id)
-        if call is not None and call.state == "ringing" and call.agent is not None:
-            call.state = "talking"
-            self.link.send(Answered(call_id, call.agent))
-
-    def hung_up(self, call_id: str) -> None:
-        call = self.calls.pop(call_id, None)
+    def answered(self, uid: str) -> None:
+        """The agent answered a waiting call; for a dial, the customer answered."""
+        call = self._call(uid)
         if call is None:
             return
+        if call.dial is not None:
+            if call.state == "talking":
+                call.bridged, call.deadline = True, 0.0
+        elif call.state == "ringing" and call.agent is not None:
+            call.state = "talking"
+            self.link.send(Answered(call.call_id, call.agent))
+
+    def hung_up(self, uid: str, cause: str = "") -> None:
+        call = self._call(uid)
+        if call is None:
+            return
+        if call.dial is not None and not call.bridged:
+            self.dial_failed(uid, cause or "hung up")
+            return
+        self._forget(call)
         # An answered call ends with one complete (the contact ends and its
         # record is written); after a hung_up the record would wait for the
         # complete, which agner refuses once the agent has its next offer.
         if call.state == "talking":
-            self.link.send(Complete(call_id, call.agent))
+            self.link.send(Complete(call.call_id, call.agent))
         else:
-            self.link.send(HungUp(call_id))
+            self.link.send(HungUp(call.call_id))
+
+    def dial_answered(self, uid: str) -> None:
+        """The agent picked up a dial: the switch now calls the customer."""
+        call = self._call(uid)
+        if call is None or call.dial is None or call.state != "ringing":
+            return
+        call.state = "talking"
+        call.deadline = asyncio.get_running_loop().time() + self.ring_s + self.dial_grace_s
+        self.link.send(Answered(call.call_id, call.agent))
+
+    def dial_failed(self, uid: str, cause: str) -> None:
+        """A dial ended before agent and customer talked: before the agent
+        answered, agner offers it again (``no_answer``); after, the contact
+        ends with its record (``complete``, not reached)."""
+        call = self._call(uid)
+        if call is None or call.dial is None:
+            return
+        self._forget(call)
+        if call.state == "ringing":
+            if call.agent is not None:
+                self.link.send(NoAnswer(call.call_id, call.agent))
+        elif call.bridged:
+            self.link.send(Complete(call.call_id, call.agent))
+        else:
+            self.link.send(Complete(call.call_id, call.agent, disposition=f"not reached ({cause})"))
+
+    def dial_state(self, uid: str, *, answered: bool, bridged: bool) -> None:
+        """After the switch link came back: a dial's leg still exists, and
+        whether the agent (``answered``) and the customer (``bridged``) picked up."""
+        call = self._call(uid)
+        if call is None or call.dial is None:
+            return
+        if answered:
+            self.dial_answered(uid)
+        if bridged:
+            self.answered(uid)
 
     def still_there(self, present: set[str]) -> None:
-        """After the switch link comes back: the calls the switch still has;
-        the others ended while it was down."""
-        for call_id in [c for c in self.calls if c not in present]:
-            self.hung_up(call_id)
+        """After the switch link comes back: the legs (uids) the switch still
+        has; the others ended while it was down."""
+        for call in [c for c in self.calls.values() if c.uid not in present]:
+            if call.dial is None or call.placed:
+                self.hung_up(call.uid, "gone")
+
+    def place_unsent(self) -> None:
+        """Once the switch link is up: place the dials asked for while it was down."""
+        for call in [c for c in self.calls.values() if c.dial is not None and not c.placed]:
+            self._place(call)
 
     # ------------------------------------------------------------ from agner
 
     def on_agner(self, msg: Any) -> None:
         if isinstance(msg, Connect):
             call = self.calls.get(msg.call_id)
-            if call is None:
+            if call is None and msg.dial:
+                self._start_dial(msg.call_id, msg.queue, msg.agent, msg.dial)
+            elif call is None:
                 self.link.send(HungUp(msg.call_id))  # gone at the switch
             elif call.state == "queued":
                 self._connect(call, msg.agent)
         elif isinstance(msg, Revoked):
             call = self.calls.get(msg.call_id)
             if call is not None and call.agent == msg.agent and call.state == "ringing":
-                call.state, call.agent = "queued", None
+                if call.dial is not None:
+                    self._stop_dial(call)  # agner offers it again: stop this phone
+                else:
+                    call.state, call.agent = "queued", None
         elif isinstance(msg, Diverted):
             call = self.calls.get(msg.call_id)
             if call is None:
@@ -187,17 +349,11 @@ class SwitchAdapter(abc.ABC):
             if msg.to == "queue":
                 call.queue = msg.queue
             elif call.state == "queued":
-                del self.calls[call.call_id]
+                self._forget(call)
                 self.end_call(call, msg.to)
         elif isinstance(msg, ContactStatus):
             self._refs.pop(msg.ref, None)
-            call = self.calls.get(msg.call_id)
-            if call is None:
-                self.link.send(HungUp(msg.call_id))
-            elif call.state == "queued" and msg.state == "ringing" and msg.agents:
-                self._connect(call, msg.agents[0])
-            elif call.state == "talking" and msg.state == "ringing" and call.agent is not None:
-                self.link.send(Answered(call.call_id, call.agent))
+            self._reconciled(msg)
         elif isinstance(msg, Error):
             call_id, what = self._refs.pop(msg.ref, ("", ""))
             call = self.calls.get(call_id)
@@ -208,9 +364,27 @@ class SwitchAdapter(abc.ABC):
                 )
                 return
             log.warning("%s: agner refused %s: %s %s", self.name, what, msg.code, msg.message)
-            if what == "arrived" and call is not None and call.state == "queued":
-                del self.calls[call_id]
+            if what == "query" and call is not None and call.dial is not None:
+                if call.state == "ringing":
+                    self._stop_dial(call)  # agner has no contact for the agent to take
+            elif what == "arrived" and call is not None and call.state == "queued":
+                self._forget(call)
                 self.end_call(call, "rejected")
+
+    def _reconciled(self, st: ContactStatus) -> None:
+        call = self.calls.get(st.call_id)
+        if call is None:
+            self.link.send(HungUp(st.call_id))
+        elif call.state == "queued" and st.state == "ringing" and st.agents:
+            self._connect(call, st.agents[0])
+        elif call.state == "talking" and st.state == "ringing" and call.agent is not None:
+            self.link.send(Answered(call.call_id, call.agent))
+        elif call.dial is not None and call.state == "ringing" and call.agent not in st.agents:
+            # agner gave up on this agent while its link was down (the revoke
+            # was lost): stop the phone, and ring the agent it chose since
+            self._stop_dial(call)
+            if st.state == "ringing" and st.agents:
+                self._start_dial(call.call_id, call.queue, st.agents[0], call.dial)
 
     def _connect(self, call: SwitchCall, agent: str) -> None:
         dial = self.agents.get(agent)
@@ -220,6 +394,39 @@ class SwitchAdapter(abc.ABC):
             return
         call.state, call.agent = "ringing", agent
         self.put_through(call, dial)
+
+    # ------------------------------------------------------------ dialing out
+
+    def _start_dial(self, call_id: str, queue: str, agent: str, number: str) -> None:
+        """A callback or click-to-dial: ring ``agent``, then ``number``."""
+        if agent not in self.agents or self.dial is None or not safe_token(number):
+            log.error(
+                "%s: cannot dial %r for agent %r (no dial string for the agent, no dial "
+                "template, or a number with characters a dial string cannot hold)",
+                self.name,
+                number,
+                agent,
+            )
+            self.link.send(NoAnswer(call_id, agent))
+            return
+        uid = self.new_leg()
+        call = SwitchCall(call_id, queue, uid, number, "ringing", agent, uid=uid, dial=number)
+        self.calls[call_id] = call
+        self.legs[uid] = call_id
+        self._place(call)
+
+    def _place(self, call: SwitchCall) -> None:
+        assert call.dial is not None and call.agent is not None and self.dial is not None
+        call.deadline = asyncio.get_running_loop().time() + self.ring_s + self.dial_grace_s
+        customer = self.dial.replace("{number}", call.dial)
+        call.placed = self.place_dial(call, self.agents[call.agent], customer)
+
+    def _stop_dial(self, call: SwitchCall) -> None:
+        self._forget(call)
+        if call.placed:
+            self.drop_dial(call)
+
+    # ------------------------------------------------------------ reconciliation
 
     def _agner_up(self) -> None:
         for name in self.login:

@@ -53,21 +53,21 @@ def _secret(value: str | None, env: str, option: str) -> str:
 
 
 def _kamailio(args: argparse.Namespace) -> _Adapter:
-    from agner.adapters.kamailio import KamailioAdapter
+    from agner.adapters.kamailio import KamailioAdapter, check_settings
 
     agents = _agents(args.agent)
-    if not agents and args.agent_uri is None:
-        raise _Refused("give the agents' SIP addresses: --agent NAME=URI or --agent-uri")
-    if args.agent_uri is not None and "{agent}" not in args.agent_uri:
-        raise _Refused(f"--agent-uri: no {{agent}} in {args.agent_uri!r}")
-    if args.dial_uri is not None and "{number}" not in args.dial_uri:
-        raise _Refused(f"--dial-uri: no {{number}} in {args.dial_uri!r}")
-    if args.ring_ms <= 0:
-        raise _Refused("--ring-ms must be > 0")
-    if not args.ring_every > 0:
-        raise _Refused("--ring-every must be > 0")
+    options = {"agents": "--agent NAME=URI", "ring_every_s": "--ring-every"}
+    check_settings(
+        evapi=args.evapi,
+        agents=agents,
+        agent_uri=args.agent_uri,
+        dial_uri=args.dial_uri,
+        ring_ms=args.ring_ms,
+        ring_every_s=args.ring_every,
+        name=lambda k: options.get(k, "--" + k.replace("_", "-")),
+    )
     return KamailioAdapter(
-        evapi=_address(args.evapi, "--evapi"),
+        evapi=args.evapi,
         server=_address(args.server, "--server"),
         token=_secret(args.token, "AGNER_TOKEN", "--token"),
         agents=agents,
@@ -86,6 +86,19 @@ def _switch_agents(args: argparse.Namespace) -> dict[str, str]:
     return agents
 
 
+def _dial(args: argparse.Namespace) -> str | None:
+    """--dial and --ring-s of the FreeSWITCH and Asterisk adapters."""
+    if args.ring_s <= 0:
+        raise _Refused("--ring-s must be > 0")
+    if args.dial is None:
+        return None
+    if "{number}" not in args.dial:
+        raise _Refused(f"--dial: no {{number}} in {args.dial!r}")
+    if any(c.isspace() for c in args.dial):
+        raise _Refused(f"--dial: a dial string has no spaces or line breaks: {args.dial!r}")
+    return str(args.dial)
+
+
 def _freeswitch(args: argparse.Namespace) -> _Adapter:
     from agner.adapters.freeswitch import FreeSwitchAdapter
 
@@ -96,6 +109,8 @@ def _freeswitch(args: argparse.Namespace) -> _Adapter:
         token=_secret(args.token, "AGNER_TOKEN", "--token"),
         agents=_switch_agents(args),
         login=args.login,
+        dial=_dial(args),
+        ring_s=args.ring_s,
     )
 
 
@@ -111,6 +126,8 @@ def _asterisk(args: argparse.Namespace) -> _Adapter:
         agents=_switch_agents(args),
         login=args.login,
         context=args.context,
+        dial=_dial(args),
+        ring_s=args.ring_s,
     )
 
 
@@ -188,6 +205,26 @@ def _common(p: argparse.ArgumentParser, address: str, what: str) -> None:
     )
 
 
+def _dial_options(p: argparse.ArgumentParser, example: str) -> None:
+    p.add_argument(
+        "--dial",
+        metavar="TEMPLATE",
+        help="the customer's dial string for callbacks and click-to-dial, {number} replaced "
+        f"by the number (e.g. '{example}'): the agent's phone rings first, and once the "
+        "agent answers the switch calls the customer and bridges the two; without it "
+        "agner's dials are answered with no_answer",
+    )
+    p.add_argument(
+        "--ring-s",
+        type=int,
+        default=20,
+        metavar="S",
+        help="how long the switch rings the agent's phone, then the customer's, for a "
+        "callback or click-to-dial (default 20; a dial the switch says nothing about "
+        "is given up 5 s later)",
+    )
+
+
 def add_commands(sub: Any) -> None:
     """Add ``adapter kamailio|freeswitch|asterisk`` to the ``agner`` subcommands
     (an argparse subparsers object)."""
@@ -253,7 +290,8 @@ def add_commands(sub: Any) -> None:
         help="FreeSWITCH through its inbound event socket",
         description="Connect to FreeSWITCH's event socket (mod_event_socket). Calls the "
         "dialplan parks with agner_queue set are contacts; agner's agent is bridged with "
-        "the agent's dial string.",
+        "the agent's dial string. Callbacks and click-to-dial are placed with bgapi "
+        "originate: the agent's phone, then --dial.",
     )
     fs.add_argument(
         "--esl",
@@ -266,6 +304,7 @@ def add_commands(sub: Any) -> None:
         help="the event socket's password (default: the environment variable AGNER_ESL_PASSWORD)",
     )
     _common(fs, "DIAL", "bridge dial string (user/1001, sofia/...)")
+    _dial_options(fs, "sofia/gateway/gw/{number}")
     fs.set_defaults(func=_run, build=_freeswitch)
 
     ast = ad_sub.add_parser(
@@ -273,7 +312,8 @@ def add_commands(sub: Any) -> None:
         help="Asterisk through its manager interface (AMI)",
         description="Log in to Asterisk's manager interface. Callers the dialplan hands "
         "over with UserEvent AgnerArrived are contacts; agner's agent is dialed by a "
-        "Redirect to --context with the agent's dial string.",
+        "Redirect to --context with the agent's dial string. Callbacks and click-to-dial "
+        "are placed with Originate: the agent's phone, then Dial() of --dial.",
     )
     ast.add_argument(
         "--ami",
@@ -292,4 +332,5 @@ def add_commands(sub: Any) -> None:
         help="the dialplan context that dials ${AGNER_DIAL} (default agner-agents)",
     )
     _common(ast, "DIAL", "Dial() string (PJSIP/1001, ...)")
+    _dial_options(ast, "PJSIP/{number}@trunk")
     ast.set_defaults(func=_run, build=_asterisk)

@@ -16,6 +16,16 @@ channel's Unique-ID); agner's ``connect`` becomes ``sendmsg`` executing
 ``uuid_kill``. After every (re)connection, ``show channels as json`` tells
 which calls still exist and which parked ones are new.
 
+A callback or click-to-dial is ``bgapi originate`` of the agent's dial string
+with ``origination_uuid`` (the agent's leg; also the job's ``Job-UUID``),
+``originate_timeout`` and ``call_timeout`` (``ring_s``) and ``agner_call_id``,
+running ``&bridge(CUSTOMER)`` once answered (CUSTOMER: the ``dial`` template
+with ``{number}``). ``CHANNEL_ANSWER`` or the job's ``+OK`` is the agent's
+answer; its ``-ERR CAUSE`` the agent's failure; then ``CHANNEL_BRIDGE`` is the
+customer's answer, ``CHANNEL_EXECUTE_COMPLETE`` of the bridge before it the
+customer not reached (``variable_originate_disposition``), and
+``CHANNEL_HANGUP_COMPLETE`` of the agent's leg the end.
+
 Frames: a header block (``Name: value`` lines ending with an empty line), then
 ``Content-Length`` bytes of body. Event bodies are header blocks again, their
 values URL-encoded.
@@ -27,11 +37,14 @@ import asyncio
 import contextlib
 import json
 import logging
+import uuid as uuidlib
 from collections import deque
+from collections.abc import Callable
+from typing import Unpack
 from urllib.parse import unquote
 
-from agner.adapters.base import SwitchAdapter, SwitchCall
-from agner.adapters.link import Backoff, parse_address
+from agner.adapters.base import SwitchAdapter, SwitchCall, SwitchOptions, safe_token
+from agner.adapters.link import parse_address
 
 __all__ = ["FreeSwitchAdapter", "parse_headers", "read_frame"]
 
@@ -73,23 +86,16 @@ async def read_frame(reader: asyncio.StreamReader) -> tuple[dict[str, str], byte
 class FreeSwitchAdapter(SwitchAdapter):
     """Bridges a FreeSWITCH event socket and an ``agner serve`` switch session.
 
-    ``agents``: agent name -> bridge dial string (``user/1001``, ``sofia/...``).
+    ``agents``: agent name -> bridge dial string (``user/1001``, ``sofia/...``);
+    ``dial``: the customer's dial string of a callback or click-to-dial, with
+    ``{number}`` (``sofia/gateway/gw/{number}``); ``ring_s``: how long the
+    agent's phone, then the customer's, may ring.
     """
 
     name = "freeswitch"
 
-    def __init__(
-        self,
-        *,
-        esl: str,
-        password: str,
-        server: str,
-        token: str,
-        agents: dict[str, str],
-        login: list[str] | None = None,
-        backoff: Backoff | None = None,
-    ) -> None:
-        super().__init__(server=server, token=token, agents=agents, login=login, backoff=backoff)
+    def __init__(self, *, esl: str, password: str, **options: Unpack[SwitchOptions]) -> None:
+        super().__init__(**options)
         self.host, self.port = parse_address(esl)
         self.password = password
         self.writer: asyncio.StreamWriter | None = None
@@ -112,8 +118,8 @@ class FreeSwitchAdapter(SwitchAdapter):
             reading = asyncio.get_running_loop().create_task(self._read(reader))
             try:
                 await self.command(
-                    "event plain CHANNEL_PARK CHANNEL_BRIDGE CHANNEL_EXECUTE_COMPLETE "
-                    "CHANNEL_HANGUP_COMPLETE"
+                    "event plain CHANNEL_PARK CHANNEL_ANSWER CHANNEL_BRIDGE "
+                    "CHANNEL_EXECUTE_COMPLETE CHANNEL_HANGUP_COMPLETE BACKGROUND_JOB"
                 )
                 self.switch_connections += 1
                 self.backoff.reset()
@@ -169,25 +175,30 @@ class FreeSwitchAdapter(SwitchAdapter):
         headers, body = await asyncio.wait_for(self._send(line + "\n\n"), 10)
         return body.decode("utf-8", "replace") if body else headers.get("Reply-Text", "")
 
-    def _fire(self, text: str, what: str) -> None:
+    def _fire(self, text: str, what: str, on_error: Callable[[str], None] | None = None) -> None:
         f = self._send(text)
 
         def done(f: asyncio.Future[tuple[dict[str, str], bytes]]) -> None:
-            if f.exception() is not None:
+            if f.cancelled() or f.exception() is not None:
                 return
             headers, body = f.result()
             reply = body.decode("utf-8", "replace") if body else headers.get("Reply-Text", "")
             if reply.startswith("-ERR"):
                 log.warning("freeswitch: %s: %s", what, reply.strip())
+                if on_error is not None:
+                    on_error(reply[4:].strip() or "ERR")
 
         f.add_done_callback(done)
 
     # ------------------------------------------------------------ events
 
     def _event(self, body: bytes) -> None:
-        head, _, _ = body.partition(b"\n\n")
+        head, _, rest = body.partition(b"\n\n")
         ev = parse_headers(head, decode=True)
         name = ev.get("Event-Name", "")
+        if name == "BACKGROUND_JOB":
+            self._job(ev.get("Job-UUID", ""), rest.decode("utf-8", "replace").strip())
+            return
         uuid = ev.get("Unique-ID", "")
         if not name or not uuid:
             self.malformed += 1
@@ -195,7 +206,7 @@ class FreeSwitchAdapter(SwitchAdapter):
             return
         if name == "CHANNEL_PARK":
             queue = ev.get("variable_agner_queue")
-            if queue and uuid not in self.calls:
+            if queue and uuid not in self.legs:
                 self.arrived(
                     uuid,
                     queue,
@@ -203,13 +214,32 @@ class FreeSwitchAdapter(SwitchAdapter):
                     ev.get("Caller-Caller-ID-Number") or None,
                     ev.get("Caller-Destination-Number") or None,
                 )
+        elif name == "CHANNEL_ANSWER":
+            self.dial_answered(uuid)  # only a dial's agent leg: others are answered in the dialplan
         elif name == "CHANNEL_BRIDGE":
             self.answered(uuid)
         elif name == "CHANNEL_EXECUTE_COMPLETE":
             if ev.get("Application") == "bridge":
-                self.failed(uuid)
+                cause = ev.get("variable_originate_disposition") or ev.get(
+                    "variable_bridge_hangup_cause", ""
+                )
+                self.failed(uuid, cause)
         elif name == "CHANNEL_HANGUP_COMPLETE":
-            self.hung_up(uuid)
+            self.hung_up(uuid, ev.get("Hangup-Cause", ""))
+
+    def _job(self, job: str, result: str) -> None:
+        """A ``bgapi originate`` ended: ``+OK UUID`` once the agent answered,
+        ``-ERR CAUSE`` when its phone did not (USER_BUSY, NO_ANSWER, ...)."""
+        if job not in self.legs:
+            log.info("freeswitch: a background job the adapter did not start: %r", job)
+            return
+        if result.startswith("+OK"):
+            self.dial_answered(job)
+        elif result.startswith("-ERR"):
+            self.dial_failed(job, result[4:].strip() or "ERR")
+        else:
+            self.malformed += 1
+            log.warning("freeswitch: unreadable result of job %s: %r", job, result[:200])
 
     # ------------------------------------------------------------ to FreeSWITCH
 
@@ -223,6 +253,37 @@ class FreeSwitchAdapter(SwitchAdapter):
     def end_call(self, call: SwitchCall, to: str) -> None:
         self._fire(f"api uuid_kill {call.handle} {_CAUSES.get(to, 'NORMAL_CLEARING')}\n\n", "kill")
 
+    def new_leg(self) -> str:
+        return str(uuidlib.uuid4())
+
+    def place_dial(self, call: SwitchCall, agent: str, customer: str) -> bool:
+        if self.writer is None:
+            return False
+        ring = max(1, int(self.ring_s))
+        tags = [
+            f"origination_uuid={call.uid}",
+            f"originate_timeout={ring}",
+            f"call_timeout={ring}",  # the bridge to the customer rings as long
+            "hangup_after_bridge=true",
+        ]
+        if safe_token(call.call_id):
+            tags.append(f"agner_call_id={call.call_id}")
+        if agent.startswith("{") and "}" in agent:  # the agent's own variables stay
+            leg = "{" + ",".join(tags) + "," + agent[1:]
+        else:
+            leg = "{" + ",".join(tags) + "}" + agent
+        uid = call.uid
+        self._fire(
+            f"bgapi originate {leg} &bridge({customer})\nJob-UUID: {uid}\n\n",
+            f"originate {call.call_id}",
+            lambda cause: self.dial_failed(uid, cause),
+        )
+        return True
+
+    def drop_dial(self, call: SwitchCall) -> None:
+        cause = "ORIGINATOR_CANCEL" if call.state == "ringing" else "NORMAL_CLEARING"
+        self._fire(f"api uuid_kill {call.uid} {cause}\n\n", f"kill {call.call_id}")
+
     async def _reconcile(self) -> None:
         """Which calls still exist, and which parked ones arrived while the link was down."""
         text = await self.command("api show channels as json")
@@ -230,14 +291,25 @@ class FreeSwitchAdapter(SwitchAdapter):
             rows = json.loads(text).get("rows") or []
         except (ValueError, AttributeError):
             log.warning("freeswitch: unreadable channel list: %r", text[:200])
+            self.place_unsent()
             return
-        present = {str(r.get("uuid")) for r in rows if isinstance(r, dict)}
-        self.still_there(present)
+        rows = [r for r in rows if isinstance(r, dict)]
+        self.still_there({str(r.get("uuid")) for r in rows})
         for r in rows:
-            if not isinstance(r, dict) or r.get("application") != "park":
-                continue
             uuid = str(r.get("uuid"))
-            if uuid in self.calls:
+            call = self._call(uuid)
+            if call is not None and call.dial is not None:
+                # a dial's agent leg: did the agent, then the customer, pick up meanwhile?
+                answered = r.get("callstate") in ("ACTIVE", "HELD")
+                bridged = False
+                if answered:
+                    other = (await self.command(f"api uuid_getvar {uuid} bridge_to")).strip()
+                    bridged = bool(other) and other != "_undef_" and not other.startswith("-ERR")
+                self.dial_state(uuid, answered=answered, bridged=bridged)
+        self.place_unsent()
+        for r in rows:
+            uuid = str(r.get("uuid"))
+            if r.get("application") != "park" or uuid in self.legs:
                 continue
             queue = (await self.command(f"api uuid_getvar {uuid} agner_queue")).strip()
             if queue and queue != "_undef_" and not queue.startswith("-ERR"):

@@ -7,19 +7,22 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+import msgspec
+import pytest
 from serve_harness import ACME, ServerProcess
 from sip_harness import write_center
 
 from agner.adapters.asterisk import AsteriskAdapter
 from agner.adapters.freeswitch import FreeSwitchAdapter
 from agner.adapters.link import Backoff
-from agner.protocol import Dial
+from agner.protocol import ClientMessage, Connect, Dial, Login, NoAnswer, NotReady, Ready
 
 
 async def until(cond: Callable[[], bool], timeout: float = 10.0) -> None:
@@ -50,17 +53,47 @@ def queue_waiting(server: ServerProcess) -> list[str]:
     return list(body["queues"][0]["waiting_calls"])
 
 
+def records(tmp: Path) -> dict[str, tuple[Any, ...]]:
+    """call id -> (outcome, agent, disposition) of agner's interaction records."""
+    db = tmp / "crm.db"
+    if not db.exists():
+        return {}
+    with sqlite3.connect(db) as con:
+        cols = [r[1] for r in con.execute("PRAGMA table_info(interactions)")]
+        if not cols:
+            return {}
+        out: dict[str, tuple[Any, ...]] = {}
+        for r in con.execute("SELECT * FROM interactions"):
+            d = dict(zip(cols, r, strict=True))
+            ref = str(d.get("ref", "")).rsplit("@", 1)[0]
+            out[ref] = (d.get("outcome"), d.get("agent"), d.get("disposition"))
+        return out
+
+
+async def record_of(tmp: Path, call_id: str) -> tuple[Any, ...]:
+    await until(lambda: call_id in records(tmp))
+    return records(tmp)[call_id]
+
+
 # ---------------------------------------------------------------- FreeSWITCH
 
 
 class FakeFreeSwitch:
     """mod_event_socket, inbound: auth/request, command/reply, api/response,
     text/event-plain with URL-encoded bodies. Busy agents' bridges complete at
-    once; others are bridged (answered)."""
+    once; others are bridged (answered).
+
+    ``bgapi originate {vars}DIAL &bridge(CUSTOMER)`` with a ``Job-UUID``
+    header: the reply names the job, the outcome is a BACKGROUND_JOB event
+    (its result as the event's own body) and CHANNEL_* events of the
+    ``origination_uuid``, by the agent's dial string (see :meth:`_originate`)
+    and the customer's number (:meth:`_bridge`)."""
 
     def __init__(self) -> None:
-        self.channels: dict[str, dict[str, str]] = {}  # uuid -> {app, queue, cid}
+        self.channels: dict[str, dict[str, str]] = {}  # uuid -> {app, queue, cid, ...}
         self.commands: list[str] = []
+        self.originated: list[dict[str, str]] = []  # uid, job, dial, customer, vars
+        self.refuse = False  # auth fails: the adapter stays away until it is cleared
         self.writer: asyncio.StreamWriter | None = None
         self.server: asyncio.Server | None = None
         self.connections = 0
@@ -87,6 +120,76 @@ class FakeFreeSwitch:
         data = body.encode()
         await self.raw(b"Content-Type: api/response\nContent-Length: %d\n\n%s" % (len(data), data))
 
+    async def job(self, job: str, result: str, command: str = "originate") -> None:
+        """A BACKGROUND_JOB event: its headers, then the command's output as
+        the event's own body (with its own Content-Length)."""
+        fields = {"Job-UUID": job, "Job-Command": command, "Event-Name": "BACKGROUND_JOB"}
+        head = "".join(f"{k}: {quote(v)}\n" for k, v in fields.items())
+        body = f"{head}Content-Length: {len(result)}\n\n{result}"
+        await self.raw(
+            f"Content-Length: {len(body)}\nContent-Type: text/event-plain\n\n{body}".encode()
+        )
+
+    async def answer(self, uid: str) -> None:
+        """The agent picks up an originated call: the job ends +OK, then the
+        bridge to the customer runs."""
+        ch = self.channels[uid]
+        ch["callstate"] = "ACTIVE"
+        await self.event("CHANNEL_ANSWER", uid, variable_agner_call_id=ch["call"])
+        await self.job(ch["job"], f"+OK {uid}\n")
+        await self._bridge(uid)
+
+    def picked_up(self, uid: str) -> None:
+        """While the adapter is away: the agent answered, then the customer."""
+        self.channels[uid].update(callstate="ACTIVE", bridge_to=f"b-{uid}")
+
+    async def hangup(self, uid: str, cause: str = "NORMAL_CLEARING") -> None:
+        self.channels.pop(uid, None)
+        await self.event("CHANNEL_HANGUP_COMPLETE", uid, **{"Hangup-Cause": cause})
+
+    async def _originate(self, args: str, job: str) -> None:
+        """The agent's dial string decides: user/ann answers; user/busy ends
+        the job -ERR USER_BUSY (then the channel's hangup); user/noanswer
+        hangs up NO_ANSWER (then the job's -ERR); user/hold rings until
+        :meth:`answer`; user/never: FreeSWITCH says nothing at all."""
+        leg, _, app = args.partition(" ")
+        end = leg.index("}")
+        tags = dict(kv.split("=", 1) for kv in leg[1:end].split(","))
+        dial, uid = leg[end + 1 :], tags["origination_uuid"]
+        assert app.startswith("&bridge(") and app.endswith(")"), app
+        customer = app[len("&bridge(") : -1]
+        self.originated.append({"uid": uid, "job": job, "dial": dial, "customer": customer, **tags})
+        if dial == "user/never":
+            return
+        if dial == "user/busy":
+            await self.job(job, "-ERR USER_BUSY\n")
+            await self.event("CHANNEL_HANGUP_COMPLETE", uid, **{"Hangup-Cause": "USER_BUSY"})
+            return
+        if dial == "user/noanswer":
+            await self.event("CHANNEL_HANGUP_COMPLETE", uid, **{"Hangup-Cause": "NO_ANSWER"})
+            await self.job(job, "-ERR NO_ANSWER\n")
+            return
+        self.channels[uid] = {
+            "app": "bridge", "queue": "", "cid": "", "callstate": "RINGING", "job": job,
+            "customer": customer, "call": tags.get("agner_call_id", ""),
+        }  # fmt: skip
+        if dial == "user/ann":
+            await self.answer(uid)
+
+    async def _bridge(self, uid: str) -> None:
+        """The customer's number decides: ...busy is busy (the bridge ends,
+        then the agent's leg hangs up), ...hold rings on, others answer."""
+        number = self.channels[uid]["customer"].rsplit("/", 1)[1]
+        if number.endswith("busy"):
+            await self.event(
+                "CHANNEL_EXECUTE_COMPLETE", uid, Application="bridge",
+                variable_originate_disposition="USER_BUSY",
+            )  # fmt: skip
+            await self.hangup(uid)
+        elif not number.endswith("hold"):
+            self.channels[uid]["bridge_to"] = f"b-{uid}"
+            await self.event("CHANNEL_BRIDGE", uid, **{"Other-Leg-Unique-ID": f"b-{uid}"})
+
     async def park(self, uuid: str, queue: str, cid: str) -> None:
         self.channels[uuid] = {"app": "park", "queue": queue, "cid": cid}
         await self.event(
@@ -111,7 +214,8 @@ class FakeFreeSwitch:
     async def _command(self, cmd: str) -> None:
         first = cmd.split("\n")[0]
         if first.startswith("auth "):
-            await self.reply("+OK accepted" if first == "auth ClueCon" else "-ERR invalid")
+            ok = first == "auth ClueCon" and not self.refuse
+            await self.reply("+OK accepted" if ok else "-ERR invalid")
         elif first.startswith("event plain"):
             # an event between the command and its reply, and one with no Unique-ID
             await self.event("HEARTBEAT", "")
@@ -122,17 +226,35 @@ class FakeFreeSwitch:
             await self.reply("+OK event listener enabled plain")
         elif first == "api show channels as json":
             rows = [
-                {"uuid": u, "application": c["app"], "cid_num": c["cid"], "dest": "800"}
+                {"uuid": u, "application": c["app"], "cid_num": c["cid"], "dest": "800",
+                 "callstate": c.get("callstate", "ACTIVE")}
                 for u, c in self.channels.items()
-            ]
+            ]  # fmt: skip
             await self.api(json.dumps({"row_count": len(rows), "rows": rows}))
         elif first.startswith("api uuid_getvar "):
-            uuid = first.split()[2]
-            await self.api(self.channels.get(uuid, {}).get("queue", "_undef_"))
+            _, _, uuid, var = first.split()
+            if uuid not in self.channels:
+                await self.api("-ERR No such channel!")
+            else:
+                key = {"agner_queue": "queue"}.get(var, var)
+                await self.api(self.channels[uuid].get(key) or "_undef_")
         elif first.startswith("api uuid_kill "):
-            uuid = first.split()[2]
-            await self.api("+OK" if self.channels.pop(uuid, None) else "-ERR No such channel!")
-            await self.event("CHANNEL_HANGUP_COMPLETE", uuid)
+            uuid, cause = first.split()[2:4]
+            if self.channels.pop(uuid, None) is None:
+                await self.api("-ERR No such channel!")
+            else:
+                await self.api("+OK")
+                await self.event("CHANNEL_HANGUP_COMPLETE", uuid, **{"Hangup-Cause": cause})
+        elif first.startswith("bgapi originate "):
+            job = cmd.split("\nJob-UUID: ")[1].split("\n")[0]
+            if "user/denied" in first:
+                await self.reply("-ERR permission denied")
+                return
+            await self.raw(
+                f"Content-Type: command/reply\nReply-Text: +OK Job-UUID: {job}\n"
+                f"Job-UUID: {job}\n\n".encode()
+            )
+            await self._originate(first[len("bgapi originate ") :], job)
         elif first.startswith("sendmsg "):
             uuid = first.split()[1]
             dial = cmd.split("execute-app-arg: ")[1].split("\n")[0]
@@ -218,11 +340,19 @@ def test_freeswitch_adapter(tmp_path: Path) -> None:
 class FakeAsterisk:
     """AMI: greeting line, Login, Setvar/Redirect/Hangup/Getvar responses by
     ActionID, CoreShowChannels as an event list; events between an action and
-    its response. A Redirect to a busy Dial string ends in DialEnd BUSY."""
+    its response. A Redirect to a busy Dial string ends in DialEnd BUSY.
+
+    ``Originate`` (Async, ChannelId, Application Dial): "successfully queued",
+    then Newchannel, the originate's own DialBegin/DialEnd (no calling
+    channel: Dest* fields only), OriginateResponse by the ActionID, and the
+    Dial to the customer (DialBegin/DialEnd of the agent's channel), by the
+    agent's Channel (see :meth:`_originate`) and the customer's number."""
 
     def __init__(self) -> None:
         self.channels: dict[str, dict[str, str]] = {}  # uniqueid -> {chan, queue, dial, app}
         self.actions: list[dict[str, str]] = []
+        self.variables: list[list[str]] = []  # the Variable lines of each Originate
+        self.refuse = False  # Login fails: the adapter stays away until it is cleared
         self.writer: asyncio.StreamWriter | None = None
         self.server: asyncio.Server | None = None
         self.connections = 0
@@ -246,7 +376,78 @@ class FakeAsterisk:
         )  # fmt: skip
 
     def by_chan(self, chan: str) -> str:
-        return next(u for u, c in self.channels.items() if c["chan"] == chan)
+        """A channel by its name, or else by its Uniqueid (as Asterisk finds one)."""
+        return next((u for u, c in self.channels.items() if c["chan"] == chan), chan)
+
+    async def hangup(self, uid: str, cause: str = "16", text: str = "Normal Clearing") -> None:
+        ch = self.channels.pop(uid)
+        await self.send(
+            Event="Hangup", Channel=ch["chan"], Uniqueid=uid, Cause=cause, **{"Cause-txt": text}
+        )
+
+    def drop(self) -> None:
+        assert self.writer is not None
+        self.writer.close()
+
+    def picked_up(self, uid: str) -> None:
+        """While the adapter is away: the agent answered, then the customer."""
+        self.channels[uid].update(state="Up", bridge=f"bridge-{uid}")
+
+    async def answer(self, uid: str) -> None:
+        """The agent picks up an originated call: OriginateResponse Success,
+        then Dial() calls the customer."""
+        ch = self.channels[uid]
+        ch["state"] = "Up"
+        await self.send(Event="DialEnd", DestChannel=ch["chan"], DestUniqueid=uid,
+                        DialStatus="ANSWER")  # fmt: skip
+        await self.send(
+            Event="OriginateResponse", ActionID=ch["aid"], Response="Success", Channel=ch["chan"],
+            Context="", Exten="", Application="Dial", Data=ch["data"], Reason="4", Uniqueid=uid,
+            CallerIDNum="<unknown>", CallerIDName="<unknown>",
+        )  # fmt: skip
+        number = ch["data"].split(",")[0].split("/")[1].split("@")[0]
+        await self.send(Event="DialBegin", Channel=ch["chan"], Uniqueid=uid,
+                        DestChannel=f"PJSIP/trunk-{uid}", DestUniqueid=f"b-{uid}")  # fmt: skip
+        if number.endswith("hold"):
+            return
+        status = "BUSY" if number.endswith("busy") else "ANSWER"
+        await self.send(Event="DialEnd", Channel=ch["chan"], Uniqueid=uid,
+                        DestUniqueid=f"b-{uid}", DialStatus=status)  # fmt: skip
+        if status == "ANSWER":
+            ch["bridge"] = f"bridge-{uid}"
+        else:
+            await self.hangup(uid, "17", "User busy")  # Dial() returned: the channel ends
+
+    async def _originate(self, act: dict[str, str]) -> None:
+        """The agent's Channel decides: PJSIP/ann answers; PJSIP/busy ends
+        its channel (Hangup) before OriginateResponse Failure reason 5;
+        PJSIP/noanswer: Failure reason 3; PJSIP/gone: no channel at all,
+        Failure reason 0; PJSIP/hold rings until :meth:`answer`;
+        PJSIP/never: Asterisk says nothing after queuing it."""
+        aid, uid, agent = act["ActionID"], act["ChannelId"], act["Channel"]
+        if agent == "PJSIP/never":
+            return
+        failure = {"PJSIP/busy": "5", "PJSIP/noanswer": "3", "PJSIP/gone": "0"}.get(agent)
+        chan = f"{agent}-{len(self.variables):08x}"
+        if agent != "PJSIP/gone":
+            self.channels[uid] = {"chan": chan, "queue": "", "app": "AppDial", "cid": "",
+                                  "state": "Ringing", "aid": aid, "data": act["Data"]}  # fmt: skip
+            await self.send(Event="Newchannel", Channel=chan, Uniqueid=uid,
+                            ChannelStateDesc="Down")  # fmt: skip
+            await self.send(Event="DialBegin", DestChannel=chan, DestUniqueid=uid)
+        if failure is None:
+            if agent == "PJSIP/ann":
+                await self.answer(uid)
+            return
+        if agent == "PJSIP/busy":
+            await self.hangup(uid, "17", "User busy")
+        elif uid in self.channels:
+            del self.channels[uid]
+        await self.send(
+            Event="OriginateResponse", ActionID=aid, Response="Failure", Channel=agent,
+            Context="", Exten="", Application="Dial", Data=act["Data"], Reason=failure,
+            Uniqueid="<null>", CallerIDNum="<unknown>", CallerIDName="<unknown>",
+        )  # fmt: skip
 
     async def _conn(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.writer = writer
@@ -255,8 +456,11 @@ class FakeAsterisk:
         try:
             while True:
                 block = (await reader.readuntil(b"\r\n\r\n")).decode()[:-4]
-                act = dict(line.split(": ", 1) for line in block.split("\r\n"))
+                pairs = [line.split(": ", 1) for line in block.split("\r\n")]
+                act = dict(pairs)
                 self.actions.append(act)
+                if act["Action"] == "Originate":  # Variable may repeat
+                    self.variables.append([v for k, v in pairs if k == "Variable"])
                 await self._action(act)
         except (asyncio.IncompleteReadError, ConnectionError):
             pass
@@ -265,7 +469,7 @@ class FakeAsterisk:
         aid, name = act["ActionID"], act["Action"]
         if name == "Login":
             await self.send(Event="FullyBooted", Status="Fully Booted")  # before the response
-            ok = act.get("Secret") == "s3cret"
+            ok = act.get("Secret") == "s3cret" and not self.refuse
             await self.send(
                 Response="Success" if ok else "Error", ActionID=aid,
                 Message="Authentication accepted" if ok else "Authentication failed",
@@ -276,6 +480,7 @@ class FakeAsterisk:
                 await self.send(
                     Event="CoreShowChannel", ActionID=aid, Channel=c["chan"], Uniqueid=uid,
                     Application=c["app"], CallerIDNum=c["cid"],
+                    ChannelStateDesc=c.get("state", "Up"), BridgeId=c.get("bridge", ""),
                 )  # fmt: skip
             await self.send(
                 Event="CoreShowChannelsComplete", ActionID=aid, EventList="Complete",
@@ -297,9 +502,19 @@ class FakeAsterisk:
             await self.send(Event="DialEnd", Uniqueid=uid, DialStatus="BUSY" if busy else "ANSWER")
         elif name == "Hangup":
             uid = self.by_chan(act["Channel"])
-            del self.channels[uid]
+            if uid not in self.channels:
+                await self.send(Response="Error", ActionID=aid, Message="No such channel")
+                return
+            chan = self.channels.pop(uid)["chan"]
             await self.send(Response="Success", ActionID=aid, Message="Channel Hungup")
-            await self.send(Event="Hangup", Uniqueid=uid, Cause=act["Cause"])
+            await self.send(Event="Hangup", Channel=chan, Uniqueid=uid, Cause=act["Cause"])
+        elif name == "Originate":
+            if act["Channel"] == "PJSIP/denied":
+                await self.send(Response="Error", ActionID=aid, Message="Permission denied")
+                return
+            await self.send(Response="Success", ActionID=aid,
+                            Message="Originate successfully queued")  # fmt: skip
+            await self._originate(act)
         else:
             await self.send(Response="Error", ActionID=aid, Message="Invalid/unknown command")
 
@@ -364,6 +579,399 @@ def test_asterisk_adapter(tmp_path: Path) -> None:
             await adapter.close()
             assert ami.server is not None
             ami.server.close()
+
+        asyncio.run(main())
+    finally:
+        server.stop()
+
+
+# ---------------------------------------------------------------- callbacks and click-to-dial
+
+DIAL_CENTER = 'max_wait_s = 1\noverflow = "callback"'  # a caller waiting 1 s is called back
+
+
+async def check_dials(
+    adapter: FreeSwitchAdapter | AsteriskAdapter,
+    fake: FakeFreeSwitch | FakeAsterisk,
+    server: ServerProcess,
+    tmp: Path,
+    arrive: Callable[[str, str, str], Awaitable[None]],
+    busy: str,
+    failing: list[str],
+    never: str,
+    hold: str,
+    junk: Callable[[str], Awaitable[None]],
+) -> dict[str, str]:
+    """The same scenarios against either switch. ``adapter.agents``: ag-1's
+    phone answers at once; the others' dial strings are set here: ``failing``
+    do not answer (busy, no answer, refused), ``never``: the switch says
+    nothing about it, ``hold``: rings until the test answers it.
+    ``arrive(uid, queue, number)`` hands the switch a caller; ``busy``: the
+    cause of a busy customer; ``junk(uid)`` sends what the adapter must skip
+    while the dial ``uid`` rings, one of them malformed. Returns call id ->
+    the agent leg's uid of the dials, for the checks of the switch's side."""
+    link = adapter.link
+    legs: dict[str, str] = {}
+    ann = adapter.agents["ag-1"]
+
+    def state(call_id: str) -> str:
+        call = adapter.calls.get(call_id)
+        if call is None:
+            return "gone"
+        return "bridged" if call.bridged else call.state
+
+    async def ready(*names: str) -> None:
+        for name in names:
+            link.send(Ready(name))
+        # ready, or already offered what waits for it
+        await until(lambda: all(agents(server)[n] != "not_ready" for n in names))
+
+    async def not_ready(*names: str) -> None:
+        for name in names:
+            link.send(NotReady(name))
+        await until(lambda: all(agents(server)[n] == "not_ready" for n in names))
+
+    async def talk_and_hang_up(call_id: str, agent: str) -> None:
+        await until(lambda: state(call_id) == "bridged")
+        legs[call_id] = adapter.calls[call_id].uid
+        await until(lambda: agents(server)[agent] == "busy")
+        await fake.hangup(legs[call_id])
+        assert await record_of(tmp, call_id) == ("answered", agent, None)
+        await until(lambda: call_id not in adapter.calls)
+
+    for name in ("ag-1", "ag-2", "ag-3"):
+        link.send(Login(name))
+    await until(lambda: set(agents(server).values()) == {"not_ready"})
+
+    # a caller waits past max_wait_s: the switch releases the line (diverted
+    # to callback); once ag-1 is ready its phone rings, then the caller's number
+    await arrive("cb-1", "sales", "5550199")
+    await until(lambda: "cb-1" not in adapter.calls and "cb-1" not in fake.channels)
+    await ready("ag-1")
+    await talk_and_hang_up("cb-1", "ag-1")
+    await until(lambda: agents(server)["ag-1"] == "ready")
+
+    # click-to-dial from ag-1's desktop: its phone, then the customer
+    link.send(Dial("sales", "5550100", call_id="out-1", agent="ag-1"))
+    await talk_and_hang_up("out-1", "ag-1")
+    await until(lambda: agents(server)["ag-1"] == "ready")
+
+    # the customer is busy: the contact ends with its record, not reached
+    link.send(Dial("sales", "555busy", call_id="out-2", agent="ag-1"))
+    assert await record_of(tmp, "out-2") == ("answered", "ag-1", f"not reached ({busy})")
+    await until(lambda: not adapter.calls and agents(server)["ag-1"] == "ready")
+
+    # the agent's phone does not answer (or the switch refuses to ring it):
+    # no_answer (RONA), and agner offers the contact to the next agent
+    await not_ready("ag-1")
+    for i, dial in enumerate(failing):
+        call_id = f"fail-{i}"
+        adapter.agents["ag-2"] = dial
+        await ready("ag-2")
+        link.send(Dial("sales", "5550150", call_id=call_id))
+        await until(lambda: agents(server)["ag-2"] == "not_ready")
+        assert call_id not in adapter.calls and queue_waiting(server) == [call_id], dial
+        await ready("ag-1")
+        await talk_and_hang_up(call_id, "ag-1")
+        await not_ready("ag-1")
+
+    # the switch never says a word: the adapter gives up at ring_s + grace,
+    # hangs the agent's leg up and tells agner (no_answer)
+    adapter.agents["ag-3"] = never
+    await ready("ag-3")
+    link.send(Dial("sales", "5550160", call_id="out-3"))
+    await until(lambda: state("out-3") == "ringing")
+    legs["silent"] = adapter.calls["out-3"].uid
+    await until(lambda: agents(server)["ag-3"] == "not_ready", adapter.ring_s + 5)
+    assert "out-3" not in adapter.calls
+    await ready("ag-1")
+    await talk_and_hang_up("out-3", "ag-1")
+
+    # the switch link drops while ag-1's phone rings; meanwhile the agent and
+    # the customer pick up: the adapter catches up when the link is back
+    adapter.agents["ag-1"] = hold
+    link.send(Dial("sales", "5550170", call_id="out-4", agent="ag-1"))
+    await until(lambda: state("out-4") == "ringing" and adapter.calls["out-4"].uid in fake.channels)
+    fake.refuse = True
+    fake.drop()
+    await until(lambda: adapter.writer is None)
+    fake.picked_up(adapter.calls["out-4"].uid)
+    fake.refuse = False
+    await until(lambda: adapter.switch_connections == 2)
+    await talk_and_hang_up("out-4", "ag-1")
+
+    # again, while ag-1's phone rings; meanwhile it gives up (the leg is gone)
+    # and a dial for ag-3 is asked for: ag-1 is no_answer, ag-3's dial is
+    # placed once the switch is back
+    link.send(Dial("sales", "5550180", call_id="out-5", agent="ag-1"))
+    await until(lambda: state("out-5") == "ringing" and adapter.calls["out-5"].uid in fake.channels)
+    fake.refuse = True
+    fake.drop()
+    await until(lambda: adapter.writer is None)
+    del fake.channels[adapter.calls["out-5"].uid]
+    adapter.agents["ag-3"] = ann
+    await ready("ag-3")
+    link.send(Dial("sales", "5550190", call_id="out-6", agent="ag-3"))
+    await until(lambda: state("out-6") == "ringing")
+    assert not adapter.calls["out-6"].placed
+    fake.refuse = False
+    await until(lambda: adapter.switch_connections == 3)
+    await until(lambda: agents(server)["ag-1"] == "not_ready" and "out-5" not in adapter.calls)
+    await talk_and_hang_up("out-6", "ag-3")
+
+    # out-5 is offered to ag-1 again (its phone rings on): what the switch
+    # says that is not about it, or unreadable, is skipped
+    link.send(Ready("ag-1"))
+    await until(lambda: "out-5" in adapter.calls and adapter.calls["out-5"].placed)
+    uid = adapter.calls["out-5"].uid
+    await until(lambda: uid in fake.channels)
+    malformed = adapter.malformed
+    await junk(uid)
+    await until(lambda: adapter.malformed == malformed + 1)
+    assert state("out-5") == "ringing"
+    await fake.answer(uid)
+    await talk_and_hang_up("out-5", "ag-1")
+    return legs
+
+
+def dial_scenarios(
+    tmp: Path,
+    fake: FakeFreeSwitch | FakeAsterisk,
+    adapter_for: Callable[[int, str], FreeSwitchAdapter | AsteriskAdapter],
+    **switch: Any,
+) -> dict[str, str]:
+    """:func:`check_dials` against ``agner serve`` and ``fake``, through the
+    adapter ``adapter_for(fake's port, agner's address)``; ``switch``: the
+    rest of its arguments."""
+    center = write_center(tmp / "center.toml", 3, queue_extra=DIAL_CENTER)
+    server = ServerProcess(center, tmp).start()
+    try:
+
+        async def main() -> dict[str, str]:
+            adapter = adapter_for(await fake.start(), server.tcp)
+            adapter.dial_grace_s = 0.5
+            await adapter.start()
+            await until(lambda: adapter.switch_connections == 1 and adapter.link.up)
+            legs = await check_dials(adapter, fake, server, tmp, **switch)
+            await adapter.close()
+            assert fake.server is not None
+            fake.server.close()
+            return legs
+
+        return asyncio.run(main())
+    finally:
+        server.stop()
+
+
+def test_freeswitch_places_callbacks_and_click_to_dial(tmp_path: Path) -> None:
+    """bgapi originate of the agent's phone, then &bridge to the customer:
+    every outcome reaches agner (answered, customer busy, agent busy / no
+    answer / refused, a silent switch), and a dropped event socket is caught
+    up with; unreadable job results are skipped."""
+    fs = FakeFreeSwitch()
+
+    async def junk(uid: str) -> None:
+        await fs.job("3f1c-not-ours", "+OK 3f1c\n")
+        await fs.job(uid, "Segmentation fault\n")  # neither +OK nor -ERR: malformed
+        await fs.reply("+OK nobody asked")
+        await fs.event("CHANNEL_ANSWER", "someone-else")
+
+    legs = dial_scenarios(
+        tmp_path, fs,
+        lambda port, agner: FreeSwitchAdapter(
+            esl=f"127.0.0.1:{port}", password="ClueCon", server=agner, token=ACME,
+            agents={"ag-1": "user/ann", "ag-2": "user/ann", "ag-3": "user/ann"},
+            dial="sofia/gateway/gw/{number}", ring_s=3, backoff=Backoff(0.05, 0.2),
+        ),
+        arrive=fs.park, busy="USER_BUSY", failing=["user/busy", "user/noanswer", "user/denied"],
+        never="user/never", hold="user/hold", junk=junk,
+    )  # fmt: skip
+    # what FreeSWITCH was asked: the agent's leg tagged, then the customer
+    uid = legs["out-1"]
+    sent = (
+        f"bgapi originate {{origination_uuid={uid},originate_timeout=3,call_timeout=3,"
+        "hangup_after_bridge=true,agner_call_id=out-1}user/ann "
+        f"&bridge(sofia/gateway/gw/5550100)\nJob-UUID: {uid}"
+    )
+    assert sent in fs.commands
+    cb = next(o for o in fs.originated if o["uid"] == legs["cb-1"])
+    assert (cb["agner_call_id"], cb["customer"]) == ("cb-1", "sofia/gateway/gw/5550199")
+    assert f"api uuid_kill {legs['silent']} ORIGINATOR_CANCEL" in fs.commands
+    denied = [c for c in fs.commands if c.startswith("bgapi") and "}user/denied " in c]
+    assert len(denied) == 1  # refused once (-ERR): not tried again
+
+
+def test_asterisk_places_callbacks_and_click_to_dial(tmp_path: Path) -> None:
+    """AMI Originate (Async, ChannelId) of the agent's phone, then Dial() of
+    the customer: every outcome reaches agner (answered, customer busy, agent
+    busy / no answer / unavailable / refused, a silent switch), and a dropped
+    AMI link is caught up with; unexpected OriginateResponses are skipped."""
+    ami = FakeAsterisk()
+
+    async def junk(uid: str) -> None:
+        aid = ami.channels[uid]["aid"]
+        await ami.send(Event="OriginateResponse", ActionID="someone-7", Response="Success")
+        await ami.send(Event="OriginateResponse", ActionID=aid, Reason="4", Uniqueid=uid)
+        await ami.send(Event="DialEnd", Uniqueid="1699.9", DialStatus="ANSWER")
+
+    legs = dial_scenarios(
+        tmp_path, ami,
+        lambda port, agner: AsteriskAdapter(
+            ami=f"127.0.0.1:{port}", username="agner", secret="s3cret", server=agner, token=ACME,
+            agents={"ag-1": "PJSIP/ann", "ag-2": "PJSIP/ann", "ag-3": "PJSIP/ann"},
+            dial="PJSIP/{number}@trunk", ring_s=3, backoff=Backoff(0.05, 0.2),
+        ),
+        arrive=ami.arrive, busy="BUSY",
+        failing=["PJSIP/busy", "PJSIP/noanswer", "PJSIP/gone", "PJSIP/denied"],
+        never="PJSIP/never", hold="PJSIP/hold", junk=junk,
+    )  # fmt: skip
+    # what Asterisk was asked: the agent's channel, then Dial() of the customer
+    originates = [a for a in ami.actions if a["Action"] == "Originate"]
+    i = next(i for i, a in enumerate(originates) if a["ChannelId"] == legs["out-1"])
+    assert {k: v for k, v in originates[i].items() if k not in ("ActionID", "Variable")} == {
+        "Action": "Originate", "Channel": "PJSIP/ann", "Application": "Dial",
+        "Data": "PJSIP/5550100@trunk,3", "Timeout": "3000", "ChannelId": legs["out-1"],
+        "Async": "true",
+    }  # fmt: skip
+    assert ami.variables[i] == ["AGNER_NUMBER=5550100", "AGNER_CALL=out-1"]
+    hangups = [a["Channel"] for a in ami.actions if a["Action"] == "Hangup"]
+    assert legs["silent"] in hangups  # the silent one, by its Uniqueid
+
+
+@pytest.mark.parametrize("switch", ["freeswitch", "asterisk"])
+@pytest.mark.parametrize(
+    ("agent", "dial", "number"),
+    [
+        ("ag-1", "gw/{number}", "5550100 &park()\n\nbgapi originate user/1002"),  # injected
+        ("ag-1", "gw/{number}", "555,0100"),  # would end a variable or an argument
+        ("ag-1", None, "5550100"),  # no --dial
+        ("ag-9", "gw/{number}", "5550100"),  # no dial string for the agent
+    ],
+)
+def test_a_dial_the_switch_cannot_place_is_no_answer(
+    switch: str, agent: str, dial: str | None, number: str
+) -> None:
+    """Nothing is sent to the switch; agner hears no_answer (and offers it again)."""
+    common: dict[str, Any] = {
+        "server": "127.0.0.1:9", "token": ACME, "agents": {"ag-1": "user/1001"}, "dial": dial,
+    }  # fmt: skip
+    adapter: FreeSwitchAdapter | AsteriskAdapter
+    if switch == "freeswitch":
+        adapter = FreeSwitchAdapter(esl="127.0.0.1:9", password="x", **common)
+    else:
+        adapter = AsteriskAdapter(ami="127.0.0.1:9", username="u", secret="s", **common)
+    adapter.on_agner(Connect("out-1", agent, "sales", "voice", dial=number))
+    assert not adapter.calls and not adapter.legs
+    (held,) = adapter.link.held  # the link is down: held for agner
+    assert msgspec.msgpack.decode(held, type=ClientMessage) == NoAnswer("out-1", agent)
+
+
+class Relay:
+    """A TCP relay between the adapter and agner serve: ``cut`` drops the
+    adapter's link and keeps the port closed until ``restore``."""
+
+    def __init__(self, target: str) -> None:
+        host, _, port = target.rpartition(":")
+        self.target = (host, int(port))
+        self.port = 0
+        self.server: asyncio.Server | None = None
+        self.writers: list[asyncio.StreamWriter] = []
+
+    async def start(self) -> str:
+        self.server = await asyncio.start_server(self._conn, "127.0.0.1", self.port)
+        self.port = int(self.server.sockets[0].getsockname()[1])
+        return f"127.0.0.1:{self.port}"
+
+    async def _conn(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_reader, up_writer = await asyncio.open_connection(*self.target)
+        self.writers += [writer, up_writer]
+
+        async def pump(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+            try:
+                while data := await r.read(65536):
+                    w.write(data)
+            except ConnectionError:
+                pass
+            finally:
+                w.close()
+
+        await asyncio.gather(pump(reader, up_writer), pump(up_reader, writer))
+
+    def cut(self) -> None:
+        assert self.server is not None
+        self.server.close()
+        for w in self.writers:
+            w.close()
+        self.writers.clear()
+
+    async def restore(self) -> None:
+        await self.start()
+
+
+def test_dial_survives_a_dropped_agner_link(tmp_path: Path) -> None:
+    """While the link to agner is down, agner gives up on the ringing agent
+    (its ring timeout) and offers the dial to another: when the link is back,
+    the adapter learns it from query_contact, stops the first phone and rings
+    the second. An answer while the link is down reaches agner once it is back."""
+    center = write_center(tmp_path / "center.toml", 2, ring_timeout_s=2)
+    server = ServerProcess(center, tmp_path).start()
+    try:
+
+        async def main() -> None:
+            fs = FakeFreeSwitch()
+            port = await fs.start()
+            relay = Relay(server.tcp)
+            adapter = FreeSwitchAdapter(
+                esl=f"127.0.0.1:{port}", password="ClueCon", server=await relay.start(),
+                token=ACME, agents={"ag-1": "user/hold", "ag-2": "user/ann"},
+                dial="sofia/gateway/gw/{number}", ring_s=30, backoff=Backoff(0.05, 0.2),
+            )  # fmt: skip
+            await adapter.start()
+            await until(lambda: adapter.switch_connections == 1 and adapter.link.up)
+            link = adapter.link
+
+            def ringing(call_id: str) -> bool:
+                call = adapter.calls.get(call_id)
+                return call is not None and call.uid in fs.channels
+
+            for name in ("ag-1", "ag-2"):
+                link.send(Login(name))
+                link.send(Ready(name))
+            await until(lambda: agents(server) == {"ag-1": "ready", "ag-2": "ready"})
+
+            link.send(Dial("sales", "5550100", call_id="out-1"))  # linear: ag-1 first
+            await until(lambda: ringing("out-1"))
+            first = adapter.calls["out-1"].uid
+            relay.cut()
+            await until(lambda: not link.up)
+            # agner's ring timer: ag-1 RONA, out-1 offered to ag-2 (the connect is lost)
+            await until(lambda: agents(server) == {"ag-1": "not_ready", "ag-2": "reserved"})
+            await relay.restore()
+            await until(lambda: "out-1" in adapter.calls and adapter.calls["out-1"].bridged)
+            assert f"api uuid_kill {first} ORIGINATOR_CANCEL" in fs.commands
+            assert first not in fs.channels
+            second = adapter.calls["out-1"].uid
+            assert [o["dial"] for o in fs.originated] == ["user/hold", "user/ann"]
+            await until(lambda: agents(server)["ag-2"] == "busy")
+            await fs.hangup(second)
+            assert await record_of(tmp_path, "out-1") == ("answered", "ag-2", None)
+
+            # ag-1's phone rings; the link drops; the agent answers meanwhile
+            link.send(Ready("ag-1"))
+            link.send(Dial("sales", "5550101", call_id="out-2", agent="ag-1"))
+            await until(lambda: ringing("out-2"))
+            relay.cut()
+            await until(lambda: not link.up)
+            await fs.answer(adapter.calls["out-2"].uid)
+            await until(lambda: adapter.calls["out-2"].bridged)
+            await relay.restore()
+            await until(lambda: link.up and agents(server)["ag-1"] == "busy")
+            await fs.hangup(adapter.calls["out-2"].uid)
+            assert await record_of(tmp_path, "out-2") == ("answered", "ag-1", None)
+            await adapter.close()
+            relay.cut()
+            assert fs.server is not None
+            fs.server.close()
 
         asyncio.run(main())
     finally:

@@ -16,13 +16,18 @@ import time
 from pathlib import Path
 
 import pytest
-from serve_harness import ACME, ServerProcess
+from serve_harness import ACME, CENTER, ServerProcess
 from sip_harness import HOST, Kamailio, Sipp, needs_sip, write_center
 from test_adapter_switches import FakeAsterisk, FakeFreeSwitch, agents, until
 
+from agner.adapters.link import AgnerLink
 from agner.cli import main
+from agner.protocol import Dial
 
 KAM = ["kamailio", "--evapi", "127.0.0.1:8448", "--server", "127.0.0.1:7100"]
+FS = ["freeswitch", "--server", "127.0.0.1:7100", "--password", "x", "--agent", "a=user/1"]
+AMI = ["asterisk", "--server", "127.0.0.1:7100", "--username", "u", "--secret", "s"]
+AMI += ["--agent", "a=PJSIP/1"]
 
 
 @pytest.mark.parametrize(
@@ -53,6 +58,14 @@ KAM = ["kamailio", "--evapi", "127.0.0.1:8448", "--server", "127.0.0.1:7100"]
             ["asterisk", "--server", "127.0.0.1:7100", "--username", "u", "--agent", "a=PJSIP/1"],
             "--secret (or the environment variable AGNER_AMI_SECRET) is required",
         ),
+        ([*FS, "--dial", "sofia/gateway/gw"], "--dial: no {number} in 'sofia/gateway/gw'"),
+        (
+            [*FS, "--dial", "sofia/gateway/gw/{number} &park"],
+            "--dial: a dial string has no spaces or line breaks",
+        ),
+        ([*FS, "--dial", "user/{number}", "--ring-s", "0"], "--ring-s must be > 0"),
+        ([*AMI, "--dial", "PJSIP/trunk"], "--dial: no {number} in 'PJSIP/trunk'"),
+        ([*AMI, "--ring-s", "-5"], "--ring-s must be > 0"),
     ],
 )
 def test_bad_arguments_are_refused_clearly(
@@ -67,6 +80,26 @@ def test_bad_arguments_are_refused_clearly(
     assert main(["adapter", *argv]) == 2
     err = capsys.readouterr().err
     assert err.startswith(f"agner adapter {argv[0]}: ") and message in err, err
+
+
+@pytest.mark.parametrize(
+    ("switch", "example"),
+    [("freeswitch", "sofia/gateway/gw/{number}"), ("asterisk", "PJSIP/{number}@trunk")],
+)
+def test_dial_options_are_in_the_help(
+    switch: str,
+    example: str,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("COLUMNS", "400")  # one line per option
+    with pytest.raises(SystemExit) as exc:
+        main(["adapter", switch, "--help"])
+    assert exc.value.code == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "--dial TEMPLATE the customer's dial string for callbacks and click-to-dial" in out
+    assert example in out and "--ring-s S how long the switch rings" in out
+    assert "default 20" in out
 
 
 def test_missing_token_and_missing_options_are_refused(
@@ -176,16 +209,22 @@ def test_freeswitch_and_asterisk_commands_relay_a_call_and_exit_on_sigterm(
     tmp_path: Path,
 ) -> None:
     """One after the other: agner sends connect to every switch session of the
-    tenant, and an adapter ends a call it does not hold."""
+    tenant, and an adapter ends a call it does not hold. Each places a
+    click-to-dial with its --dial template and --ring-s."""
     server = ServerProcess(write_center(tmp_path / "center.toml", 2), tmp_path).start()
     try:
 
         async def main_() -> None:
+            # a CRM's click-to-dial comes from another session of the tenant
+            crm = AgnerLink(server.tcp, ACME, lambda msg: None)
+            crm.start()
+            await crm.wait_up()
             fs = FakeFreeSwitch()
             fs_port = await fs.start()
             fs_adapter = AdapterProcess(
                 tmp_path, "freeswitch", "--esl", f"127.0.0.1:{fs_port}", "--password", "ClueCon",
                 "--server", server.tcp, "--agent", "ag-1=user/ann", "--login", "ag-1",
+                "--dial", "sofia/gateway/gw/{number}", "--ring-s", "7",
             )  # fmt: skip
             try:
                 assert fs_adapter.banner().startswith("agner adapter freeswitch: esl 127.0.0.1:")
@@ -193,6 +232,13 @@ def test_freeswitch_and_asterisk_commands_relay_a_call_and_exit_on_sigterm(
                 await fs.park("f1", "sales", "555")
                 await until(lambda: agents(server)["ag-1"] == "busy")
                 assert any(c.startswith("sendmsg f1") and "user/ann" in c for c in fs.commands)
+                await fs.hangup("f1")
+                await until(lambda: agents(server)["ag-1"] == "ready")
+                crm.send(Dial("sales", "5550100", call_id="out-1", agent="ag-1"))
+                await until(lambda: bool(fs.originated) and agents(server)["ag-1"] == "busy")
+                (o,) = fs.originated
+                assert (o["dial"], o["customer"]) == ("user/ann", "sofia/gateway/gw/5550100")
+                assert o["originate_timeout"] == "7" and o["agner_call_id"] == "out-1"
                 assert await _stop(fs_adapter) == 0
             finally:
                 fs_adapter.kill()
@@ -203,7 +249,7 @@ def test_freeswitch_and_asterisk_commands_relay_a_call_and_exit_on_sigterm(
             ami_adapter = AdapterProcess(
                 tmp_path, "asterisk", "--ami", f"127.0.0.1:{ami_port}", "--username", "agner",
                 "--secret", "s3cret", "--server", server.tcp,
-                "--agent", "ag-2=PJSIP/ann", "--login", "ag-2",
+                "--agent", "ag-2=PJSIP/ann", "--login", "ag-2", "--dial", "PJSIP/{number}@trunk",
             )  # fmt: skip
             try:
                 assert ami_adapter.banner().startswith("agner adapter asterisk: ami 127.0.0.1:")
@@ -212,12 +258,62 @@ def test_freeswitch_and_asterisk_commands_relay_a_call_and_exit_on_sigterm(
                 await until(lambda: agents(server)["ag-2"] == "busy")
                 dials = [a["Value"] for a in ami.actions if a["Action"] == "Setvar"]
                 assert dials == ["PJSIP/ann"]
+                await ami.hangup("a1")
+                await until(lambda: agents(server)["ag-2"] == "ready")
+                crm.send(Dial("sales", "5550101", call_id="out-2", agent="ag-2"))
+                await until(lambda: agents(server)["ag-2"] == "busy")
+                (o,) = [a for a in ami.actions if a["Action"] == "Originate"]
+                assert (o["Channel"], o["Data"], o["Timeout"]) == (
+                    "PJSIP/ann", "PJSIP/5550101@trunk,20", "20000",
+                )  # fmt: skip
                 assert await _stop(ami_adapter) == 0
             finally:
                 ami_adapter.kill()
                 assert ami.server is not None
                 ami.server.close()
+            await crm.close()
 
         asyncio.run(main_())
     finally:
         server.stop()
+
+
+@pytest.mark.parametrize(
+    ("table", "message"),
+    [
+        (
+            'evapi = "127.0.0.1:8448"\ntoken = "ann-desktop-token"\nagent_uri = "sip:{agent}@h"',
+            "adapters[0].token: not the service token of any tenant",
+        ),
+        (
+            'evapi = "8448"\ntoken = "acme-service-token"\nagent_uri = "sip:{agent}@h"',
+            "adapters[0].evapi: not a HOST:PORT address: '8448'",
+        ),
+        (
+            'evapi = "127.0.0.1:8448"\ntoken = "acme-service-token"',
+            "adapters[0].give the agents' SIP addresses: agents or agent_uri",
+        ),
+        (
+            'evapi = "127.0.0.1:8448"\ntoken = "acme-service-token"\nagent_uri = "sip:a@h"',
+            "adapters[0].agent_uri: no {agent} in 'sip:a@h'",
+        ),
+        (
+            'evapi = "127.0.0.1:8448"\ntoken = "acme-service-token"\nagents = { a = "sip:a@h" }\n'
+            "ring_ms = 0",
+            "adapters[0].ring_ms must be > 0",
+        ),
+        (
+            'evapi = "127.0.0.1:8448"\ntoken = "acme-service-token"\nagents = { a = "sip:a@h" }\n'
+            'esl = "127.0.0.1:8021"',
+            "unknown field `esl`",
+        ),
+    ],
+)
+def test_serve_refuses_a_bad_adapters_table(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], table: str, message: str
+) -> None:
+    cfg = tmp_path / "center.toml"
+    cfg.write_text(CENTER.read_text() + f'\n[[adapters]]\nswitch = "kamailio"\n{table}\n')
+    assert main(["serve", str(cfg), "--data", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("agner serve: ") and message in err, err

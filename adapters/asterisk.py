@@ -232,6 +232,8 @@ class AsteriskAdapter(SwitchAdapter):
             self._dial_begun(ev)
         elif name == "DialEnd" and ev.get("DestUniqueid", "") in self.ring_legs:
             self._leg_ended(ev)
+        elif name == "DialEnd" and ev.get("DestUniqueid", "") in self.ended_legs:
+            pass  # a leg of a parallel ring that is over (stopped, or lost the race)
         elif name == "DialEnd":
             uid = ev.get("Uniqueid", "")  # the calling channel (an Originate's own has none)
             if ev.get("DialStatus") == "ANSWER":

@@ -148,7 +148,10 @@ class SwitchAdapter(abc.ABC):
         self.backoff = backoff or Backoff()
         self.calls: dict[str, SwitchCall] = {}
         self.legs: dict[str, str] = {}  # uid -> call id
-        self.ring_legs: dict[str, tuple[str, str]] = {}  # leg of a parallel ring -> (call id, agent)
+        # a leg of a parallel ring -> (call id, agent)
+        self.ring_legs: dict[str, tuple[str, str]] = {}
+        # legs of parallel rings that ended (the latest): their late events are skipped
+        self.ended_legs: dict[str, None] = {}
         self.link = AgnerLink(server, token, self.on_agner, on_up=self._agner_up)
         self.malformed = 0
         self.switch_connections = 0
@@ -275,6 +278,9 @@ class SwitchAdapter(abc.ABC):
     def _end_ring(self, call: SwitchCall) -> None:
         for leg in call.offer_legs.values():
             self.ring_legs.pop(leg, None)
+            self.ended_legs[leg] = None
+        while len(self.ended_legs) > 4096:
+            del self.ended_legs[next(iter(self.ended_legs))]
         call.offers, call.offer_legs, call.stop = [], {}, []
 
     def leg_answered(self, leg: str) -> None:
@@ -296,7 +302,9 @@ class SwitchAdapter(abc.ABC):
             return
         call, agent = found
         call.offers.remove(agent)
-        self.ring_legs.pop(call.offer_legs.pop(agent, ""), None)
+        self.ring_legs.pop(leg, None)
+        self.ended_legs[leg] = None
+        call.offer_legs.pop(agent, None)
         log.info("%s: call %s: agent %s failed (%s)", self.name, call.call_id, agent, cause)
         self.link.send(NoAnswer(call.call_id, agent))
         if not call.offers:
@@ -474,13 +482,11 @@ class SwitchAdapter(abc.ABC):
                 self._start_dial(msg.call_id, msg.queue, msg.agent, msg.dial)
             elif call is None:
                 self.link.send(HungUp(msg.call_id))  # gone at the switch
-            elif call.dial is not None:
-                log.warning("%s: connect for dial %s that is %s", self.name, call.call_id, call.state)
-            elif call.state in ("queued", "ringing"):
+            elif call.dial is None and call.state in ("queued", "ringing"):
                 # (a late one, while a ring is under way: held until it ends)
                 self._collect(call, msg.agent)
             else:
-                log.warning("%s: connect for call %s that is %s", self.name, call.call_id, call.state)
+                log.warning("%s: connect for %s, %s", self.name, call.call_id, call.state)
         elif isinstance(msg, Revoked):
             call = self.calls.get(msg.call_id)
             if call is not None and msg.agent in call.held:
@@ -532,6 +538,7 @@ class SwitchAdapter(abc.ABC):
             call.stop.append(agent)
         else:
             self.ring_legs.pop(leg, None)
+            self.ended_legs[leg] = None
             self.drop_leg(call, agent, leg)
         if not call.offers:
             # like a serial ring's revoke: the caller waits for the next connect

@@ -22,7 +22,7 @@ from sip_harness import write_center
 from agner.adapters.asterisk import AsteriskAdapter
 from agner.adapters.freeswitch import FreeSwitchAdapter
 from agner.adapters.link import Backoff
-from agner.protocol import ClientMessage, Connect, Dial, Login, NoAnswer, NotReady, Ready
+from agner.protocol import ClientMessage, Connect, Dial, Login, Logout, NoAnswer, NotReady, Ready
 
 
 async def until(cond: Callable[[], bool], timeout: float = 10.0) -> None:
@@ -93,6 +93,8 @@ class FakeFreeSwitch:
         self.channels: dict[str, dict[str, str]] = {}  # uuid -> {app, queue, cid, ...}
         self.commands: list[str] = []
         self.originated: list[dict[str, str]] = []  # uid, job, dial, customer, vars
+        self.rings: dict[str, dict[str, Any]] = {}  # caller -> {arg, legs: {leg: dial}}
+        self.rung: list[dict[str, str]] = []  # every leg of a parallel bridge: leg, dial, vars
         self.refuse = False  # auth fails: the adapter stays away until it is cleared
         self.writer: asyncio.StreamWriter | None = None
         self.server: asyncio.Server | None = None
@@ -240,7 +242,10 @@ class FakeFreeSwitch:
                 await self.api(self.channels[uuid].get(key) or "_undef_")
         elif first.startswith("api uuid_kill "):
             uuid, cause = first.split()[2:4]
-            if self.channels.pop(uuid, None) is None:
+            if "ring" in self.channels.get(uuid, {}):
+                await self.api("+OK")
+                await self.end_leg(uuid, cause)
+            elif self.channels.pop(uuid, None) is None:
                 await self.api("-ERR No such channel!")
             else:
                 await self.api("+OK")
@@ -259,13 +264,81 @@ class FakeFreeSwitch:
             uuid = first.split()[1]
             dial = cmd.split("execute-app-arg: ")[1].split("\n")[0]
             await self.reply("+OK")
-            if dial == "user/busy":
+            if "," in dial:
+                await self._ring(uuid, dial)
+            elif dial == "user/hold":
+                self.rings[uuid] = {"arg": dial, "legs": {}}  # rings until bridged()
+            elif dial == "user/busy":
                 await self.event("CHANNEL_EXECUTE_COMPLETE", uuid, Application="bridge")
             else:
                 self.channels[uuid]["app"] = "bridge"
                 await self.event("CHANNEL_BRIDGE", uuid)
         else:
             await self.reply("-ERR command not found")
+
+    async def _ring(self, caller: str, arg: str) -> None:
+        """``bridge`` of comma-separated legs, each ``[origination_uuid=LEG,...]DIAL``:
+        user/gone gets no channel; user/busy and user/noanswer hang up at once;
+        user/ann answers (the others lose the race); user/hold rings until
+        :meth:`answer_leg`. When every leg has ended, the bridge completes."""
+        parts, depth, start = [], 0, 0
+        for i, ch in enumerate(arg + ","):
+            depth += {"[": 1, "]": -1}.get(ch, 0)
+            if ch == "," and depth == 0:
+                parts.append(arg[start:i])
+                start = i + 1
+        legs: dict[str, str] = {}
+        self.rings[caller] = {"arg": arg, "legs": legs}
+        for part in parts:
+            end = part.index("]")
+            tags = dict(kv.split("=", 1) for kv in part[1:end].split(","))
+            leg, dial = tags["origination_uuid"], part[end + 1 :]
+            self.rung.append({"leg": leg, "dial": dial, **tags})
+            if dial != "user/gone":
+                legs[leg] = dial
+                self.channels[leg] = {"app": "", "queue": "", "cid": "", "callstate": "RINGING",
+                                      "ring": caller}  # fmt: skip
+        for leg, dial in list(legs.items()):
+            if dial in ("user/busy", "user/noanswer"):
+                await self.end_leg(leg, "USER_BUSY" if dial == "user/busy" else "NO_ANSWER")
+        ann = [leg for leg, dial in legs.items() if dial == "user/ann"]
+        if ann:
+            await self.answer_leg(ann[0])
+        elif not legs and caller in self.rings:  # no leg got a channel
+            await self._ring_over(caller, "USER_NOT_REGISTERED")
+
+    async def end_leg(self, leg: str, cause: str) -> None:
+        """A leg of a parallel bridge ends; the bridge completes after its last."""
+        caller = self.channels.pop(leg)["ring"]
+        await self.event("CHANNEL_HANGUP_COMPLETE", leg, **{"Hangup-Cause": cause})
+        ring = self.rings.get(caller)
+        if ring is not None and ring["legs"].pop(leg, None) is not None and not ring["legs"]:
+            await self._ring_over(caller, cause)
+
+    async def _ring_over(self, caller: str, cause: str) -> None:
+        arg = self.rings.pop(caller)["arg"]
+        await self.event(
+            "CHANNEL_EXECUTE_COMPLETE", caller, Application="bridge",
+            **{"Application-Data": arg, "variable_originate_disposition": cause},
+        )  # fmt: skip
+
+    async def answer_leg(self, leg: str) -> None:
+        """The agent of a ringing leg picks up: the other legs lose the race."""
+        caller = self.channels[leg]["ring"]
+        legs = self.rings.pop(caller)["legs"]
+        self.channels[leg].update(callstate="ACTIVE")
+        await self.event("CHANNEL_ANSWER", leg)
+        for other in [x for x in legs if x != leg]:
+            del self.channels[other]
+            await self.event("CHANNEL_HANGUP_COMPLETE", other, **{"Hangup-Cause": "LOSE_RACE"})
+        self.channels[caller]["app"] = "bridge"
+        await self.event("CHANNEL_BRIDGE", caller, **{"Other-Leg-Unique-ID": leg})
+
+    async def bridged(self, caller: str) -> None:
+        """The one agent of a serial bridge (user/hold) picks up."""
+        del self.rings[caller]
+        self.channels[caller]["app"] = "bridge"
+        await self.event("CHANNEL_BRIDGE", caller)
 
     def drop(self) -> None:
         assert self.writer is not None
@@ -352,6 +425,8 @@ class FakeAsterisk:
         self.channels: dict[str, dict[str, str]] = {}  # uniqueid -> {chan, queue, dial, app}
         self.actions: list[dict[str, str]] = []
         self.variables: list[list[str]] = []  # the Variable lines of each Originate
+        self.rings: dict[str, dict[str, str]] = {}  # caller -> {dest uniqueid: dial} ringing
+        self.rung: list[dict[str, str]] = []  # every destination of a Dial(A&B): leg, dial
         self.refuse = False  # Login fails: the adapter stays away until it is cleared
         self.writer: asyncio.StreamWriter | None = None
         self.server: asyncio.Server | None = None
@@ -392,6 +467,69 @@ class FakeAsterisk:
     def picked_up(self, uid: str) -> None:
         """While the adapter is away: the agent answered, then the customer."""
         self.channels[uid].update(state="Up", bridge=f"bridge-{uid}")
+
+    async def _ring(self, caller: str, dial: str) -> None:
+        """``Dial(A&B&...)``: a channel and a DialBegin per destination (none
+        for PJSIP/gone: it cannot be requested); PJSIP/busy and
+        PJSIP/noanswer end at once, PJSIP/ann answers (the others are
+        cancelled), PJSIP/hold rings until :meth:`answer_leg`."""
+        legs: dict[str, str] = {}
+        self.rings[caller] = legs
+        for i, d in enumerate(dial.split("&")):
+            leg = f"{caller}-{i}"
+            self.rung.append({"leg": leg, "dial": d})
+            if d == "PJSIP/gone":
+                continue
+            chan = f"{d}-{len(self.rung):08x}"
+            legs[leg] = d
+            self.channels[leg] = {"chan": chan, "queue": "", "app": "AppDial", "cid": "",
+                                  "state": "Ringing", "ring": caller}  # fmt: skip
+            await self.send(
+                Event="DialBegin", Channel=self.channels[caller]["chan"], Uniqueid=caller,
+                DestChannel=chan, DestUniqueid=leg, DialString=d.partition("/")[2],
+            )  # fmt: skip
+        for leg, d in list(legs.items()):
+            if d in ("PJSIP/busy", "PJSIP/noanswer"):
+                await self.end_leg(leg, "BUSY" if d == "PJSIP/busy" else "NOANSWER")
+        ann = [leg for leg, d in legs.items() if d == "PJSIP/ann"]
+        if ann:
+            await self.answer_leg(ann[0])
+        if not legs:  # Dial() returns (CHANUNAVAIL when none got a channel: no DialEnd at all)
+            self.rings.pop(caller, None)
+
+    async def end_leg(self, leg: str, status: str) -> None:
+        ch = self.channels.pop(leg)
+        caller = ch["ring"]
+        await self.send(Event="DialEnd", Channel=self.channels[caller]["chan"], Uniqueid=caller,
+                        DestChannel=ch["chan"], DestUniqueid=leg, DialStatus=status)  # fmt: skip
+        await self.send(Event="Hangup", Channel=ch["chan"], Uniqueid=leg, Cause="16")
+        ring = self.rings.get(caller)
+        if ring is not None:
+            ring.pop(leg, None)
+            if not ring:
+                del self.rings[caller]  # Dial() returns: the caller waits again
+
+    async def answer_leg(self, leg: str) -> None:
+        """The agent of a ringing destination picks up: Dial() cancels the others."""
+        ch = self.channels[leg]
+        caller = ch["ring"]
+        legs = self.rings.pop(caller)
+        ch["state"] = "Up"
+        await self.send(Event="DialEnd", Channel=self.channels[caller]["chan"], Uniqueid=caller,
+                        DestChannel=ch["chan"], DestUniqueid=leg, DialStatus="ANSWER")  # fmt: skip
+        for other in [x for x in legs if x != leg]:
+            och = self.channels.pop(other)
+            await self.send(Event="DialEnd", Channel=self.channels[caller]["chan"],
+                            Uniqueid=caller, DestChannel=och["chan"], DestUniqueid=other,
+                            DialStatus="CANCEL")  # fmt: skip
+            await self.send(Event="Hangup", Channel=och["chan"], Uniqueid=other, Cause="26")
+        self.channels[caller]["app"] = "Dial"
+
+    async def bridged(self, caller: str) -> None:
+        """The one agent of a serial Dial() (PJSIP/hold) picks up."""
+        del self.rings[caller]
+        self.channels[caller]["app"] = "Dial"
+        await self.send(Event="DialEnd", Uniqueid=caller, DialStatus="ANSWER")
 
     async def answer(self, uid: str) -> None:
         """The agent picks up an originated call: OriginateResponse Success,
@@ -497,13 +635,24 @@ class FakeAsterisk:
             uid = self.by_chan(act["Channel"])
             await self.send(Event="Newexten", Uniqueid=uid, Context=act["Context"])  # first
             await self.send(Response="Success", ActionID=aid, Message="Redirect successful")
-            busy = self.channels[uid]["dial"] == "PJSIP/busy"
+            dial = self.channels[uid]["dial"]
+            if "&" in dial:
+                await self._ring(uid, dial)
+                return
+            if dial == "PJSIP/hold":
+                self.rings[uid] = {}  # rings until bridged()
+                return
+            busy = dial == "PJSIP/busy"
             await self.send(Event="DialBegin", Uniqueid=uid, DestChannel="PJSIP/agent-1")
             await self.send(Event="DialEnd", Uniqueid=uid, DialStatus="BUSY" if busy else "ANSWER")
         elif name == "Hangup":
             uid = self.by_chan(act["Channel"])
             if uid not in self.channels:
                 await self.send(Response="Error", ActionID=aid, Message="No such channel")
+                return
+            if "ring" in self.channels[uid]:
+                await self.send(Response="Success", ActionID=aid, Message="Channel Hungup")
+                await self.end_leg(uid, "CANCEL")
                 return
             chan = self.channels.pop(uid)["chan"]
             await self.send(Response="Success", ActionID=aid, Message="Channel Hungup")
@@ -1143,3 +1292,209 @@ def test_kamailio_adapter_catches_up_after_evapi_drops_and_dials_out(tmp_path: P
         asyncio.run(main())
     finally:
         server.stop()
+
+
+# ---------------------------------------------------------------- parallel offers
+
+PARALLEL_CENTER = "parallel = 0"  # ring-all: every ready agent at once
+
+
+async def check_parallel(
+    adapter: FreeSwitchAdapter | AsteriskAdapter,
+    fake: FakeFreeSwitch | FakeAsterisk,
+    server: ServerProcess,
+    tmp: Path,
+    arrive: Callable[[str, str, str], Awaitable[None]],
+    dials: dict[str, str],
+    stopped: Callable[[str], bool],
+) -> None:
+    """The same parallel offers against either switch. ``dials``: the dial
+    strings of a phone that answers (ann), is busy (busy), does not answer
+    (noanswer), cannot be rung at all (gone), rings until the test answers
+    (hold); ``stopped(leg)``: the adapter asked the switch to stop that leg."""
+    link = adapter.link
+    names = ("ag-1", "ag-2", "ag-3")
+
+    def call(call_id: str) -> Any:
+        return adapter.calls.get(call_id)
+
+    def state(call_id: str) -> str:
+        c = call(call_id)
+        return "gone" if c is None else c.state
+
+    async def ready(*dialed: tuple[str, str]) -> None:
+        for name, kind in dialed:
+            adapter.agents[name] = dials[kind]
+            link.send(Ready(name))
+        # ready, or already offered what waits for it
+        await until(lambda: all(agents(server)[n] != "not_ready" for n, _ in dialed))
+
+    async def settle() -> None:
+        """Every agent not ready (wrap-up is 0 s; RONA left some not ready)."""
+        for name in names:
+            link.send(NotReady(name))
+        await until(lambda: set(agents(server).values()) == {"not_ready"})
+
+    async def hang_up(call_id: str, agent: str) -> None:
+        await until(lambda: agents(server)[agent] == "busy")
+        await fake.hangup(call_id)
+        assert await record_of(tmp, call_id) == ("answered", agent, None)
+        await until(lambda: call_id not in adapter.calls)
+
+    for name in names:
+        link.send(Login(name))
+    await until(lambda: set(agents(server).values()) == {"not_ready"})
+
+    # one answers: both rang in one command; the other is released (taken)
+    # and its leg stopped by the switch
+    await ready(("ag-1", "hold"), ("ag-2", "ann"))
+    await arrive("p1", "sales", "5551")
+    await until(lambda: state("p1") == "talking")
+    assert call("p1").agent == "ag-2"
+    assert [r["dial"] for r in fake.rung] == [dials["hold"], dials["ann"]]
+    await until(lambda: agents(server) == {"ag-1": "ready", "ag-2": "busy", "ag-3": "not_ready"})
+    assert not fake.rings and not adapter.ring_legs
+    await hang_up("p1", "ag-2")
+    await settle()
+
+    # every phone fails: each agent is RONA, the caller waits again; then
+    # one agent rings alone (a serial offer, as before) and answers
+    await ready(("ag-1", "busy"), ("ag-2", "gone"))
+    await arrive("p2", "sales", "5552")
+    await until(lambda: agents(server)["ag-1"] == agents(server)["ag-2"] == "not_ready")
+    await until(lambda: state("p2") == "queued" and queue_waiting(server) == ["p2"])
+    await ready(("ag-3", "ann"))
+    await hang_up("p2", "ag-3")
+    await settle()
+
+    # one fails while the other rings on, and answers later
+    fake.rung.clear()
+    await ready(("ag-1", "noanswer"), ("ag-2", "hold"))
+    await arrive("p3", "sales", "5553")
+    await until(lambda: agents(server)["ag-1"] == "not_ready")
+    await until(lambda: state("p3") == "ringing" and call("p3").offers == ["ag-2"])
+    assert agents(server)["ag-2"] == "reserved"
+    await fake.answer_leg(call("p3").offer_legs["ag-2"])
+    await hang_up("p3", "ag-2")
+    await settle()
+
+    # agner revokes one of them (logout): only its leg stops; a late connect
+    # (one that comes while the ring runs) is held, not rung and not blamed
+    await ready(("ag-1", "hold"), ("ag-2", "hold"))
+    await arrive("p4", "sales", "5554")
+    await until(lambda: state("p4") == "ringing" and len(call("p4").offer_legs) == 2)
+    first = call("p4").offer_legs["ag-1"]
+    link.send(Logout("ag-1"))
+    await until(lambda: call("p4").offers == ["ag-2"] and stopped(first))
+    assert first not in fake.channels and call("p4").offer_legs["ag-2"] in fake.channels
+    rung = len(fake.rung)
+    adapter.on_agner(Connect("p4", "ag-3", "sales", "voice"))
+    await asyncio.sleep(0.1)
+    assert call("p4").held == ["ag-3"] and len(fake.rung) == rung
+    await fake.answer_leg(call("p4").offer_legs["ag-2"])
+    await hang_up("p4", "ag-2")
+    assert call("p4") is None
+    link.send(Login("ag-1"))
+    await settle()
+
+    # agner's ring timeout: every leg stops, each agent is RONA, and the
+    # contact rings the next agent alone; the end of the stopped ring does
+    # not count against that agent
+    await ready(("ag-1", "hold"), ("ag-2", "hold"))
+    await arrive("p5", "sales", "5555")
+    await until(lambda: state("p5") == "ringing" and len(call("p5").offer_legs) == 2)
+    legs = list(call("p5").offer_legs.values())
+    await ready(("ag-3", "hold"))
+    await until(lambda: agents(server)["ag-3"] == "reserved", timeout=15)
+    assert agents(server)["ag-1"] == agents(server)["ag-2"] == "not_ready"
+    await until(lambda: all(stopped(leg) and leg not in fake.channels for leg in legs))
+    await until(lambda: state("p5") == "ringing" and call("p5").agent == "ag-3")
+    await asyncio.sleep(0.2)
+    assert agents(server)["ag-3"] == "reserved"
+    await fake.bridged("p5")
+    await hang_up("p5", "ag-3")
+    await settle()
+
+    # the switch link drops while two ring; meanwhile ag-2 answers and ag-1's
+    # leg is gone: when it is back, ag-2 has the call and ag-1 is released
+    await ready(("ag-1", "hold"), ("ag-2", "hold"))
+    await arrive("p6", "sales", "5556")
+    await until(lambda: state("p6") == "ringing" and len(call("p6").offer_legs) == 2)
+    first, second = call("p6").offer_legs["ag-1"], call("p6").offer_legs["ag-2"]
+    fake.refuse = True
+    fake.drop()
+    await until(lambda: adapter.writer is None)
+    del fake.channels[first], fake.rings["p6"]
+    fake.picked_up(second)
+    fake.refuse = False
+    await until(lambda: state("p6") == "talking" and call("p6").agent == "ag-2")
+    await until(lambda: agents(server) == {"ag-1": "ready", "ag-2": "busy", "ag-3": "not_ready"})
+    await hang_up("p6", "ag-2")
+
+
+def parallel_scenarios(
+    tmp: Path,
+    fake: FakeFreeSwitch | FakeAsterisk,
+    adapter_for: Callable[[int, str], FreeSwitchAdapter | AsteriskAdapter],
+    **switch: Any,
+) -> None:
+    center = write_center(tmp / "center.toml", 3, ring_timeout_s=3, queue_extra=PARALLEL_CENTER)
+    server = ServerProcess(center, tmp).start()
+    try:
+
+        async def main() -> None:
+            adapter = adapter_for(await fake.start(), server.tcp)
+            await adapter.start()
+            await until(lambda: adapter.switch_connections == 1 and adapter.link.up)
+            await check_parallel(adapter, fake, server, tmp, **switch)
+            await adapter.close()
+            assert fake.server is not None
+            fake.server.close()
+
+        asyncio.run(main())
+    finally:
+        server.stop()
+
+
+def test_freeswitch_rings_a_parallel_offer_at_once(tmp_path: Path) -> None:
+    """One bridge with comma-separated legs, each tagged with its own
+    origination_uuid and agent: the answer, each leg's failure and the end of
+    the ring reach agner by agent; a revoke kills only that agent's leg."""
+    fs = FakeFreeSwitch()
+    parallel_scenarios(
+        tmp_path, fs,
+        lambda port, agner: FreeSwitchAdapter(
+            esl=f"127.0.0.1:{port}", password="ClueCon", server=agner, token=ACME,
+            agents={}, backoff=Backoff(0.05, 0.2),
+        ),
+        arrive=fs.park,
+        dials={k: f"user/{k}" for k in ("ann", "busy", "noanswer", "gone", "hold")},
+        stopped=lambda leg: f"api uuid_kill {leg} ORIGINATOR_CANCEL" in fs.commands,
+    )  # fmt: skip
+    (bridge,) = [c for c in fs.commands if c.startswith("sendmsg p1")]
+    legs = bridge.split("execute-app-arg: ")[1].split("]")
+    assert legs[0].startswith("[origination_uuid=") and legs[0].endswith(",agner_agent=ag-1")
+    assert legs[1].startswith("user/hold,[origination_uuid=")
+    assert legs[1].endswith(",agner_agent=ag-2") and legs[2] == "user/ann"
+
+
+def test_asterisk_rings_a_parallel_offer_at_once(tmp_path: Path) -> None:
+    """One Dial(A&B): DialBegin names each agent's channel, its DialEnd is
+    that agent's answer or failure (a destination never rung fails when the
+    others have), a revoke hangs up only that agent's channel."""
+    ami = FakeAsterisk()
+    parallel_scenarios(
+        tmp_path, ami,
+        lambda port, agner: AsteriskAdapter(
+            ami=f"127.0.0.1:{port}", username="agner", secret="s3cret", server=agner,
+            token=ACME, agents={}, backoff=Backoff(0.05, 0.2),
+        ),
+        arrive=ami.arrive,
+        dials={k: f"PJSIP/{k}" for k in ("ann", "busy", "noanswer", "gone", "hold")},
+        stopped=lambda leg: any(
+            a["Action"] == "Hangup" and a["Channel"] == leg for a in ami.actions
+        ),
+    )  # fmt: skip
+    setvars = [a["Value"] for a in ami.actions if a["Action"] == "Setvar"]
+    assert setvars[0] == "PJSIP/hold&PJSIP/ann"
+    assert "PJSIP/busy&PJSIP/gone" in setvars and "PJSIP/ann" in setvars  # p2: then ag-3 alone

@@ -230,10 +230,11 @@ class AsteriskAdapter(SwitchAdapter):
             )
         elif name == "DialBegin":
             self._dial_begun(ev)
-        elif name == "DialEnd" and ev.get("DestUniqueid", "") in self.ring_legs:
+        elif name == "DialEnd" and (
+            ev.get("DestUniqueid", "") in self.ring_legs
+            or ev.get("DestUniqueid", "") in self.ended_legs  # (stopped, or lost the race)
+        ):
             self._leg_ended(ev)
-        elif name == "DialEnd" and ev.get("DestUniqueid", "") in self.ended_legs:
-            pass  # a leg of a parallel ring that is over (stopped, or lost the race)
         elif name == "DialEnd":
             uid = ev.get("Uniqueid", "")  # the calling channel (an Originate's own has none)
             if ev.get("DialStatus") == "ANSWER":

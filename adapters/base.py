@@ -150,8 +150,9 @@ class SwitchAdapter(abc.ABC):
         self.legs: dict[str, str] = {}  # uid -> call id
         # a leg of a parallel ring -> (call id, agent)
         self.ring_legs: dict[str, tuple[str, str]] = {}
-        # legs of parallel rings that ended (the latest): their late events are skipped
-        self.ended_legs: dict[str, None] = {}
+        # legs of parallel rings that ended (the latest) -> call id: their late
+        # events are skipped, but for an answer
+        self.ended_legs: dict[str, str] = {}
         self.link = AgnerLink(server, token, self.on_agner, on_up=self._agner_up)
         self.malformed = 0
         self.switch_connections = 0
@@ -278,7 +279,7 @@ class SwitchAdapter(abc.ABC):
     def _end_ring(self, call: SwitchCall) -> None:
         for leg in call.offer_legs.values():
             self.ring_legs.pop(leg, None)
-            self.ended_legs[leg] = None
+            self.ended_legs[leg] = call.call_id
         while len(self.ended_legs) > 4096:
             del self.ended_legs[next(iter(self.ended_legs))]
         call.offers, call.offer_legs, call.stop = [], {}, []
@@ -288,6 +289,19 @@ class SwitchAdapter(abc.ABC):
         (agner revokes the others, reason taken; the switch stops their legs)."""
         found = self.offer_of(leg)
         if found is None:
+            call = self.calls.get(self.ended_legs.get(leg, ""))
+            if call is not None and call.dial is None and call.state in ("queued", "ringing"):
+                # An agent agner had revoked answered before its leg stopped:
+                # agner would refuse the answer and keep the contact for
+                # others, so it is told the caller left (the agents it still
+                # rings are released, not blamed); the switch keeps the call.
+                log.warning(
+                    "%s: call %s answered on a leg agner revoked: ended in agner",
+                    self.name,
+                    call.call_id,
+                )
+                self._forget(call)
+                self.link.send(HungUp(call.call_id))
             return
         call, agent = found
         self._end_ring(call)
@@ -303,7 +317,7 @@ class SwitchAdapter(abc.ABC):
         call, agent = found
         call.offers.remove(agent)
         self.ring_legs.pop(leg, None)
-        self.ended_legs[leg] = None
+        self.ended_legs[leg] = call.call_id
         call.offer_legs.pop(agent, None)
         log.info("%s: call %s: agent %s failed (%s)", self.name, call.call_id, agent, cause)
         self.link.send(NoAnswer(call.call_id, agent))
@@ -538,7 +552,7 @@ class SwitchAdapter(abc.ABC):
             call.stop.append(agent)
         else:
             self.ring_legs.pop(leg, None)
-            self.ended_legs[leg] = None
+            self.ended_legs[leg] = call.call_id
             self.drop_leg(call, agent, leg)
         if not call.offers:
             # like a serial ring's revoke: the caller waits for the next connect

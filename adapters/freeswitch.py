@@ -210,7 +210,7 @@ class FreeSwitchAdapter(SwitchAdapter):
             self.malformed += 1
             log.warning("freeswitch: event without a name or Unique-ID: %r", body[:200])
             return
-        if uuid in self.ring_legs:  # a leg of a parallel ring
+        if uuid in self.ring_legs or uuid in self.ended_legs:  # a leg of a parallel ring
             if name == "CHANNEL_ANSWER":
                 self.leg_answered(uuid)
             elif name == "CHANNEL_HANGUP_COMPLETE":
@@ -230,7 +230,7 @@ class FreeSwitchAdapter(SwitchAdapter):
             self.dial_answered(uuid)  # only a dial's agent leg: others are answered in the dialplan
         elif name == "CHANNEL_BRIDGE":
             other = ev.get("Other-Leg-Unique-ID", "")
-            if other in self.ring_legs:  # the leg that won a parallel ring
+            if other in self.ring_legs or other in self.ended_legs:  # won a parallel ring
                 self.leg_answered(other)
             else:
                 self.answered(uuid)

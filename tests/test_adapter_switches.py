@@ -21,7 +21,7 @@ from sip_harness import write_center
 
 from agner.adapters.asterisk import AsteriskAdapter
 from agner.adapters.freeswitch import FreeSwitchAdapter
-from agner.adapters.link import Backoff
+from agner.adapters.link import AgnerLink, Backoff
 from agner.protocol import ClientMessage, Connect, Dial, Login, Logout, NoAnswer, NotReady, Ready
 
 
@@ -1498,3 +1498,165 @@ def test_asterisk_rings_a_parallel_offer_at_once(tmp_path: Path) -> None:
     setvars = [a["Value"] for a in ami.actions if a["Action"] == "Setvar"]
     assert setvars[0] == "PJSIP/hold&PJSIP/ann"
     assert "PJSIP/busy&PJSIP/gone" in setvars and "PJSIP/ann" in setvars  # p2: then ag-3 alone
+
+
+def test_kamailio_adapter_forks_a_parallel_offer(tmp_path: Path) -> None:
+    """Against a fake evapi socket: a parallel offer is one relay with every
+    agent (uri, then more/n); each branch's failure and answer reach agner
+    for its agent; an agent agner revoked (logout) that answers ends the
+    contact in agner (the others are released, not blamed); agner's ring
+    timeout re-offers it while the fork rings (held, relayed once the fork
+    has failed); after evapi drops, Kamailio's status names the branch."""
+    from agner.adapters.kamailio import KamailioAdapter
+
+    center = write_center(tmp_path / "center.toml", 3, ring_timeout_s=2, queue_extra="parallel = 0")
+    server = ServerProcess(center, tmp_path).start()
+    try:
+
+        async def main() -> None:
+            ev = FakeEvapi()
+            port = await ev.start()
+            adapter = KamailioAdapter(
+                evapi=f"127.0.0.1:{port}", server=server.tcp, token=ACME,
+                agent_uri="sip:{agent}@10.0.0.20", login=["ag-1", "ag-2", "ag-3"],
+                backoff=Backoff(0.05, 0.2),
+            )  # fmt: skip
+            await adapter.start()
+            await adapter.wait_up()
+            link = adapter.link
+            await until(lambda: set(agents(server).values()) == {"ready"})
+            link.send(NotReady("ag-3"))
+            await until(lambda: agents(server)["ag-3"] == "not_ready")
+            uri = "sip:{}@10.0.0.20".format
+
+            async def invite(cid: str, tindex: int = 1) -> dict[str, Any]:
+                await ev.event(event="invite", call_id=cid, tindex=tindex, tlabel=2, cseq="1",
+                               queue="sales", **{"from": "555"})  # fmt: skip
+                await until(lambda: bool(ev.cmds("relay", cid)))
+                return ev.cmds("relay", cid)[0]
+
+            # one relay for both; ag-2's branch is busy, ag-1's answers
+            k1 = await invite("k1")
+            assert (k1["uri"], k1["more"], k1["n"]) == (uri("ag-1"), uri("ag-2"), 1)
+            assert len(ev.cmds("relay")) == 1
+            await ev.event(event="branch_failed", call_id="k1", branch=1, code=486)
+            await until(lambda: agents(server)["ag-2"] == "not_ready")
+            assert agents(server)["ag-1"] == "reserved"
+            await ev.event(event="answered", call_id="k1", branch=0)
+            await until(lambda: agents(server)["ag-1"] == "busy")
+            await ev.event(event="bye", call_id="k1")
+            assert await record_of(tmp_path, "k1") == ("answered", "ag-1", None)
+
+            # ag-2 logs out while both ring: its branch rings on (tm cannot
+            # stop it) and answers: the contact ends in agner, ag-1 is released
+            link.send(Ready("ag-2"))
+            await until(lambda: agents(server)["ag-2"] == "ready")
+            await invite("k2")
+            await until(lambda: agents(server)["ag-2"] == "reserved")
+            link.send(Logout("ag-2"))
+            await until(lambda: adapter.calls["k2"].offers == ["ag-1"])
+            await ev.event(event="answered", call_id="k2", branch=1)
+            assert await record_of(tmp_path, "k2") == ("abandoned", None, None)
+            await until(lambda: "k2" not in adapter.calls and agents(server)["ag-1"] == "ready")
+            await ev.event(event="bye", call_id="k2")  # Kamailio's call: nothing more for agner
+
+            # agner's ring timeout while the fork rings: both RONA, the contact
+            # is offered to ag-3 (held); Kamailio's fork fails later (RING_MS)
+            # and only then is ag-3 rung, alone
+            link.send(Login("ag-2"))
+            link.send(Ready("ag-2"))
+            await until(lambda: agents(server)["ag-2"] == "ready")
+            await invite("k3", tindex=3)
+            link.send(Ready("ag-3"))
+            await until(lambda: adapter.calls["k3"].held == ["ag-3"], timeout=5)
+            assert agents(server) == {"ag-1": "not_ready", "ag-2": "not_ready", "ag-3": "reserved"}
+            assert len(ev.cmds("relay", "k3")) == 1
+            await ev.event(event="failed", call_id="k3", tindex=7, tlabel=8, code=408)
+            await until(lambda: len(ev.cmds("relay", "k3")) == 2)
+            again = ev.cmds("relay", "k3")[1]
+            assert (again["uri"], again["tindex"], again["tlabel"]) == (uri("ag-3"), 7, 8)
+            assert "more" not in again
+            await ev.event(event="answered", call_id="k3", branch=0)
+            await until(lambda: agents(server)["ag-3"] == "busy")
+            await ev.event(event="bye", call_id="k3")
+            assert await record_of(tmp_path, "k3") == ("answered", "ag-3", None)
+
+            # evapi drops while three ring; meanwhile ag-3 answered (branch 2)
+            for name in ("ag-1", "ag-2"):
+                link.send(Ready(name))
+            await until(lambda: set(agents(server).values()) == {"ready"})
+            k4 = await invite("k4")
+            assert (k4["more"], k4["n"]) == (f"{uri('ag-2')}|{uri('ag-3')}", 2)
+            await ev.drop()
+            await until(lambda: bool(ev.cmds("check")))
+            await ev.event(event="status", call_id="k4", state="talking", branch=2)
+            await until(
+                lambda: agents(server) == {"ag-1": "ready", "ag-2": "ready", "ag-3": "busy"}
+            )
+            await adapter.close()
+            assert ev.server is not None
+            ev.server.close()
+
+        asyncio.run(main())
+    finally:
+        server.stop()
+
+
+def test_parallel_ring_survives_a_dropped_agner_link(tmp_path: Path) -> None:
+    """While the link to agner is down, agner's ring timeout gives up on both
+    agents of a parallel ring and offers the call to ag-3 (the revokes and
+    the connect are lost): when the link is back, query_contact tells the
+    adapter, which stops both legs and rings ag-3."""
+    center = write_center(tmp_path / "center.toml", 3, ring_timeout_s=2, queue_extra="parallel = 0")
+    server = ServerProcess(center, tmp_path).start()
+    try:
+
+        async def main() -> None:
+            fs = FakeFreeSwitch()
+            port = await fs.start()
+            relay = Relay(server.tcp)
+            adapter = FreeSwitchAdapter(
+                esl=f"127.0.0.1:{port}", password="ClueCon", server=await relay.start(),
+                token=ACME, agents={n: "user/hold" for n in ("ag-1", "ag-2", "ag-3")},
+                backoff=Backoff(0.05, 0.2),
+            )  # fmt: skip
+            await adapter.start()
+            await until(lambda: adapter.switch_connections == 1 and adapter.link.up)
+            link = adapter.link
+            for name in ("ag-1", "ag-2", "ag-3"):
+                link.send(Login(name))
+            for name in ("ag-1", "ag-2"):
+                link.send(Ready(name))
+            await until(lambda: agents(server) == {"ag-1": "ready", "ag-2": "ready",
+                                                   "ag-3": "not_ready"})  # fmt: skip
+            await fs.park("p1", "sales", "5551")
+            await until(lambda: "p1" in adapter.calls and len(adapter.calls["p1"].offer_legs) == 2)
+            legs = list(adapter.calls["p1"].offer_legs.values())
+            relay.cut()
+            await until(lambda: not link.up)
+            other = AgnerLink(server.tcp, ACME, lambda msg: None)  # another service session
+            other.start()
+            await other.wait_up()
+            other.send(Ready("ag-3"))
+            await until(lambda: agents(server) == {"ag-1": "not_ready", "ag-2": "not_ready",
+                                                   "ag-3": "reserved"}, timeout=5)  # fmt: skip
+            await relay.restore()
+            await until(lambda: adapter.calls["p1"].agent == "ag-3")
+            assert all(f"api uuid_kill {leg} ORIGINATOR_CANCEL" in fs.commands for leg in legs)
+            assert [c.split("execute-app-arg: ")[1] for c in fs.commands
+                    if c.startswith("sendmsg p1")][-1] == "user/hold"  # fmt: skip
+            await asyncio.sleep(0.2)  # the end of the stopped bridge blames nobody
+            assert agents(server)["ag-3"] == "reserved"
+            await fs.bridged("p1")
+            await until(lambda: agents(server)["ag-3"] == "busy")
+            await fs.hangup("p1")
+            assert await record_of(tmp_path, "p1") == ("answered", "ag-3", None)
+            await other.close()
+            await adapter.close()
+            relay.cut()
+            assert fs.server is not None
+            fs.server.close()
+
+        asyncio.run(main())
+    finally:
+        server.stop()

@@ -214,7 +214,11 @@ class FreeSwitchAdapter(SwitchAdapter):
             if name == "CHANNEL_ANSWER":
                 self.leg_answered(uuid)
             elif name == "CHANNEL_HANGUP_COMPLETE":
-                self.leg_failed(uuid, ev.get("Hangup-Cause", ""))
+                cause = ev.get("Hangup-Cause", "")
+                # cancelled: another leg won, or the caller left (its own
+                # hangup tells agner); the bridge's end covers the rest
+                if cause not in ("LOSE_RACE", "ORIGINATOR_CANCEL"):
+                    self.leg_failed(uuid, cause)
             return
         if name == "CHANNEL_PARK":
             queue = ev.get("variable_agner_queue")

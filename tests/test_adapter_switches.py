@@ -334,6 +334,15 @@ class FakeFreeSwitch:
         self.channels[caller]["app"] = "bridge"
         await self.event("CHANNEL_BRIDGE", caller, **{"Other-Leg-Unique-ID": leg})
 
+    async def leave(self, caller: str) -> None:
+        """The caller hangs up while its legs ring: they are cancelled first."""
+        for leg in self.rings.pop(caller)["legs"]:
+            del self.channels[leg]
+            await self.event(
+                "CHANNEL_HANGUP_COMPLETE", leg, **{"Hangup-Cause": "ORIGINATOR_CANCEL"}
+            )
+        await self.hangup(caller)
+
     async def bridged(self, caller: str) -> None:
         """The one agent of a serial bridge (user/hold) picks up."""
         del self.rings[caller]
@@ -524,6 +533,16 @@ class FakeAsterisk:
                             DialStatus="CANCEL")  # fmt: skip
             await self.send(Event="Hangup", Channel=och["chan"], Uniqueid=other, Cause="26")
         self.channels[caller]["app"] = "Dial"
+
+    async def leave(self, caller: str) -> None:
+        """The caller hangs up while its destinations ring: Dial() cancels them."""
+        for leg in self.rings.pop(caller):
+            och = self.channels.pop(leg)
+            await self.send(Event="DialEnd", Channel=self.channels[caller]["chan"],
+                            Uniqueid=caller, DestChannel=och["chan"], DestUniqueid=leg,
+                            DialStatus="CANCEL")  # fmt: skip
+            await self.send(Event="Hangup", Channel=och["chan"], Uniqueid=leg, Cause="16")
+        await self.hangup(caller)
 
     async def bridged(self, caller: str) -> None:
         """The one agent of a serial Dial() (PJSIP/hold) picks up."""
@@ -1430,6 +1449,15 @@ async def check_parallel(
     await until(lambda: state("p6") == "talking" and call("p6").agent == "ag-2")
     await until(lambda: agents(server) == {"ag-1": "ready", "ag-2": "busy", "ag-3": "not_ready"})
     await hang_up("p6", "ag-2")
+
+    # the caller hangs up while two ring: abandoned, and neither agent is blamed
+    await until(lambda: agents(server)["ag-2"] == "ready")
+    await arrive("p7", "sales", "5557")
+    await until(lambda: state("p7") == "ringing" and len(call("p7").offer_legs) == 2)
+    await fake.leave("p7")
+    assert await record_of(tmp, "p7") == ("abandoned", None, None)
+    await until(lambda: agents(server) == {"ag-1": "ready", "ag-2": "ready", "ag-3": "not_ready"})
+    assert "p7" not in adapter.calls and not adapter.ring_legs
 
 
 def parallel_scenarios(

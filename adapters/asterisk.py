@@ -255,17 +255,19 @@ class AsteriskAdapter(SwitchAdapter):
         dial string (``DialString`` is the part after the technology on some
         versions, all of it on others) or the channel's name (``PJSIP/1001-0000002a``)."""
         call, leg = self._call(ev.get("Uniqueid", "")), ev.get("DestUniqueid", "")
-        if call is None or call.state != "ringing" or call.agent is not None or not leg:
+        if call is None or not leg:
             return
         dest, said = ev.get("DestChannel", ""), ev.get("DialString", "")
-        for agent in call.offers + call.stop:
+        ringing = call.state == "ringing" and call.agent is None
+        for agent in (call.offers if ringing else []) + call.stop:
             dial = self.agents.get(agent, "")
             if agent not in call.offer_legs and (
                 said in (dial, dial.partition("/")[2]) or dest.startswith(dial + "-")
             ):
                 self.offer_leg(call, agent, leg)
                 return
-        log.info("asterisk: a Dial() channel of call %s for no agent: %r", call.call_id, dest)
+        if ringing:
+            log.info("asterisk: a Dial() channel of call %s for no agent: %r", call.call_id, dest)
 
     def _leg_ended(self, ev: dict[str, str]) -> None:
         leg, status = ev["DestUniqueid"], ev.get("DialStatus", "")

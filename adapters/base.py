@@ -262,11 +262,13 @@ class SwitchAdapter(abc.ABC):
 
     def offer_leg(self, call: SwitchCall, agent: str, leg: str) -> None:
         """The switch names ``leg`` as ``agent``'s leg of the parallel ring of ``call``."""
-        call.offer_legs[agent] = leg
-        self.ring_legs[leg] = (call.call_id, agent)
         if agent in call.stop:  # agner revoked it before the switch named its leg
             call.stop.remove(agent)
+            self.ended_legs[leg] = call.call_id
             self.drop_leg(call, agent, leg)
+            return
+        call.offer_legs[agent] = leg
+        self.ring_legs[leg] = (call.call_id, agent)
 
     def offer_of(self, leg: str) -> tuple[SwitchCall, str] | None:
         """The ringing call and agent of a parallel ring's leg, or None."""
@@ -368,7 +370,7 @@ class SwitchAdapter(abc.ABC):
         if len(dials) == 1:
             self._connect(call, dials[0][0])
         elif dials:
-            call.state, call.agent = "ringing", None
+            call.state, call.agent, call.stop = "ringing", None, []
             call.offers = [a for a, _ in dials]
             self.ring_all(call, dials)
 
@@ -556,7 +558,9 @@ class SwitchAdapter(abc.ABC):
             self.drop_leg(call, agent, leg)
         if not call.offers:
             # like a serial ring's revoke: the caller waits for the next connect
+            stop = call.stop
             self._end_ring(call)
+            call.stop = stop  # legs the switch names later are stopped then
             call.state, call.agent = "queued", None
             if call.held:
                 self._ring(call)

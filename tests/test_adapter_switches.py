@@ -22,7 +22,18 @@ from sip_harness import write_center
 from agner.adapters.asterisk import AsteriskAdapter
 from agner.adapters.freeswitch import FreeSwitchAdapter
 from agner.adapters.link import AgnerLink, Backoff
-from agner.protocol import ClientMessage, Connect, Dial, Login, Logout, NoAnswer, NotReady, Ready
+from agner.protocol import (
+    Answered,
+    ClientMessage,
+    Connect,
+    Dial,
+    Login,
+    Logout,
+    NoAnswer,
+    NotReady,
+    Ready,
+    Revoked,
+)
 
 
 async def until(cond: Callable[[], bool], timeout: float = 10.0) -> None:
@@ -1688,3 +1699,51 @@ def test_parallel_ring_survives_a_dropped_agner_link(tmp_path: Path) -> None:
         asyncio.run(main())
     finally:
         server.stop()
+
+
+def test_asterisk_stops_a_revoked_agents_channel_once_dial_names_it() -> None:
+    """agner revokes one agent of a parallel ring before Dial()'s DialBegin
+    named its channel: the channel is hung up as soon as it is named, and its
+    DialEnd then blames nobody; the other agent's answer takes the call."""
+
+    class Recording(AsteriskAdapter):
+        def __init__(self) -> None:
+            super().__init__(
+                ami="127.0.0.1:9", username="u", secret="s", server="127.0.0.1:9",
+                token=ACME, agents={"ag-1": "PJSIP/1001", "ag-2": "PJSIP/1002"},
+            )  # fmt: skip
+            self.sent: list[tuple[str, dict[str, str]]] = []
+
+        def _fire(self, name: str, fields: dict[str, str], *rest: Any, **kw: Any) -> str:
+            self.sent.append((name, fields))
+            return "agner-0"
+
+    async def main() -> Recording:
+        ami = Recording()
+        ami._event({"Event": "UserEvent", "UserEvent": "AgnerArrived", "Uniqueid": "1.1",
+                    "Channel": "PJSIP/trunk-1", "Queue": "sales"})  # fmt: skip
+        ami.on_agner(Connect("1.1", "ag-1", "sales", "voice"))
+        ami.on_agner(Connect("1.1", "ag-2", "sales", "voice"))
+        await asyncio.sleep(0)  # the end of the read: one Dial() for both
+        assert ami.sent == [
+            ("Setvar", {"Channel": "PJSIP/trunk-1", "Variable": "AGNER_DIAL",
+                        "Value": "PJSIP/1001&PJSIP/1002"}),
+            ("Redirect", {"Channel": "PJSIP/trunk-1", "Context": "agner-agents", "Exten": "s",
+                          "Priority": "1"}),
+        ]  # fmt: skip
+        ami.on_agner(Revoked("1.1", "ag-1", "logout"))
+        for n, dial in ((1, "1001"), (2, "1002")):
+            ami._event({"Event": "DialBegin", "Uniqueid": "1.1", "DestUniqueid": f"1.{n + 1}",
+                        "DestChannel": f"PJSIP/{dial}-0000000{n}", "DialString": dial})  # fmt: skip
+        assert ami.sent[2:] == [("Hangup", {"Channel": "1.2", "Cause": "16"})]
+        ami._event({"Event": "DialEnd", "Uniqueid": "1.1", "DestUniqueid": "1.2",
+                    "DialStatus": "NOANSWER"})  # fmt: skip
+        ami._event({"Event": "DialEnd", "Uniqueid": "1.1", "DestUniqueid": "1.3",
+                    "DialStatus": "ANSWER"})  # fmt: skip
+        assert (ami.calls["1.1"].state, ami.calls["1.1"].agent) == ("talking", "ag-2")
+        return ami
+
+    ami = asyncio.run(main())
+    held = [msgspec.msgpack.decode(m, type=ClientMessage) for m in ami.link.held]
+    assert [type(m).__name__ for m in held] == ["Arrived", "Answered"]
+    assert held[1] == Answered("1.1", "ag-2")

@@ -378,16 +378,21 @@ class KamailioAdapter:
             return
         call.state = "ringing"
         call.routed = True
-        self._cmd(
-            {
-                "cmd": "relay",
-                "call_id": call.call_id,
-                "tindex": call.tindex,
-                "tlabel": call.tlabel,
-                "uri": uri,
-                "ring_ms": self.ring_ms,
-            }
-        )
+        self._send_relay(call, [uri])
+
+    def _send_relay(self, call: Call, uris: list[str]) -> None:
+        """Resume the caller's transaction to ring ``uris`` (several: a fork)."""
+        cmd: dict[str, Any] = {
+            "cmd": "relay",
+            "call_id": call.call_id,
+            "tindex": call.tindex,
+            "tlabel": call.tlabel,
+            "uri": uris[0],
+            "ring_ms": self.ring_ms,
+        }
+        if len(uris) > 1:
+            cmd["more"], cmd["n"] = "|".join(uris[1:]), len(uris) - 1
+        self._cmd(cmd)
         if call.invite_ns and len(self.latencies) < self.keep_latencies:
             self.latencies.append(time.monotonic_ns() - call.invite_ns)
             call.invite_ns = 0
@@ -428,21 +433,7 @@ class KamailioAdapter:
             return
         call.state, call.agent, call.revoked, call.routed = "ringing", None, False, True
         call.offers = list(call.fork)
-        self._cmd(
-            {
-                "cmd": "relay",
-                "call_id": call.call_id,
-                "tindex": call.tindex,
-                "tlabel": call.tlabel,
-                "uri": uris[0],
-                "more": "|".join(uris[1:]),
-                "n": len(uris) - 1,
-                "ring_ms": self.ring_ms,
-            }
-        )
-        if call.invite_ns and len(self.latencies) < self.keep_latencies:
-            self.latencies.append(time.monotonic_ns() - call.invite_ns)
-            call.invite_ns = 0
+        self._send_relay(call, uris)
 
     def _reject(self, call: Call, code: int, reason: str) -> None:
         self.calls.pop(call.call_id, None)

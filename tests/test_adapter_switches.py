@@ -11,7 +11,7 @@ import sqlite3
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import quote
 
 import msgspec
@@ -913,33 +913,59 @@ async def check_dials(
     return legs
 
 
-def dial_scenarios(
+Switch = FreeSwitchAdapter | AsteriskAdapter
+T = TypeVar("T")
+
+
+def against_fake(
     tmp: Path,
     fake: FakeFreeSwitch | FakeAsterisk,
-    adapter_for: Callable[[int, str], FreeSwitchAdapter | AsteriskAdapter],
-    **switch: Any,
-) -> dict[str, str]:
-    """:func:`check_dials` against ``agner serve`` and ``fake``, through the
-    adapter ``adapter_for(fake's port, agner's address)``; ``switch``: the
-    rest of its arguments."""
-    center = write_center(tmp / "center.toml", 3, queue_extra=DIAL_CENTER)
+    adapter_for: Callable[[int, str], Switch],
+    check: Callable[[Switch, ServerProcess], Awaitable[T]],
+    queue_extra: str,
+    ring_timeout_s: int = 60,
+) -> T:
+    """``check(adapter, server)`` against ``agner serve`` (three agents, the
+    queue's ``queue_extra``) and ``fake``, through the adapter
+    ``adapter_for(fake's port, agner's address)``."""
+    center = write_center(tmp / "center.toml", 3, ring_timeout_s, queue_extra=queue_extra)
     server = ServerProcess(center, tmp).start()
     try:
 
-        async def main() -> dict[str, str]:
+        async def main() -> T:
             adapter = adapter_for(await fake.start(), server.tcp)
-            adapter.dial_grace_s = 0.5
             await adapter.start()
             await until(lambda: adapter.switch_connections == 1 and adapter.link.up)
-            legs = await check_dials(adapter, fake, server, tmp, **switch)
+            result = await check(adapter, server)
             await adapter.close()
             assert fake.server is not None
             fake.server.close()
-            return legs
+            return result
 
         return asyncio.run(main())
     finally:
         server.stop()
+
+
+def dial_scenarios(
+    tmp: Path,
+    fake: FakeFreeSwitch | FakeAsterisk,
+    adapter_for: Callable[[int, str], Switch],
+    **switch: Any,
+) -> dict[str, str]:
+    """:func:`check_dials` against ``agner serve`` and ``fake``; ``switch``:
+    the rest of its arguments."""
+
+    def quick(port: int, agner: str) -> Switch:
+        adapter = adapter_for(port, agner)
+        adapter.dial_grace_s = 0.5
+        return adapter
+
+    return against_fake(
+        tmp, fake, quick,
+        lambda adapter, server: check_dials(adapter, fake, server, tmp, **switch),
+        queue_extra=DIAL_CENTER,
+    )  # fmt: skip
 
 
 def test_freeswitch_places_callbacks_and_click_to_dial(tmp_path: Path) -> None:
@@ -1186,6 +1212,14 @@ class FakeEvapi:
         body = json.dumps(fields).encode()
         await dribble(self.writers[-1], b"%d:%s," % (len(body), body))
 
+    async def invite(self, call_id: str, tindex: int = 1) -> dict[str, Any]:
+        """A caller's INVITE, suspended (``tindex``, tlabel 2): the adapter's
+        first relay of it, once agner has chosen."""
+        await self.event(event="invite", call_id=call_id, tindex=tindex, tlabel=2, cseq="1",
+                         queue="sales", **{"from": "555"})  # fmt: skip
+        await until(lambda: bool(self.cmds("relay", call_id)))
+        return self.cmds("relay", call_id)[0]
+
     def cmds(self, cmd: str, call_id: str | None = None) -> list[dict[str, Any]]:
         return [g for g in self.got if g["cmd"] == cmd and call_id in (None, g.get("call_id"))]
 
@@ -1265,12 +1299,7 @@ def test_kamailio_adapter_catches_up_after_evapi_drops_and_dials_out(tmp_path: P
             await adapter.start()
             await adapter.wait_up()
             await until(lambda: agents(server) == {"ag-1": "ready", "ag-2": "ready"})
-
-            async def invite(cid: str) -> dict[str, Any]:
-                await ev.event(event="invite", call_id=cid, tindex=1, tlabel=2, cseq="1",
-                               queue="sales", **{"from": "555"})  # fmt: skip
-                await until(lambda: bool(ev.cmds("relay", cid)))
-                return ev.cmds("relay", cid)[0]
+            invite = ev.invite
 
             k1 = await invite("k1")  # linear: ag-1 first
             assert k1["uri"] == "sip:ag-1@10.0.0.20"
@@ -1474,25 +1503,16 @@ async def check_parallel(
 def parallel_scenarios(
     tmp: Path,
     fake: FakeFreeSwitch | FakeAsterisk,
-    adapter_for: Callable[[int, str], FreeSwitchAdapter | AsteriskAdapter],
+    adapter_for: Callable[[int, str], Switch],
     **switch: Any,
 ) -> None:
-    center = write_center(tmp / "center.toml", 3, ring_timeout_s=3, queue_extra=PARALLEL_CENTER)
-    server = ServerProcess(center, tmp).start()
-    try:
-
-        async def main() -> None:
-            adapter = adapter_for(await fake.start(), server.tcp)
-            await adapter.start()
-            await until(lambda: adapter.switch_connections == 1 and adapter.link.up)
-            await check_parallel(adapter, fake, server, tmp, **switch)
-            await adapter.close()
-            assert fake.server is not None
-            fake.server.close()
-
-        asyncio.run(main())
-    finally:
-        server.stop()
+    """:func:`check_parallel` against ``agner serve`` (ring-all, a 3 s ring
+    timeout) and ``fake``; ``switch``: the rest of its arguments."""
+    against_fake(
+        tmp, fake, adapter_for,
+        lambda adapter, server: check_parallel(adapter, fake, server, tmp, **switch),
+        queue_extra=PARALLEL_CENTER, ring_timeout_s=3,
+    )  # fmt: skip
 
 
 def test_freeswitch_rings_a_parallel_offer_at_once(tmp_path: Path) -> None:
@@ -1567,12 +1587,7 @@ def test_kamailio_adapter_forks_a_parallel_offer(tmp_path: Path) -> None:
             link.send(NotReady("ag-3"))
             await until(lambda: agents(server)["ag-3"] == "not_ready")
             uri = "sip:{}@10.0.0.20".format
-
-            async def invite(cid: str, tindex: int = 1) -> dict[str, Any]:
-                await ev.event(event="invite", call_id=cid, tindex=tindex, tlabel=2, cseq="1",
-                               queue="sales", **{"from": "555"})  # fmt: skip
-                await until(lambda: bool(ev.cmds("relay", cid)))
-                return ev.cmds("relay", cid)[0]
+            invite = ev.invite
 
             # one relay for both; ag-2's branch is busy, ag-1's answers
             k1 = await invite("k1")

@@ -354,6 +354,10 @@ class FakeFreeSwitch:
             )
         await self.hangup(caller)
 
+    def holding(self, caller: str) -> bool:
+        """A serial bridge of the caller (user/hold) rings."""
+        return self.rings.get(caller) == {"arg": "user/hold", "legs": {}}
+
     async def bridged(self, caller: str) -> None:
         """The one agent of a serial bridge (user/hold) picks up."""
         del self.rings[caller]
@@ -554,6 +558,10 @@ class FakeAsterisk:
                             DialStatus="CANCEL")  # fmt: skip
             await self.send(Event="Hangup", Channel=och["chan"], Uniqueid=leg, Cause="16")
         await self.hangup(caller)
+
+    def holding(self, caller: str) -> bool:
+        """A serial Dial() of the caller (PJSIP/hold) rings."""
+        return self.rings.get(caller) == {}
 
     async def bridged(self, caller: str) -> None:
         """The one agent of a serial Dial() (PJSIP/hold) picks up."""
@@ -1469,6 +1477,7 @@ async def check_parallel(
     assert agents(server)["ag-1"] == agents(server)["ag-2"] == "not_ready"
     await until(lambda: all(stopped(leg) and leg not in fake.channels for leg in legs))
     await until(lambda: state("p5") == "ringing" and call("p5").agent == "ag-3")
+    await until(lambda: fake.holding("p5"))
     await asyncio.sleep(0.2)
     assert agents(server)["ag-3"] == "reserved"
     await fake.bridged("p5")
@@ -1701,6 +1710,7 @@ def test_parallel_ring_survives_a_dropped_agner_link(tmp_path: Path) -> None:
             await until(lambda: [c.split("execute-app-arg: ")[1] for c in fs.commands
                                  if c.startswith("sendmsg p1")][-1] == "user/hold")  # fmt: skip
             assert all(f"api uuid_kill {leg} ORIGINATOR_CANCEL" in fs.commands for leg in legs)
+            await until(lambda: fs.holding("p1"))
             await asyncio.sleep(0.2)  # the end of the stopped bridge blames nobody
             assert agents(server)["ag-3"] == "reserved"
             await fs.bridged("p1")

@@ -1490,6 +1490,7 @@ async def check_parallel(
     await arrive("p6", "sales", "5556")
     await until(lambda: state("p6") == "ringing" and len(call("p6").offer_legs) == 2)
     first, second = call("p6").offer_legs["ag-1"], call("p6").offer_legs["ag-2"]
+    await until(lambda: first in fake.channels and second in fake.channels)
     fake.refuse = True
     fake.drop()
     await until(lambda: adapter.writer is None)
@@ -1504,6 +1505,7 @@ async def check_parallel(
     await until(lambda: agents(server)["ag-2"] == "ready")
     await arrive("p7", "sales", "5557")
     await until(lambda: state("p7") == "ringing" and len(call("p7").offer_legs) == 2)
+    await until(lambda: all(leg in fake.channels for leg in call("p7").offer_legs.values()))
     await fake.leave("p7")
     assert await record_of(tmp, "p7") == ("abandoned", None, None)
     await until(lambda: agents(server) == {"ag-1": "ready", "ag-2": "ready", "ag-3": "not_ready"})

@@ -705,8 +705,9 @@ class KamailioAdapter:
         elif isinstance(msg, Ok):
             call_id, _ = self._refs.pop(msg.ref, ("", ""))
             call = self.calls.get(call_id)
-            if call is not None and call.state == "queued" and not call.routed:
-                # not connected at once: the caller hears it is queued
+            if call is not None and call.state == "queued" and not call.routed and not call.held:
+                # not connected at once (no connect came before this ok, to be
+                # relayed at the end of the read): the caller hears it is queued
                 call.ring_ns = time.monotonic_ns()
                 self._reply(call, 182, "Queued")
         elif isinstance(msg, Error):

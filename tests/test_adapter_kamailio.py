@@ -391,7 +391,7 @@ def test_parallel_offer_forks_to_both_agents_and_the_first_answer_wins(tmp_path:
         asyncio.run(main())
         (cid, seen), *_ = rig.sipps[2].seen().items()
         assert seen[0] == "INVITE" and "200" in seen and "BYE" in seen
-        assert not {"486", "408", "487"} & set(seen)
+        assert not {"182", "486", "408", "487"} & set(seen)
         assert deaf.seen()[cid][:3] == ["INVITE", "180", "CANCEL"]
         assert ann.seen()[cid][:3] == ["INVITE", "180", "200"]
         assert rig.records() == {cid: ("answered", "ag-2")}
@@ -442,3 +442,31 @@ def test_parallel_offer_both_fail_then_the_next_agent(tmp_path: Path, second: st
         assert rig.records() == {cid: ("answered", "ag-3")}
         states = agent_states(rig)
         assert states["ag-1"] == states["ag-2"] == "not_ready" and states["ag-3"] == "ready"
+
+
+def test_caller_hanging_up_while_a_fork_rings_blames_no_agent(tmp_path: Path) -> None:
+    """The caller CANCELs while both agents of a fork ring: Kamailio cancels
+    both branches, agner records the call abandoned and both agents are
+    ready again (no RONA for the cancelled branches)."""
+    with Rig(tmp_path, ring_ms=5000, queue_extra="parallel = 0") as rig:
+        deaf1 = rig.agent("deaf1", "agent_noanswer.xml")
+        deaf2 = rig.agent("deaf2", "agent_noanswer.xml")
+
+        async def main() -> None:
+            adapter = rig.adapter({"ag-1": deaf1, "ag-2": deaf2})
+            await adapter.start()
+            await adapter.wait_up()
+            await until(lambda: agent_states(rig)["ag-2"] == "ready")
+            caller = rig.caller("caller", "caller_ring_cancel.xml", "-m", "1").start()
+            assert await wait_proc(caller) == 0
+            await until(lambda: not adapter.calls)
+            await asyncio.sleep(0.3)  # the branches' 487s: nobody is blamed for them
+            assert agent_states(rig) == {"ag-1": "ready", "ag-2": "ready", "ag-3": "logged_out"}
+            await adapter.close()
+
+        asyncio.run(main())
+        (cid, seen), *_ = rig.sipps[2].seen().items()
+        assert seen[0] == "INVITE" and "487" in seen and "200" in seen
+        for deaf in (deaf1, deaf2):
+            assert deaf.seen()[cid][:3] == ["INVITE", "180", "CANCEL"]
+        assert rig.records() == {cid: ("abandoned", None)}

@@ -53,21 +53,21 @@ def _secret(value: str | None, env: str, option: str) -> str:
 
 
 def _kamailio(args: argparse.Namespace) -> _Adapter:
-    from agner.adapters.kamailio import KamailioAdapter
+    from agner.adapters.kamailio import KamailioAdapter, check_settings
 
     agents = _agents(args.agent)
-    if not agents and args.agent_uri is None:
-        raise _Refused("give the agents' SIP addresses: --agent NAME=URI or --agent-uri")
-    if args.agent_uri is not None and "{agent}" not in args.agent_uri:
-        raise _Refused(f"--agent-uri: no {{agent}} in {args.agent_uri!r}")
-    if args.dial_uri is not None and "{number}" not in args.dial_uri:
-        raise _Refused(f"--dial-uri: no {{number}} in {args.dial_uri!r}")
-    if args.ring_ms <= 0:
-        raise _Refused("--ring-ms must be > 0")
-    if not args.ring_every > 0:
-        raise _Refused("--ring-every must be > 0")
+    options = {"agents": "--agent NAME=URI", "ring_every_s": "--ring-every"}
+    check_settings(
+        evapi=args.evapi,
+        agents=agents,
+        agent_uri=args.agent_uri,
+        dial_uri=args.dial_uri,
+        ring_ms=args.ring_ms,
+        ring_every_s=args.ring_every,
+        name=lambda k: options.get(k, "--" + k.replace("_", "-")),
+    )
     return KamailioAdapter(
-        evapi=_address(args.evapi, "--evapi"),
+        evapi=args.evapi,
         server=_address(args.server, "--server"),
         token=_secret(args.token, "AGNER_TOKEN", "--token"),
         agents=agents,

@@ -42,11 +42,11 @@ import secrets
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from agner.adapters.link import AgnerLink, Backoff, Batcher, no_delay, parse_address, quickack
+from agner.adapters.link import Backoff, Batcher, no_delay, open_link, parse_address, quickack
 from agner.protocol import (
     Answered,
     Arrived,
@@ -64,7 +64,10 @@ from agner.protocol import (
     Revoked,
 )
 
-__all__ = ["CONFIG", "Call", "KamailioAdapter", "NetstringReader"]
+if TYPE_CHECKING:
+    from agner.server import Server
+
+__all__ = ["CONFIG", "Call", "KamailioAdapter", "NetstringReader", "check_settings"]
 
 log = logging.getLogger("agner.adapters.kamailio")
 
@@ -118,6 +121,34 @@ class NetstringReader:
         comma = self.buf.find(b",", pos)
         log.warning("evapi: skipped a malformed netstring")
         return len(self.buf) if comma < 0 else comma + 1
+
+
+def check_settings(
+    *,
+    evapi: str,
+    agents: dict[str, str],
+    agent_uri: str | None,
+    dial_uri: str | None,
+    ring_ms: int,
+    ring_every_s: float,
+    name: Callable[[str], str] = str,
+) -> None:
+    """Refuse settings a :class:`KamailioAdapter` cannot work with: ValueError
+    naming the setting (``name`` turns a keyword into what the user wrote)."""
+    try:
+        parse_address(evapi)
+    except ValueError:
+        raise ValueError(f"{name('evapi')}: not a HOST:PORT address: {evapi!r}") from None
+    if not agents and agent_uri is None:
+        raise ValueError(f"give the agents' SIP addresses: {name('agents')} or {name('agent_uri')}")
+    if agent_uri is not None and "{agent}" not in agent_uri:
+        raise ValueError(f"{name('agent_uri')}: no {{agent}} in {agent_uri!r}")
+    if dial_uri is not None and "{number}" not in dial_uri:
+        raise ValueError(f"{name('dial_uri')}: no {{number}} in {dial_uri!r}")
+    if ring_ms <= 0:
+        raise ValueError(f"{name('ring_ms')} must be > 0")
+    if not ring_every_s > 0:
+        raise ValueError(f"{name('ring_every_s')} must be > 0")
 
 
 class _Event(msgspec.Struct, gc=False):
@@ -216,6 +247,11 @@ class _Evapi(asyncio.Protocol):
 class KamailioAdapter:
     """Bridges Kamailio's evapi socket and an ``agner serve`` switch session.
 
+    ``server`` is agner serve's ``--tcp`` address (``HOST:PORT``), or the
+    :class:`agner.server.Server` of this process: that is how ``agner serve``
+    runs the adapters of its ``[[adapters]]`` tables, in its own event loop
+    with no socket in between (:class:`agner.adapters.link.LocalLink`).
+
     ``agents`` maps agent names to SIP URIs; ``agent_uri`` (a template with
     ``{agent}``) serves the others. ``login``: agents to log in and make ready
     each time the link to agner comes up. ``ring_ms``: how long an agent's
@@ -230,7 +266,7 @@ class KamailioAdapter:
         self,
         *,
         evapi: str,
-        server: str,
+        server: str | Server,
         token: str,
         agents: dict[str, str] | None = None,
         agent_uri: str | None = None,
@@ -255,7 +291,7 @@ class KamailioAdapter:
         self.dials: dict[str, Call] = {}  # dial token -> dialed call, until its phone calls out
         self.sip_calls: dict[str, Call] = {}  # Call-ID of an agent's call out -> dialed call
         self._unsent: list[Call] = []  # dials asked for while evapi was down
-        self.link = AgnerLink(server, token, self.on_agner, on_up=self._agner_up, backoff=Backoff())
+        self.link = open_link(server, token, self.on_agner, on_up=self._agner_up)
         self.proto: _Evapi | None = None
         self.evapi_connections = 0
         self.malformed = 0

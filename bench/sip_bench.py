@@ -1,24 +1,30 @@
 """Calls per second through sipp caller -> Kamailio -> agner -> sipp agent, and
 the time agner adds to call setup.
 
-    python bench/sip_bench.py --rate 1000 --duration 20 [--agents 400] [--anonymous | --echo]
+    python bench/sip_bench.py --rate 1000 --duration 20 [--agents 400] \
+        [--anonymous | --echo | --in-server]
 
-Starts, on free loopback ports, `agner serve` (a center of --agents agents,
-wrap-up 0), Kamailio with adapters/kamailio.cfg (-m 1024, -b --buffers), one
-sipp process answering for every agent (adapters/sipp/agent_answer.xml), the
-Kamailio adapter in this process (uvloop), and a sipp caller
+Starts, on free loopback ports, Kamailio with adapters/kamailio.cfg (-m 1024,
+-b --buffers), one sipp process answering for every agent
+(adapters/sipp/agent_answer.xml), `agner serve` (a center of --agents agents,
+wrap-up 0), the Kamailio adapter in this process (uvloop) or, with
+--in-server, inside `agner serve` (an [[adapters]] table), and a sipp caller
 (adapters/sipp/caller.xml, each call held --hold-ms then hung up) at --rate
 calls per second; both sipp with -buff_size --buffers. Then it runs the same
 caller once more against Kamailio relaying straight to the agent (BYPASS_URI,
 no agner). Reported: calls attempted, answered and failed, sipp's
 retransmissions and the UDP datagrams the kernel dropped for full receive
 buffers (machine-wide); the caller's INVITE -> 200 OK time (from the
-microsecond timestamps of sipp's message trace) with and without agner, and
-their difference, with the seconds of the run that had calls over 50 ms; and
-the adapter's own share (evapi invite read -> relay written, which includes
-the round trip to agner serve). --anonymous sends agner no caller number, so
-the server does no CRM look-up per call; --echo leaves agner out (the adapter
-relays each call at once): what is left is Kamailio's evapi round trip.
+microsecond timestamps of sipp's message traces) with and without agner, and
+their difference, with the seconds of the run that had calls over 50 ms; its
+legs (medians): the caller's INVITE -> the agent's INVITE (in) and the
+agent's 200 -> the caller's 200 (back), and, with the adapter in this
+process, "in" split at the adapter (Kamailio to the adapter, the adapter and
+agner, Kamailio to the agent); and the adapter's own share (evapi invite read
+-> relay written, which includes the round trip to agner serve). --anonymous
+sends agner no caller number, so the server does no CRM look-up per call;
+--echo leaves agner out (the adapter relays each call at once): what is left
+is Kamailio's evapi round trip.
 """
 
 from __future__ import annotations
@@ -44,7 +50,34 @@ from sip_harness import HOST, Kamailio, Sipp, write_center  # noqa: E402
 from agner.adapters.kamailio import Call, KamailioAdapter  # noqa: E402
 
 
-class _Anonymous(KamailioAdapter):
+def _day_s() -> float:
+    """Now in seconds since local midnight: the clock of sipp's message traces."""
+    t = time.time()
+    lt = time.localtime(t)
+    return lt.tm_hour * 3600 + lt.tm_min * 60 + lt.tm_sec + t % 1
+
+
+class _Timed(KamailioAdapter):
+    """Notes, per call, the times (those of sipp's traces) when the invite
+    event was read and when the relay was written."""
+
+    def __init__(self, **kw: Any) -> None:
+        super().__init__(**kw)
+        self.wall: dict[str, list[float]] = {}
+
+    def on_event(self, ev: Any) -> None:
+        if ev.event == "invite":
+            self.wall[ev.call_id] = [_day_s()]
+        super().on_event(ev)
+
+    def _relay(self, call: Call, agent: str) -> None:
+        super()._relay(call, agent)
+        w = self.wall.get(call.call_id)
+        if w is not None and len(w) == 1:
+            w.append(_day_s())
+
+
+class _Anonymous(_Timed):
     """Callers without a number: agner gets no customer, so it does no CRM
     look-up (the server's store lookup on a worker thread) before routing."""
 
@@ -53,12 +86,13 @@ class _Anonymous(KamailioAdapter):
         super().on_event(ev)
 
 
-class _Echo(KamailioAdapter):
+class _Echo(_Timed):
     """No agner in the loop: every invite is relayed at once to ag-1, so what
     is added is Kamailio's evapi round trip and this event loop alone."""
 
     def on_event(self, ev: Any) -> None:
         if ev.event == "invite":
+            self.wall[ev.call_id] = [_day_s()]
             call = Call(ev.call_id, ev.queue, ev.cseq, ev.tindex, ev.tlabel)
             call.invite_ns = time.monotonic_ns()
             self.calls[ev.call_id] = call
@@ -74,23 +108,23 @@ def _pct(values: list[float], p: float) -> float:
     return round(s[min(len(s) - 1, int(p / 100 * len(s)))], 3)
 
 
-def _rtts(sipp: Sipp) -> list[tuple[float, float]]:
-    """Per call, (when its INVITE was sent, s; INVITE sent -> 200 OK (INVITE)
-    received, ms), from the timestamps (microseconds) of sipp's message trace;
-    sipp's own response-time statistics count whole milliseconds only."""
-    sent: dict[str, float] = {}
-    out: list[tuple[float, float]] = []
+def _stamps(path: Path) -> dict[str, tuple[float, float]]:
+    """Call-ID -> (its first INVITE, the first 200 OK to an INVITE), in seconds
+    of the day, from the timestamps (microseconds) of a sipp message trace:
+    sent by a caller, received by an agent, and the other way round."""
+    invite: dict[str, float] = {}
+    out: dict[str, tuple[float, float]] = {}
     stamp = 0.0
     first = cid = cseq = ""
-    with open(sipp.messages, errors="replace") as fh:
+    with open(path, errors="replace") as fh:
         for line in fh:
             if line.startswith("-----") and line.rstrip().count(":") == 2:
                 if first and cid:
-                    if first.startswith("INVITE") and cid not in sent:
-                        sent[cid] = stamp
-                    elif first.startswith("SIP/2.0 200") and "INVITE" in cseq and cid in sent:
-                        t = sent.pop(cid)
-                        out.append((t, (stamp - t) * 1000))
+                    ok = first.startswith("SIP/2.0 200") and "INVITE" in cseq
+                    if first.startswith("INVITE") and cid not in invite:
+                        invite[cid] = stamp
+                    elif ok and cid in invite and cid not in out:
+                        out[cid] = (invite[cid], stamp)
                 hhmmss = line.split()[-1]
                 h, m, sec = hhmmss.split(":")
                 stamp = int(h) * 3600 + int(m) * 60 + float(sec)
@@ -103,18 +137,55 @@ def _rtts(sipp: Sipp) -> list[tuple[float, float]]:
                 cid = line[8:].strip()
             elif line.startswith("CSeq:"):
                 cseq = line
+    return out
+
+
+def _rtts(sipp: Sipp) -> dict[str, tuple[float, float]]:
+    """Per call, (when its INVITE was sent, s; INVITE sent -> 200 OK (INVITE)
+    received, ms), by Call-ID; sipp's own response-time statistics count
+    whole milliseconds only."""
+    out = {cid: (a, (b - a) * 1000) for cid, (a, b) in _stamps(sipp.messages).items()}
     sipp.messages.unlink()
     return out
 
 
-def _setup(rtts: list[tuple[float, float]], slow_ms: float = 50.0) -> dict[str, Any]:
+def _legs(
+    calls: dict[str, tuple[float, float]],
+    agent: dict[str, tuple[float, float]],
+    wall: dict[str, list[float]] | None = None,
+) -> Any:
+    """Where the setup time goes, medians in ms: the caller's INVITE sent -> the
+    agent's INVITE received (``in``: Kamailio, and agner), and the agent's 200
+    sent -> the caller's 200 received (``back``: Kamailio alone). With the
+    adapter in this process (``wall``), ``in`` in three: INVITE sent -> the
+    adapter read the invite event (``to_adapter``), -> it wrote the relay
+    (``adapter``: agner's part), -> the agent received the INVITE
+    (``to_agent``: Kamailio resuming the transaction and relaying)."""
+    legs: dict[str, list[float]] = {"in": [], "back": []}
+    if wall:
+        legs |= {"to_adapter": [], "adapter": [], "to_agent": []}
+    for cid, (sent, rtt) in calls.items():
+        got = agent.get(cid)
+        if got is None:
+            continue
+        legs["in"].append((got[0] - sent) * 1000)
+        legs["back"].append((sent + rtt / 1000 - got[1]) * 1000)
+        w = (wall or {}).get(cid)
+        if w is not None and len(w) == 2:
+            legs["to_adapter"].append((w[0] - sent) * 1000)
+            legs["adapter"].append((w[1] - w[0]) * 1000)
+            legs["to_agent"].append((got[0] - w[1]) * 1000)
+    return {k: _pct(v, 50) for k, v in legs.items()}
+
+
+def _setup(calls: dict[str, tuple[float, float]], slow_ms: float = 50.0) -> dict[str, Any]:
     """Median and p99 of the setup times, and the seconds of the run (from the
     first INVITE) in which calls took longer than ``slow_ms``: stalls show as
     a few seconds with many slow calls, overload as slow calls everywhere."""
-    ms = [r for _, r in rtts]
-    start = min((t for t, _ in rtts), default=0.0)
+    ms = [r for _, r in calls.values()]
+    start = min((t for t, _ in calls.values()), default=0.0)
     slow: dict[int, int] = {}
-    for t, r in rtts:
+    for t, r in calls.values():
         if r > slow_ms:
             slow[int(t - start)] = slow.get(int(t - start), 0) + 1
     worst = sorted(slow.items(), key=lambda kv: -kv[1])[:5]
@@ -161,9 +232,23 @@ def _caller(tmp: Path, port: int, rate: float, duration: float, hold_ms: int, bu
     )  # fmt: skip
 
 
+class _NoAdapter:
+    """--in-server: the adapter runs inside `agner serve` ([[adapters]])."""
+
+    def __init__(self) -> None:
+        self.latencies: list[int] = []
+
+    async def start(self) -> None:
+        pass
+
+    async def wait_up(self) -> None:
+        pass
+
+    async def close(self) -> None:
+        pass
+
+
 async def _run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
-    server = ServerProcess(write_center(tmp / "center.toml", args.agents, 60, "longest_idle"), tmp)
-    server.start()
     kam = Kamailio(tmp, shm_mb=1024, children=args.children, rcvbuf=args.buffers)
     kam.start()
     agent = Sipp(
@@ -172,19 +257,29 @@ async def _run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     )  # fmt: skip
     agent.start()
     names = [f"ag-{i}" for i in range(1, args.agents + 1)]
-    kind = _Echo if args.echo else _Anonymous if args.anonymous else KamailioAdapter
-    adapter = kind(
-        evapi=kam.evapi,
-        server=server.tcp,
-        token=ACME,
-        agent_uri=f"sip:{{agent}}@{HOST}:{agent.port}",
-        login=names,
-    )
+    agent_uri = f"sip:{{agent}}@{HOST}:{agent.port}"
+    center = write_center(tmp / "center.toml", args.agents, 60, "longest_idle")
+    if args.in_server:
+        with open(center, "a") as fh:
+            fh.write(
+                f'\n[[adapters]]\nswitch = "kamailio"\nevapi = "{kam.evapi}"\n'
+                f'token = "{ACME}"\nagent_uri = "{agent_uri}"\nlogin = {json.dumps(names)}\n'
+            )
+    server = ServerProcess(center, tmp)
+    server.start()
+    adapter: Any
+    if args.in_server:
+        adapter = _NoAdapter()
+    else:
+        kind = _Echo if args.echo else _Anonymous if args.anonymous else _Timed
+        adapter = kind(
+            evapi=kam.evapi, server=server.tcp, token=ACME, agent_uri=agent_uri, login=names
+        )
     result: dict[str, Any] = {}
     try:
         await adapter.start()
         await adapter.wait_up()
-        await asyncio.sleep(1.0)  # the logins
+        await asyncio.sleep(1.0)  # the logins (and, in the server, evapi's connection)
         drops = _udp_drops()
         caller = _caller(
             tmp, kam.sip_port, args.rate, args.duration, args.hold_ms, args.buffers
@@ -200,7 +295,8 @@ async def _run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
             "udp_drops": _udp_drops() - drops,
         }
         lat = [x / 1e6 for x in adapter.latencies]
-        result["agner"]["setup_ms"] = _setup(_rtts(caller))
+        via_agner = _rtts(caller)
+        result["agner"]["setup_ms"] = _setup(via_agner)
         result["adapter_ms"] = {"median": _pct(lat, 50), "p99": _pct(lat, 99), "n": len(lat)}
         for f in tmp.glob("caller*_.csv"):
             f.unlink()
@@ -219,10 +315,14 @@ async def _run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
         ).start()
         caller.wait(args.duration * 3 + 30)
         result["direct"] = _stats(caller) | {"udp_drops": _udp_drops() - drops}
-        result["direct"]["setup_ms"] = _setup(_rtts(caller))
+        straight = _rtts(caller)
+        result["direct"]["setup_ms"] = _setup(straight)
     finally:
         direct.stop()
         agent.stop()
+    at_agent = _stamps(agent.messages)
+    result["agner"]["legs_ms"] = _legs(via_agner, at_agent, getattr(adapter, "wall", None))
+    result["direct"]["legs_ms"] = _legs(straight, at_agent)
     a, d = result["agner"]["setup_ms"], result["direct"]["setup_ms"]
     result["added_ms"] = {
         "median": round(a["median"] - d["median"], 3),
@@ -256,8 +356,16 @@ def main() -> int:
         help="leave agner out: the adapter relays every call to ag-1 at once (the floor "
         "of the evapi round trip)",
     )
+    p.add_argument(
+        "--in-server",
+        action="store_true",
+        help="run the adapter inside agner serve ([[adapters]] in its configuration) "
+        "instead of in this process over TCP",
+    )
     p.add_argument("--json", action="store_true")
     args = p.parse_args()
+    if args.in_server and (args.echo or args.anonymous):
+        p.error("--in-server runs the adapter as agner serve does: not with --echo or --anonymous")
     try:
         import uvloop
 
@@ -270,6 +378,7 @@ def main() -> int:
     result["rate"] = args.rate
     result["anonymous"] = args.anonymous
     result["echo"] = args.echo
+    result["in_server"] = args.in_server
     if args.json:
         print(json.dumps(result, indent=2))
     else:

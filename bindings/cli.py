@@ -837,7 +837,8 @@ def build_parser() -> argparse.ArgumentParser:
         "WebSocket (JSON) and HTTP (/healthz, /v1/queues, /v1/agents, /metrics) on --http. "
         "Every input is journaled under --data before it is acted on; a restart replays "
         "the journal. CONFIG is the routing configuration plus tenants and agents "
-        "(examples/center.toml).",
+        "(examples/center.toml), and the switch adapters the server runs in its own process "
+        "([[adapters]]: a Kamailio adapter, docs/ADAPTERS.md).",
     )
     serve.add_argument("config", help="the server configuration (TOML)")
     serve.add_argument(

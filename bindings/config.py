@@ -45,6 +45,7 @@ from agner.core.router import Router
 
 __all__ = [
     "AgentGroupSpec",
+    "KamailioAdapterSpec",
     "CenterSetup",
     "CenterIds",
     "NamedAgent",
@@ -356,14 +357,35 @@ class NamedAgent(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     token: str | None = None
 
 
+class KamailioAdapterSpec(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """An ``[[adapters]]`` table: a Kamailio adapter that ``agner serve`` runs in
+    its own process and event loop (docs/ADAPTERS.md). The fields are those of
+    ``agner adapter kamailio``; ``token`` is the tenant's service token."""
+
+    switch: Literal["kamailio"]
+    evapi: str
+    token: str
+    agents: dict[str, str] = {}
+    agent_uri: str | None = None
+    dial_uri: str | None = None
+    login: list[str] = []
+    ring_ms: int = 12_000
+    ring_every_s: float = 5.0
+
+
+_NOT_CHECKED = ("switch", "token", "login")  # the rest: check_settings' keywords
+
+
 class ServerConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
-    """What ``agner serve`` reads: the routing configuration plus tenants and agents."""
+    """What ``agner serve`` reads: the routing configuration plus tenants and
+    agents, and the adapters it runs itself."""
 
     queues: list[Queue]
     agent_groups: list[AgentGroupSpec]
     tenants: list[Tenant]
     agents: list[NamedAgent] = []
     server: ServerOptions = ServerOptions()
+    adapters: list[KamailioAdapterSpec] = []
 
     @property
     def routing(self) -> RoutingConfig:
@@ -471,6 +493,19 @@ def check_server(cfg: ServerConfig, where: str = "config") -> None:
             if a.token in tokens:
                 raise ConfigFileError(f"{at}.token: every token must be different")
             tokens.add(a.token)
+    service = {t.token for t in cfg.tenants}
+    for i, ad in enumerate(cfg.adapters):
+        from agner.adapters.kamailio import check_settings
+
+        if ad.token not in service:
+            raise ConfigFileError(
+                f"{where}: adapters[{i}].token: not the service token of any tenant"
+            )
+        settings = msgspec.structs.asdict(ad)
+        try:
+            check_settings(**{k: settings[k] for k in settings if k not in _NOT_CHECKED})
+        except ValueError as exc:
+            raise ConfigFileError(f"{where}: adapters[{i}].{exc}") from None
 
 
 @dataclass

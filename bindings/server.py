@@ -71,7 +71,7 @@ from agner.protocol import (
     Welcome,
 )
 
-__all__ = ["Server", "parse_address", "serve"]
+__all__ = ["LocalSession", "Server", "parse_address", "serve"]
 
 _WS_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"  # RFC 6455 1.3
 _MAX_WRITE_BUFFER = 16 * 1024 * 1024  # a reader this far behind is cut off
@@ -693,7 +693,15 @@ class Server:
                 self.unstored.popleft()  # batches are written in order, by one thread
 
     def _store_records(self, records: list[Interaction]) -> None:
-        from agner.crm import CrmError
+        from agner.crm import CrmError, InvalidInput
+        from agner.crm.validate import interaction
+
+        def without_bad_caller(rec: Any) -> Any:
+            try:
+                interaction(rec, self.store.options)
+            except InvalidInput:
+                return msgspec.structs.replace(rec, caller=None, called=None)
+            return rec
 
         by_tenant: dict[str, list[Any]] = {}
         for r in records:
@@ -701,6 +709,15 @@ class Server:
         for tenant, recs in by_tenant.items():
             try:
                 self.store.record_interactions(tenant, recs)
+                continue
+            except CrmError:
+                pass
+            # Those the store's checks refuse go without the caller, the batch
+            # still in one transaction: callers that are no valid number are
+            # common (a SIP From user), and a transaction each kept this
+            # thread, and so the GIL, busy enough to delay the event loop.
+            try:
+                self.store.record_interactions(tenant, [without_bad_caller(r) for r in recs])
                 continue
             except CrmError:
                 pass
@@ -1007,6 +1024,24 @@ class TcpSession(Session, asyncio.Protocol):
         server.flush()
 
 
+class LocalSession(TcpSession):
+    """The switch session of an adapter running in the server's own event loop
+    (``[[adapters]]``, :class:`agner.adapters.link.LocalLink`): the adapter's
+    frames go through :meth:`TcpSession.data_received` (the same checks,
+    one batch and one flush per call) without a socket, and the server's
+    messages go to ``deliver`` as they are, without being encoded."""
+
+    def __init__(self, server: Server, deliver: Callable[[Any], None]) -> None:
+        super().__init__(server)
+        self.deliver = deliver
+        self.peer = "in-process adapter"
+        server.sessions.add(self)
+
+    def send(self, msg: Any) -> None:
+        if not self.closed:
+            self.deliver(msg)
+
+
 # ---------------------------------------------------------------- HTTP + WebSocket
 
 
@@ -1199,6 +1234,8 @@ async def serve(
         f"journal {server.journal.path.parent} (snapshot at entry {server.restored}, "
         f"{server.replayed} entries replayed, {server.recovery_s:.2f} s)"
     )
+    # Its adapters' sessions open before the addresses are announced.
+    adapters = await _start_adapters(server, announce)
     listeners: list[asyncio.base_events.Server] = []
     if tcp is not None:
         host, port = parse_address(tcp)
@@ -1231,7 +1268,34 @@ async def serve(
         recorder.cancel()
         for srv in listeners:
             srv.close()
+        for adapter in adapters:  # what they hold for agner goes in before the end
+            await adapter.close()
         server.close()
+
+
+async def _start_adapters(server: Server, announce: Callable[[str], None]) -> list[Any]:
+    """The adapters of the configuration's ``[[adapters]]`` tables, in this event
+    loop, each with its switch session open (the token is checked as for any
+    session); the switch's side connects and reconnects on its own."""
+    if not server.cfg.adapters:
+        return []
+    from agner.adapters.kamailio import KamailioAdapter
+
+    started: list[Any] = []
+    for i, spec in enumerate(server.cfg.adapters):
+        settings = msgspec.structs.asdict(spec)  # the adapter's keywords, and switch
+        del settings["switch"]
+        adapter = KamailioAdapter(server=server, **settings)
+        started.append(adapter)
+        await adapter.start()
+        try:
+            await adapter.link.wait_up(10.0)
+        except (PermissionError, TimeoutError) as exc:
+            for a in started:
+                await a.close()
+            raise RuntimeError(f"adapters[{i}] ({spec.switch}): {exc}") from None
+        announce(f"adapter {spec.switch}: evapi {spec.evapi}, tenant {adapter.link.tenant}")
+    return started
 
 
 def _bound(srv: asyncio.base_events.Server) -> str:

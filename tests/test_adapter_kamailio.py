@@ -74,26 +74,30 @@ class Rig:
         )
 
     def records(self, timeout: float = 5.0, want: int = 1) -> dict[str, tuple[Any, ...]]:
-        """call id -> (outcome, agent) of agner's interaction records."""
-        deadline = time.monotonic() + timeout
-        rows: dict[str, tuple[Any, ...]] = {}
-        while time.monotonic() < deadline:
-            db = self.tmp / "crm.db"
-            if db.exists():
-                with sqlite3.connect(db) as con:
-                    cols = [r[1] for r in con.execute("PRAGMA table_info(interactions)")]
-                    if cols:
-                        q = "SELECT * FROM interactions"
-                        rows = {}
-                        for r in con.execute(q):
-                            d = dict(zip(cols, r, strict=True))
-                            rows[str(d.get("ref", "")).rsplit("@", 1)[0]] = tuple(
-                                d.get(k) for k in ("outcome", "agent")
-                            )
-            if len(rows) >= want:
-                return rows
-            time.sleep(0.1)
-        return rows
+        return records(self.tmp, timeout, want)
+
+
+def records(tmp: Path, timeout: float = 5.0, want: int = 1) -> dict[str, tuple[Any, ...]]:
+    """call id -> (outcome, agent) of agner's interaction records (its data in ``tmp``)."""
+    deadline = time.monotonic() + timeout
+    rows: dict[str, tuple[Any, ...]] = {}
+    while time.monotonic() < deadline:
+        db = tmp / "crm.db"
+        if db.exists():
+            with sqlite3.connect(db) as con:
+                cols = [r[1] for r in con.execute("PRAGMA table_info(interactions)")]
+                if cols:
+                    q = "SELECT * FROM interactions"
+                    rows = {}
+                    for r in con.execute(q):
+                        d = dict(zip(cols, r, strict=True))
+                        rows[str(d.get("ref", "")).rsplit("@", 1)[0]] = tuple(
+                            d.get(k) for k in ("outcome", "agent")
+                        )
+        if len(rows) >= want:
+            return rows
+        time.sleep(0.1)
+    return rows
 
 
 async def until(cond: Callable[[], bool], timeout: float = 10.0) -> None:
@@ -470,3 +474,57 @@ def test_caller_hanging_up_while_a_fork_rings_blames_no_agent(tmp_path: Path) ->
         for deaf in (deaf1, deaf2):
             assert deaf.seen()[cid][:3] == ["INVITE", "180", "CANCEL"]
         assert rig.records() == {cid: ("abandoned", None)}
+
+
+def test_adapter_inside_agner_serve_answers_calls_across_a_kamailio_restart(
+    tmp_path: Path,
+) -> None:
+    """`agner serve` with an [[adapters]] table runs the adapter in its own
+    process: it logs the agent in, callers reach the agent, records are
+    written; Kamailio restarts, the adapter reconnects to evapi by itself and
+    the next caller is answered too."""
+    center = write_center(tmp_path / "center.toml", 1)
+    kam = Kamailio(tmp_path)
+    ann = Sipp(tmp_path, "ann", "agent_answer.xml", f"{HOST}:{kam.sip_port}")
+    with open(center, "a") as fh:
+        fh.write(
+            f'\n[[adapters]]\nswitch = "kamailio"\nevapi = "{kam.evapi}"\ntoken = "{ACME}"\n'
+            f'agents = {{ ag-1 = "sip:ag-1@{HOST}:{ann.port}" }}\nlogin = ["ag-1"]\n'
+        )
+    server = ServerProcess(center, tmp_path)
+    callers: list[Sipp] = []
+
+    def call(name: str, timeout: float = 15.0) -> dict[str, list[str]]:
+        """One call, tried again while Kamailio answers 503 (no adapter yet)."""
+        deadline = time.monotonic() + timeout
+        for attempt in range(1000):
+            s = Sipp(tmp_path, f"{name}-{attempt}", "caller.xml", "-s", "sales")
+            s.cmd += [f"{HOST}:{kam.sip_port}", "-m", "1", "-d", "100"]
+            callers.append(s.start())
+            assert s.proc is not None
+            if s.proc.wait(20) == 0:
+                return s.seen()
+            assert time.monotonic() < deadline, s.errors.read_text()[-2000:]
+            time.sleep(0.3)
+        raise AssertionError("unreachable")
+
+    kam.start()
+    ann.start()
+    try:
+        server.start()
+        assert f"adapter kamailio: evapi {kam.evapi}, tenant acme" in server.banner
+        first = call("first")
+        kam.stop()
+        kam.start()
+        second = call("second")
+    finally:
+        for s in callers:
+            s.stop()
+        ann.stop()
+        kam.stop()
+        assert server.stop() == 0  # SIGTERM: the adapter is closed with the server
+    for calls in (first, second):
+        ((_, seen),) = calls.items()
+        assert seen[0] == "INVITE" and "200" in seen and "BYE" in seen, seen
+    rec = records(tmp_path, want=2)
+    assert rec == {next(iter(c)): ("answered", "ag-1") for c in (first, second)}

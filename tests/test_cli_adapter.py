@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
-from serve_harness import ACME, ServerProcess
+from serve_harness import ACME, CENTER, ServerProcess
 from sip_harness import HOST, Kamailio, Sipp, needs_sip, write_center
 from test_adapter_switches import FakeAsterisk, FakeFreeSwitch, agents, until
 
@@ -276,3 +276,44 @@ def test_freeswitch_and_asterisk_commands_relay_a_call_and_exit_on_sigterm(
         asyncio.run(main_())
     finally:
         server.stop()
+
+
+@pytest.mark.parametrize(
+    ("table", "message"),
+    [
+        (
+            'evapi = "127.0.0.1:8448"\ntoken = "ann-desktop-token"\nagent_uri = "sip:{agent}@h"',
+            "adapters[0].token: not the service token of any tenant",
+        ),
+        (
+            'evapi = "8448"\ntoken = "acme-service-token"\nagent_uri = "sip:{agent}@h"',
+            "adapters[0].evapi: not a HOST:PORT address: '8448'",
+        ),
+        (
+            'evapi = "127.0.0.1:8448"\ntoken = "acme-service-token"',
+            "adapters[0].give the agents' SIP addresses: agents or agent_uri",
+        ),
+        (
+            'evapi = "127.0.0.1:8448"\ntoken = "acme-service-token"\nagent_uri = "sip:a@h"',
+            "adapters[0].agent_uri: no {agent} in 'sip:a@h'",
+        ),
+        (
+            'evapi = "127.0.0.1:8448"\ntoken = "acme-service-token"\nagents = { a = "sip:a@h" }\n'
+            "ring_ms = 0",
+            "adapters[0].ring_ms must be > 0",
+        ),
+        (
+            'evapi = "127.0.0.1:8448"\ntoken = "acme-service-token"\nagents = { a = "sip:a@h" }\n'
+            'esl = "127.0.0.1:8021"',
+            "unknown field `esl`",
+        ),
+    ],
+)
+def test_serve_refuses_a_bad_adapters_table(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], table: str, message: str
+) -> None:
+    cfg = tmp_path / "center.toml"
+    cfg.write_text(CENTER.read_text() + f'\n[[adapters]]\nswitch = "kamailio"\n{table}\n')
+    assert main(["serve", str(cfg), "--data", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("agner serve: ") and message in err, err

@@ -86,3 +86,28 @@ def test_an_arrival_is_routed_without_hints_when_the_store_fails(tmp_path: Path)
         c.close()
     finally:
         assert srv.stop() == 0
+
+
+def test_records_of_callers_the_store_refuses_are_written_without_the_caller(
+    tmp_path: Path,
+) -> None:
+    # A SIP From user is often no phone number: those records go in without
+    # the caller, the others of the same batch with theirs.
+    srv = ServerProcess(CENTER, tmp_path).start()
+    try:
+        c: Tcp = hello(srv, switch=True)
+        callers = {"sip-1": "caller1", "good": "+33 1 42 68 53 00", "sip-2": "anonymous"}
+        for n, (call_id, caller) in enumerate(callers.items()):
+            c.send(p.Arrived(call_id, "sales", customer=caller))
+            c.send(p.HungUp(call_id, ref=n + 1))
+        assert [c.recv() for _ in callers] == [p.Ok(n + 1) for n in range(len(callers))]
+        c.close()
+    finally:
+        assert srv.stop() == 0
+    with open_store(f"sqlite:///{tmp_path / 'crm.db'}") as store:
+        got = {i.ref: (i.outcome, i.caller) for i in store.interactions("acme", limit=10)}
+    assert {ref.rsplit("@", 1)[0]: v for ref, v in got.items()} == {
+        "sip-1": ("abandoned", None),
+        "good": ("abandoned", "+33142685300"),
+        "sip-2": ("abandoned", None),
+    }

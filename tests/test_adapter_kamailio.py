@@ -365,19 +365,30 @@ def test_callback_releases_the_caller_and_dials_back_when_an_agent_is_ready(
         assert rig.records() == {cid: ("answered", "ag-1")}
 
 
+def ring_all(tmp: Path, ring_ms: int = 5000) -> Rig:
+    """A rig whose queue offers a caller to every ready agent at once."""
+    return Rig(tmp, ring_ms=ring_ms, queue_extra="parallel = 0")
+
+
+async def started(rig: Rig, agents: dict[str, Sipp]) -> KamailioAdapter:
+    """The rig's adapter for ``agents``, both links up."""
+    adapter = rig.adapter(agents)
+    await adapter.start()
+    await adapter.wait_up()
+    return adapter
+
+
 def test_parallel_offer_forks_to_both_agents_and_the_first_answer_wins(tmp_path: Path) -> None:
     """A ring-all queue: the INVITE is forked to both ready agents at once;
     ag-2 answers, Kamailio cancels ag-1's branch (it never answers), agner
     releases ag-1 (taken, not blamed) and records the call answered by ag-2,
     long before ag-1 would have rung out."""
-    with Rig(tmp_path, ring_ms=5000, queue_extra="parallel = 0") as rig:
+    with ring_all(tmp_path) as rig:
         deaf = rig.agent("deaf", "agent_noanswer.xml")
         ann = rig.agent("ann", "agent_answer.xml")
 
         async def main() -> None:
-            adapter = rig.adapter({"ag-1": deaf, "ag-2": ann})
-            await adapter.start()
-            await adapter.wait_up()
+            adapter = await started(rig, {"ag-1": deaf, "ag-2": ann})
             await until(
                 lambda: (
                     agent_states(rig) == {"ag-1": "ready", "ag-2": "ready", "ag-3": "logged_out"}
@@ -407,7 +418,7 @@ def test_parallel_offer_both_fail_then_the_next_agent(tmp_path: Path, second: st
     each is marked not ready (RONA) once, as its own branch fails, the
     caller waits again and is answered by ag-3 when it becomes ready (rung
     alone, as a serial offer)."""
-    with Rig(tmp_path, ring_ms=1500, queue_extra="parallel = 0") as rig:
+    with ring_all(tmp_path, ring_ms=1500) as rig:
         busy1 = rig.agent("busy1", "agent_busy.xml")
         busy2 = rig.agent("busy2", second)
         ann = rig.agent("ann", "agent_answer.xml")
@@ -452,14 +463,12 @@ def test_caller_hanging_up_while_a_fork_rings_blames_no_agent(tmp_path: Path) ->
     """The caller CANCELs while both agents of a fork ring: Kamailio cancels
     both branches, agner records the call abandoned and both agents are
     ready again (no RONA for the cancelled branches)."""
-    with Rig(tmp_path, ring_ms=5000, queue_extra="parallel = 0") as rig:
+    with ring_all(tmp_path) as rig:
         deaf1 = rig.agent("deaf1", "agent_noanswer.xml")
         deaf2 = rig.agent("deaf2", "agent_noanswer.xml")
 
         async def main() -> None:
-            adapter = rig.adapter({"ag-1": deaf1, "ag-2": deaf2})
-            await adapter.start()
-            await adapter.wait_up()
+            adapter = await started(rig, {"ag-1": deaf1, "ag-2": deaf2})
             await until(lambda: agent_states(rig)["ag-2"] == "ready")
             caller = rig.caller("caller", "caller_ring_cancel.xml", "-m", "1").start()
             assert await wait_proc(caller) == 0

@@ -21,6 +21,7 @@ from sip_harness import write_center
 
 from agner.adapters.asterisk import AsteriskAdapter
 from agner.adapters.freeswitch import FreeSwitchAdapter
+from agner.adapters.kamailio import KamailioAdapter
 from agner.adapters.link import AgnerLink, Backoff
 from agner.protocol import (
     Answered,
@@ -1238,49 +1239,70 @@ class FakeEvapi:
         await until(lambda: len(self.writers) == n + 1)
 
 
-def test_kamailio_adapter_skips_bad_frames_and_reconciles_after_evapi_drops(tmp_path: Path) -> None:
-    """Against a fake evapi socket: malformed netstrings and JSON are skipped; a
-    queued caller hears 182; when evapi comes back the adapter asks Kamailio
-    about each waiting call and a call that is gone is abandoned in agner."""
-    from agner.adapters.kamailio import KamailioAdapter
-
-    server = ServerProcess(write_center(tmp_path / "center.toml", 1), tmp_path).start()
+def against_evapi(
+    tmp: Path,
+    center: Path,
+    scenario: Callable[[KamailioAdapter, FakeEvapi, ServerProcess], Awaitable[None]],
+    **options: Any,
+) -> None:
+    """``scenario(adapter, fake evapi, server)`` against ``agner serve`` with
+    ``center``, through a Kamailio adapter (``options``: its keywords) whose
+    evapi socket is a :class:`FakeEvapi`, once both links are up."""
+    server = ServerProcess(center, tmp).start()
     try:
 
         async def main() -> None:
-            fake = FakeEvapi()
-            port = await fake.start()
-            got, writers = fake.got, fake.writers
+            ev = FakeEvapi()
+            port = await ev.start()
             adapter = KamailioAdapter(
-                evapi=f"127.0.0.1:{port}", server=server.tcp, token=ACME, agents={}, login=[],
-                backoff=Backoff(0.05, 0.2),
+                evapi=f"127.0.0.1:{port}", server=server.tcp, token=ACME,
+                backoff=Backoff(0.05, 0.2), **options,
             )  # fmt: skip
             await adapter.start()
             await adapter.wait_up()
-            invite = json.dumps(
-                {"event": "invite", "call_id": "k1", "tindex": 7, "tlabel": 9, "cseq": "1",
-                 "code": 0, "queue": "sales", "from": "555"}
-            ).encode()  # fmt: skip
-            bad = b"abc:xx," + b"5:{bad}," + b"12:not-json-at," + b'9:{"x":1}' + b"X,"
-            await dribble(writers[0], bad + b"%d:%s," % (len(invite), invite))
-            await until(lambda: any(g.get("code") == 182 for g in got))
-            assert adapter.malformed >= 3
-            assert queue_waiting(server) == ["k1"]
-            writers[0].close()
-            await until(lambda: len(writers) == 2 and any(g.get("cmd") == "check" for g in got))
-            check = next(g for g in got if g.get("cmd") == "check")
-            assert (check["call_id"], check["tindex"], check["tlabel"]) == ("k1", 7, 9)
-            gone = b'{"event":"gone","call_id":"k1"}'
-            await dribble(writers[1], b"%d:%s," % (len(gone), gone))
-            await until(lambda: not adapter.calls)
-            await until(lambda: queue_waiting(server) == [])
+            await scenario(adapter, ev, server)
             await adapter.close()
-            assert fake.server is not None
-            fake.server.close()
+            assert ev.server is not None
+            ev.server.close()
 
         asyncio.run(main())
     finally:
         server.stop()
+
+
+def test_kamailio_adapter_skips_bad_frames_and_reconciles_after_evapi_drops(tmp_path: Path) -> None:
+    """Against a fake evapi socket: malformed netstrings and JSON are skipped; a
+    queued caller hears 182; when evapi comes back the adapter asks Kamailio
+    about each waiting call and a call that is gone is abandoned in agner."""
+
+    async def scenario(adapter: KamailioAdapter, ev: FakeEvapi, server: ServerProcess) -> None:
+        got, writers = ev.got, ev.writers
+        invite = json.dumps(
+            {"event": "invite", "call_id": "k1", "tindex": 7, "tlabel": 9, "cseq": "1",
+             "code": 0, "queue": "sales", "from": "555"}
+        ).encode()  # fmt: skip
+        bad = b"abc:xx," + b"5:{bad}," + b"12:not-json-at," + b'9:{"x":1}' + b"X,"
+        await dribble(writers[0], bad + b"%d:%s," % (len(invite), invite))
+        await until(lambda: any(g.get("code") == 182 for g in got))
+        assert adapter.malformed >= 3
+        assert queue_waiting(server) == ["k1"]
+        writers[0].close()
+        await until(lambda: len(writers) == 2 and any(g.get("cmd") == "check" for g in got))
+        check = next(g for g in got if g.get("cmd") == "check")
+        assert (check["call_id"], check["tindex"], check["tlabel"]) == ("k1", 7, 9)
+        gone = b'{"event":"gone","call_id":"k1"}'
+        await dribble(writers[1], b"%d:%s," % (len(gone), gone))
+        await until(lambda: not adapter.calls)
+        await until(lambda: queue_waiting(server) == [])
+
+    center = write_center(tmp_path / "center.toml", 1)
+    against_evapi(
+        tmp_path,
+        center,
+        scenario,
+        agents={},
+        login=[],
+    )
 
 
 def test_kamailio_adapter_catches_up_after_evapi_drops_and_dials_out(tmp_path: Path) -> None:
@@ -1289,76 +1311,67 @@ def test_kamailio_adapter_catches_up_after_evapi_drops_and_dials_out(tmp_path: P
     failed, an answered call that ended, a waiting call gone) reaches agner;
     a dial rings the agent with the token in its URI and the REFER, follows
     the agent's call out by its Call-ID, and gives up at its deadline."""
-    from agner.adapters.kamailio import KamailioAdapter
 
-    server = ServerProcess(write_center(tmp_path / "center.toml", 2), tmp_path).start()
-    try:
+    async def scenario(adapter: KamailioAdapter, ev: FakeEvapi, server: ServerProcess) -> None:
+        adapter.dial_grace_ms = 300
+        await until(lambda: agents(server) == {"ag-1": "ready", "ag-2": "ready"})
+        invite = ev.invite
 
-        async def main() -> None:
-            ev = FakeEvapi()
-            port = await ev.start()
-            adapter = KamailioAdapter(
-                evapi=f"127.0.0.1:{port}", server=server.tcp, token=ACME,
-                agent_uri="sip:{agent}@10.0.0.20", login=["ag-1", "ag-2"], ring_ms=100,
-                ring_every_s=0.2, dial_uri="sip:{number}@gw.example.net",
-                backoff=Backoff(0.05, 0.2),
-            )  # fmt: skip
-            adapter.dial_grace_ms = 300
-            await adapter.start()
-            await adapter.wait_up()
-            await until(lambda: agents(server) == {"ag-1": "ready", "ag-2": "ready"})
-            invite = ev.invite
+        k1 = await invite("k1")  # linear: ag-1 first
+        assert k1["uri"] == "sip:ag-1@10.0.0.20"
+        k2 = await invite("k2")
+        assert k2["uri"] == "sip:ag-2@10.0.0.20"
+        # evapi drops; meanwhile ag-1 answered k1 and ag-2 was busy for k2
+        await ev.drop()
+        await until(lambda: len(ev.cmds("check")) == 2)
+        await ev.event(event="status", call_id="k1", state="talking")
+        await ev.event(event="alive", call_id="k2", tindex=1, tlabel=2)
+        await until(lambda: agents(server) == {"ag-1": "busy", "ag-2": "not_ready"})
+        assert adapter.calls["k1"].state == "talking"
+        assert adapter.calls["k2"].state == "queued"
+        assert queue_waiting(server) == ["k2"]
+        # again; meanwhile k1 ended and k2's caller hung up
+        await ev.drop()
+        await until(lambda: len(ev.cmds("check")) == 2)
+        await ev.event(event="status", call_id="k1", state="ended")
+        await ev.event(event="status", call_id="k2", state="gone")
+        await until(lambda: not adapter.calls and queue_waiting(server) == [])
+        await until(lambda: agents(server)["ag-1"] == "ready")
 
-            k1 = await invite("k1")  # linear: ag-1 first
-            assert k1["uri"] == "sip:ag-1@10.0.0.20"
-            k2 = await invite("k2")
-            assert k2["uri"] == "sip:ag-2@10.0.0.20"
-            # evapi drops; meanwhile ag-1 answered k1 and ag-2 was busy for k2
-            await ev.drop()
-            await until(lambda: len(ev.cmds("check")) == 2)
-            await ev.event(event="status", call_id="k1", state="talking")
-            await ev.event(event="alive", call_id="k2", tindex=1, tlabel=2)
-            await until(lambda: agents(server) == {"ag-1": "busy", "ag-2": "not_ready"})
-            assert adapter.calls["k1"].state == "talking"
-            assert adapter.calls["k2"].state == "queued"
-            assert queue_waiting(server) == ["k2"]
-            # again; meanwhile k1 ended and k2's caller hung up
-            await ev.drop()
-            await until(lambda: len(ev.cmds("check")) == 2)
-            await ev.event(event="status", call_id="k1", state="ended")
-            await ev.event(event="status", call_id="k2", state="gone")
-            await until(lambda: not adapter.calls and queue_waiting(server) == [])
-            await until(lambda: agents(server)["ag-1"] == "ready")
+        # click-to-dial for ag-1: its phone, then the customer, by token
+        adapter.link.send(Dial("sales", "5550100", call_id="out-1", agent="ag-1"))
+        await until(lambda: bool(ev.cmds("dial")))
+        dial = ev.cmds("dial")[0]
+        token = dial["token"]
+        assert dial["agent"] == f"sip:ag-1@10.0.0.20;agner={token}"
+        assert dial["refer"] == f"<sip:5550100@gw.example.net;agner={token}>"
+        assert dial["customer"] == "sip:5550100@gw.example.net"
+        await ev.event(event="dial_answered", token=token)
+        await until(lambda: agents(server)["ag-1"] == "busy")
+        await ev.event(event="dialing", token=token, call_id="sip-out-1")
+        await asyncio.sleep(0.6)  # past the deadline: the call out is Kamailio's now
+        assert adapter.calls["out-1"].state == "talking"
+        await ev.event(event="bye", call_id="sip-out-1")
+        await until(lambda: not adapter.calls and agents(server)["ag-1"] == "ready")
 
-            # click-to-dial for ag-1: its phone, then the customer, by token
-            adapter.link.send(Dial("sales", "5550100", call_id="out-1", agent="ag-1"))
-            await until(lambda: bool(ev.cmds("dial")))
-            dial = ev.cmds("dial")[0]
-            token = dial["token"]
-            assert dial["agent"] == f"sip:ag-1@10.0.0.20;agner={token}"
-            assert dial["refer"] == f"<sip:5550100@gw.example.net;agner={token}>"
-            assert dial["customer"] == "sip:5550100@gw.example.net"
-            await ev.event(event="dial_answered", token=token)
-            await until(lambda: agents(server)["ag-1"] == "busy")
-            await ev.event(event="dialing", token=token, call_id="sip-out-1")
-            await asyncio.sleep(0.6)  # past the deadline: the call out is Kamailio's now
-            assert adapter.calls["out-1"].state == "talking"
-            await ev.event(event="bye", call_id="sip-out-1")
-            await until(lambda: not adapter.calls and agents(server)["ag-1"] == "ready")
+        # a dial whose phone never answers: no_answer at the deadline
+        ev.got.clear()
+        adapter.link.send(Dial("sales", "5550101", call_id="out-2", agent="ag-1"))
+        await until(lambda: bool(ev.cmds("dial")))
+        await until(lambda: agents(server)["ag-1"] == "not_ready", timeout=5)
+        assert "out-2" not in adapter.calls and not adapter.dials
 
-            # a dial whose phone never answers: no_answer at the deadline
-            ev.got.clear()
-            adapter.link.send(Dial("sales", "5550101", call_id="out-2", agent="ag-1"))
-            await until(lambda: bool(ev.cmds("dial")))
-            await until(lambda: agents(server)["ag-1"] == "not_ready", timeout=5)
-            assert "out-2" not in adapter.calls and not adapter.dials
-            await adapter.close()
-            assert ev.server is not None
-            ev.server.close()
-
-        asyncio.run(main())
-    finally:
-        server.stop()
+    center = write_center(tmp_path / "center.toml", 2)
+    against_evapi(
+        tmp_path,
+        center,
+        scenario,
+        agent_uri="sip:{agent}@10.0.0.20",
+        login=["ag-1", "ag-2"],
+        ring_ms=100,
+        ring_every_s=0.2,
+        dial_uri="sip:{number}@gw.example.net",
+    )
 
 
 # ---------------------------------------------------------------- parallel offers
@@ -1578,94 +1591,80 @@ def test_kamailio_adapter_forks_a_parallel_offer(tmp_path: Path) -> None:
     contact in agner (the others are released, not blamed); agner's ring
     timeout re-offers it while the fork rings (held, relayed once the fork
     has failed); after evapi drops, Kamailio's status names the branch."""
-    from agner.adapters.kamailio import KamailioAdapter
+
+    async def scenario(adapter: KamailioAdapter, ev: FakeEvapi, server: ServerProcess) -> None:
+        link = adapter.link
+        await until(lambda: set(agents(server).values()) == {"ready"})
+        link.send(NotReady("ag-3"))
+        await until(lambda: agents(server)["ag-3"] == "not_ready")
+        uri = "sip:{}@10.0.0.20".format
+        invite = ev.invite
+
+        # one relay for both; ag-2's branch is busy, ag-1's answers
+        k1 = await invite("k1")
+        assert (k1["uri"], k1["more"], k1["n"]) == (uri("ag-1"), uri("ag-2"), 1)
+        assert len(ev.cmds("relay")) == 1
+        await ev.event(event="branch_failed", call_id="k1", branch=1, code=486)
+        await until(lambda: agents(server)["ag-2"] == "not_ready")
+        assert agents(server)["ag-1"] == "reserved"
+        await ev.event(event="answered", call_id="k1", branch=0)
+        await until(lambda: agents(server)["ag-1"] == "busy")
+        await ev.event(event="bye", call_id="k1")
+        assert await record_of(tmp_path, "k1") == ("answered", "ag-1", None)
+
+        # ag-2 logs out while both ring: its branch rings on (tm cannot
+        # stop it) and answers: the contact ends in agner, ag-1 is released
+        link.send(Ready("ag-2"))
+        await until(lambda: agents(server)["ag-2"] == "ready")
+        await invite("k2")
+        await until(lambda: agents(server)["ag-2"] == "reserved")
+        link.send(Logout("ag-2"))
+        await until(lambda: adapter.calls["k2"].offers == ["ag-1"])
+        await ev.event(event="answered", call_id="k2", branch=1)
+        assert await record_of(tmp_path, "k2") == ("abandoned", None, None)
+        await until(lambda: "k2" not in adapter.calls and agents(server)["ag-1"] == "ready")
+        await ev.event(event="bye", call_id="k2")  # Kamailio's call: nothing more for agner
+
+        # agner's ring timeout while the fork rings: both RONA, the contact
+        # is offered to ag-3 (held); Kamailio's fork fails later (RING_MS)
+        # and only then is ag-3 rung, alone
+        link.send(Login("ag-2"))
+        link.send(Ready("ag-2"))
+        await until(lambda: agents(server)["ag-2"] == "ready")
+        await invite("k3", tindex=3)
+        link.send(Ready("ag-3"))
+        await until(lambda: adapter.calls["k3"].held == ["ag-3"], timeout=5)
+        assert agents(server) == {"ag-1": "not_ready", "ag-2": "not_ready", "ag-3": "reserved"}
+        assert len(ev.cmds("relay", "k3")) == 1
+        await ev.event(event="failed", call_id="k3", tindex=7, tlabel=8, code=408)
+        await until(lambda: len(ev.cmds("relay", "k3")) == 2)
+        again = ev.cmds("relay", "k3")[1]
+        assert (again["uri"], again["tindex"], again["tlabel"]) == (uri("ag-3"), 7, 8)
+        assert "more" not in again
+        await ev.event(event="answered", call_id="k3", branch=0)
+        await until(lambda: agents(server)["ag-3"] == "busy")
+        await ev.event(event="bye", call_id="k3")
+        assert await record_of(tmp_path, "k3") == ("answered", "ag-3", None)
+
+        # evapi drops while three ring; meanwhile ag-3 answered (branch 2)
+        for name in ("ag-1", "ag-2"):
+            link.send(Ready(name))
+        await until(lambda: set(agents(server).values()) == {"ready"})
+        k4 = await invite("k4")
+        assert (k4["more"], k4["n"]) == (f"{uri('ag-2')}|{uri('ag-3')}", 2)
+        await ev.drop()
+        await until(lambda: bool(ev.cmds("check")))
+        await ev.event(event="status", call_id="k4", state="talking", branch=2)
+        await until(lambda: agents(server) == {"ag-1": "ready", "ag-2": "ready", "ag-3": "busy"})
 
     center = write_center(tmp_path / "center.toml", 3, ring_timeout_s=2, queue_extra="parallel = 0")
-    server = ServerProcess(center, tmp_path).start()
-    try:
-
-        async def main() -> None:
-            ev = FakeEvapi()
-            port = await ev.start()
-            adapter = KamailioAdapter(
-                evapi=f"127.0.0.1:{port}", server=server.tcp, token=ACME,
-                agent_uri="sip:{agent}@10.0.0.20", login=["ag-1", "ag-2", "ag-3"],
-                backoff=Backoff(0.05, 0.2),
-            )  # fmt: skip
-            await adapter.start()
-            await adapter.wait_up()
-            link = adapter.link
-            await until(lambda: set(agents(server).values()) == {"ready"})
-            link.send(NotReady("ag-3"))
-            await until(lambda: agents(server)["ag-3"] == "not_ready")
-            uri = "sip:{}@10.0.0.20".format
-            invite = ev.invite
-
-            # one relay for both; ag-2's branch is busy, ag-1's answers
-            k1 = await invite("k1")
-            assert (k1["uri"], k1["more"], k1["n"]) == (uri("ag-1"), uri("ag-2"), 1)
-            assert len(ev.cmds("relay")) == 1
-            await ev.event(event="branch_failed", call_id="k1", branch=1, code=486)
-            await until(lambda: agents(server)["ag-2"] == "not_ready")
-            assert agents(server)["ag-1"] == "reserved"
-            await ev.event(event="answered", call_id="k1", branch=0)
-            await until(lambda: agents(server)["ag-1"] == "busy")
-            await ev.event(event="bye", call_id="k1")
-            assert await record_of(tmp_path, "k1") == ("answered", "ag-1", None)
-
-            # ag-2 logs out while both ring: its branch rings on (tm cannot
-            # stop it) and answers: the contact ends in agner, ag-1 is released
-            link.send(Ready("ag-2"))
-            await until(lambda: agents(server)["ag-2"] == "ready")
-            await invite("k2")
-            await until(lambda: agents(server)["ag-2"] == "reserved")
-            link.send(Logout("ag-2"))
-            await until(lambda: adapter.calls["k2"].offers == ["ag-1"])
-            await ev.event(event="answered", call_id="k2", branch=1)
-            assert await record_of(tmp_path, "k2") == ("abandoned", None, None)
-            await until(lambda: "k2" not in adapter.calls and agents(server)["ag-1"] == "ready")
-            await ev.event(event="bye", call_id="k2")  # Kamailio's call: nothing more for agner
-
-            # agner's ring timeout while the fork rings: both RONA, the contact
-            # is offered to ag-3 (held); Kamailio's fork fails later (RING_MS)
-            # and only then is ag-3 rung, alone
-            link.send(Login("ag-2"))
-            link.send(Ready("ag-2"))
-            await until(lambda: agents(server)["ag-2"] == "ready")
-            await invite("k3", tindex=3)
-            link.send(Ready("ag-3"))
-            await until(lambda: adapter.calls["k3"].held == ["ag-3"], timeout=5)
-            assert agents(server) == {"ag-1": "not_ready", "ag-2": "not_ready", "ag-3": "reserved"}
-            assert len(ev.cmds("relay", "k3")) == 1
-            await ev.event(event="failed", call_id="k3", tindex=7, tlabel=8, code=408)
-            await until(lambda: len(ev.cmds("relay", "k3")) == 2)
-            again = ev.cmds("relay", "k3")[1]
-            assert (again["uri"], again["tindex"], again["tlabel"]) == (uri("ag-3"), 7, 8)
-            assert "more" not in again
-            await ev.event(event="answered", call_id="k3", branch=0)
-            await until(lambda: agents(server)["ag-3"] == "busy")
-            await ev.event(event="bye", call_id="k3")
-            assert await record_of(tmp_path, "k3") == ("answered", "ag-3", None)
-
-            # evapi drops while three ring; meanwhile ag-3 answered (branch 2)
-            for name in ("ag-1", "ag-2"):
-                link.send(Ready(name))
-            await until(lambda: set(agents(server).values()) == {"ready"})
-            k4 = await invite("k4")
-            assert (k4["more"], k4["n"]) == (f"{uri('ag-2')}|{uri('ag-3')}", 2)
-            await ev.drop()
-            await until(lambda: bool(ev.cmds("check")))
-            await ev.event(event="status", call_id="k4", state="talking", branch=2)
-            await until(
-                lambda: agents(server) == {"ag-1": "ready", "ag-2": "ready", "ag-3": "busy"}
-            )
-            await adapter.close()
-            assert ev.server is not None
-            ev.server.close()
-
-        asyncio.run(main())
-    finally:
-        server.stop()
+    against_evapi(
+        tmp_path,
+        center,
+        scenario,
+        agent_uri="sip:{agent}@10.0.0.20",
+        login=["ag-1", "ag-2", "ag-3"],
+    )
 
 
 def test_parallel_ring_survives_a_dropped_agner_link(tmp_path: Path) -> None:

@@ -19,6 +19,12 @@ Uniqueid); agner's ``connect`` becomes ``Setvar AGNER_DIAL`` and ``Redirect``
 to ``agner-agents``; ``DialEnd`` with ``DialStatus: ANSWER`` is the answer,
 any other DialStatus (BUSY, NOANSWER, CHANUNAVAIL, ...) a failure (the caller
 waits again and agner picks another agent); ``Hangup`` ends the call.
+Several agents offered the call at once (a parallel offer) ring in one
+``Dial(A&B&...)`` (``AGNER_DIAL`` joined with ``&``): ``DialBegin`` names
+each agent's channel (``DestUniqueid``, matched by ``DialString`` or the
+``DestChannel`` name), the ``DialEnd`` of that channel is its agent's answer
+or failure (``CANCEL``: another answered, or the caller left), and
+``Hangup`` of that channel stops one agent's ring.
 Contacts agner ends are hung up with ``Action: Hangup``. After every
 (re)connection, ``CoreShowChannels`` tells which calls still exist, and
 ``Getvar AGNER_QUEUE`` the queue of waiting ones that arrived meanwhile.
@@ -222,6 +228,13 @@ class AsteriskAdapter(SwitchAdapter):
                 ev.get("CallerIDNum") or None,
                 ev.get("Exten") or None,
             )
+        elif name == "DialBegin":
+            self._dial_begun(ev)
+        elif name == "DialEnd" and (
+            ev.get("DestUniqueid", "") in self.ring_legs
+            or ev.get("DestUniqueid", "") in self.ended_legs  # (stopped, or lost the race)
+        ):
+            self._leg_ended(ev)
         elif name == "DialEnd":
             uid = ev.get("Uniqueid", "")  # the calling channel (an Originate's own has none)
             if ev.get("DialStatus") == "ANSWER":
@@ -236,6 +249,37 @@ class AsteriskAdapter(SwitchAdapter):
                 call.handle = ev["Channel"]  # a dial's agent leg: its name, for Hangup
         elif name == "OriginateResponse":
             self._originated(ev)
+
+    def _dial_begun(self, ev: dict[str, str]) -> None:
+        """A parallel ring's Dial() calls one of its agents: which one, by the
+        dial string (``DialString`` is the part after the technology on some
+        versions, all of it on others) or the channel's name (``PJSIP/1001-0000002a``)."""
+        call, leg = self._call(ev.get("Uniqueid", "")), ev.get("DestUniqueid", "")
+        if call is None or not leg:
+            return
+        dest, said = ev.get("DestChannel", ""), ev.get("DialString", "")
+        ringing = call.state == "ringing" and call.agent is None
+        for agent in (call.offers if ringing else []) + call.stop:
+            dial = self.agents.get(agent, "")
+            if agent not in call.offer_legs and (
+                said in (dial, dial.partition("/")[2]) or dest.startswith(dial + "-")
+            ):
+                self.offer_leg(call, agent, leg)
+                return
+        if ringing:
+            log.info("asterisk: a Dial() channel of call %s for no agent: %r", call.call_id, dest)
+
+    def _leg_ended(self, ev: dict[str, str]) -> None:
+        leg, status = ev["DestUniqueid"], ev.get("DialStatus", "")
+        if status == "ANSWER":
+            self.leg_answered(leg)
+        elif status != "CANCEL":  # CANCEL: another answered, or the caller left
+            found = self.offer_of(leg)
+            self.leg_failed(leg, status)
+            if found is not None and all(a not in found[0].offer_legs for a in found[0].offers):
+                # Dial() calls every destination at once: one it named no
+                # channel for could not be rung at all (CHANUNAVAIL)
+                self.ring_failed(found[0].uid, "CHANUNAVAIL")
 
     def _originated(self, ev: dict[str, str]) -> None:
         aid, response = ev.get("ActionID", ""), ev.get("Response")
@@ -258,6 +302,13 @@ class AsteriskAdapter(SwitchAdapter):
             "Redirect",
             {"Channel": call.handle, "Context": self.context, "Exten": "s", "Priority": "1"},
         )
+
+    def ring_all(self, call: SwitchCall, dials: list[tuple[str, str]]) -> None:
+        # the legs are named by the DialBegin events of the Dial()
+        self.put_through(call, "&".join(dial for _, dial in dials))
+
+    def drop_leg(self, call: SwitchCall, agent: str, leg: str) -> None:
+        self._fire("Hangup", {"Channel": leg, "Cause": "16"})  # by its Uniqueid
 
     def end_call(self, call: SwitchCall, to: str) -> None:
         self._fire("Hangup", {"Channel": call.handle, "Cause": _CAUSES.get(to, "16")})
@@ -299,6 +350,10 @@ class AsteriskAdapter(SwitchAdapter):
         events = await self.action("CoreShowChannels")
         chans = [e for e in events if e.get("Event") == "CoreShowChannel"]
         self.still_there({e.get("Uniqueid", "") for e in chans})
+        self.rings_state(
+            {e.get("Uniqueid", "") for e in chans},
+            {e.get("Uniqueid", "") for e in chans if e.get("ChannelStateDesc") == "Up"},
+        )
         for e in chans:
             # a dial's agent leg: did the agent, then the customer, pick up meanwhile?
             self.dial_state(

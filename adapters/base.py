@@ -9,6 +9,16 @@ nothing, hang up with a cause) and :meth:`session`, which after the switch
 link comes back tells :meth:`still_there` which calls still exist and
 :meth:`arrived` the waiting calls that are new.
 
+Parallel offers (a queue's ``parallel``: agner sends one ``connect`` per
+agent for the same call, back to back) are collected until the end of the
+current read of the agner link and rung at once: one agent goes through
+:meth:`put_through` as before, several through :meth:`ring_all` (one switch
+command, a leg per agent). The subclass reports each leg by agent:
+:meth:`leg_answered`, :meth:`leg_failed`, :meth:`ring_failed` (the whole
+ring ended unanswered), and stops one agent's leg in :meth:`drop_leg` when
+agner revokes it. A ``connect`` that comes while a ring is under way is held
+and rung when that ring has ended unanswered.
+
 Callbacks and click-to-dial (a ``connect`` with ``dial`` for a call the switch
 does not hold) are placed by the switch: :meth:`place_dial` rings the agent's
 phone and, once the agent answers, calls the customer and bridges the two.
@@ -83,6 +93,16 @@ class SwitchCall(msgspec.Struct, gc=False):
     placed: bool = False  # dial: the switch was asked to place it
     bridged: bool = False  # dial: the customer answered
     deadline: float = 0.0  # dial: loop time by which the switch must have told
+    # A parallel ring (state ringing, ``agent`` None): the agents whose legs
+    # still ring, in ring order, and agent -> the switch's id of its leg
+    offers: list[str] = []
+    offer_legs: dict[str, str] = {}
+    ring_arg: str = ""  # the last ring's command argument, to tell its end from an older one's
+    stop: list[str] = []  # revoked agents whose leg the switch has not named yet
+    # connects not rung yet: those of the current read, or late ones (a ring
+    # was under way), rung once it ends unanswered
+    held: list[str] = []
+    ring_due: bool = False  # a ring of ``held`` is scheduled
 
 
 class SwitchOptions(TypedDict, total=False):
@@ -128,6 +148,11 @@ class SwitchAdapter(abc.ABC):
         self.backoff = backoff or Backoff()
         self.calls: dict[str, SwitchCall] = {}
         self.legs: dict[str, str] = {}  # uid -> call id
+        # a leg of a parallel ring -> (call id, agent)
+        self.ring_legs: dict[str, tuple[str, str]] = {}
+        # legs of parallel rings that ended (the latest) -> call id: their late
+        # events are skipped, but for an answer
+        self.ended_legs: dict[str, str] = {}
         self.link = AgnerLink(server, token, self.on_agner, on_up=self._agner_up)
         self.malformed = 0
         self.switch_connections = 0
@@ -192,6 +217,17 @@ class SwitchAdapter(abc.ABC):
         """Ring the agent at ``dial`` for ``call``."""
 
     @abc.abstractmethod
+    def ring_all(self, call: SwitchCall, dials: list[tuple[str, str]]) -> None:
+        """Ring the agents of ``dials`` ((agent, dial string), at least two) at
+        once for ``call``, in one switch command; the first to answer takes
+        it. Record each leg's id the switch will name in ``call.offer_legs``
+        and :meth:`offer_leg` as soon as it is known."""
+
+    @abc.abstractmethod
+    def drop_leg(self, call: SwitchCall, agent: str, leg: str) -> None:
+        """Stop the ringing leg ``leg`` of ``agent`` only; the others ring on."""
+
+    @abc.abstractmethod
     def end_call(self, call: SwitchCall, to: str) -> None:
         """agner ended a waiting call (``rejected``, ``timed_out``, ``voicemail``, ``callback``)."""
 
@@ -220,6 +256,123 @@ class SwitchAdapter(abc.ABC):
             del self.calls[call.call_id]
         if self.legs.get(call.uid) == call.call_id:
             del self.legs[call.uid]
+        self._end_ring(call)
+
+    # ------------------------------------------------------------ parallel rings
+
+    def offer_leg(self, call: SwitchCall, agent: str, leg: str) -> None:
+        """The switch names ``leg`` as ``agent``'s leg of the parallel ring of ``call``."""
+        if agent in call.stop:  # agner revoked it before the switch named its leg
+            call.stop.remove(agent)
+            self.ended_legs[leg] = call.call_id
+            self.drop_leg(call, agent, leg)
+            return
+        call.offer_legs[agent] = leg
+        self.ring_legs[leg] = (call.call_id, agent)
+
+    def offer_of(self, leg: str) -> tuple[SwitchCall, str] | None:
+        """The ringing call and agent of a parallel ring's leg, or None."""
+        call_id, agent = self.ring_legs.get(leg, ("", ""))
+        call = self.calls.get(call_id)
+        if call is None or call.state != "ringing" or agent not in call.offers:
+            return None
+        return call, agent
+
+    def _end_ring(self, call: SwitchCall) -> None:
+        for leg in call.offer_legs.values():
+            self.ring_legs.pop(leg, None)
+            self.ended_legs[leg] = call.call_id
+        while len(self.ended_legs) > 4096:
+            del self.ended_legs[next(iter(self.ended_legs))]
+        call.offers, call.offer_legs, call.stop = [], {}, []
+
+    def leg_answered(self, leg: str) -> None:
+        """The agent of a parallel ring's leg answered: it takes the call
+        (agner revokes the others, reason taken; the switch stops their legs)."""
+        found = self.offer_of(leg)
+        if found is None:
+            call = self.calls.get(self.ended_legs.get(leg, ""))
+            if call is not None and call.dial is None and call.state in ("queued", "ringing"):
+                # An agent agner had revoked answered before its leg stopped:
+                # agner would refuse the answer and keep the contact for
+                # others, so it is told the caller left (the agents it still
+                # rings are released, not blamed); the switch keeps the call.
+                log.warning(
+                    "%s: call %s answered on a leg agner revoked: ended in agner",
+                    self.name,
+                    call.call_id,
+                )
+                self._forget(call)
+                self.link.send(HungUp(call.call_id))
+            return
+        call, agent = found
+        self._end_ring(call)
+        call.state, call.agent, call.held = "talking", agent, []
+        self.link.send(Answered(call.call_id, agent))
+
+    def leg_failed(self, leg: str, cause: str = "") -> None:
+        """One leg of a parallel ring failed (busy, no answer, unreachable):
+        ``no_answer`` for its agent; the others ring on."""
+        found = self.offer_of(leg)
+        if found is None:
+            return
+        call, agent = found
+        call.offers.remove(agent)
+        self.ring_legs.pop(leg, None)
+        self.ended_legs[leg] = call.call_id
+        call.offer_legs.pop(agent, None)
+        log.info("%s: call %s: agent %s failed (%s)", self.name, call.call_id, agent, cause)
+        self.link.send(NoAnswer(call.call_id, agent))
+        if not call.offers:
+            self._ring_over(call)
+
+    def ring_failed(self, uid: str, cause: str = "") -> None:
+        """The parallel ring of the caller ``uid`` ended unanswered: every
+        agent still ringing gets ``no_answer``."""
+        call = self._call(uid)
+        if call is None or call.state != "ringing" or not call.offers:
+            return
+        for agent in call.offers:
+            self.link.send(NoAnswer(call.call_id, agent))
+        log.info("%s: call %s: nobody answered (%s)", self.name, call.call_id, cause)
+        self._ring_over(call)
+
+    def _ring_over(self, call: SwitchCall) -> None:
+        """A parallel ring ended unanswered: the caller waits again, and the
+        connects held meanwhile ring now."""
+        self._end_ring(call)
+        call.state, call.agent = "queued", None
+        if call.held:
+            self._ring(call)
+
+    def _collect(self, call: SwitchCall, agent: str) -> None:
+        """A connect for a waiting call: ring it with the others of the same
+        decision (they come back to back, in one read of the agner link)."""
+        if agent not in call.held:
+            call.held.append(agent)
+        if not call.ring_due:
+            call.ring_due = True
+            asyncio.get_running_loop().call_soon(self._ring, call)
+
+    def _ring(self, call: SwitchCall) -> None:
+        call.ring_due = False
+        if self.calls.get(call.call_id) is not call or call.state != "queued" or not call.held:
+            return  # gone, or a ring started meanwhile: the held ones wait for its end
+        agents, call.held = call.held, []
+        dials: list[tuple[str, str]] = []
+        for agent in agents:
+            dial = self.agents.get(agent)
+            if dial is None:
+                log.warning("%s: no dial string for agent %r", self.name, agent)
+                self.link.send(NoAnswer(call.call_id, agent))
+            else:
+                dials.append((agent, dial))
+        if len(dials) == 1:
+            self._connect(call, dials[0][0])
+        elif dials:
+            call.state, call.agent, call.stop = "ringing", None, []
+            call.offers = [a for a, _ in dials]
+            self.ring_all(call, dials)
 
     def arrived(
         self, uid: str, queue: str, handle: str, customer: str | None, dialed: str | None
@@ -242,11 +395,12 @@ class SwitchAdapter(abc.ABC):
             if call.state == "talking" and not call.bridged:
                 self.dial_failed(uid, cause or "failed")
             return
-        if call.state != "ringing":
-            return
+        if call.state != "ringing" or call.agent is None:
+            return  # (a parallel ring ends by ring_failed)
         agent, call.agent, call.state = call.agent, None, "queued"
-        if agent is not None:
-            self.link.send(NoAnswer(call.call_id, agent))
+        self.link.send(NoAnswer(call.call_id, agent))
+        if call.held:
+            self._ring(call)
 
     def answered(self, uid: str) -> None:
         """The agent answered a waiting call; for a dial, the customer answered."""
@@ -257,7 +411,7 @@ class SwitchAdapter(abc.ABC):
             if call.state == "talking":
                 call.bridged, call.deadline = True, 0.0
         elif call.state == "ringing" and call.agent is not None:
-            call.state = "talking"
+            call.state, call.held = "talking", []
             self.link.send(Answered(call.call_id, call.agent))
 
     def hung_up(self, uid: str, cause: str = "") -> None:
@@ -319,6 +473,17 @@ class SwitchAdapter(abc.ABC):
             if call.dial is None or call.placed:
                 self.hung_up(call.uid, "gone")
 
+    def rings_state(self, present: set[str], up: set[str]) -> None:
+        """After the switch link came back: of the parallel rings' legs, those
+        that still exist (``present``) and those answered (``up``). An
+        answered leg took its call; a leg gone failed; the others ring on."""
+        for leg in list(self.ring_legs):
+            if leg in up:
+                self.leg_answered(leg)
+        for leg in list(self.ring_legs):
+            if leg not in present:
+                self.leg_failed(leg, "gone")
+
     def place_unsent(self) -> None:
         """Once the switch link is up: place the dials asked for while it was down."""
         for call in [c for c in self.calls.values() if c.dial is not None and not c.placed]:
@@ -333,15 +498,24 @@ class SwitchAdapter(abc.ABC):
                 self._start_dial(msg.call_id, msg.queue, msg.agent, msg.dial)
             elif call is None:
                 self.link.send(HungUp(msg.call_id))  # gone at the switch
-            elif call.state == "queued":
-                self._connect(call, msg.agent)
+            elif call.dial is None and call.state in ("queued", "ringing"):
+                # (a late one, while a ring is under way: held until it ends)
+                self._collect(call, msg.agent)
+            else:
+                log.warning("%s: connect for %s, %s", self.name, call.call_id, call.state)
         elif isinstance(msg, Revoked):
             call = self.calls.get(msg.call_id)
-            if call is not None and call.agent == msg.agent and call.state == "ringing":
+            if call is not None and msg.agent in call.held:
+                call.held.remove(msg.agent)  # not rung yet
+            elif call is not None and call.state == "ringing" and msg.agent in call.offers:
+                self._revoke_leg(call, msg.agent)
+            elif call is not None and call.agent == msg.agent and call.state == "ringing":
                 if call.dial is not None:
                     self._stop_dial(call)  # agner offers it again: stop this phone
                 else:
                     call.state, call.agent = "queued", None
+                    if call.held:
+                        self._ring(call)
         elif isinstance(msg, Diverted):
             call = self.calls.get(msg.call_id)
             if call is None:
@@ -371,12 +545,42 @@ class SwitchAdapter(abc.ABC):
                 self._forget(call)
                 self.end_call(call, "rejected")
 
+    def _revoke_leg(self, call: SwitchCall, agent: str) -> None:
+        """agner gave up on one agent of a parallel ring: stop its leg (or, if
+        the switch has not named it yet, as soon as it does)."""
+        call.offers.remove(agent)
+        leg = call.offer_legs.pop(agent, None)
+        if leg is None:
+            call.stop.append(agent)
+        else:
+            self.ring_legs.pop(leg, None)
+            self.ended_legs[leg] = call.call_id
+            self.drop_leg(call, agent, leg)
+        if not call.offers:
+            # like a serial ring's revoke: the caller waits for the next connect
+            stop = call.stop
+            self._end_ring(call)
+            call.stop = stop  # legs the switch names later are stopped then
+            call.state, call.agent = "queued", None
+            if call.held:
+                self._ring(call)
+
     def _reconciled(self, st: ContactStatus) -> None:
         call = self.calls.get(st.call_id)
         if call is None:
             self.link.send(HungUp(st.call_id))
         elif call.state == "queued" and st.state == "ringing" and st.agents:
-            self._connect(call, st.agents[0])
+            for agent in st.agents:  # its connects were lost
+                self._collect(call, agent)
+        elif call.dial is None and call.state == "ringing" and call.agent is None:
+            # a parallel ring: stop the agents agner gave up on meanwhile (their
+            # revokes were lost), hold those it offered it to since
+            rings = st.agents if st.state == "ringing" else []
+            for agent in [a for a in call.offers if a not in rings]:
+                self._revoke_leg(call, agent)
+            for agent in rings:
+                if agent not in call.offers:
+                    self._collect(call, agent)
         elif call.state == "talking" and st.state == "ringing" and call.agent is not None:
             self.link.send(Answered(call.call_id, call.agent))
         elif call.dial is not None and call.state == "ringing" and call.agent not in st.agents:

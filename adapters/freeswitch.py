@@ -12,7 +12,13 @@ channel's Unique-ID); agner's ``connect`` becomes ``sendmsg`` executing
 ``bridge`` to the agent's dial string; ``CHANNEL_BRIDGE`` is the answer; a
 ``CHANNEL_EXECUTE_COMPLETE`` of that bridge while still ringing is a failure
 (busy, no answer: the channel is parked again and agner picks another agent);
-``CHANNEL_HANGUP_COMPLETE`` ends the call. Contacts agner ends are killed with
+``CHANNEL_HANGUP_COMPLETE`` ends the call. Several agents offered the call at
+once (a parallel offer) ring in one ``bridge`` with comma-separated dial
+strings (simultaneous ring), each leg tagged ``[origination_uuid=LEG,
+agner_agent=NAME]``: ``CHANNEL_ANSWER`` of a leg is its agent's answer,
+``CHANNEL_HANGUP_COMPLETE`` of a leg still ringing its agent's failure,
+``CHANNEL_EXECUTE_COMPLETE`` of that bridge the end of the ring (nobody
+answered); ``uuid_kill LEG`` stops one agent's leg. Contacts agner ends are killed with
 ``uuid_kill``. After every (re)connection, ``show channels as json`` tells
 which calls still exist and which parked ones are new.
 
@@ -204,6 +210,16 @@ class FreeSwitchAdapter(SwitchAdapter):
             self.malformed += 1
             log.warning("freeswitch: event without a name or Unique-ID: %r", body[:200])
             return
+        if uuid in self.ring_legs or uuid in self.ended_legs:  # a leg of a parallel ring
+            if name == "CHANNEL_ANSWER":
+                self.leg_answered(uuid)
+            elif name == "CHANNEL_HANGUP_COMPLETE":
+                cause = ev.get("Hangup-Cause", "")
+                # cancelled: another leg won, or the caller left (its own
+                # hangup tells agner); the bridge's end covers the rest
+                if cause not in ("LOSE_RACE", "ORIGINATOR_CANCEL"):
+                    self.leg_failed(uuid, cause)
+            return
         if name == "CHANNEL_PARK":
             queue = ev.get("variable_agner_queue")
             if queue and uuid not in self.legs:
@@ -217,13 +233,23 @@ class FreeSwitchAdapter(SwitchAdapter):
         elif name == "CHANNEL_ANSWER":
             self.dial_answered(uuid)  # only a dial's agent leg: others are answered in the dialplan
         elif name == "CHANNEL_BRIDGE":
-            self.answered(uuid)
+            other = ev.get("Other-Leg-Unique-ID", "")
+            if other in self.ring_legs or other in self.ended_legs:  # won a parallel ring
+                self.leg_answered(other)
+            else:
+                self.answered(uuid)
         elif name == "CHANNEL_EXECUTE_COMPLETE":
             if ev.get("Application") == "bridge":
                 cause = ev.get("variable_originate_disposition") or ev.get(
                     "variable_bridge_hangup_cause", ""
                 )
-                self.failed(uuid, cause)
+                call, arg = self._call(uuid), ev.get("Application-Data")
+                if call is None or (arg is not None and arg != call.ring_arg):
+                    return  # an older bridge's end (its agent was revoked)
+                if call.offers:
+                    self.ring_failed(uuid, cause)  # a parallel ring: nobody answered
+                else:
+                    self.failed(uuid, cause)
         elif name == "CHANNEL_HANGUP_COMPLETE":
             self.hung_up(uuid, ev.get("Hangup-Cause", ""))
 
@@ -244,11 +270,36 @@ class FreeSwitchAdapter(SwitchAdapter):
     # ------------------------------------------------------------ to FreeSWITCH
 
     def put_through(self, call: SwitchCall, dial: str) -> None:
+        call.ring_arg = dial
         self._fire(
             f"sendmsg {call.handle}\ncall-command: execute\nexecute-app-name: bridge\n"
             f"execute-app-arg: {dial}\n\n",
             f"bridge {call.call_id}",
         )
+
+    def ring_all(self, call: SwitchCall, dials: list[tuple[str, str]]) -> None:
+        legs = []
+        for agent, dial in dials:
+            leg = self.new_leg()
+            tags = [f"origination_uuid={leg}"]
+            if safe_token(agent):
+                tags.append(f"agner_agent={agent}")
+            if dial[:1] in "[{" and dial[1:2] != "]" and ("]" in dial or "}" in dial):
+                # the agent's own variables stay, as this leg's
+                end = dial.index("]" if dial[0] == "[" else "}")
+                legs.append("[" + ",".join(tags) + "," + dial[1:end] + "]" + dial[end + 1 :])
+            else:
+                legs.append("[" + ",".join(tags) + "]" + dial)
+            self.offer_leg(call, agent, leg)
+        call.ring_arg = ",".join(legs)
+        self._fire(
+            f"sendmsg {call.handle}\ncall-command: execute\nexecute-app-name: bridge\n"
+            f"execute-app-arg: {call.ring_arg}\n\n",
+            f"bridge {call.call_id}",
+        )
+
+    def drop_leg(self, call: SwitchCall, agent: str, leg: str) -> None:
+        self._fire(f"api uuid_kill {leg} ORIGINATOR_CANCEL\n\n", f"kill {agent}'s leg")
 
     def end_call(self, call: SwitchCall, to: str) -> None:
         self._fire(f"api uuid_kill {call.handle} {_CAUSES.get(to, 'NORMAL_CLEARING')}\n\n", "kill")
@@ -295,6 +346,10 @@ class FreeSwitchAdapter(SwitchAdapter):
             return
         rows = [r for r in rows if isinstance(r, dict)]
         self.still_there({str(r.get("uuid")) for r in rows})
+        self.rings_state(
+            {str(r.get("uuid")) for r in rows},
+            {str(r.get("uuid")) for r in rows if r.get("callstate") in ("ACTIVE", "HELD")},
+        )
         for r in rows:
             uuid = str(r.get("uuid"))
             call = self._call(uuid)

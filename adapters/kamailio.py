@@ -14,6 +14,15 @@ another agent), the caller's CANCEL and BYE; the adapter turns them into
 caller waits, the adapter has Kamailio send 182 Queued and a 180 every
 ``ring_every_s``.
 
+The ``connect``s of a parallel offer (one per agent, back to back) are
+collected until the end of the current read of the agner link and relayed
+in one ``relay`` command: Kamailio forks the INVITE to every agent at once
+(tm cancels the others when one answers). Kamailio names the branch of each
+answer and failure (``branch``: the agents' order in the command). A
+``connect`` that comes while a fork rings is held and relayed once the fork
+has failed; a ``revoked`` agent's branch rings on until the fork ends (tm
+cannot stop one branch of it).
+
 A ``connect`` with ``dial`` (a callback or click-to-dial) for a call Kamailio
 does not hold is placed through Kamailio: the agent's phone rings (dialog's
 ``dlg_bridge``) and, once answered, is REFERed to the customer's URI
@@ -154,10 +163,13 @@ class _Event(msgspec.Struct, gc=False):
     queue: str = ""
     from_: str = msgspec.field(default="", name="from")
     state: str = ""  # status: ringing, talking, queued, ended, gone
+    branch: int = -1  # answered, branch_failed, status: the branch of a parallel offer
     token: str = ""  # dial_answered, dial_failed, dialing: which dial
 
 
 _event_decoder = msgspec.json.Decoder(_Event)
+# events that may come for a call the adapter has forgotten (it ended)
+_QUIET = ("pong", "bye", "cancel", "gone", "timeout", "answered", "status", "branch_failed")
 _json = msgspec.json.Encoder()
 
 
@@ -185,6 +197,14 @@ class Call(msgspec.Struct, gc=False):
     token: str = ""  # a dialed call: the one-use token of its REFER
     sip_id: str = ""  # a dialed call: the Call-ID of the agent's call to the customer
     deadline_ns: int = 0  # a dialed call: when waiting for the agent or its phone gives up
+    # A parallel offer (state ringing, ``agent`` None): ``fork`` the agents in
+    # branch order, ``offers`` those agner still offers it to; connects not
+    # relayed yet: those of the current read, or late ones (held until the
+    # fork has failed)
+    fork: list[str] = []
+    offers: list[str] = []
+    held: list[str] = []
+    relay_due: bool = False
 
 
 class _Evapi(asyncio.Protocol):
@@ -394,19 +414,62 @@ class KamailioAdapter:
             return
         call.state = "ringing"
         call.routed = True
-        self._cmd(
-            {
-                "cmd": "relay",
-                "call_id": call.call_id,
-                "tindex": call.tindex,
-                "tlabel": call.tlabel,
-                "uri": uri,
-                "ring_ms": self.ring_ms,
-            }
-        )
+        self._send_relay(call, [uri])
+
+    def _send_relay(self, call: Call, uris: list[str]) -> None:
+        """Resume the caller's transaction to ring ``uris`` (several: a fork)."""
+        cmd: dict[str, Any] = {
+            "cmd": "relay",
+            "call_id": call.call_id,
+            "tindex": call.tindex,
+            "tlabel": call.tlabel,
+            "uri": uris[0],
+            "ring_ms": self.ring_ms,
+        }
+        if len(uris) > 1:
+            cmd["more"], cmd["n"] = "|".join(uris[1:]), len(uris) - 1
+        self._cmd(cmd)
         if call.invite_ns and len(self.latencies) < self.keep_latencies:
             self.latencies.append(time.monotonic_ns() - call.invite_ns)
             call.invite_ns = 0
+
+    def _collect(self, call: Call, agent: str) -> None:
+        """A connect: relayed with the others of the same decision (they come
+        back to back, in one read of the agner link)."""
+        if agent not in call.held:
+            call.held.append(agent)
+        if not call.relay_due:
+            call.relay_due = True
+            asyncio.get_running_loop().call_soon(self._relay_due, call)
+
+    def _relay_due(self, call: Call) -> None:
+        call.relay_due = False
+        if self.calls.get(call.call_id) is call and call.state == "queued" and call.held:
+            self._relay_held(call)
+
+    def _relay_held(self, call: Call) -> None:
+        """Ring the held agents: one as before, several at once (a fork)."""
+        agents, call.held = call.held, []
+        if len(agents) == 1:
+            self._relay(call, agents[0])
+            return
+        uris: list[str] = []
+        for agent in agents:
+            uri = self._agent_address(agent)
+            if uri is None:
+                log.warning("no SIP address for agent %r: not rung for %s", agent, call.call_id)
+                self.link.send(NoAnswer(call.call_id, agent))
+            else:
+                call.fork.append(agent)
+                uris.append(uri)
+        if len(call.fork) <= 1:
+            agents, call.fork = call.fork, []
+            if agents:
+                self._relay(call, agents[0])
+            return
+        call.state, call.agent, call.revoked, call.routed = "ringing", None, False, True
+        call.offers = list(call.fork)
+        self._send_relay(call, uris)
 
     def _reject(self, call: Call, code: int, reason: str) -> None:
         self.calls.pop(call.call_id, None)
@@ -441,7 +504,7 @@ class KamailioAdapter:
                 Arrived(ev.call_id, ev.queue, customer=call.customer, dialed=ev.queue, ref=ref)
             )
         elif call is None:
-            if kind not in ("pong", "bye", "cancel", "gone", "timeout", "answered", "status"):
+            if kind not in _QUIET:
                 log.warning("evapi: %s for a call the adapter does not know: %r", kind, ev.call_id)
             return
         elif kind == "failed" or (kind == "alive" and call.state == "ringing"):
@@ -449,6 +512,10 @@ class KamailioAdapter:
             # (alive: that happened while evapi was down): Kamailio holds the
             # caller again and agner picks another agent
             self._agent_failed(call, ev)
+        elif call.fork and kind in ("answered", "branch_failed", "status"):
+            self._fork_event(call, ev)
+        elif kind == "branch_failed":
+            pass  # a branch of a fork that ended
         elif kind == "answered":
             if call.state == "ringing" and call.agent is not None and not call.token:
                 call.state = "talking"
@@ -484,12 +551,53 @@ class KamailioAdapter:
         agent, call.agent, call.state = call.agent, None, "queued"
         if agent is not None and not call.revoked:
             self.link.send(NoAnswer(call.call_id, agent))
+        for other in call.offers:  # a fork: those whose branch-failure was not seen
+            self.link.send(NoAnswer(call.call_id, other))
+        call.fork, call.offers = [], []
         if call.next_agent is not None:
             nxt, call.next_agent = call.next_agent, None
             self._relay(call, nxt)
+        elif call.held:
+            self._relay_held(call)
+
+    def _fork_event(self, call: Call, ev: _Event) -> None:
+        """An answer or a failure of one branch of a parallel offer, or the
+        state Kamailio tells after evapi was down."""
+        if call.state != "ringing":
+            return
+        agent = call.fork[ev.branch] if 0 <= ev.branch < len(call.fork) else None
+        if ev.event == "branch_failed":
+            if agent in call.offers:  # (a revoked agent's failure: agner knows)
+                call.offers.remove(agent)
+                self.link.send(NoAnswer(call.call_id, agent))
+            return
+        if ev.event == "status" and ev.state not in ("talking", "ended"):
+            self._status(call, ev.state)  # still ringing, or it ended unanswered
+            return
+        if agent is None and len(call.offers) == 1:
+            agent = call.offers[0]  # Kamailio did not say which: the only one left
+        if agent is not None and agent in call.offers:
+            call.state, call.agent = "talking", agent
+            call.fork, call.offers, call.held = [], [], []
+            self.link.send(Answered(call.call_id, agent))
+            if ev.event == "status" and ev.state == "ended":
+                self._ended(call)
+            return
+        # An agent agner had revoked answered (tm cannot stop one branch of a
+        # fork): agner would refuse its answer and keep the contact for
+        # others, so it is told the caller left (the agents it still rings
+        # are released, not blamed); Kamailio keeps the call.
+        log.warning(
+            "call %s: answered by %s, whom agner no longer offers it to: ended in agner",
+            call.call_id,
+            agent or f"branch {ev.branch}",
+        )
+        self._forget(call)
+        self.link.send(HungUp(call.call_id))
 
     def _forget(self, call: Call) -> None:
-        self.calls.pop(call.call_id, None)
+        if self.calls.get(call.call_id) is call:
+            del self.calls[call.call_id]
         if call.token:
             self.dials.pop(call.token, None)
         if call.sip_id:
@@ -622,17 +730,20 @@ class KamailioAdapter:
                 # agner has a contact Kamailio no longer holds: end it there too
                 log.warning("connect for a call that is gone: %s", msg.call_id)
                 self.link.send(HungUp(msg.call_id))
-            elif call.state == "queued":
-                self._relay(call, msg.agent)
+            elif call.state == "queued" and not call.token:
+                self._collect(call, msg.agent)
             elif call.state == "ringing" and call.revoked:
                 call.next_agent = msg.agent  # once the last agent's branch has failed
+            elif call.state == "ringing" and not call.token:
+                self._collect(call, msg.agent)  # a late one: once the ringing has failed
             else:
                 log.warning("connect for call %s that is %s", msg.call_id, call.state)
         elif isinstance(msg, Ok):
             call_id, _ = self._refs.pop(msg.ref, ("", ""))
             call = self.calls.get(call_id)
-            if call is not None and call.state == "queued" and not call.routed:
-                # not connected at once: the caller hears it is queued
+            if call is not None and call.state == "queued" and not call.routed and not call.held:
+                # not connected at once (no connect came before this ok, to be
+                # relayed at the end of the read): the caller hears it is queued
                 call.ring_ns = time.monotonic_ns()
                 self._reply(call, 182, "Queued")
         elif isinstance(msg, Error):
@@ -647,7 +758,11 @@ class KamailioAdapter:
                 self._reject(call, code, reason)
         elif isinstance(msg, Revoked):
             call = self.calls.get(msg.call_id)
-            if call is not None and call.agent == msg.agent and call.state == "ringing":
+            if call is not None and msg.agent in call.held:
+                call.held.remove(msg.agent)  # not relayed yet
+            elif call is not None and msg.agent in call.offers:
+                call.offers.remove(msg.agent)  # its branch rings on until the fork ends
+            elif call is not None and call.agent == msg.agent and call.state == "ringing":
                 call.revoked = True  # agner re-queued it; its branch still rings until ring_ms
         elif isinstance(msg, Diverted):
             self._diverted(msg)
@@ -703,7 +818,16 @@ class KamailioAdapter:
             self.link.send(HungUp(st.call_id))
             return
         if call.state == "queued" and st.state == "ringing" and st.agents:
-            self._relay(call, st.agents[0])  # its connect was lost
+            for agent in st.agents:  # its connects were lost
+                self._collect(call, agent)
+        elif call.fork and call.state == "ringing":
+            # a fork: agner gave up on some agents meanwhile (their branches
+            # ring on), or offered it to others (held until the fork fails)
+            rings = st.agents if st.state == "ringing" else []
+            call.offers = [a for a in call.offers if a in rings]
+            for agent in rings:
+                if agent not in call.fork:
+                    self._collect(call, agent)
         elif call.state == "talking" and st.state == "ringing" and call.agent is not None:
             self.link.send(Answered(call.call_id, call.agent))
         elif call.state == "ringing" and st.state == "waiting":

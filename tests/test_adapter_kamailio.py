@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
 from serve_harness import ACME, ServerProcess
 from sip_harness import HOST, Kamailio, Sipp, needs_sip, write_center
 
@@ -362,6 +363,126 @@ def test_callback_releases_the_caller_and_dials_back_when_an_agent_is_ready(
         invite = back.messages.read_text().split("INVITE sip:", 1)[1].split("\n", 1)[0]
         assert invite.startswith("caller1@")  # the caller's number, dialed back
         assert rig.records() == {cid: ("answered", "ag-1")}
+
+
+def ring_all(tmp: Path, ring_ms: int = 5000) -> Rig:
+    """A rig whose queue offers a caller to every ready agent at once."""
+    return Rig(tmp, ring_ms=ring_ms, queue_extra="parallel = 0")
+
+
+async def started(rig: Rig, agents: dict[str, Sipp]) -> KamailioAdapter:
+    """The rig's adapter for ``agents``, both links up."""
+    adapter = rig.adapter(agents)
+    await adapter.start()
+    await adapter.wait_up()
+    return adapter
+
+
+def test_parallel_offer_forks_to_both_agents_and_the_first_answer_wins(tmp_path: Path) -> None:
+    """A ring-all queue: the INVITE is forked to both ready agents at once;
+    ag-2 answers, Kamailio cancels ag-1's branch (it never answers), agner
+    releases ag-1 (taken, not blamed) and records the call answered by ag-2,
+    long before ag-1 would have rung out."""
+    with ring_all(tmp_path) as rig:
+        deaf = rig.agent("deaf", "agent_noanswer.xml")
+        ann = rig.agent("ann", "agent_answer.xml")
+
+        async def main() -> None:
+            adapter = await started(rig, {"ag-1": deaf, "ag-2": ann})
+            await until(
+                lambda: (
+                    agent_states(rig) == {"ag-1": "ready", "ag-2": "ready", "ag-3": "logged_out"}
+                )
+            )
+            caller = rig.caller("caller", "caller.xml", "-m", "1", "-d", "100").start()
+            t0 = time.monotonic()
+            assert await wait_proc(caller) == 0
+            assert time.monotonic() - t0 < 4.0  # not after ag-1's ring_ms
+            await until(lambda: not adapter.calls)
+            await until(lambda: agent_states(rig)["ag-2"] == "ready")
+            assert agent_states(rig)["ag-1"] == "ready"
+            await adapter.close()
+
+        asyncio.run(main())
+        (cid, seen), *_ = rig.sipps[2].seen().items()
+        assert seen[0] == "INVITE" and "200" in seen and "BYE" in seen
+        assert not {"182", "486", "408", "487"} & set(seen)
+        assert deaf.seen()[cid][:3] == ["INVITE", "180", "CANCEL"]
+        assert ann.seen()[cid][:3] == ["INVITE", "180", "200"]
+        assert rig.records() == {cid: ("answered", "ag-2")}
+
+
+@pytest.mark.parametrize("second", ["agent_busy.xml", "agent_noanswer.xml"])
+def test_parallel_offer_both_fail_then_the_next_agent(tmp_path: Path, second: str) -> None:
+    """Both agents of a fork fail (busy; or busy, then the other rings out):
+    each is marked not ready (RONA) once, as its own branch fails, the
+    caller waits again and is answered by ag-3 when it becomes ready (rung
+    alone, as a serial offer)."""
+    with ring_all(tmp_path, ring_ms=1500) as rig:
+        busy1 = rig.agent("busy1", "agent_busy.xml")
+        busy2 = rig.agent("busy2", second)
+        ann = rig.agent("ann", "agent_answer.xml")
+
+        async def main() -> None:
+            adapter = rig.adapter({"ag-1": busy1, "ag-2": busy2, "ag-3": ann})
+            adapter.login = ["ag-1", "ag-2"]
+            await adapter.start()
+            await adapter.wait_up()
+            adapter.link.send(Login("ag-3"))
+            await until(
+                lambda: agent_states(rig) == {"ag-1": "ready", "ag-2": "ready", "ag-3": "not_ready"}
+            )
+            caller = rig.caller("caller", "caller.xml", "-m", "1", "-d", "100").start()
+            if second == "agent_noanswer.xml":  # ag-1's branch failed, ag-2's rings on
+                await until(lambda: agent_states(rig)["ag-1"] == "not_ready")
+                assert agent_states(rig)["ag-2"] == "reserved"
+            await until(
+                lambda: agent_states(rig)["ag-1"] == agent_states(rig)["ag-2"] == "not_ready"
+            )
+            await until(lambda: [c.state for c in adapter.calls.values()] == ["queued"])
+            adapter.link.send(Ready("ag-3"))
+            assert await wait_proc(caller) == 0
+            await until(lambda: not adapter.calls)
+            await adapter.close()
+
+        asyncio.run(main())
+        (cid, seen), *_ = rig.sipps[3].seen().items()
+        assert seen[0] == "INVITE" and "200" in seen and "BYE" in seen
+        assert not {"486", "408", "487"} & set(seen)  # failures stay behind the proxy
+        assert busy1.seen()[cid][:2] == ["INVITE", "486"] and busy1.seen()[cid].count("INVITE") == 1
+        failed = ["INVITE", "486"] if second == "agent_busy.xml" else ["INVITE", "180", "CANCEL"]
+        assert busy2.seen()[cid][: len(failed)] == failed
+        assert busy2.seen()[cid].count("INVITE") == 1
+        assert ann.seen()[cid][:3] == ["INVITE", "180", "200"]
+        assert rig.records() == {cid: ("answered", "ag-3")}
+        states = agent_states(rig)
+        assert states["ag-1"] == states["ag-2"] == "not_ready" and states["ag-3"] == "ready"
+
+
+def test_caller_hanging_up_while_a_fork_rings_blames_no_agent(tmp_path: Path) -> None:
+    """The caller CANCELs while both agents of a fork ring: Kamailio cancels
+    both branches, agner records the call abandoned and both agents are
+    ready again (no RONA for the cancelled branches)."""
+    with ring_all(tmp_path) as rig:
+        deaf1 = rig.agent("deaf1", "agent_noanswer.xml")
+        deaf2 = rig.agent("deaf2", "agent_noanswer.xml")
+
+        async def main() -> None:
+            adapter = await started(rig, {"ag-1": deaf1, "ag-2": deaf2})
+            await until(lambda: agent_states(rig)["ag-2"] == "ready")
+            caller = rig.caller("caller", "caller_ring_cancel.xml", "-m", "1").start()
+            assert await wait_proc(caller) == 0
+            await until(lambda: not adapter.calls)
+            await asyncio.sleep(0.3)  # the branches' 487s: nobody is blamed for them
+            assert agent_states(rig) == {"ag-1": "ready", "ag-2": "ready", "ag-3": "logged_out"}
+            await adapter.close()
+
+        asyncio.run(main())
+        (cid, seen), *_ = rig.sipps[2].seen().items()
+        assert seen[0] == "INVITE" and "487" in seen and "200" in seen
+        for deaf in (deaf1, deaf2):
+            assert deaf.seen()[cid][:3] == ["INVITE", "180", "CANCEL"]
+        assert rig.records() == {cid: ("abandoned", None)}
 
 
 def test_adapter_inside_agner_serve_answers_calls_across_a_kamailio_restart(

@@ -11,7 +11,7 @@ import sqlite3
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import quote
 
 import msgspec
@@ -21,8 +21,20 @@ from sip_harness import write_center
 
 from agner.adapters.asterisk import AsteriskAdapter
 from agner.adapters.freeswitch import FreeSwitchAdapter
-from agner.adapters.link import Backoff
-from agner.protocol import ClientMessage, Connect, Dial, Login, NoAnswer, NotReady, Ready
+from agner.adapters.kamailio import KamailioAdapter
+from agner.adapters.link import AgnerLink, Backoff
+from agner.protocol import (
+    Answered,
+    ClientMessage,
+    Connect,
+    Dial,
+    Login,
+    Logout,
+    NoAnswer,
+    NotReady,
+    Ready,
+    Revoked,
+)
 
 
 async def until(cond: Callable[[], bool], timeout: float = 10.0) -> None:
@@ -93,6 +105,8 @@ class FakeFreeSwitch:
         self.channels: dict[str, dict[str, str]] = {}  # uuid -> {app, queue, cid, ...}
         self.commands: list[str] = []
         self.originated: list[dict[str, str]] = []  # uid, job, dial, customer, vars
+        self.rings: dict[str, dict[str, Any]] = {}  # caller -> {arg, legs: {leg: dial}}
+        self.rung: list[dict[str, str]] = []  # every leg of a parallel bridge: leg, dial, vars
         self.refuse = False  # auth fails: the adapter stays away until it is cleared
         self.writer: asyncio.StreamWriter | None = None
         self.server: asyncio.Server | None = None
@@ -240,7 +254,10 @@ class FakeFreeSwitch:
                 await self.api(self.channels[uuid].get(key) or "_undef_")
         elif first.startswith("api uuid_kill "):
             uuid, cause = first.split()[2:4]
-            if self.channels.pop(uuid, None) is None:
+            if "ring" in self.channels.get(uuid, {}):
+                await self.api("+OK")
+                await self.end_leg(uuid, cause)
+            elif self.channels.pop(uuid, None) is None:
                 await self.api("-ERR No such channel!")
             else:
                 await self.api("+OK")
@@ -259,13 +276,94 @@ class FakeFreeSwitch:
             uuid = first.split()[1]
             dial = cmd.split("execute-app-arg: ")[1].split("\n")[0]
             await self.reply("+OK")
-            if dial == "user/busy":
+            if "," in dial:
+                await self._ring(uuid, dial)
+            elif dial == "user/hold":
+                self.rings[uuid] = {"arg": dial, "legs": {}}  # rings until bridged()
+            elif dial == "user/busy":
                 await self.event("CHANNEL_EXECUTE_COMPLETE", uuid, Application="bridge")
             else:
                 self.channels[uuid]["app"] = "bridge"
                 await self.event("CHANNEL_BRIDGE", uuid)
         else:
             await self.reply("-ERR command not found")
+
+    async def _ring(self, caller: str, arg: str) -> None:
+        """``bridge`` of comma-separated legs, each ``[origination_uuid=LEG,...]DIAL``:
+        user/gone gets no channel; user/busy and user/noanswer hang up at once;
+        user/ann answers (the others lose the race); user/hold rings until
+        :meth:`answer_leg`. When every leg has ended, the bridge completes."""
+        parts, depth, start = [], 0, 0
+        for i, ch in enumerate(arg + ","):
+            depth += {"[": 1, "]": -1}.get(ch, 0)
+            if ch == "," and depth == 0:
+                parts.append(arg[start:i])
+                start = i + 1
+        legs: dict[str, str] = {}
+        self.rings[caller] = {"arg": arg, "legs": legs}
+        for part in parts:
+            end = part.index("]")
+            tags = dict(kv.split("=", 1) for kv in part[1:end].split(","))
+            leg, dial = tags["origination_uuid"], part[end + 1 :]
+            self.rung.append({"leg": leg, "dial": dial, **tags})
+            if dial != "user/gone":
+                legs[leg] = dial
+                self.channels[leg] = {"app": "", "queue": "", "cid": "", "callstate": "RINGING",
+                                      "ring": caller}  # fmt: skip
+        for leg, dial in list(legs.items()):
+            if dial in ("user/busy", "user/noanswer"):
+                await self.end_leg(leg, "USER_BUSY" if dial == "user/busy" else "NO_ANSWER")
+        ann = [leg for leg, dial in legs.items() if dial == "user/ann"]
+        if ann:
+            await self.answer_leg(ann[0])
+        elif not legs and caller in self.rings:  # no leg got a channel
+            await self._ring_over(caller, "USER_NOT_REGISTERED")
+
+    async def end_leg(self, leg: str, cause: str) -> None:
+        """A leg of a parallel bridge ends; the bridge completes after its last."""
+        caller = self.channels.pop(leg)["ring"]
+        await self.event("CHANNEL_HANGUP_COMPLETE", leg, **{"Hangup-Cause": cause})
+        ring = self.rings.get(caller)
+        if ring is not None and ring["legs"].pop(leg, None) is not None and not ring["legs"]:
+            await self._ring_over(caller, cause)
+
+    async def _ring_over(self, caller: str, cause: str) -> None:
+        arg = self.rings.pop(caller)["arg"]
+        await self.event(
+            "CHANNEL_EXECUTE_COMPLETE", caller, Application="bridge",
+            **{"Application-Data": arg, "variable_originate_disposition": cause},
+        )  # fmt: skip
+
+    async def answer_leg(self, leg: str) -> None:
+        """The agent of a ringing leg picks up: the other legs lose the race."""
+        caller = self.channels[leg]["ring"]
+        legs = self.rings.pop(caller)["legs"]
+        self.channels[leg].update(callstate="ACTIVE")
+        await self.event("CHANNEL_ANSWER", leg)
+        for other in [x for x in legs if x != leg]:
+            del self.channels[other]
+            await self.event("CHANNEL_HANGUP_COMPLETE", other, **{"Hangup-Cause": "LOSE_RACE"})
+        self.channels[caller]["app"] = "bridge"
+        await self.event("CHANNEL_BRIDGE", caller, **{"Other-Leg-Unique-ID": leg})
+
+    async def leave(self, caller: str) -> None:
+        """The caller hangs up while its legs ring: they are cancelled first."""
+        for leg in self.rings.pop(caller)["legs"]:
+            del self.channels[leg]
+            await self.event(
+                "CHANNEL_HANGUP_COMPLETE", leg, **{"Hangup-Cause": "ORIGINATOR_CANCEL"}
+            )
+        await self.hangup(caller)
+
+    def holding(self, caller: str) -> bool:
+        """A serial bridge of the caller (user/hold) rings."""
+        return self.rings.get(caller) == {"arg": "user/hold", "legs": {}}
+
+    async def bridged(self, caller: str) -> None:
+        """The one agent of a serial bridge (user/hold) picks up."""
+        del self.rings[caller]
+        self.channels[caller]["app"] = "bridge"
+        await self.event("CHANNEL_BRIDGE", caller)
 
     def drop(self) -> None:
         assert self.writer is not None
@@ -352,6 +450,8 @@ class FakeAsterisk:
         self.channels: dict[str, dict[str, str]] = {}  # uniqueid -> {chan, queue, dial, app}
         self.actions: list[dict[str, str]] = []
         self.variables: list[list[str]] = []  # the Variable lines of each Originate
+        self.rings: dict[str, dict[str, str]] = {}  # caller -> {dest uniqueid: dial} ringing
+        self.rung: list[dict[str, str]] = []  # every destination of a Dial(A&B): leg, dial
         self.refuse = False  # Login fails: the adapter stays away until it is cleared
         self.writer: asyncio.StreamWriter | None = None
         self.server: asyncio.Server | None = None
@@ -392,6 +492,83 @@ class FakeAsterisk:
     def picked_up(self, uid: str) -> None:
         """While the adapter is away: the agent answered, then the customer."""
         self.channels[uid].update(state="Up", bridge=f"bridge-{uid}")
+
+    async def _ring(self, caller: str, dial: str) -> None:
+        """``Dial(A&B&...)``: a channel and a DialBegin per destination (none
+        for PJSIP/gone: it cannot be requested); PJSIP/busy and
+        PJSIP/noanswer end at once, PJSIP/ann answers (the others are
+        cancelled), PJSIP/hold rings until :meth:`answer_leg`."""
+        legs: dict[str, str] = {}
+        self.rings[caller] = legs
+        for i, d in enumerate(dial.split("&")):
+            leg = f"{caller}-{i}"
+            self.rung.append({"leg": leg, "dial": d})
+            if d == "PJSIP/gone":
+                continue
+            chan = f"{d}-{len(self.rung):08x}"
+            legs[leg] = d
+            self.channels[leg] = {"chan": chan, "queue": "", "app": "AppDial", "cid": "",
+                                  "state": "Ringing", "ring": caller}  # fmt: skip
+            await self.send(
+                Event="DialBegin", Channel=self.channels[caller]["chan"], Uniqueid=caller,
+                DestChannel=chan, DestUniqueid=leg, DialString=d.partition("/")[2],
+            )  # fmt: skip
+        for leg, d in list(legs.items()):
+            if d in ("PJSIP/busy", "PJSIP/noanswer"):
+                await self.end_leg(leg, "BUSY" if d == "PJSIP/busy" else "NOANSWER")
+        ann = [leg for leg, d in legs.items() if d == "PJSIP/ann"]
+        if ann:
+            await self.answer_leg(ann[0])
+        if not legs:  # Dial() returns (CHANUNAVAIL when none got a channel: no DialEnd at all)
+            self.rings.pop(caller, None)
+
+    async def end_leg(self, leg: str, status: str) -> None:
+        ch = self.channels.pop(leg)
+        caller = ch["ring"]
+        await self.send(Event="DialEnd", Channel=self.channels[caller]["chan"], Uniqueid=caller,
+                        DestChannel=ch["chan"], DestUniqueid=leg, DialStatus=status)  # fmt: skip
+        await self.send(Event="Hangup", Channel=ch["chan"], Uniqueid=leg, Cause="16")
+        ring = self.rings.get(caller)
+        if ring is not None:
+            ring.pop(leg, None)
+            if not ring:
+                del self.rings[caller]  # Dial() returns: the caller waits again
+
+    async def answer_leg(self, leg: str) -> None:
+        """The agent of a ringing destination picks up: Dial() cancels the others."""
+        ch = self.channels[leg]
+        caller = ch["ring"]
+        legs = self.rings.pop(caller)
+        ch["state"] = "Up"
+        await self.send(Event="DialEnd", Channel=self.channels[caller]["chan"], Uniqueid=caller,
+                        DestChannel=ch["chan"], DestUniqueid=leg, DialStatus="ANSWER")  # fmt: skip
+        for other in [x for x in legs if x != leg]:
+            och = self.channels.pop(other)
+            await self.send(Event="DialEnd", Channel=self.channels[caller]["chan"],
+                            Uniqueid=caller, DestChannel=och["chan"], DestUniqueid=other,
+                            DialStatus="CANCEL")  # fmt: skip
+            await self.send(Event="Hangup", Channel=och["chan"], Uniqueid=other, Cause="26")
+        self.channels[caller]["app"] = "Dial"
+
+    async def leave(self, caller: str) -> None:
+        """The caller hangs up while its destinations ring: Dial() cancels them."""
+        for leg in self.rings.pop(caller):
+            och = self.channels.pop(leg)
+            await self.send(Event="DialEnd", Channel=self.channels[caller]["chan"],
+                            Uniqueid=caller, DestChannel=och["chan"], DestUniqueid=leg,
+                            DialStatus="CANCEL")  # fmt: skip
+            await self.send(Event="Hangup", Channel=och["chan"], Uniqueid=leg, Cause="16")
+        await self.hangup(caller)
+
+    def holding(self, caller: str) -> bool:
+        """A serial Dial() of the caller (PJSIP/hold) rings."""
+        return self.rings.get(caller) == {}
+
+    async def bridged(self, caller: str) -> None:
+        """The one agent of a serial Dial() (PJSIP/hold) picks up."""
+        del self.rings[caller]
+        self.channels[caller]["app"] = "Dial"
+        await self.send(Event="DialEnd", Uniqueid=caller, DialStatus="ANSWER")
 
     async def answer(self, uid: str) -> None:
         """The agent picks up an originated call: OriginateResponse Success,
@@ -497,13 +674,24 @@ class FakeAsterisk:
             uid = self.by_chan(act["Channel"])
             await self.send(Event="Newexten", Uniqueid=uid, Context=act["Context"])  # first
             await self.send(Response="Success", ActionID=aid, Message="Redirect successful")
-            busy = self.channels[uid]["dial"] == "PJSIP/busy"
+            dial = self.channels[uid]["dial"]
+            if "&" in dial:
+                await self._ring(uid, dial)
+                return
+            if dial == "PJSIP/hold":
+                self.rings[uid] = {}  # rings until bridged()
+                return
+            busy = dial == "PJSIP/busy"
             await self.send(Event="DialBegin", Uniqueid=uid, DestChannel="PJSIP/agent-1")
             await self.send(Event="DialEnd", Uniqueid=uid, DialStatus="BUSY" if busy else "ANSWER")
         elif name == "Hangup":
             uid = self.by_chan(act["Channel"])
             if uid not in self.channels:
                 await self.send(Response="Error", ActionID=aid, Message="No such channel")
+                return
+            if "ring" in self.channels[uid]:
+                await self.send(Response="Success", ActionID=aid, Message="Channel Hungup")
+                await self.end_leg(uid, "CANCEL")
                 return
             chan = self.channels.pop(uid)["chan"]
             await self.send(Response="Success", ActionID=aid, Message="Channel Hungup")
@@ -734,33 +922,59 @@ async def check_dials(
     return legs
 
 
-def dial_scenarios(
+Switch = FreeSwitchAdapter | AsteriskAdapter
+T = TypeVar("T")
+
+
+def against_fake(
     tmp: Path,
     fake: FakeFreeSwitch | FakeAsterisk,
-    adapter_for: Callable[[int, str], FreeSwitchAdapter | AsteriskAdapter],
-    **switch: Any,
-) -> dict[str, str]:
-    """:func:`check_dials` against ``agner serve`` and ``fake``, through the
-    adapter ``adapter_for(fake's port, agner's address)``; ``switch``: the
-    rest of its arguments."""
-    center = write_center(tmp / "center.toml", 3, queue_extra=DIAL_CENTER)
+    adapter_for: Callable[[int, str], Switch],
+    check: Callable[[Switch, ServerProcess], Awaitable[T]],
+    queue_extra: str,
+    ring_timeout_s: int = 60,
+) -> T:
+    """``check(adapter, server)`` against ``agner serve`` (three agents, the
+    queue's ``queue_extra``) and ``fake``, through the adapter
+    ``adapter_for(fake's port, agner's address)``."""
+    center = write_center(tmp / "center.toml", 3, ring_timeout_s, queue_extra=queue_extra)
     server = ServerProcess(center, tmp).start()
     try:
 
-        async def main() -> dict[str, str]:
+        async def main() -> T:
             adapter = adapter_for(await fake.start(), server.tcp)
-            adapter.dial_grace_s = 0.5
             await adapter.start()
             await until(lambda: adapter.switch_connections == 1 and adapter.link.up)
-            legs = await check_dials(adapter, fake, server, tmp, **switch)
+            result = await check(adapter, server)
             await adapter.close()
             assert fake.server is not None
             fake.server.close()
-            return legs
+            return result
 
         return asyncio.run(main())
     finally:
         server.stop()
+
+
+def dial_scenarios(
+    tmp: Path,
+    fake: FakeFreeSwitch | FakeAsterisk,
+    adapter_for: Callable[[int, str], Switch],
+    **switch: Any,
+) -> dict[str, str]:
+    """:func:`check_dials` against ``agner serve`` and ``fake``; ``switch``:
+    the rest of its arguments."""
+
+    def quick(port: int, agner: str) -> Switch:
+        adapter = adapter_for(port, agner)
+        adapter.dial_grace_s = 0.5
+        return adapter
+
+    return against_fake(
+        tmp, fake, quick,
+        lambda adapter, server: check_dials(adapter, fake, server, tmp, **switch),
+        queue_extra=DIAL_CENTER,
+    )  # fmt: skip
 
 
 def test_freeswitch_places_callbacks_and_click_to_dial(tmp_path: Path) -> None:
@@ -1007,6 +1221,14 @@ class FakeEvapi:
         body = json.dumps(fields).encode()
         await dribble(self.writers[-1], b"%d:%s," % (len(body), body))
 
+    async def invite(self, call_id: str, tindex: int = 1) -> dict[str, Any]:
+        """A caller's INVITE, suspended (``tindex``, tlabel 2): the adapter's
+        first relay of it, once agner has chosen."""
+        await self.event(event="invite", call_id=call_id, tindex=tindex, tlabel=2, cseq="1",
+                         queue="sales", **{"from": "555"})  # fmt: skip
+        await until(lambda: bool(self.cmds("relay", call_id)))
+        return self.cmds("relay", call_id)[0]
+
     def cmds(self, cmd: str, call_id: str | None = None) -> list[dict[str, Any]]:
         return [g for g in self.got if g["cmd"] == cmd and call_id in (None, g.get("call_id"))]
 
@@ -1017,49 +1239,70 @@ class FakeEvapi:
         await until(lambda: len(self.writers) == n + 1)
 
 
-def test_kamailio_adapter_skips_bad_frames_and_reconciles_after_evapi_drops(tmp_path: Path) -> None:
-    """Against a fake evapi socket: malformed netstrings and JSON are skipped; a
-    queued caller hears 182; when evapi comes back the adapter asks Kamailio
-    about each waiting call and a call that is gone is abandoned in agner."""
-    from agner.adapters.kamailio import KamailioAdapter
-
-    server = ServerProcess(write_center(tmp_path / "center.toml", 1), tmp_path).start()
+def against_evapi(
+    tmp: Path,
+    center: Path,
+    scenario: Callable[[KamailioAdapter, FakeEvapi, ServerProcess], Awaitable[None]],
+    **options: Any,
+) -> None:
+    """``scenario(adapter, fake evapi, server)`` against ``agner serve`` with
+    ``center``, through a Kamailio adapter (``options``: its keywords) whose
+    evapi socket is a :class:`FakeEvapi`, once both links are up."""
+    server = ServerProcess(center, tmp).start()
     try:
 
         async def main() -> None:
-            fake = FakeEvapi()
-            port = await fake.start()
-            got, writers = fake.got, fake.writers
+            ev = FakeEvapi()
+            port = await ev.start()
             adapter = KamailioAdapter(
-                evapi=f"127.0.0.1:{port}", server=server.tcp, token=ACME, agents={}, login=[],
-                backoff=Backoff(0.05, 0.2),
+                evapi=f"127.0.0.1:{port}", server=server.tcp, token=ACME,
+                backoff=Backoff(0.05, 0.2), **options,
             )  # fmt: skip
             await adapter.start()
             await adapter.wait_up()
-            invite = json.dumps(
-                {"event": "invite", "call_id": "k1", "tindex": 7, "tlabel": 9, "cseq": "1",
-                 "code": 0, "queue": "sales", "from": "555"}
-            ).encode()  # fmt: skip
-            bad = b"abc:xx," + b"5:{bad}," + b"12:not-json-at," + b'9:{"x":1}' + b"X,"
-            await dribble(writers[0], bad + b"%d:%s," % (len(invite), invite))
-            await until(lambda: any(g.get("code") == 182 for g in got))
-            assert adapter.malformed >= 3
-            assert queue_waiting(server) == ["k1"]
-            writers[0].close()
-            await until(lambda: len(writers) == 2 and any(g.get("cmd") == "check" for g in got))
-            check = next(g for g in got if g.get("cmd") == "check")
-            assert (check["call_id"], check["tindex"], check["tlabel"]) == ("k1", 7, 9)
-            gone = b'{"event":"gone","call_id":"k1"}'
-            await dribble(writers[1], b"%d:%s," % (len(gone), gone))
-            await until(lambda: not adapter.calls)
-            await until(lambda: queue_waiting(server) == [])
+            await scenario(adapter, ev, server)
             await adapter.close()
-            assert fake.server is not None
-            fake.server.close()
+            assert ev.server is not None
+            ev.server.close()
 
         asyncio.run(main())
     finally:
         server.stop()
+
+
+def test_kamailio_adapter_skips_bad_frames_and_reconciles_after_evapi_drops(tmp_path: Path) -> None:
+    """Against a fake evapi socket: malformed netstrings and JSON are skipped; a
+    queued caller hears 182; when evapi comes back the adapter asks Kamailio
+    about each waiting call and a call that is gone is abandoned in agner."""
+
+    async def scenario(adapter: KamailioAdapter, ev: FakeEvapi, server: ServerProcess) -> None:
+        got, writers = ev.got, ev.writers
+        invite = json.dumps(
+            {"event": "invite", "call_id": "k1", "tindex": 7, "tlabel": 9, "cseq": "1",
+             "code": 0, "queue": "sales", "from": "555"}
+        ).encode()  # fmt: skip
+        bad = b"abc:xx," + b"5:{bad}," + b"12:not-json-at," + b'9:{"x":1}' + b"X,"
+        await dribble(writers[0], bad + b"%d:%s," % (len(invite), invite))
+        await until(lambda: any(g.get("code") == 182 for g in got))
+        assert adapter.malformed >= 3
+        assert queue_waiting(server) == ["k1"]
+        writers[0].close()
+        await until(lambda: len(writers) == 2 and any(g.get("cmd") == "check" for g in got))
+        check = next(g for g in got if g.get("cmd") == "check")
+        assert (check["call_id"], check["tindex"], check["tlabel"]) == ("k1", 7, 9)
+        gone = b'{"event":"gone","call_id":"k1"}'
+        await dribble(writers[1], b"%d:%s," % (len(gone), gone))
+        await until(lambda: not adapter.calls)
+        await until(lambda: queue_waiting(server) == [])
+
+    center = write_center(tmp_path / "center.toml", 1)
+    against_evapi(
+        tmp_path,
+        center,
+        scenario,
+        agents={},
+        login=[],
+    )
 
 
 def test_kamailio_adapter_catches_up_after_evapi_drops_and_dials_out(tmp_path: Path) -> None:
@@ -1068,78 +1311,467 @@ def test_kamailio_adapter_catches_up_after_evapi_drops_and_dials_out(tmp_path: P
     failed, an answered call that ended, a waiting call gone) reaches agner;
     a dial rings the agent with the token in its URI and the REFER, follows
     the agent's call out by its Call-ID, and gives up at its deadline."""
-    from agner.adapters.kamailio import KamailioAdapter
 
-    server = ServerProcess(write_center(tmp_path / "center.toml", 2), tmp_path).start()
+    async def scenario(adapter: KamailioAdapter, ev: FakeEvapi, server: ServerProcess) -> None:
+        adapter.dial_grace_ms = 300
+        await until(lambda: agents(server) == {"ag-1": "ready", "ag-2": "ready"})
+        invite = ev.invite
+
+        k1 = await invite("k1")  # linear: ag-1 first
+        assert k1["uri"] == "sip:ag-1@10.0.0.20"
+        k2 = await invite("k2")
+        assert k2["uri"] == "sip:ag-2@10.0.0.20"
+        # evapi drops; meanwhile ag-1 answered k1 and ag-2 was busy for k2
+        await ev.drop()
+        await until(lambda: len(ev.cmds("check")) == 2)
+        await ev.event(event="status", call_id="k1", state="talking")
+        await ev.event(event="alive", call_id="k2", tindex=1, tlabel=2)
+        await until(lambda: agents(server) == {"ag-1": "busy", "ag-2": "not_ready"})
+        assert adapter.calls["k1"].state == "talking"
+        assert adapter.calls["k2"].state == "queued"
+        assert queue_waiting(server) == ["k2"]
+        # again; meanwhile k1 ended and k2's caller hung up
+        await ev.drop()
+        await until(lambda: len(ev.cmds("check")) == 2)
+        await ev.event(event="status", call_id="k1", state="ended")
+        await ev.event(event="status", call_id="k2", state="gone")
+        await until(lambda: not adapter.calls and queue_waiting(server) == [])
+        await until(lambda: agents(server)["ag-1"] == "ready")
+
+        # click-to-dial for ag-1: its phone, then the customer, by token
+        adapter.link.send(Dial("sales", "5550100", call_id="out-1", agent="ag-1"))
+        await until(lambda: bool(ev.cmds("dial")))
+        dial = ev.cmds("dial")[0]
+        token = dial["token"]
+        assert dial["agent"] == f"sip:ag-1@10.0.0.20;agner={token}"
+        assert dial["refer"] == f"<sip:5550100@gw.example.net;agner={token}>"
+        assert dial["customer"] == "sip:5550100@gw.example.net"
+        await ev.event(event="dial_answered", token=token)
+        await until(lambda: agents(server)["ag-1"] == "busy")
+        await ev.event(event="dialing", token=token, call_id="sip-out-1")
+        await asyncio.sleep(0.6)  # past the deadline: the call out is Kamailio's now
+        assert adapter.calls["out-1"].state == "talking"
+        await ev.event(event="bye", call_id="sip-out-1")
+        await until(lambda: not adapter.calls and agents(server)["ag-1"] == "ready")
+
+        # a dial whose phone never answers: no_answer at the deadline
+        ev.got.clear()
+        adapter.link.send(Dial("sales", "5550101", call_id="out-2", agent="ag-1"))
+        await until(lambda: bool(ev.cmds("dial")))
+        await until(lambda: agents(server)["ag-1"] == "not_ready", timeout=5)
+        assert "out-2" not in adapter.calls and not adapter.dials
+
+    center = write_center(tmp_path / "center.toml", 2)
+    against_evapi(
+        tmp_path,
+        center,
+        scenario,
+        agent_uri="sip:{agent}@10.0.0.20",
+        login=["ag-1", "ag-2"],
+        ring_ms=100,
+        ring_every_s=0.2,
+        dial_uri="sip:{number}@gw.example.net",
+    )
+
+
+# ---------------------------------------------------------------- parallel offers
+
+PARALLEL_CENTER = "parallel = 0"  # ring-all: every ready agent at once
+
+
+async def check_parallel(
+    adapter: FreeSwitchAdapter | AsteriskAdapter,
+    fake: FakeFreeSwitch | FakeAsterisk,
+    server: ServerProcess,
+    tmp: Path,
+    arrive: Callable[[str, str, str], Awaitable[None]],
+    dials: dict[str, str],
+    stopped: Callable[[str], bool],
+) -> None:
+    """The same parallel offers against either switch. ``dials``: the dial
+    strings of a phone that answers (ann), is busy (busy), does not answer
+    (noanswer), cannot be rung at all (gone), rings until the test answers
+    (hold); ``stopped(leg)``: the adapter asked the switch to stop that leg."""
+    link = adapter.link
+    names = ("ag-1", "ag-2", "ag-3")
+
+    def call(call_id: str) -> Any:
+        return adapter.calls.get(call_id)
+
+    def state(call_id: str) -> str:
+        c = call(call_id)
+        return "gone" if c is None else c.state
+
+    async def ready(*dialed: tuple[str, str]) -> None:
+        for name, kind in dialed:
+            adapter.agents[name] = dials[kind]
+            link.send(Ready(name))
+        # ready, or already offered what waits for it
+        await until(lambda: all(agents(server)[n] != "not_ready" for n, _ in dialed))
+
+    async def settle() -> None:
+        """Every agent not ready (wrap-up is 0 s; RONA left some not ready)."""
+        for name in names:
+            link.send(NotReady(name))
+        await until(lambda: set(agents(server).values()) == {"not_ready"})
+
+    async def hang_up(call_id: str, agent: str) -> None:
+        await until(lambda: agents(server)[agent] == "busy")
+        await fake.hangup(call_id)
+        assert await record_of(tmp, call_id) == ("answered", agent, None)
+        await until(lambda: call_id not in adapter.calls)
+
+    for name in names:
+        link.send(Login(name))
+    await until(lambda: set(agents(server).values()) == {"not_ready"})
+
+    # one answers: both rang in one command; the other is released (taken)
+    # and its leg stopped by the switch
+    await ready(("ag-1", "hold"), ("ag-2", "ann"))
+    await arrive("p1", "sales", "5551")
+    await until(lambda: state("p1") == "talking")
+    assert call("p1").agent == "ag-2"
+    assert [r["dial"] for r in fake.rung] == [dials["hold"], dials["ann"]]
+    await until(lambda: agents(server) == {"ag-1": "ready", "ag-2": "busy", "ag-3": "not_ready"})
+    assert not fake.rings and not adapter.ring_legs
+    await hang_up("p1", "ag-2")
+    await settle()
+
+    # every phone fails: each agent is RONA, the caller waits again; then
+    # one agent rings alone (a serial offer, as before) and answers
+    await ready(("ag-1", "busy"), ("ag-2", "gone"))
+    await arrive("p2", "sales", "5552")
+    await until(lambda: agents(server)["ag-1"] == agents(server)["ag-2"] == "not_ready")
+    await until(lambda: state("p2") == "queued" and queue_waiting(server) == ["p2"])
+    await ready(("ag-3", "ann"))
+    await hang_up("p2", "ag-3")
+    await settle()
+
+    # one fails while the other rings on, and answers later
+    fake.rung.clear()
+    await ready(("ag-1", "noanswer"), ("ag-2", "hold"))
+    await arrive("p3", "sales", "5553")
+    await until(lambda: agents(server)["ag-1"] == "not_ready")
+    await until(lambda: state("p3") == "ringing" and call("p3").offers == ["ag-2"])
+    assert agents(server)["ag-2"] == "reserved"
+    await fake.answer_leg(call("p3").offer_legs["ag-2"])
+    await hang_up("p3", "ag-2")
+    await settle()
+
+    # agner revokes one of them (logout): only its leg stops; a late connect
+    # (one that comes while the ring runs) is held, not rung and not blamed
+    await ready(("ag-1", "hold"), ("ag-2", "hold"))
+    await arrive("p4", "sales", "5554")
+    await until(lambda: state("p4") == "ringing" and len(call("p4").offer_legs) == 2)
+    first = call("p4").offer_legs["ag-1"]
+    link.send(Logout("ag-1"))
+    await until(lambda: call("p4").offers == ["ag-2"] and stopped(first))
+    await until(lambda: first not in fake.channels)
+    assert call("p4").offer_legs["ag-2"] in fake.channels
+    rung = len(fake.rung)
+    adapter.on_agner(Connect("p4", "ag-3", "sales", "voice"))
+    await asyncio.sleep(0.1)
+    assert call("p4").held == ["ag-3"] and len(fake.rung) == rung
+    await fake.answer_leg(call("p4").offer_legs["ag-2"])
+    await hang_up("p4", "ag-2")
+    assert call("p4") is None
+    link.send(Login("ag-1"))
+    await settle()
+
+    # agner's ring timeout: every leg stops, each agent is RONA, and the
+    # contact rings the next agent alone; the end of the stopped ring does
+    # not count against that agent
+    await ready(("ag-1", "hold"), ("ag-2", "hold"))
+    await arrive("p5", "sales", "5555")
+    await until(lambda: state("p5") == "ringing" and len(call("p5").offer_legs) == 2)
+    legs = list(call("p5").offer_legs.values())
+    await ready(("ag-3", "hold"))
+    await until(lambda: agents(server)["ag-3"] == "reserved", timeout=15)
+    assert agents(server)["ag-1"] == agents(server)["ag-2"] == "not_ready"
+    await until(lambda: all(stopped(leg) and leg not in fake.channels for leg in legs))
+    await until(lambda: state("p5") == "ringing" and call("p5").agent == "ag-3")
+    await until(lambda: fake.holding("p5"))
+    await asyncio.sleep(0.2)
+    assert agents(server)["ag-3"] == "reserved"
+    await fake.bridged("p5")
+    await hang_up("p5", "ag-3")
+    await settle()
+
+    # the switch link drops while two ring; meanwhile ag-2 answers and ag-1's
+    # leg is gone: when it is back, ag-2 has the call and ag-1 is released
+    await ready(("ag-1", "hold"), ("ag-2", "hold"))
+    await arrive("p6", "sales", "5556")
+    await until(lambda: state("p6") == "ringing" and len(call("p6").offer_legs) == 2)
+    first, second = call("p6").offer_legs["ag-1"], call("p6").offer_legs["ag-2"]
+    await until(lambda: first in fake.channels and second in fake.channels)
+    fake.refuse = True
+    fake.drop()
+    await until(lambda: adapter.writer is None)
+    del fake.channels[first], fake.rings["p6"]
+    fake.picked_up(second)
+    fake.refuse = False
+    await until(lambda: state("p6") == "talking" and call("p6").agent == "ag-2")
+    await until(lambda: agents(server) == {"ag-1": "ready", "ag-2": "busy", "ag-3": "not_ready"})
+    await hang_up("p6", "ag-2")
+
+    # the caller hangs up while two ring: abandoned, and neither agent is blamed
+    await until(lambda: agents(server)["ag-2"] == "ready")
+    await arrive("p7", "sales", "5557")
+    await until(lambda: state("p7") == "ringing" and len(call("p7").offer_legs) == 2)
+    await until(lambda: all(leg in fake.channels for leg in call("p7").offer_legs.values()))
+    await fake.leave("p7")
+    assert await record_of(tmp, "p7") == ("abandoned", None, None)
+    await until(lambda: agents(server) == {"ag-1": "ready", "ag-2": "ready", "ag-3": "not_ready"})
+    assert "p7" not in adapter.calls and not adapter.ring_legs
+
+
+def parallel_scenarios(
+    tmp: Path,
+    fake: FakeFreeSwitch | FakeAsterisk,
+    adapter_for: Callable[[int, str], Switch],
+    **switch: Any,
+) -> None:
+    """:func:`check_parallel` against ``agner serve`` (ring-all, a 3 s ring
+    timeout) and ``fake``; ``switch``: the rest of its arguments."""
+    against_fake(
+        tmp, fake, adapter_for,
+        lambda adapter, server: check_parallel(adapter, fake, server, tmp, **switch),
+        queue_extra=PARALLEL_CENTER, ring_timeout_s=3,
+    )  # fmt: skip
+
+
+def test_freeswitch_rings_a_parallel_offer_at_once(tmp_path: Path) -> None:
+    """One bridge with comma-separated legs, each tagged with its own
+    origination_uuid and agent: the answer, each leg's failure and the end of
+    the ring reach agner by agent; a revoke kills only that agent's leg."""
+    fs = FakeFreeSwitch()
+    parallel_scenarios(
+        tmp_path, fs,
+        lambda port, agner: FreeSwitchAdapter(
+            esl=f"127.0.0.1:{port}", password="ClueCon", server=agner, token=ACME,
+            agents={}, backoff=Backoff(0.05, 0.2),
+        ),
+        arrive=fs.park,
+        dials={k: f"user/{k}" for k in ("ann", "busy", "noanswer", "gone", "hold")},
+        stopped=lambda leg: f"api uuid_kill {leg} ORIGINATOR_CANCEL" in fs.commands,
+    )  # fmt: skip
+    (bridge,) = [c for c in fs.commands if c.startswith("sendmsg p1")]
+    legs = bridge.split("execute-app-arg: ")[1].split("]")
+    assert legs[0].startswith("[origination_uuid=") and legs[0].endswith(",agner_agent=ag-1")
+    assert legs[1].startswith("user/hold,[origination_uuid=")
+    assert legs[1].endswith(",agner_agent=ag-2") and legs[2] == "user/ann"
+
+
+def test_asterisk_rings_a_parallel_offer_at_once(tmp_path: Path) -> None:
+    """One Dial(A&B): DialBegin names each agent's channel, its DialEnd is
+    that agent's answer or failure (a destination never rung fails when the
+    others have), a revoke hangs up only that agent's channel."""
+    ami = FakeAsterisk()
+    parallel_scenarios(
+        tmp_path, ami,
+        lambda port, agner: AsteriskAdapter(
+            ami=f"127.0.0.1:{port}", username="agner", secret="s3cret", server=agner,
+            token=ACME, agents={}, backoff=Backoff(0.05, 0.2),
+        ),
+        arrive=ami.arrive,
+        dials={k: f"PJSIP/{k}" for k in ("ann", "busy", "noanswer", "gone", "hold")},
+        stopped=lambda leg: any(
+            a["Action"] == "Hangup" and a["Channel"] == leg for a in ami.actions
+        ),
+    )  # fmt: skip
+    setvars = [a["Value"] for a in ami.actions if a["Action"] == "Setvar"]
+    assert setvars[0] == "PJSIP/hold&PJSIP/ann"
+    assert "PJSIP/busy&PJSIP/gone" in setvars and "PJSIP/ann" in setvars  # p2: then ag-3 alone
+
+
+def test_kamailio_adapter_forks_a_parallel_offer(tmp_path: Path) -> None:
+    """Against a fake evapi socket: a parallel offer is one relay with every
+    agent (uri, then more/n); each branch's failure and answer reach agner
+    for its agent; an agent agner revoked (logout) that answers ends the
+    contact in agner (the others are released, not blamed); agner's ring
+    timeout re-offers it while the fork rings (held, relayed once the fork
+    has failed); after evapi drops, Kamailio's status names the branch."""
+
+    async def scenario(adapter: KamailioAdapter, ev: FakeEvapi, server: ServerProcess) -> None:
+        link = adapter.link
+        await until(lambda: set(agents(server).values()) == {"ready"})
+        link.send(NotReady("ag-3"))
+        await until(lambda: agents(server)["ag-3"] == "not_ready")
+        uri = "sip:{}@10.0.0.20".format
+        invite = ev.invite
+
+        # one relay for both; ag-2's branch is busy, ag-1's answers
+        k1 = await invite("k1")
+        assert (k1["uri"], k1["more"], k1["n"]) == (uri("ag-1"), uri("ag-2"), 1)
+        assert len(ev.cmds("relay")) == 1
+        await ev.event(event="branch_failed", call_id="k1", branch=1, code=486)
+        await until(lambda: agents(server)["ag-2"] == "not_ready")
+        assert agents(server)["ag-1"] == "reserved"
+        await ev.event(event="answered", call_id="k1", branch=0)
+        await until(lambda: agents(server)["ag-1"] == "busy")
+        await ev.event(event="bye", call_id="k1")
+        assert await record_of(tmp_path, "k1") == ("answered", "ag-1", None)
+
+        # ag-2 logs out while both ring: its branch rings on (tm cannot
+        # stop it) and answers: the contact ends in agner, ag-1 is released
+        link.send(Ready("ag-2"))
+        await until(lambda: agents(server)["ag-2"] == "ready")
+        await invite("k2")
+        await until(lambda: agents(server)["ag-2"] == "reserved")
+        link.send(Logout("ag-2"))
+        await until(lambda: adapter.calls["k2"].offers == ["ag-1"])
+        await ev.event(event="answered", call_id="k2", branch=1)
+        assert await record_of(tmp_path, "k2") == ("abandoned", None, None)
+        await until(lambda: "k2" not in adapter.calls and agents(server)["ag-1"] == "ready")
+        await ev.event(event="bye", call_id="k2")  # Kamailio's call: nothing more for agner
+
+        # agner's ring timeout while the fork rings: both RONA, the contact
+        # is offered to ag-3 (held); Kamailio's fork fails later (RING_MS)
+        # and only then is ag-3 rung, alone
+        link.send(Login("ag-2"))
+        link.send(Ready("ag-2"))
+        await until(lambda: agents(server)["ag-2"] == "ready")
+        await invite("k3", tindex=3)
+        link.send(Ready("ag-3"))
+        await until(lambda: adapter.calls["k3"].held == ["ag-3"], timeout=5)
+        assert agents(server) == {"ag-1": "not_ready", "ag-2": "not_ready", "ag-3": "reserved"}
+        assert len(ev.cmds("relay", "k3")) == 1
+        await ev.event(event="failed", call_id="k3", tindex=7, tlabel=8, code=408)
+        await until(lambda: len(ev.cmds("relay", "k3")) == 2)
+        again = ev.cmds("relay", "k3")[1]
+        assert (again["uri"], again["tindex"], again["tlabel"]) == (uri("ag-3"), 7, 8)
+        assert "more" not in again
+        await ev.event(event="answered", call_id="k3", branch=0)
+        await until(lambda: agents(server)["ag-3"] == "busy")
+        await ev.event(event="bye", call_id="k3")
+        assert await record_of(tmp_path, "k3") == ("answered", "ag-3", None)
+
+        # evapi drops while three ring; meanwhile ag-3 answered (branch 2)
+        for name in ("ag-1", "ag-2"):
+            link.send(Ready(name))
+        await until(lambda: set(agents(server).values()) == {"ready"})
+        k4 = await invite("k4")
+        assert (k4["more"], k4["n"]) == (f"{uri('ag-2')}|{uri('ag-3')}", 2)
+        await ev.drop()
+        await until(lambda: bool(ev.cmds("check")))
+        await ev.event(event="status", call_id="k4", state="talking", branch=2)
+        await until(lambda: agents(server) == {"ag-1": "ready", "ag-2": "ready", "ag-3": "busy"})
+
+    center = write_center(tmp_path / "center.toml", 3, ring_timeout_s=2, queue_extra="parallel = 0")
+    against_evapi(
+        tmp_path,
+        center,
+        scenario,
+        agent_uri="sip:{agent}@10.0.0.20",
+        login=["ag-1", "ag-2", "ag-3"],
+    )
+
+
+def test_parallel_ring_survives_a_dropped_agner_link(tmp_path: Path) -> None:
+    """While the link to agner is down, both agents of a parallel ring log out
+    and agner offers the call to ag-3 (the revokes and the connect are lost):
+    when the link is back, query_contact tells the adapter, which stops both
+    legs and rings ag-3."""
+    center = write_center(tmp_path / "center.toml", 3, queue_extra="parallel = 0")
+    server = ServerProcess(center, tmp_path).start()
     try:
 
         async def main() -> None:
-            ev = FakeEvapi()
-            port = await ev.start()
-            adapter = KamailioAdapter(
-                evapi=f"127.0.0.1:{port}", server=server.tcp, token=ACME,
-                agent_uri="sip:{agent}@10.0.0.20", login=["ag-1", "ag-2"], ring_ms=100,
-                ring_every_s=0.2, dial_uri="sip:{number}@gw.example.net",
+            fs = FakeFreeSwitch()
+            port = await fs.start()
+            relay = Relay(server.tcp)
+            adapter = FreeSwitchAdapter(
+                esl=f"127.0.0.1:{port}", password="ClueCon", server=await relay.start(),
+                token=ACME, agents={n: "user/hold" for n in ("ag-1", "ag-2", "ag-3")},
                 backoff=Backoff(0.05, 0.2),
             )  # fmt: skip
-            adapter.dial_grace_ms = 300
             await adapter.start()
-            await adapter.wait_up()
-            await until(lambda: agents(server) == {"ag-1": "ready", "ag-2": "ready"})
-
-            async def invite(cid: str) -> dict[str, Any]:
-                await ev.event(event="invite", call_id=cid, tindex=1, tlabel=2, cseq="1",
-                               queue="sales", **{"from": "555"})  # fmt: skip
-                await until(lambda: bool(ev.cmds("relay", cid)))
-                return ev.cmds("relay", cid)[0]
-
-            k1 = await invite("k1")  # linear: ag-1 first
-            assert k1["uri"] == "sip:ag-1@10.0.0.20"
-            k2 = await invite("k2")
-            assert k2["uri"] == "sip:ag-2@10.0.0.20"
-            # evapi drops; meanwhile ag-1 answered k1 and ag-2 was busy for k2
-            await ev.drop()
-            await until(lambda: len(ev.cmds("check")) == 2)
-            await ev.event(event="status", call_id="k1", state="talking")
-            await ev.event(event="alive", call_id="k2", tindex=1, tlabel=2)
-            await until(lambda: agents(server) == {"ag-1": "busy", "ag-2": "not_ready"})
-            assert adapter.calls["k1"].state == "talking"
-            assert adapter.calls["k2"].state == "queued"
-            assert queue_waiting(server) == ["k2"]
-            # again; meanwhile k1 ended and k2's caller hung up
-            await ev.drop()
-            await until(lambda: len(ev.cmds("check")) == 2)
-            await ev.event(event="status", call_id="k1", state="ended")
-            await ev.event(event="status", call_id="k2", state="gone")
-            await until(lambda: not adapter.calls and queue_waiting(server) == [])
-            await until(lambda: agents(server)["ag-1"] == "ready")
-
-            # click-to-dial for ag-1: its phone, then the customer, by token
-            adapter.link.send(Dial("sales", "5550100", call_id="out-1", agent="ag-1"))
-            await until(lambda: bool(ev.cmds("dial")))
-            dial = ev.cmds("dial")[0]
-            token = dial["token"]
-            assert dial["agent"] == f"sip:ag-1@10.0.0.20;agner={token}"
-            assert dial["refer"] == f"<sip:5550100@gw.example.net;agner={token}>"
-            assert dial["customer"] == "sip:5550100@gw.example.net"
-            await ev.event(event="dial_answered", token=token)
-            await until(lambda: agents(server)["ag-1"] == "busy")
-            await ev.event(event="dialing", token=token, call_id="sip-out-1")
-            await asyncio.sleep(0.6)  # past the deadline: the call out is Kamailio's now
-            assert adapter.calls["out-1"].state == "talking"
-            await ev.event(event="bye", call_id="sip-out-1")
-            await until(lambda: not adapter.calls and agents(server)["ag-1"] == "ready")
-
-            # a dial whose phone never answers: no_answer at the deadline
-            ev.got.clear()
-            adapter.link.send(Dial("sales", "5550101", call_id="out-2", agent="ag-1"))
-            await until(lambda: bool(ev.cmds("dial")))
-            await until(lambda: agents(server)["ag-1"] == "not_ready", timeout=5)
-            assert "out-2" not in adapter.calls and not adapter.dials
+            await until(lambda: adapter.switch_connections == 1 and adapter.link.up)
+            link = adapter.link
+            for name in ("ag-1", "ag-2", "ag-3"):
+                link.send(Login(name))
+            for name in ("ag-1", "ag-2"):
+                link.send(Ready(name))
+            await until(lambda: agents(server) == {"ag-1": "ready", "ag-2": "ready",
+                                                   "ag-3": "not_ready"})  # fmt: skip
+            await fs.park("p1", "sales", "5551")
+            await until(lambda: "p1" in adapter.calls and len(adapter.calls["p1"].offer_legs) == 2)
+            legs = list(adapter.calls["p1"].offer_legs.values())
+            relay.cut()
+            await until(lambda: not link.up)
+            other = AgnerLink(server.tcp, ACME, lambda msg: None)  # another service session
+            other.start()
+            await other.wait_up()
+            for msg in (Logout("ag-1"), Logout("ag-2"), Ready("ag-3")):
+                other.send(msg)
+            await until(lambda: agents(server) == {"ag-1": "logged_out", "ag-2": "logged_out",
+                                                   "ag-3": "reserved"})  # fmt: skip
+            await relay.restore()
+            await until(lambda: adapter.calls["p1"].agent == "ag-3")
+            await until(lambda: [c.split("execute-app-arg: ")[1] for c in fs.commands
+                                 if c.startswith("sendmsg p1")][-1] == "user/hold")  # fmt: skip
+            assert all(f"api uuid_kill {leg} ORIGINATOR_CANCEL" in fs.commands for leg in legs)
+            await until(lambda: fs.holding("p1"))
+            await asyncio.sleep(0.2)  # the end of the stopped bridge blames nobody
+            assert agents(server)["ag-3"] == "reserved"
+            await fs.bridged("p1")
+            await until(lambda: agents(server)["ag-3"] == "busy")
+            await fs.hangup("p1")
+            assert await record_of(tmp_path, "p1") == ("answered", "ag-3", None)
+            await other.close()
             await adapter.close()
-            assert ev.server is not None
-            ev.server.close()
+            relay.cut()
+            assert fs.server is not None
+            fs.server.close()
 
         asyncio.run(main())
     finally:
         server.stop()
+
+
+def test_asterisk_stops_a_revoked_agents_channel_once_dial_names_it() -> None:
+    """agner revokes one agent of a parallel ring before Dial()'s DialBegin
+    named its channel: the channel is hung up as soon as it is named, and its
+    DialEnd then blames nobody; the other agent's answer takes the call."""
+
+    class Recording(AsteriskAdapter):
+        def __init__(self) -> None:
+            super().__init__(
+                ami="127.0.0.1:9", username="u", secret="s", server="127.0.0.1:9",
+                token=ACME, agents={"ag-1": "PJSIP/1001", "ag-2": "PJSIP/1002"},
+            )  # fmt: skip
+            self.sent: list[tuple[str, dict[str, str]]] = []
+
+        def _fire(self, name: str, fields: dict[str, str], *rest: Any, **kw: Any) -> str:
+            self.sent.append((name, fields))
+            return "agner-0"
+
+    async def main() -> Recording:
+        ami = Recording()
+        ami._event({"Event": "UserEvent", "UserEvent": "AgnerArrived", "Uniqueid": "1.1",
+                    "Channel": "PJSIP/trunk-1", "Queue": "sales"})  # fmt: skip
+        ami.on_agner(Connect("1.1", "ag-1", "sales", "voice"))
+        ami.on_agner(Connect("1.1", "ag-2", "sales", "voice"))
+        await asyncio.sleep(0)  # the end of the read: one Dial() for both
+        assert ami.sent == [
+            ("Setvar", {"Channel": "PJSIP/trunk-1", "Variable": "AGNER_DIAL",
+                        "Value": "PJSIP/1001&PJSIP/1002"}),
+            ("Redirect", {"Channel": "PJSIP/trunk-1", "Context": "agner-agents", "Exten": "s",
+                          "Priority": "1"}),
+        ]  # fmt: skip
+        ami.on_agner(Revoked("1.1", "ag-1", "logout"))
+        for n, dial in ((1, "1001"), (2, "1002")):
+            ami._event({"Event": "DialBegin", "Uniqueid": "1.1", "DestUniqueid": f"1.{n + 1}",
+                        "DestChannel": f"PJSIP/{dial}-0000000{n}", "DialString": dial})  # fmt: skip
+        assert ami.sent[2:] == [("Hangup", {"Channel": "1.2", "Cause": "16"})]
+        ami._event({"Event": "DialEnd", "Uniqueid": "1.1", "DestUniqueid": "1.2",
+                    "DialStatus": "NOANSWER"})  # fmt: skip
+        ami._event({"Event": "DialEnd", "Uniqueid": "1.1", "DestUniqueid": "1.3",
+                    "DialStatus": "ANSWER"})  # fmt: skip
+        assert (ami.calls["1.1"].state, ami.calls["1.1"].agent) == ("talking", "ag-2")
+        return ami
+
+    ami = asyncio.run(main())
+    held = [msgspec.msgpack.decode(m, type=ClientMessage) for m in ami.link.held]
+    assert [type(m).__name__ for m in held] == ["Arrived", "Answered"]
+    assert held[1] == Answered("1.1", "ag-2")

@@ -336,8 +336,8 @@ class ServerOptions(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     keep_snapshots: int = 2  # the newest kept, with the journal after the oldest; 0: all
     records_interval_ms: int = 200  # interaction records go to the CRM store this often
     # The CPU priority of the server's background threads (records, store calls,
-    # snapshots): idle (SCHED_IDLE), low (nice 19) or normal.
-    background_priority: Literal["idle", "low", "normal"] = "idle"
+    # snapshots): low (nice 19), idle (SCHED_IDLE) or normal.
+    background_priority: Literal["idle", "low", "normal"] = "low"
 
 
 class Tenant(msgspec.Struct, forbid_unknown_fields=True, frozen=True):

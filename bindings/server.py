@@ -184,8 +184,8 @@ class Server:
         self.store_errors = 0
         # One worker thread: store calls and interaction records never stall
         # routing, and records keep their order.
-        # It runs at the priority of [server] background_priority ("idle" by
-        # default: on the event loop's CPU it runs only when the loop waits).
+        # It runs at the priority of [server] background_priority ("low" by
+        # default: nice 19, a small share of the CPU while the loop has work).
         self.worker = ThreadPoolExecutor(
             1,
             thread_name_prefix="agner-store",
@@ -893,9 +893,10 @@ def _open_store(url: str | None, data_dir: Path) -> Any:
 def _background(priority: str) -> None:
     """Lower the calling thread's CPU priority (Linux; elsewhere it stays as it is).
 
-    "idle": SCHED_IDLE, the thread runs only when its CPU has nothing else to do,
-    and a waking event loop takes the CPU from it at once; "low": nice 19, a
-    small share of a busy CPU; "normal": unchanged. Background threads at the
+    "low": nice 19, a small share of a busy CPU (it still progresses when the
+    machine is saturated); "idle": SCHED_IDLE, the thread runs only when its
+    CPU has nothing else to do (a saturated machine can starve it);
+    "normal": unchanged. Background threads at the
     event loop's priority (the interaction records: about 20 us of CPU each)
     held up routing decisions by a millisecond or more (docs/BENCHMARKS.md).
     """

@@ -100,19 +100,25 @@ def test_a_kill_before_the_store_write_loses_no_record(tmp_path: Path, snapshot_
     assert _stored(data) == first
 
 
-def _policies(pid: int) -> list[int]:
-    """The scheduling policy of each of the process's threads."""
+def _policies(pid: int) -> list[tuple[int, int]]:
+    """The scheduling policy and the nice value of each of the process's threads."""
     out = []
     for task in Path(f"/proc/{pid}/task").iterdir():
         with contextlib.suppress(ProcessLookupError):  # a thread that ended meanwhile
-            out.append(os.sched_getscheduler(int(task.name)))
+            tid = int(task.name)
+            out.append((os.sched_getscheduler(tid), os.getpriority(os.PRIO_PROCESS, tid)))
     return out
 
 
 @pytest.mark.skipif(not hasattr(os, "SCHED_IDLE"), reason="Linux scheduling policies")
-@pytest.mark.parametrize("priority", ["idle", "normal"])
-def test_the_records_thread_runs_at_the_background_priority(tmp_path: Path, priority: str) -> None:
-    cfg = center_with(tmp_path, records_interval_ms=10, background_priority=priority)
+@pytest.mark.parametrize("priority", ["low", "idle", "normal", None])
+def test_the_records_thread_runs_at_the_background_priority(
+    tmp_path: Path, priority: str | None
+) -> None:
+    options: dict[str, Any] = {"records_interval_ms": 10}
+    if priority is not None:  # None: the default, low
+        options["background_priority"] = priority
+    cfg = center_with(tmp_path, **options)
     data = tmp_path / "data"
     srv = ServerProcess(cfg, data).start()
     try:
@@ -129,9 +135,18 @@ def test_the_records_thread_runs_at_the_background_priority(tmp_path: Path, prio
         c.close()
     finally:
         assert srv.stop() == 0
-    # the store's thread (and a snapshot's, if one was written) at SCHED_IDLE
-    assert (os.SCHED_IDLE in policies) == (priority == "idle"), policies
-    assert policies.count(os.SCHED_OTHER) >= 1  # the event loop's
+    nice = os.getpriority(os.PRIO_PROCESS, 0)  # the server's, inherited from the tests'
+    loop = (os.SCHED_OTHER, nice)
+    assert loop in policies  # the event loop's thread
+    # the store's thread (and a snapshot's, if one was written)
+    background = [x for x in policies if x != loop]
+    want = {"low": (os.SCHED_OTHER, 19), None: (os.SCHED_OTHER, 19)}.get(priority)
+    if priority == "idle":
+        assert background and all(pol == os.SCHED_IDLE for pol, _ in background), policies
+    elif priority == "normal":
+        assert background == [], policies
+    else:
+        assert background and set(background) == {want}, policies
 
 
 @pytest.mark.skipif(not hasattr(os, "SCHED_IDLE"), reason="Linux scheduling policies")

@@ -933,20 +933,26 @@ def against_fake(
     check: Callable[[Switch, ServerProcess], Awaitable[T]],
     queue_extra: str,
     ring_timeout_s: int = 60,
+    agents: int = 3,
+    relay: Relay | None = None,
 ) -> T:
-    """``check(adapter, server)`` against ``agner serve`` (three agents, the
+    """``check(adapter, server)`` against ``agner serve`` (``agents`` agents, the
     queue's ``queue_extra``) and ``fake``, through the adapter
-    ``adapter_for(fake's port, agner's address)``."""
-    center = write_center(tmp / "center.toml", 3, ring_timeout_s, queue_extra=queue_extra)
+    ``adapter_for(fake's port, agner's address)``; with ``relay``, the adapter
+    reaches agner through it (the check may cut and restore the link)."""
+    center = write_center(tmp / "center.toml", agents, ring_timeout_s, queue_extra=queue_extra)
     server = ServerProcess(center, tmp).start()
     try:
 
         async def main() -> T:
-            adapter = adapter_for(await fake.start(), server.tcp)
+            agner = server.tcp if relay is None else await relay.start(server.tcp)
+            adapter = adapter_for(await fake.start(), agner)
             await adapter.start()
             await until(lambda: adapter.switch_connections == 1 and adapter.link.up)
             result = await check(adapter, server)
             await adapter.close()
+            if relay is not None:
+                relay.cut()
             assert fake.server is not None
             fake.server.close()
             return result
@@ -1084,14 +1090,16 @@ class Relay:
     """A TCP relay between the adapter and agner serve: ``cut`` drops the
     adapter's link and keeps the port closed until ``restore``."""
 
-    def __init__(self, target: str) -> None:
-        host, _, port = target.rpartition(":")
-        self.target = (host, int(port))
+    def __init__(self) -> None:
+        self.target = ("", 0)
         self.port = 0
         self.server: asyncio.Server | None = None
         self.writers: list[asyncio.StreamWriter] = []
 
-    async def start(self) -> str:
+    async def start(self, target: str) -> str:
+        """Relay to ``target`` (HOST:PORT); the relay's own address."""
+        host, _, port = target.rpartition(":")
+        self.target = (host, int(port))
         self.server = await asyncio.start_server(self._conn, "127.0.0.1", self.port)
         self.port = int(self.server.sockets[0].getsockname()[1])
         return f"127.0.0.1:{self.port}"
@@ -1119,7 +1127,7 @@ class Relay:
         self.writers.clear()
 
     async def restore(self) -> None:
-        await self.start()
+        await self.start(f"{self.target[0]}:{self.target[1]}")
 
 
 def test_dial_survives_a_dropped_agner_link(tmp_path: Path) -> None:
@@ -1127,69 +1135,58 @@ def test_dial_survives_a_dropped_agner_link(tmp_path: Path) -> None:
     (its ring timeout) and offers the dial to another: when the link is back,
     the adapter learns it from query_contact, stops the first phone and rings
     the second. An answer while the link is down reaches agner once it is back."""
-    center = write_center(tmp_path / "center.toml", 2, ring_timeout_s=2)
-    server = ServerProcess(center, tmp_path).start()
-    try:
+    fs, relay = FakeFreeSwitch(), Relay()
 
-        async def main() -> None:
-            fs = FakeFreeSwitch()
-            port = await fs.start()
-            relay = Relay(server.tcp)
-            adapter = FreeSwitchAdapter(
-                esl=f"127.0.0.1:{port}", password="ClueCon", server=await relay.start(),
-                token=ACME, agents={"ag-1": "user/hold", "ag-2": "user/ann"},
-                dial="sofia/gateway/gw/{number}", ring_s=30, backoff=Backoff(0.05, 0.2),
-            )  # fmt: skip
-            await adapter.start()
-            await until(lambda: adapter.switch_connections == 1 and adapter.link.up)
-            link = adapter.link
+    def adapter_for(port: int, agner: str) -> Switch:
+        return FreeSwitchAdapter(
+            esl=f"127.0.0.1:{port}", password="ClueCon", server=agner,
+            token=ACME, agents={"ag-1": "user/hold", "ag-2": "user/ann"},
+            dial="sofia/gateway/gw/{number}", ring_s=30, backoff=Backoff(0.05, 0.2),
+        )  # fmt: skip
 
-            def ringing(call_id: str) -> bool:
-                call = adapter.calls.get(call_id)
-                return call is not None and call.uid in fs.channels
+    async def check(adapter: Switch, server: ServerProcess) -> None:
+        link = adapter.link
 
-            for name in ("ag-1", "ag-2"):
-                link.send(Login(name))
-                link.send(Ready(name))
-            await until(lambda: agents(server) == {"ag-1": "ready", "ag-2": "ready"})
+        def ringing(call_id: str) -> bool:
+            call = adapter.calls.get(call_id)
+            return call is not None and call.uid in fs.channels
 
-            link.send(Dial("sales", "5550100", call_id="out-1"))  # linear: ag-1 first
-            await until(lambda: ringing("out-1"))
-            first = adapter.calls["out-1"].uid
-            relay.cut()
-            await until(lambda: not link.up)
-            # agner's ring timer: ag-1 RONA, out-1 offered to ag-2 (the connect is lost)
-            await until(lambda: agents(server) == {"ag-1": "not_ready", "ag-2": "reserved"})
-            await relay.restore()
-            await until(lambda: "out-1" in adapter.calls and adapter.calls["out-1"].bridged)
-            assert f"api uuid_kill {first} ORIGINATOR_CANCEL" in fs.commands
-            assert first not in fs.channels
-            second = adapter.calls["out-1"].uid
-            assert [o["dial"] for o in fs.originated] == ["user/hold", "user/ann"]
-            await until(lambda: agents(server)["ag-2"] == "busy")
-            await fs.hangup(second)
-            assert await record_of(tmp_path, "out-1") == ("answered", "ag-2", None)
+        for name in ("ag-1", "ag-2"):
+            link.send(Login(name))
+            link.send(Ready(name))
+        await until(lambda: agents(server) == {"ag-1": "ready", "ag-2": "ready"})
 
-            # ag-1's phone rings; the link drops; the agent answers meanwhile
-            link.send(Ready("ag-1"))
-            link.send(Dial("sales", "5550101", call_id="out-2", agent="ag-1"))
-            await until(lambda: ringing("out-2"))
-            relay.cut()
-            await until(lambda: not link.up)
-            await fs.answer(adapter.calls["out-2"].uid)
-            await until(lambda: adapter.calls["out-2"].bridged)
-            await relay.restore()
-            await until(lambda: link.up and agents(server)["ag-1"] == "busy")
-            await fs.hangup(adapter.calls["out-2"].uid)
-            assert await record_of(tmp_path, "out-2") == ("answered", "ag-1", None)
-            await adapter.close()
-            relay.cut()
-            assert fs.server is not None
-            fs.server.close()
+        link.send(Dial("sales", "5550100", call_id="out-1"))  # linear: ag-1 first
+        await until(lambda: ringing("out-1"))
+        first = adapter.calls["out-1"].uid
+        relay.cut()
+        await until(lambda: not link.up)
+        # agner's ring timer: ag-1 RONA, out-1 offered to ag-2 (the connect is lost)
+        await until(lambda: agents(server) == {"ag-1": "not_ready", "ag-2": "reserved"})
+        await relay.restore()
+        await until(lambda: "out-1" in adapter.calls and adapter.calls["out-1"].bridged)
+        assert f"api uuid_kill {first} ORIGINATOR_CANCEL" in fs.commands
+        assert first not in fs.channels
+        second = adapter.calls["out-1"].uid
+        assert [o["dial"] for o in fs.originated] == ["user/hold", "user/ann"]
+        await until(lambda: agents(server)["ag-2"] == "busy")
+        await fs.hangup(second)
+        assert await record_of(tmp_path, "out-1") == ("answered", "ag-2", None)
 
-        asyncio.run(main())
-    finally:
-        server.stop()
+        # ag-1's phone rings; the link drops; the agent answers meanwhile
+        link.send(Ready("ag-1"))
+        link.send(Dial("sales", "5550101", call_id="out-2", agent="ag-1"))
+        await until(lambda: ringing("out-2"))
+        relay.cut()
+        await until(lambda: not link.up)
+        await fs.answer(adapter.calls["out-2"].uid)
+        await until(lambda: adapter.calls["out-2"].bridged)
+        await relay.restore()
+        await until(lambda: link.up and agents(server)["ag-1"] == "busy")
+        await fs.hangup(adapter.calls["out-2"].uid)
+        assert await record_of(tmp_path, "out-2") == ("answered", "ag-1", None)
+
+    against_fake(tmp_path, fs, adapter_for, check, "", ring_timeout_s=2, agents=2, relay=relay)
 
 
 # ---------------------------------------------------------------- Kamailio's evapi
@@ -1672,61 +1669,50 @@ def test_parallel_ring_survives_a_dropped_agner_link(tmp_path: Path) -> None:
     and agner offers the call to ag-3 (the revokes and the connect are lost):
     when the link is back, query_contact tells the adapter, which stops both
     legs and rings ag-3."""
-    center = write_center(tmp_path / "center.toml", 3, queue_extra="parallel = 0")
-    server = ServerProcess(center, tmp_path).start()
-    try:
+    fs, relay = FakeFreeSwitch(), Relay()
 
-        async def main() -> None:
-            fs = FakeFreeSwitch()
-            port = await fs.start()
-            relay = Relay(server.tcp)
-            adapter = FreeSwitchAdapter(
-                esl=f"127.0.0.1:{port}", password="ClueCon", server=await relay.start(),
-                token=ACME, agents={n: "user/hold" for n in ("ag-1", "ag-2", "ag-3")},
-                backoff=Backoff(0.05, 0.2),
-            )  # fmt: skip
-            await adapter.start()
-            await until(lambda: adapter.switch_connections == 1 and adapter.link.up)
-            link = adapter.link
-            for name in ("ag-1", "ag-2", "ag-3"):
-                link.send(Login(name))
-            for name in ("ag-1", "ag-2"):
-                link.send(Ready(name))
-            await until(lambda: agents(server) == {"ag-1": "ready", "ag-2": "ready",
+    def adapter_for(port: int, agner: str) -> Switch:
+        return FreeSwitchAdapter(
+            esl=f"127.0.0.1:{port}", password="ClueCon", server=agner,
+            token=ACME, agents={n: "user/hold" for n in ("ag-1", "ag-2", "ag-3")},
+            backoff=Backoff(0.05, 0.2),
+        )  # fmt: skip
+
+    async def check(adapter: Switch, server: ServerProcess) -> None:
+        link = adapter.link
+        for name in ("ag-1", "ag-2", "ag-3"):
+            link.send(Login(name))
+        for name in ("ag-1", "ag-2"):
+            link.send(Ready(name))
+        await until(lambda: agents(server) == {"ag-1": "ready", "ag-2": "ready",
                                                    "ag-3": "not_ready"})  # fmt: skip
-            await fs.park("p1", "sales", "5551")
-            await until(lambda: "p1" in adapter.calls and len(adapter.calls["p1"].offer_legs) == 2)
-            legs = list(adapter.calls["p1"].offer_legs.values())
-            relay.cut()
-            await until(lambda: not link.up)
-            other = AgnerLink(server.tcp, ACME, lambda msg: None)  # another service session
-            other.start()
-            await other.wait_up()
-            for msg in (Logout("ag-1"), Logout("ag-2"), Ready("ag-3")):
-                other.send(msg)
-            await until(lambda: agents(server) == {"ag-1": "logged_out", "ag-2": "logged_out",
+        await fs.park("p1", "sales", "5551")
+        await until(lambda: "p1" in adapter.calls and len(adapter.calls["p1"].offer_legs) == 2)
+        legs = list(adapter.calls["p1"].offer_legs.values())
+        relay.cut()
+        await until(lambda: not link.up)
+        other = AgnerLink(server.tcp, ACME, lambda msg: None)  # another service session
+        other.start()
+        await other.wait_up()
+        for msg in (Logout("ag-1"), Logout("ag-2"), Ready("ag-3")):
+            other.send(msg)
+        await until(lambda: agents(server) == {"ag-1": "logged_out", "ag-2": "logged_out",
                                                    "ag-3": "reserved"})  # fmt: skip
-            await relay.restore()
-            await until(lambda: adapter.calls["p1"].agent == "ag-3")
-            await until(lambda: [c.split("execute-app-arg: ")[1] for c in fs.commands
+        await relay.restore()
+        await until(lambda: adapter.calls["p1"].agent == "ag-3")
+        await until(lambda: [c.split("execute-app-arg: ")[1] for c in fs.commands
                                  if c.startswith("sendmsg p1")][-1] == "user/hold")  # fmt: skip
-            assert all(f"api uuid_kill {leg} ORIGINATOR_CANCEL" in fs.commands for leg in legs)
-            await until(lambda: fs.holding("p1"))
-            await asyncio.sleep(0.2)  # the end of the stopped bridge blames nobody
-            assert agents(server)["ag-3"] == "reserved"
-            await fs.bridged("p1")
-            await until(lambda: agents(server)["ag-3"] == "busy")
-            await fs.hangup("p1")
-            assert await record_of(tmp_path, "p1") == ("answered", "ag-3", None)
-            await other.close()
-            await adapter.close()
-            relay.cut()
-            assert fs.server is not None
-            fs.server.close()
+        assert all(f"api uuid_kill {leg} ORIGINATOR_CANCEL" in fs.commands for leg in legs)
+        await until(lambda: fs.holding("p1"))
+        await asyncio.sleep(0.2)  # the end of the stopped bridge blames nobody
+        assert agents(server)["ag-3"] == "reserved"
+        await fs.bridged("p1")
+        await until(lambda: agents(server)["ag-3"] == "busy")
+        await fs.hangup("p1")
+        assert await record_of(tmp_path, "p1") == ("answered", "ag-3", None)
+        await other.close()
 
-        asyncio.run(main())
-    finally:
-        server.stop()
+    against_fake(tmp_path, fs, adapter_for, check, "parallel = 0", relay=relay)
 
 
 def test_asterisk_stops_a_revoked_agents_channel_once_dial_names_it() -> None:

@@ -37,7 +37,8 @@ import asyncio
 import contextlib
 import logging
 import re
-from typing import Any, Required, TypedDict
+from collections.abc import Callable
+from typing import Any, Protocol, Required, TypedDict
 
 import msgspec
 
@@ -58,7 +59,7 @@ from agner.protocol import (
     Revoked,
 )
 
-__all__ = ["SwitchAdapter", "SwitchCall", "SwitchOptions", "safe_token"]
+__all__ = ["SwitchAdapter", "SwitchCall", "SwitchOptions", "hold_for_ring", "safe_token"]
 
 log = logging.getLogger("agner.adapters")
 
@@ -103,6 +104,22 @@ class SwitchCall(msgspec.Struct, gc=False):
     # was under way), rung once it ends unanswered
     held: list[str] = []
     ring_due: bool = False  # a ring of ``held`` is scheduled
+
+
+class _Ringable(Protocol):
+    held: list[str]
+    ring_due: bool
+
+
+def hold_for_ring(call: _Ringable, agent: str, ring: Callable[[Any], None]) -> None:
+    """Hold ``agent`` for ``call`` and have ``ring(call)`` run once, at the end of
+    this turn of the loop: the connects of one decision (a parallel offer) come
+    back to back, in one read of the agner link, and are rung together."""
+    if agent not in call.held:
+        call.held.append(agent)
+    if not call.ring_due:
+        call.ring_due = True
+        asyncio.get_running_loop().call_soon(ring, call)
 
 
 class SwitchOptions(TypedDict, total=False):
@@ -346,13 +363,8 @@ class SwitchAdapter(abc.ABC):
             self._ring(call)
 
     def _collect(self, call: SwitchCall, agent: str) -> None:
-        """A connect for a waiting call: ring it with the others of the same
-        decision (they come back to back, in one read of the agner link)."""
-        if agent not in call.held:
-            call.held.append(agent)
-        if not call.ring_due:
-            call.ring_due = True
-            asyncio.get_running_loop().call_soon(self._ring, call)
+        """A connect for a waiting call: ring it with the others of the same decision."""
+        hold_for_ring(call, agent, self._ring)
 
     def _ring(self, call: SwitchCall) -> None:
         call.ring_due = False

@@ -46,6 +46,7 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
+from agner.adapters.base import hold_for_ring
 from agner.adapters.link import Backoff, Batcher, no_delay, open_link, parse_address, quickack
 from agner.protocol import (
     Answered,
@@ -204,7 +205,7 @@ class Call(msgspec.Struct, gc=False):
     fork: list[str] = []
     offers: list[str] = []
     held: list[str] = []
-    relay_due: bool = False
+    ring_due: bool = False
 
 
 class _Evapi(asyncio.Protocol):
@@ -434,16 +435,11 @@ class KamailioAdapter:
             call.invite_ns = 0
 
     def _collect(self, call: Call, agent: str) -> None:
-        """A connect: relayed with the others of the same decision (they come
-        back to back, in one read of the agner link)."""
-        if agent not in call.held:
-            call.held.append(agent)
-        if not call.relay_due:
-            call.relay_due = True
-            asyncio.get_running_loop().call_soon(self._relay_due, call)
+        """A connect: relayed with the others of the same decision."""
+        hold_for_ring(call, agent, self._relay_due)
 
     def _relay_due(self, call: Call) -> None:
-        call.relay_due = False
+        call.ring_due = False
         if self.calls.get(call.call_id) is call and call.state == "queued" and call.held:
             self._relay_held(call)
 

@@ -5,6 +5,7 @@ call on the caller's side, the agent's side and in agner's records."""
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
 import sqlite3
 import time
@@ -485,6 +486,49 @@ def test_caller_hanging_up_while_a_fork_rings_blames_no_agent(tmp_path: Path) ->
         assert rig.records() == {cid: ("abandoned", None)}
 
 
+class InServer(Rig):
+    """The rig with the adapter inside `agner serve` (an ``[[adapters]]`` table):
+    one sipp phone per agent (name -> scenario), whose addresses go into the
+    table, all logged in by it; Kamailio and the phones start before the server."""
+
+    def __init__(self, tmp: Path, phones: dict[str, str], **kw: Any) -> None:
+        super().__init__(tmp, agents=len(phones), **kw)
+        self.phones = {
+            a: self.sipp(a, scenario, f"{HOST}:{self.kam.sip_port}")
+            for a, scenario in phones.items()
+        }
+        agents = ", ".join(f'{a} = "sip:{a}@{HOST}:{s.port}"' for a, s in self.phones.items())
+        with open(self.server.config, "a") as fh:
+            fh.write(
+                f'\n[[adapters]]\nswitch = "kamailio"\nevapi = "{self.kam.evapi}"\n'
+                f'token = "{ACME}"\nagents = {{ {agents} }}\n'
+                f"login = {json.dumps(list(phones))}\nring_ms = {self.ring_ms}\n"
+            )
+
+    def __enter__(self) -> InServer:
+        self.kam.start()
+        for s in self.phones.values():
+            s.start()
+        self.server.start()
+        assert f"adapter kamailio: evapi {self.kam.evapi}, tenant acme" in self.server.banner
+        return self
+
+    def call(self, name: str, *args: str, timeout: float = 15.0) -> Sipp:
+        """One caller (caller.xml, ``args`` added), tried again while Kamailio
+        answers 503 (the adapter has not reached evapi yet); the one through."""
+        deadline = time.monotonic() + timeout
+        for attempt in range(1000):
+            s = self.caller(f"{name}-{attempt}", "caller.xml", "-m", "1", *args).start()
+            assert s.proc is not None
+            if s.proc.wait(20) == 0:
+                return s
+            ((_, seen),) = s.seen().items()
+            assert seen[:2] == ["INVITE", "503"], seen  # only a call agner never saw is tried again
+            assert time.monotonic() < deadline, s.errors.read_text()[-2000:]
+            time.sleep(0.3)
+        raise AssertionError("unreachable")
+
+
 def test_adapter_inside_agner_serve_answers_calls_across_a_kamailio_restart(
     tmp_path: Path,
 ) -> None:
@@ -492,46 +536,13 @@ def test_adapter_inside_agner_serve_answers_calls_across_a_kamailio_restart(
     process: it logs the agent in, callers reach the agent, records are
     written; Kamailio restarts, the adapter reconnects to evapi by itself and
     the next caller is answered too."""
-    center = write_center(tmp_path / "center.toml", 1)
-    kam = Kamailio(tmp_path)
-    ann = Sipp(tmp_path, "ann", "agent_answer.xml", f"{HOST}:{kam.sip_port}")
-    with open(center, "a") as fh:
-        fh.write(
-            f'\n[[adapters]]\nswitch = "kamailio"\nevapi = "{kam.evapi}"\ntoken = "{ACME}"\n'
-            f'agents = {{ ag-1 = "sip:ag-1@{HOST}:{ann.port}" }}\nlogin = ["ag-1"]\n'
-        )
-    server = ServerProcess(center, tmp_path)
-    callers: list[Sipp] = []
-
-    def call(name: str, timeout: float = 15.0) -> dict[str, list[str]]:
-        """One call, tried again while Kamailio answers 503 (no adapter yet)."""
-        deadline = time.monotonic() + timeout
-        for attempt in range(1000):
-            s = Sipp(tmp_path, f"{name}-{attempt}", "caller.xml", "-s", "sales")
-            s.cmd += [f"{HOST}:{kam.sip_port}", "-m", "1", "-d", "100"]
-            callers.append(s.start())
-            assert s.proc is not None
-            if s.proc.wait(20) == 0:
-                return s.seen()
-            assert time.monotonic() < deadline, s.errors.read_text()[-2000:]
-            time.sleep(0.3)
-        raise AssertionError("unreachable")
-
-    kam.start()
-    ann.start()
-    try:
-        server.start()
-        assert f"adapter kamailio: evapi {kam.evapi}, tenant acme" in server.banner
-        first = call("first")
-        kam.stop()
-        kam.start()
-        second = call("second")
-    finally:
-        for s in callers:
-            s.stop()
-        ann.stop()
-        kam.stop()
-        assert server.stop() == 0  # SIGTERM: the adapter is closed with the server
+    with InServer(tmp_path, {"ag-1": "agent_answer.xml"}) as rig:
+        first = rig.call("first", "-d", "100").seen()
+        rig.kam.stop()
+        rig.kam.start()
+        second = rig.call("second", "-d", "100").seen()
+        rig.kam.stop()
+        assert rig.server.stop() == 0  # SIGTERM: the adapter is closed with the server
     for calls in (first, second):
         ((_, seen),) = calls.items()
         assert seen[0] == "INVITE" and "200" in seen and "BYE" in seen, seen

@@ -19,7 +19,10 @@ from sip_harness import HOST, Kamailio, Sipp, needs_sip, write_center
 
 from agner.adapters.kamailio import KamailioAdapter
 from agner.adapters.link import Backoff
-from agner.protocol import Dial, Login, Ready
+from agner.center import fingerprint
+from agner.config import load_server_config
+from agner.journal import read_entries
+from agner.protocol import Answered, Arrived, Complete, Dial, HungUp, Login, NoAnswer, Ready
 
 pytestmark = needs_sip
 
@@ -527,6 +530,67 @@ class InServer(Rig):
             assert time.monotonic() < deadline, s.errors.read_text()[-2000:]
             time.sleep(0.3)
         raise AssertionError("unreachable")
+
+
+def journaled(rig: Rig) -> list[Any]:
+    """The messages agner journaled (its data in the rig's directory), in order."""
+    fp = fingerprint(load_server_config(rig.server.config))
+    return [
+        e.msg for seg in sorted(rig.tmp.glob("journal-*.bin")) for e in read_entries(seg, fp)[0]
+    ]
+
+
+@pytest.mark.parametrize("winner", ["ag-1", "ag-2"], ids=["branch-0-answers", "branch-1-answers"])
+def test_parallel_offer_through_the_adapter_inside_agner_serve(tmp_path: Path, winner: str) -> None:
+    """A queue with parallel = 2 and the adapter inside `agner serve`: the
+    caller's INVITE is forked to ag-1 and ag-2 (the first two by the linear
+    strategy; ag-3, ready too, is not rung); the one that answers gets the
+    call, Kamailio cancels the other's branch, agner releases that agent
+    (ready, not blamed: no no_answer reached agner) and records one answered
+    contact, by the winner."""
+    loser = "ag-2" if winner == "ag-1" else "ag-1"
+    phones = {winner: "agent_answer.xml", loser: "agent_noanswer.xml", "ag-3": "agent_answer.xml"}
+    with InServer(
+        tmp_path, dict(sorted(phones.items())), ring_ms=10000, queue_extra="parallel = 2"
+    ) as rig:
+        ready = {"ag-1": "ready", "ag-2": "ready", "ag-3": "ready"}
+        deadline = time.monotonic() + 10
+        while agent_states(rig) != ready:
+            assert time.monotonic() < deadline, agent_states(rig)
+            time.sleep(0.05)
+        t0 = time.monotonic()
+        caller = rig.call("caller", "-d", "100")
+        assert time.monotonic() - t0 < 5.0  # long before the loser's phone rings out
+        rec = rig.records()
+        status, body = rig.server.get("/v1/agents", ACME)
+        assert status == 200
+        agents = {a["name"]: a for a in body["agents"]}
+        status, body = rig.server.get("/v1/queues", ACME)
+        assert status == 200
+        (sales,) = body["queues"]
+        assert rig.server.stop() == 0
+        inputs = journaled(rig)
+    ((cid, seen),) = caller.seen().items()
+    assert seen[0] == "INVITE" and "200" in seen and "BYE" in seen
+    assert not {"182", "486", "408", "487"} & set(seen)  # put through at once, no failure
+    assert rig.phones[winner].seen()[cid][:3] == ["INVITE", "180", "200"]
+    assert rig.phones[loser].seen()[cid][:3] == ["INVITE", "180", "CANCEL"]
+    assert rig.phones["ag-3"].seen() == {}  # parallel = 2: two agents rung, not three
+    assert rec == {cid: ("answered", winner)}
+    assert {
+        a: (s["state"], s["reason"], s["call_id"], s["handled"]) for a, s in agents.items()
+    } == {
+        winner: ("ready", 0, None, 1),
+        loser: ("ready", 0, None, 0),
+        "ag-3": ("ready", 0, None, 0),
+    }
+    assert (sales["offered"], sales["answered"], sales["abandoned"]) == (1, 1, 0)
+    # what the adapter told agner of the call: arrived, answered by the winner,
+    # complete; no no_answer (RONA) for the cancelled branch, no hung_up
+    calls = [m for m in inputs if getattr(m, "call_id", None) == cid]
+    assert [type(m) for m in calls] == [Arrived, Answered, Complete]
+    assert calls[1].agent == calls[2].agent == winner
+    assert not [m for m in inputs if isinstance(m, NoAnswer | HungUp)]
 
 
 def test_adapter_inside_agner_serve_answers_calls_across_a_kamailio_restart(

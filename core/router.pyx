@@ -101,6 +101,13 @@ cdef inline bint _heap_strategy(int32_t s) noexcept nogil:
         or s == ST_MOST_SKILLED
 
 
+cdef inline int32_t _heap_key(int32_t s) noexcept nogil:
+    # A heap pool's first key, as an index: 0 the agent's handled count
+    # (FEWEST_CONTACTS), 1 its talk time (LEAST_TALK_TIME), 2 minus its score
+    # (MOST_SKILLED). The second is its idle time, the last its id.
+    return s - ST_FEWEST_CONTACTS
+
+
 cdef inline int32_t _memb_rank(int32_t s) noexcept nogil:
     # Where a membership of a pool of strategy s goes in an agent's list: the
     # heap and fifo pools first, the bitset pools after them, so that the loops
@@ -1225,14 +1232,14 @@ cdef class Router:
         # the keys of its current idle spell.
         cdef int32_t s = p.strategy
         cdef int r = 0
+        cdef int64_t key[3]
         if s == ST_LONGEST_IDLE:
             r = f_push(&p.idle, idle, agent, epoch, not self._bulk)
-        elif s == ST_FEWEST_CONTACTS:
-            r = r_push(&p.ready, handled, idle, agent, epoch)
-        elif s == ST_LEAST_TALK_TIME:
-            r = r_push(&p.ready, talk, idle, agent, epoch)
-        elif s == ST_MOST_SKILLED:
-            r = r_push(&p.ready, -score, idle, agent, epoch)
+        elif <uint32_t> _heap_key(s) <= 2:     # a heap (not the fifo)
+            key[0] = handled        # _heap_key
+            key[1] = talk
+            key[2] = -score
+            r = r_push(&p.ready, key[_heap_key(s)], idle, agent, epoch)
         else:
             rs_set(&p.order, m)
         return E_NOMEM if r != 0 else 0
@@ -1245,17 +1252,18 @@ cdef class Router:
         cdef pool_t* p = &self.pools[pid]
         cdef int32_t s = p.strategy, n = 0, ready
         cdef int r = 0
+        cdef int64_t key[3]
+        # Three kinds of pool, not seven strategies: an agent's pools are listed
+        # by kind (_memb_rank), so this branch changes course at most twice in a
+        # walk over them; a branch per strategy mispredicted on most pushes.
         if s == ST_LONGEST_IDLE:
             r = f_push(&p.idle, idle, agent, epoch, True)
             n = p.idle.n
-        elif s == ST_FEWEST_CONTACTS:
-            r = r_push(&p.ready, handled, idle, agent, epoch)
-            n = p.ready.n
-        elif s == ST_LEAST_TALK_TIME:
-            r = r_push(&p.ready, talk, idle, agent, epoch)
-            n = p.ready.n
-        elif s == ST_MOST_SKILLED:
-            r = r_push(&p.ready, -score, idle, agent, epoch)
+        elif <uint32_t> _heap_key(s) <= 2:     # a heap (not the fifo)
+            key[0] = handled        # _heap_key
+            key[1] = talk
+            key[2] = -score
+            r = r_push(&p.ready, key[_heap_key(s)], idle, agent, epoch)
             n = p.ready.n
         else:
             rs_set(&p.order, m)

@@ -81,6 +81,10 @@ cdef enum contact_flag_t:
 cdef enum:
     MAX_PREFERRED = 4          # preferred agents a contact may carry
     N_CHANNELS = 4             # Channel: VOICE, CHAT, EMAIL, CALLBACK
+    CH_VOICE = 0
+    CH_CHAT = 1
+    CH_EMAIL = 2
+    CH_CALLBACK = 3
     ALL_CHANNELS = 15
 
 # ready_epoch of a multi-channel agent in some pool: its epochs are per channel.

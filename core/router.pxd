@@ -341,6 +341,7 @@ cdef class Router:
     cdef int _pool_warm(self, int32_t pid) noexcept
     cdef void _pool_cool(self, int32_t pid) noexcept
     cdef int32_t _memb_move(self, int32_t agent, int32_t pid, bint warm) noexcept
+    cdef inline int32_t _memb_key(self, int32_t agent, int32_t pid) noexcept
     cdef void _memb_order(self, int32_t agent) noexcept
     cdef inline void _memb_demote(self, int32_t agent, member_t* mb) noexcept
     cdef int _warm_route(self, const route_t* r) noexcept

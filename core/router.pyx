@@ -20,7 +20,7 @@ from agner.core._structs cimport (
 )
 from agner.core._types cimport (
     AS_BUSY, AS_LOGGED_OUT, AS_NOT_READY, AS_READY, AS_RESERVED, AS_WRAP_UP,
-    CF_CALLBACK, CF_EXPIRED, CF_OWN_PRIORITY, CS_ACTIVE, CS_FREE, CS_OFFERED, CS_WAITING,
+    CH_CALLBACK, CH_EMAIL, CH_VOICE, CF_CALLBACK, CF_EXPIRED, CF_OWN_PRIORITY, CS_ACTIVE, CS_FREE, CS_OFFERED, CS_WAITING,
     DK_CALLBACK, DK_OFFER, DK_OVERFLOW, DK_REJECT, DK_RELEASE, DK_RONA, DK_TIMEOUT, DK_VOICEMAIL,
     DK_WRAP_UP_END, E_CONFIG, E_INVALID, E_NOMEM, E_OK, E_TIME, E_UNKNOWN_AGENT,
     E_UNKNOWN_CONTACT, E_UNKNOWN_QUEUE, N_AGENT_STATES, NO_PENDING, OV_CALLBACK, OV_NONE,
@@ -118,6 +118,27 @@ cdef inline int32_t _memb_rank(int32_t s) noexcept nogil:
     if s == ST_FEWEST_CONTACTS or s == ST_LEAST_TALK_TIME or s == ST_MOST_SKILLED:
         return s - 1
     return s
+
+
+cdef inline int32_t _chan_ord(int32_t ch) noexcept nogil:
+    # A multi-channel agent's memberships are grouped by channel in this order:
+    # chat, e-mail, callback, voice. Its pushes after a chat or e-mail (the
+    # channels that open again when it takes or finishes one) walk the first
+    # groups and stop at voice, whose queues are most of its pools; in the
+    # other walks the channel test per membership runs in long runs (predicted).
+    return (ch + 3) & 3
+
+
+cdef inline int32_t _ord_last(int32_t mask) noexcept nogil:
+    # The last channel group (_chan_ord) a walk over the channels in `mask`
+    # needs to visit: memberships past it are of channels not in the mask.
+    if mask & (1 << CH_VOICE):
+        return 3
+    if mask & (1 << CH_CALLBACK):
+        return 2
+    if mask & (1 << CH_EMAIL):
+        return 1
+    return 0
 
 
 cdef inline bint _meets(const skill_t* have, int32_t n_have, const skill_t* req,
@@ -612,18 +633,27 @@ cdef class Router:
         self._memb_order(aid)
         return aid
 
+    cdef inline int32_t _memb_key(self, int32_t agent, int32_t pid) noexcept:
+        # Where a membership goes in the warm part of an agent's list: by
+        # strategy (the pools one loop pushes into then take the same branch run
+        # after run; _memb_rank), and for a multi-channel agent by channel
+        # first (_chan_ord), so that a walk over some channels stops early.
+        cdef int32_t k = _memb_rank(self.pools[pid].strategy)
+        if self.chans[agent].multi:
+            k += _chan_ord(self.pools[pid].channel) * N_STRATEGIES
+        return k
+
     cdef void _memb_order(self, int32_t agent) noexcept:
-        # An agent's memberships: those in warm pools first, by strategy (the
-        # pools one loop pushes into then take the same branch run after run;
-        # _memb_rank), then those in cold pools.
+        # An agent's memberships: those in warm pools first (_memb_key), then
+        # those in cold pools.
         cdef int32_t off = self.memb_off[agent], end = self.memb_off[agent + 1], i, j, k
         cdef member_t x
         for i in range(off + 1, end):
             x = self.memb[i]
-            k = self.pool_cold[x.pool] * N_STRATEGIES + _memb_rank(self.pools[x.pool].strategy)
+            k = self.pool_cold[x.pool] * 4 * N_STRATEGIES + self._memb_key(agent, x.pool)
             j = i
-            while j > off and self.pool_cold[self.memb[j - 1].pool] * N_STRATEGIES \
-                    + _memb_rank(self.pools[self.memb[j - 1].pool].strategy) > k:
+            while j > off and self.pool_cold[self.memb[j - 1].pool] * 4 * N_STRATEGIES \
+                    + self._memb_key(agent, self.memb[j - 1].pool) > k:
                 self.memb[j] = self.memb[j - 1]
                 j -= 1
             self.memb[j] = x
@@ -647,9 +677,9 @@ cdef class Router:
                 return -1           # still in the warm part: not demoted yet
             x = self.memb[j]
             self.memb[j] = self.memb[off + w]
-            s = _memb_rank(self.pools[pid].strategy)
+            s = self._memb_key(agent, pid)
             j = off + w
-            while j > off and _memb_rank(self.pools[self.memb[j - 1].pool].strategy) > s:
+            while j > off and self._memb_key(agent, self.memb[j - 1].pool) > s:
                 self.memb[j] = self.memb[j - 1]
                 j -= 1
             self.memb[j] = x
@@ -1386,6 +1416,7 @@ cdef class Router:
         cdef time_us_t idle, talk
         cdef int64_t handled
         cdef uint32_t epoch
+        cdef int32_t last
         if ch.multi:
             # Only the channels in `mask` get new entries; the others stay as
             # they are (a change on one channel leaves its other pools alone).
@@ -1397,12 +1428,15 @@ cdef class Router:
                     ch.epoch[x] = a.epoch
             self.ready_epoch[agent] = MULTI_MARK
             ch.routable |= <uint8_t> mask
+            last = _ord_last(mask)
             while mb < end:
                 if self.pool_cold[mb.pool]:
                     self._memb_demote(agent, mb)
                     end -= 1
                     continue
                 x = mb.channel
+                if _chan_ord(x) > last:
+                    break           # the channels after: none in the mask
                 if (mask >> x) & 1 and self._pool_push(
                         mb.pool, mb.member, agent, mb.score, ch.idle[x],
                         ch.handled_at[x], ch.talk_at[x], ch.epoch[x]) != 0:

@@ -1348,6 +1348,11 @@ cdef class Router:
         self._bulk = True           # LONGEST_IDLE order fixed below
         for m in range(p.n_members):
             agent = p.member_agent[m]
+            # Back in the warm part of its list (in the same pass: at 100,000
+            # members a second pass missed the cache again on every agent). If
+            # the rebuild fails below, the pool stays cold and the membership
+            # is demoted again when its agent next walks its list.
+            self._memb_move(agent, pid, True)
             if self.ready_epoch[agent] == 0 or not (self.chans[agent].routable >> x) & 1:
                 continue
             if p.strategy == ST_MOST_SKILLED:
@@ -1375,8 +1380,6 @@ cdef class Router:
             p.idle.n = 0
             p.idle.head = 0
             return E_NOMEM
-        for m in range(p.n_members):
-            self._memb_move(p.member_agent[m], pid, True)
         for m in range(p.n_routes):
             self.routes[p.routes[m]].n_cold -= 1
         self.pool_ready[pid] = n

@@ -68,6 +68,61 @@ def test_stale_entries_are_compacted_without_changing_choices() -> None:
     assert logs[0] == logs[1]
 
 
+def pools_cold(r: Any) -> list[int]:
+    """The core's cold flag per pool, from its snapshot."""
+    import msgspec
+
+    return list(msgspec.msgpack.decode(r.snapshot())["pool_cold"])
+
+
+@pytest.mark.parametrize("strategy", list(Strategy), ids=lambda s: s.name)
+def test_a_cold_pool_warms_to_the_choices_its_kept_order_would_make(strategy: Strategy) -> None:
+    # Every agent is in the pools of a busy queue and of a rare one. They take
+    # busy-queue contacts until the rare queue's pool, joined members + 64 times
+    # and never read, goes cold; then contacts arrive on the rare queue. The
+    # rebuilt order must give the reference's choices (which keeps no such
+    # state), and the pool must be warm again after.
+    from reference_router import ReferenceRouter
+
+    from agner import Router
+
+    logs = []
+    for router_cls in (Router, ReferenceRouter):
+        r = router_cls(seed=5)
+        busy = r.add_queue({0: 1}, strategy=strategy, ring_timeout_us=0)
+        rare = r.add_queue({1: 1}, strategy=strategy, ring_timeout_us=0)
+        # Wrap-ups of different lengths: agents come back in a shuffled order.
+        agents = [r.add_agent({0: 1, 1: 1 + a % 4}, wrap_up_us=1 + a * 7 % 11) for a in range(12)]
+        for a in agents:
+            r.login(a, 0)
+        for a in agents:
+            r.set_ready(a, a)  # distinct idle times
+        t = 100
+        log = []
+        for _ in range(10 * len(agents)):
+            t += 3
+            r.advance(t)
+            r.take_decisions()
+            c = r.arrive(busy, t)
+            (d,) = [d for d in r.take_decisions() if d.kind == DecisionKind.OFFER]
+            log.append(d.agent)
+            r.accept(d.agent, c, t)
+            r.complete(d.agent, c, t + 1 + d.agent % 2)  # different talk times
+            r.take_decisions()
+        if router_cls is Router:
+            assert pools_cold(r) == [0, 1]  # the busy queue's pool, the rare one's
+        for _ in range(4):
+            t += 10
+            c = r.arrive(rare, t)
+            (d,) = [d for d in r.take_decisions() if d.kind == DecisionKind.OFFER]
+            log.append(("rare", d.agent))
+            r.accept(d.agent, c, t)
+        if router_cls is Router:
+            assert pools_cold(r) == [0, 0]
+        logs.append(log)
+    assert logs[0] == logs[1]
+
+
 def test_times_and_ids_of_any_size_are_refused_cleanly(make_router: Any) -> None:
     # Found by the differential work: 2**62 + 2**62 wrapped the core's int64
     # deadlines, and 2**63 raised OverflowError instead of a RouterError.

@@ -1,0 +1,78 @@
+"""The pause of one call that warms a cold pool (docs/ROUTING.md, "Cost").
+
+A pool that agents join members + 64 times without any contact's choice reading
+it goes cold; the next contact dispatched on one of its routes rebuilds its READY
+order from its members at once, O(members). This script builds that case at
+scale: `--agents` agents, all in the pool of a busy queue and in the pool of a
+rare one (a second skill); every agent takes busy-queue contacts until the rare
+queue's pool is cold; then one contact arrives on the rare queue. It prints the
+time of that `arrive` (the rebuild) and of an ordinary one, per strategy kind
+(fifo: LONGEST_IDLE, heap: FEWEST_CONTACTS, bitset: ROUND_ROBIN), through the
+Python API.
+
+    python bench/warm_pause.py [--agents N] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from typing import Any
+
+from agner import Router, Strategy
+
+KINDS = (Strategy.LONGEST_IDLE, Strategy.FEWEST_CONTACTS, Strategy.ROUND_ROBIN)
+
+
+def warm_pause(strategy: Strategy, agents: int, rounds: int = 3) -> dict[str, float]:
+    """Milliseconds of the arrive that warms the cold pool, and of an ordinary one."""
+    r = Router(seed=1)
+    busy = r.add_queue(strategy=strategy, ring_timeout_us=0)
+    rare = r.add_queue(strategy=strategy, ring_timeout_us=0, require={1: 1})
+    for _ in range(agents):
+        r.add_agent({0: 1, 1: 1}, wrap_up_us=0)
+    for a in range(agents):
+        r.login(a, 0)
+        r.set_ready(a, 0)
+    t = 0
+    # Every agent leaves and rejoins its pools `rounds` times: more than the
+    # members + 64 unread pushes after which the rare queue's pool goes cold.
+    for _ in range(rounds * agents):
+        t += 1
+        c = r.arrive(busy, t)
+        agent = r.take_decisions()[0].agent
+        r.accept(agent, c, t)
+        r.complete(agent, c, t)
+        r.take_decisions()
+    t += 1
+    t0 = time.perf_counter_ns()
+    r.arrive(rare, t)
+    warm = time.perf_counter_ns() - t0
+    t0 = time.perf_counter_ns()
+    r.arrive(busy, t)
+    ordinary = time.perf_counter_ns() - t0
+    return {"warm_ms": warm / 1e6, "ordinary_ms": ordinary / 1e6}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--agents", type=int, default=100_000, help="agents (default 100000)")
+    ap.add_argument("--json", action="store_true", help="print one JSON object")
+    args = ap.parse_args(argv)
+    if args.agents < 1:
+        ap.error("--agents must be at least 1")
+    out: dict[str, Any] = {s.name: warm_pause(s, args.agents) for s in KINDS}
+    if args.json:
+        print(json.dumps({"agents": args.agents, **out}))
+        return 0
+    print(f"{args.agents:,} agents in the cold pool")
+    for name, f in out.items():
+        warm, ordinary = f["warm_ms"], f["ordinary_ms"]
+        print(f"  {name:<16} warming arrive {warm:7.3f} ms   ordinary {ordinary:.3f} ms")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,4 +1,4 @@
-"""The pause of one call that warms a cold pool (docs/ROUTING.md, "Cost").
+"""The pause of one call that builds a pool's order at once (docs/ROUTING.md, "Cost").
 
 A pool that agents join members + 64 times without any contact's choice reading
 it goes cold; the next contact dispatched on one of its routes rebuilds its READY
@@ -9,6 +9,10 @@ queue's pool is cold; then one contact arrives on the rare queue. It prints the
 time of that `arrive` (the rebuild) and of an ordinary one, per strategy kind
 (fifo: LONGEST_IDLE, heap: FEWEST_CONTACTS, bitset: ROUND_ROBIN), through the
 Python API.
+
+Also the other such call: a contact whose `require` the queue has never seen
+builds that requirement's pool, checking every agent and ordering the idle ones
+(`new_requirement_ms`, LONGEST_IDLE, agents idle in a shuffled order).
 
     python bench/warm_pause.py [--agents N] [--json]
 """
@@ -56,6 +60,22 @@ def warm_pause(strategy: Strategy, agents: int, rounds: int = 3) -> dict[str, fl
     return {"warm_ms": warm / 1e6, "ordinary_ms": ordinary / 1e6}
 
 
+def new_requirement(agents: int) -> float:
+    """Milliseconds of the arrive that builds a new requirement's pool of idle agents."""
+    r = Router(seed=1)
+    q = r.add_queue(ring_timeout_us=0)
+    for a in range(agents):
+        r.add_agent({0: 1, 1: 1 + a % 10}, wrap_up_us=0)
+    for a in range(agents):
+        r.login(a, 0)
+    # Idle since times that are not in agent order.
+    for t, a in enumerate(sorted(range(agents), key=lambda a: a * 7919 % agents), start=1):
+        r.set_ready(a, t)
+    t0 = time.perf_counter_ns()
+    r.arrive(q, agents + 1, require={1: 1})
+    return (time.perf_counter_ns() - t0) / 1e6
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--agents", type=int, default=100_000, help="agents (default 100000)")
@@ -64,13 +84,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.agents < 1:
         ap.error("--agents must be at least 1")
     out: dict[str, Any] = {s.name: warm_pause(s, args.agents) for s in KINDS}
+    built = new_requirement(args.agents)
     if args.json:
-        print(json.dumps({"agents": args.agents, **out}))
+        print(json.dumps({"agents": args.agents, **out, "new_requirement_ms": built}))
         return 0
     print(f"{args.agents:,} agents in the cold pool")
     for name, f in out.items():
         warm, ordinary = f["warm_ms"], f["ordinary_ms"]
         print(f"  {name:<16} warming arrive {warm:7.3f} ms   ordinary {ordinary:.3f} ms")
+    print(f"  a new requirement's pool built by one arrive: {built:.3f} ms")
     return 0
 
 

@@ -291,7 +291,7 @@ cdef class Router:
     cdef dict _hooks              # queue -> [hook, budget_ns, calls, failures, slow, ns]
     cdef list _queue_steps        # queue -> its steps' requirement tuples
     cdef object _last_now         # the refused `now`, for TimeError's message
-    cdef bint _bulk               # building a pool: LONGEST_IDLE order fixed after
+    cdef bint _bulk               # c_add_pool: LONGEST_IDLE order fixed after
 
     # -- configuration (may allocate; not on the hot path) --
     cdef int c_add_agent(self, const skill_t* skills, int32_t n, time_us_t wrap_up_us,
@@ -334,10 +334,10 @@ cdef class Router:
     cdef int _pool_insert_one(self, int32_t pid, int32_t m, int32_t agent, int32_t score) noexcept
     cdef inline int _pool_put(self, pool_t* p, int32_t m, int32_t agent, int32_t score,
                               time_us_t idle, int64_t handled, time_us_t talk,
-                              uint32_t epoch) noexcept
+                              uint32_t epoch, bint keep_order) noexcept
     cdef inline int _pool_push(self, int32_t pid, int32_t m, int32_t agent, int32_t score,
                                time_us_t idle, int64_t handled, time_us_t talk,
-                               uint32_t epoch) noexcept
+                               uint32_t epoch, bint keep_order) noexcept
     cdef int _pool_warm(self, int32_t pid) noexcept
     cdef void _pool_cool(self, int32_t pid) noexcept
     cdef int32_t _memb_move(self, int32_t agent, int32_t pid, bint warm) noexcept

@@ -20,7 +20,8 @@ from agner.core._structs cimport (
 )
 from agner.core._types cimport (
     AS_BUSY, AS_LOGGED_OUT, AS_NOT_READY, AS_READY, AS_RESERVED, AS_WRAP_UP,
-    CH_CALLBACK, CH_EMAIL, CH_VOICE, CF_CALLBACK, CF_EXPIRED, CF_OWN_PRIORITY, CS_ACTIVE, CS_FREE, CS_OFFERED, CS_WAITING,
+    CH_CALLBACK, CH_EMAIL, CH_VOICE, CF_CALLBACK, CF_EXPIRED, CF_OWN_PRIORITY, CS_ACTIVE,
+    CS_FREE, CS_OFFERED, CS_WAITING,
     DK_CALLBACK, DK_OFFER, DK_OVERFLOW, DK_REJECT, DK_RELEASE, DK_RONA, DK_TIMEOUT, DK_VOICEMAIL,
     DK_WRAP_UP_END, E_CONFIG, E_INVALID, E_NOMEM, E_OK, E_TIME, E_UNKNOWN_AGENT,
     E_UNKNOWN_CONTACT, E_UNKNOWN_QUEUE, N_AGENT_STATES, NO_PENDING, OV_CALLBACK, OV_NONE,
@@ -1257,14 +1258,17 @@ cdef class Router:
 
     cdef inline int _pool_put(self, pool_t* p, int32_t m, int32_t agent, int32_t score,
                               time_us_t idle, int64_t handled, time_us_t talk,
-                              uint32_t epoch) noexcept:
+                              uint32_t epoch, bint keep_order) noexcept:
         # The agent (member m of the pool) joins the pool's READY order, with
         # the keys of its current idle spell.
         cdef int32_t s = p.strategy
         cdef int r = 0
         cdef int64_t key[3]
+        # Three kinds of pool, not seven strategies: an agent's pools are listed
+        # by kind (_memb_rank), so this branch changes course at most twice in a
+        # walk over them; a branch per strategy mispredicted on most pushes.
         if s == ST_LONGEST_IDLE:
-            r = f_push(&p.idle, idle, agent, epoch, not self._bulk)
+            r = f_push(&p.idle, idle, agent, epoch, keep_order)
         elif <uint32_t> _heap_key(s) <= 2:     # a heap (not the fifo)
             key[0] = handled        # _heap_key
             key[1] = talk
@@ -1276,29 +1280,15 @@ cdef class Router:
 
     cdef inline int _pool_push(self, int32_t pid, int32_t m, int32_t agent, int32_t score,
                                time_us_t idle, int64_t handled, time_us_t talk,
-                               uint32_t epoch) noexcept:
+                               uint32_t epoch, bint keep_order) noexcept:
         # The agent becomes READY in the (warm) pool: _pool_put, with the
         # compaction check only where there is something to compact.
         cdef pool_t* p = &self.pools[pid]
-        cdef int32_t s = p.strategy, n = 0, ready
-        cdef int r = 0
-        cdef int64_t key[3]
-        # Three kinds of pool, not seven strategies: an agent's pools are listed
-        # by kind (_memb_rank), so this branch changes course at most twice in a
-        # walk over them; a branch per strategy mispredicted on most pushes.
-        if s == ST_LONGEST_IDLE:
-            r = f_push(&p.idle, idle, agent, epoch, True)
-            n = p.idle.n
-        elif <uint32_t> _heap_key(s) <= 2:     # a heap (not the fifo)
-            key[0] = handled        # _heap_key
-            key[1] = talk
-            key[2] = -score
-            r = r_push(&p.ready, key[_heap_key(s)], idle, agent, epoch)
-            n = p.ready.n
-        else:
-            rs_set(&p.order, m)
-        if r != 0:
+        cdef int32_t n, ready
+        if self._pool_put(p, m, agent, score, idle, handled, talk, epoch, keep_order) != 0:
             return E_NOMEM
+        # Entries kept (a bitset pool keeps none in `ready`).
+        n = p.idle.n if p.strategy == ST_LONGEST_IDLE else p.ready.n
         ready = self.pool_ready[pid] + 1
         self.pool_ready[pid] = ready
         p.unread += 1
@@ -1345,7 +1335,6 @@ cdef class Router:
                 memset(p.order.bits, 0, p.order.n_words * sizeof(uint64_t))
                 memset(p.order.words.t, 0, (p.order.words.cap + 1) * sizeof(int32_t))
             p.order.words.total = 0
-        self._bulk = True           # LONGEST_IDLE order fixed below
         for m in range(p.n_members):
             agent = p.member_agent[m]
             # Back in the warm part of its list (in the same pass: at 100,000
@@ -1365,14 +1354,13 @@ cdef class Router:
             ch = &self.chans[agent]
             if ch.multi:
                 r = self._pool_put(p, m, agent, score, ch.idle[x], ch.handled_at[x],
-                                   ch.talk_at[x], ch.epoch[x])
+                                   ch.talk_at[x], ch.epoch[x], False)
             else:
                 r = self._pool_put(p, m, agent, score, a.idle_since, a.handled,
-                                   a.talk_time_us, a.epoch)
+                                   a.talk_time_us, a.epoch, False)
             if r != 0:
                 break
             n += 1
-        self._bulk = False
         if r == 0 and p.strategy == ST_LONGEST_IDLE:
             r = f_sort(&p.idle)
         if r != 0:
@@ -1404,9 +1392,9 @@ cdef class Router:
         cdef int32_t x = self.pools[pid].channel
         if ch.multi:
             return self._pool_push(pid, m, agent, score, ch.idle[x],
-                                   ch.handled_at[x], ch.talk_at[x], ch.epoch[x])
+                                   ch.handled_at[x], ch.talk_at[x], ch.epoch[x], not self._bulk)
         return self._pool_push(pid, m, agent, score, a.idle_since, a.handled,
-                               a.talk_time_us, a.epoch)
+                               a.talk_time_us, a.epoch, not self._bulk)
 
     cdef int _pool_insert(self, int32_t agent, int32_t mask) noexcept:
         # Into its pools of the channels in `mask` (a new epoch: entries of any
@@ -1442,7 +1430,7 @@ cdef class Router:
                     break           # the channels after: none in the mask
                 if (mask >> x) & 1 and self._pool_push(
                         mb.pool, mb.member, agent, mb.score, ch.idle[x],
-                        ch.handled_at[x], ch.talk_at[x], ch.epoch[x]) != 0:
+                        ch.handled_at[x], ch.talk_at[x], ch.epoch[x], True) != 0:
                     return E_NOMEM
                 mb += 1
             return 0
@@ -1462,7 +1450,7 @@ cdef class Router:
                 end -= 1
                 continue
             if (mask >> mb.channel) & 1 and self._pool_push(
-                    mb.pool, mb.member, agent, mb.score, idle, handled, talk, epoch) != 0:
+                    mb.pool, mb.member, agent, mb.score, idle, handled, talk, epoch, True) != 0:
                 return E_NOMEM
             mb += 1
         return 0

@@ -11,22 +11,24 @@ from agner.core._api import DecisionKind, Strategy
 T = 1_000_000
 
 
-def test_pool_built_while_agents_idle_keeps_longest_idle_order(make_router: Any) -> None:
+@pytest.mark.parametrize("n", [40, 300])  # sorted by merge (<= 64 idle agents), by radix
+def test_pool_built_while_agents_idle_keeps_longest_idle_order(make_router: Any, n: int) -> None:
     # `require=` builds a new pool on the spot; agents already idle join it in id
     # order, not in the order they became idle, and LONGEST_IDLE must still hold.
     r = make_router()
     q = r.add_queue({0: 1}, strategy=Strategy.LONGEST_IDLE)
-    agents = [r.add_agent({0: 5, 1: 5}) for _ in range(40)]
+    agents = [r.add_agent({0: 5, 1: 5}) for _ in range(n)]
     for a in agents:
         r.login(a, 0)
-    # Agents become ready in a scrambled order, several at the same time.
-    order = sorted(agents, key=lambda a: (a * 7919) % 40)
+    # Agents become ready in a scrambled order, several at the same time, over
+    # a span of idle times wider than one 11-bit radix digit.
+    order = sorted(agents, key=lambda a: (a * 7919) % n)
     for i, a in enumerate(order):
         r.set_ready(a, T + (i // 3) * T)
     r.take_decisions()
     offered = []
-    for k in range(40):
-        c = r.arrive(q, 100 * T + k, require={1: 2})
+    for k in range(n):
+        c = r.arrive(q, 1000 * T + k, require={1: 2})
         (d,) = r.take_decisions()
         assert d.kind == DecisionKind.OFFER and d.contact == c
         offered.append(d.agent)

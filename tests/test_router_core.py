@@ -94,7 +94,8 @@ def test_a_cold_pool_warms_to_the_choices_its_kept_order_would_make(strategy: St
         busy = r.add_queue({0: 1}, strategy=strategy, ring_timeout_us=0)
         rare = r.add_queue({1: 1}, strategy=strategy, ring_timeout_us=0)
         # Wrap-ups of different lengths: agents come back in a shuffled order.
-        agents = [r.add_agent({0: 1, 1: 1 + a % 4}, wrap_up_us=1 + a * 7 % 11) for a in range(12)]
+        # More than 64 of them idle: the rebuild sorts by radix, not by merge.
+        agents = [r.add_agent({0: 1, 1: 1 + a % 4}, wrap_up_us=1 + a * 7 % 11) for a in range(80)]
         for a in agents:
             r.login(a, 0)
         for a in agents:

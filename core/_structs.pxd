@@ -432,69 +432,17 @@ cdef inline void f_pop(rfifo_t* f) noexcept nogil:
     f.n -= 1
 
 
-cdef inline void r_merge(const rentry_t* a, int32_t na, const rentry_t* b, int32_t nb,
-                         rentry_t* out) noexcept nogil:
-    cdef int32_t i = 0, j = 0, k = 0
-    while i < na and j < nb:
-        if r_less(&b[j], &a[i]):
-            out[k] = b[j]
-            j += 1
-        else:
-            out[k] = a[i]
-            i += 1
-        k += 1
-    while i < na:
-        out[k] = a[i]
-        i += 1
-        k += 1
-    while j < nb:
-        out[k] = b[j]
-        j += 1
-        k += 1
-
-
-cdef inline int r_sort(rentry_t* e, int32_t n) noexcept nogil:
-    """Sort entries in key order: a bottom-up merge sort over runs of 16 put in
-    order by insertion, the comparison inlined (qsort's call per comparison
-    made a cold LONGEST_IDLE pool's rebuild cost three times a heap pool's)."""
-    cdef rentry_t* tmp
-    cdef rentry_t* src = e
-    cdef rentry_t* dst
-    cdef rentry_t* sw
+cdef inline void r_insertion_sort(rentry_t* e, int32_t n) noexcept nogil:
+    """Sort a few entries (up to 64) in key order."""
     cdef rentry_t x
-    cdef int32_t lo, i, j, hi, mid, width = 16
-    lo = 0
-    while lo < n:
-        hi = lo + 16 if lo + 16 < n else n
-        for i in range(lo + 1, hi):
-            x = e[i]
-            j = i
-            while j > lo and r_less(&x, &e[j - 1]):
-                e[j] = e[j - 1]
-                j -= 1
-            e[j] = x
-        lo = hi
-    if n <= 16:
-        return 0
-    tmp = <rentry_t*> malloc(n * sizeof(rentry_t))
-    if tmp == NULL:
-        return -1
-    dst = tmp
-    while width < n:
-        lo = 0
-        while lo < n:
-            mid = lo + width if lo + width < n else n
-            hi = lo + 2 * width if lo + 2 * width < n else n
-            r_merge(&src[lo], mid - lo, &src[mid], hi - mid, &dst[lo])
-            lo = hi
-        sw = src
-        src = dst
-        dst = sw
-        width *= 2
-    if src != e:
-        memcpy(e, src, n * sizeof(rentry_t))
-    free(tmp)
-    return 0
+    cdef int32_t i, j
+    for i in range(1, n):
+        x = e[i]
+        j = i
+        while j > 0 and r_less(&x, &e[j - 1]):
+            e[j] = e[j - 1]
+            j -= 1
+        e[j] = x
 
 
 cdef extern from *:
@@ -516,7 +464,8 @@ cdef inline int r_radix_sort(rentry_t* e, int32_t n) noexcept nogil:
     cdef int32_t count[2048]
     cdef int32_t total, c
     if n <= 64:
-        return r_sort(e, n)
+        r_insertion_sort(e, n)
+        return 0
     lo = e[0].a
     hi = e[0].a
     for i in range(1, n):

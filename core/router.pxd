@@ -291,7 +291,6 @@ cdef class Router:
     cdef dict _hooks              # queue -> [hook, budget_ns, calls, failures, slow, ns]
     cdef list _queue_steps        # queue -> its steps' requirement tuples
     cdef object _last_now         # the refused `now`, for TimeError's message
-    cdef bint _bulk               # c_add_pool: LONGEST_IDLE order fixed after
 
     # -- configuration (may allocate; not on the hot path) --
     cdef int c_add_agent(self, const skill_t* skills, int32_t n, time_us_t wrap_up_us,
@@ -330,8 +329,10 @@ cdef class Router:
                    int32_t queue) noexcept
     cdef int _timer_add(self, time_us_t deadline, int32_t kind, int32_t obj) noexcept
     cdef void _timer_cancel(self, int32_t t) noexcept
-    cdef int32_t _pool_add_member(self, int32_t pid, int32_t agent, int64_t score) noexcept
-    cdef int _pool_insert_one(self, int32_t pid, int32_t m, int32_t agent, int32_t score) noexcept
+    cdef int32_t _pool_add_member(self, int32_t pid, int32_t agent, int64_t score,
+                                  bint keep_order) noexcept
+    cdef int _pool_insert_one(self, int32_t pid, int32_t m, int32_t agent, int32_t score,
+                              bint keep_order) noexcept
     cdef inline int _pool_put(self, pool_t* p, int32_t m, int32_t agent, int32_t score,
                               time_us_t idle, int64_t handled, time_us_t talk,
                               uint32_t epoch, bint keep_order) noexcept

@@ -620,7 +620,7 @@ cdef class Router:
         for p in range(self.n_pools):
             if self.pools[p].tenant == tenant and ch.cap[self.pools[p].channel] > 0 \
                     and _meets_pool(skills, n, &self.pools[p], &score):
-                m = self._pool_add_member(p, aid, score)
+                m = self._pool_add_member(p, aid, score, True)
                 if m < 0 or grow(<void**> &self.memb, &self.cap_memb,
                                  self.memb_off[aid + 1] + 1, sizeof(member_t)) != 0:
                     return E_NOMEM
@@ -704,7 +704,8 @@ cdef class Router:
         last[0] = x
         self.memb_warm[agent] -= 1
 
-    cdef int32_t _pool_add_member(self, int32_t pid, int32_t agent, int64_t score) noexcept:
+    cdef int32_t _pool_add_member(self, int32_t pid, int32_t agent, int64_t score,
+                                  bint keep_order) noexcept:
         # The pool's side of a membership; returns the member index (or E_NOMEM).
         # An idle agent joins the pool's idle set at once.
         cdef pool_t* p = &self.pools[pid]
@@ -729,7 +730,7 @@ cdef class Router:
                 return E_NOMEM
         if not self.pool_cold[pid] and self.ready_epoch[agent] \
                 and (self.chans[agent].routable >> p.channel) & 1 \
-                and self._pool_insert_one(pid, m, agent, <int32_t> score) != 0:
+                and self._pool_insert_one(pid, m, agent, <int32_t> score, keep_order) != 0:
             return E_NOMEM
         return m
 
@@ -783,21 +784,19 @@ cdef class Router:
         memcpy(p.req_off, req_off, (n_conj + 1) * sizeof(int32_t))
         p.n_conj = n_conj
         self.n_pools += 1
-        self._bulk = True           # idle agents join in id order; sorted below
         for i in range(self.n_agents_):
             member_of[i] = -1
             if self.agents[i].tenant == tenant and self.chans[i].cap[channel] > 0 and _meets_pool(
                     self.agent_skills[i].s, self.agent_skills[i].n, &self.pools[pid], &score):
-                m = self._pool_add_member(pid, i, score)
+                # Idle agents join in id order, sorted once below.
+                m = self._pool_add_member(pid, i, score, False)
                 if m < 0:
-                    self._bulk = False
                     free(member_of)
                     free(score_of)
                     return E_NOMEM
                 member_of[i] = m
                 score_of[i] = <int32_t> score
                 n_new += 1
-        self._bulk = False
         if strategy == ST_LONGEST_IDLE and f_sort(&self.pools[pid].idle) != 0:
             free(member_of)
             free(score_of)
@@ -1384,7 +1383,8 @@ cdef class Router:
                 return E_NOMEM
         return 0
 
-    cdef int _pool_insert_one(self, int32_t pid, int32_t m, int32_t agent, int32_t score) noexcept:
+    cdef int _pool_insert_one(self, int32_t pid, int32_t m, int32_t agent, int32_t score,
+                              bint keep_order) noexcept:
         # A multi-channel agent's keys are per channel, taken when it became free
         # for that channel.
         cdef agent_t* a = &self.agents[agent]
@@ -1392,9 +1392,9 @@ cdef class Router:
         cdef int32_t x = self.pools[pid].channel
         if ch.multi:
             return self._pool_push(pid, m, agent, score, ch.idle[x],
-                                   ch.handled_at[x], ch.talk_at[x], ch.epoch[x], not self._bulk)
+                                   ch.handled_at[x], ch.talk_at[x], ch.epoch[x], keep_order)
         return self._pool_push(pid, m, agent, score, a.idle_since, a.handled,
-                               a.talk_time_us, a.epoch, not self._bulk)
+                               a.talk_time_us, a.epoch, keep_order)
 
     cdef int _pool_insert(self, int32_t agent, int32_t mask) noexcept:
         # Into its pools of the channels in `mask` (a new epoch: entries of any

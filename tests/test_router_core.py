@@ -11,7 +11,7 @@ from agner.core._api import DecisionKind, Strategy
 T = 1_000_000
 
 
-@pytest.mark.parametrize("n", [40, 300])  # sorted by merge (<= 64 idle agents), by radix
+@pytest.mark.parametrize("n", [40, 300])  # sorted by insertion (<= 64 idle agents), by radix
 def test_pool_built_while_agents_idle_keeps_longest_idle_order(make_router: Any, n: int) -> None:
     # `require=` builds a new pool on the spot; agents already idle join it in id
     # order, not in the order they became idle, and LONGEST_IDLE must still hold.
@@ -94,7 +94,7 @@ def test_a_cold_pool_warms_to_the_choices_its_kept_order_would_make(strategy: St
         busy = r.add_queue({0: 1}, strategy=strategy, ring_timeout_us=0)
         rare = r.add_queue({1: 1}, strategy=strategy, ring_timeout_us=0)
         # Wrap-ups of different lengths: agents come back in a shuffled order.
-        # More than 64 of them idle: the rebuild sorts by radix, not by merge.
+        # More than 64 of them idle: the rebuild sorts by radix, not by insertion.
         agents = [r.add_agent({0: 1, 1: 1 + a % 4}, wrap_up_us=1 + a * 7 % 11) for a in range(80)]
         for a in agents:
             r.login(a, 0)

@@ -49,6 +49,9 @@ def _bench_router(args: argparse.Namespace) -> int:
         if value is not None and value < 1:
             print(f"agner bench router: --{name.replace('_', '-')} must be >= 1", file=sys.stderr)
             return 2
+    if args.load is not None and not 0 < args.load <= 100:
+        print("agner bench router: --load must be in (0, 100]", file=sys.stderr)
+        return 2
     res = run_benchmark(
         args.agents,
         arrivals=args.arrivals,
@@ -57,6 +60,7 @@ def _bench_router(args: argparse.Namespace) -> int:
         seed=args.seed,
         reference=not args.no_reference,
         extended=args.config == "extended",
+        load=args.load,
     )
     if args.json:
         print(json.dumps(res))
@@ -65,6 +69,10 @@ def _bench_router(args: argparse.Namespace) -> int:
         print(
             f"agner bench router ({res['config']}): {res['agents']} agents, "
             f"{res['skills']} skills, {res['queues']} queues ({res['machine']['cpu']})"
+        )
+        print(
+            f"  load {res['load']:g} arrivals per agent per handle time: agents "
+            f"{100 * res['occupancy']:.1f}% occupied (C-level run)"
         )
         print(
             f"  C-level API : {res['events_per_second']:>12,.0f} events/s "
@@ -609,10 +617,11 @@ def build_parser() -> argparse.ArgumentParser:
         "router",
         help="events per second of the router: C-level API, Python API, reference",
         description="Drive one workload (50 skills, agents with 1-8 skills, 200 queues "
-        "using every strategy, 95% load, 2% ring-no-answer, abandonment) through the "
-        "C-level API, the Python API and the pure-Python reference router, in one run, "
-        "and report events per second and ns per event for each. Every router call is an "
-        "event. Exits 1 if the drivers' decisions differ.",
+        "using every strategy, 2% ring-no-answer, abandonment, arrivals that keep the "
+        "agents about 94% occupied) through the C-level API, the Python API and the "
+        "pure-Python reference router, in one run, and report events per second and ns "
+        "per event for each, and the agents' occupancy in the C-level run. Every router "
+        "call is an event. Exits 1 if the drivers' decisions differ.",
     )
     router.add_argument("--agents", type=int, default=10_000, help="agents (default 10000)")
     router.add_argument(
@@ -633,6 +642,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="basic (default), or extended: the same center with requirement steps, "
         "priority aging, parallel offers on every third queue, a quarter of the agents "
         "multi-channel and chat and e-mail queues",
+    )
+    router.add_argument(
+        "--load",
+        type=float,
+        help="arrivals per agent per handle time (default 0.95 basic, 1.2 extended: "
+        "the same occupancy, as multi-channel agents hold several contacts)",
     )
     router.add_argument("--json", action="store_true", help="print one JSON object")
     router.set_defaults(func=_bench_router)

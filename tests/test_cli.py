@@ -69,6 +69,38 @@ def test_bench_router_json_has_the_promised_keys(capsys: pytest.CaptureFixture[s
     assert out["agree"] is True
     assert out["agents"] == 300 and out["queues"] == 200 and out["skills"] == 50
     assert out["config"] == "basic"
+    assert out["load"] == 0.95 and 0.5 < out["occupancy"] < 1
+
+
+def test_bench_router_takes_a_load(capsys: pytest.CaptureFixture[str]) -> None:
+    args = ["bench", "router", "--agents", "300", "--arrivals", "20000", "--no-reference"]
+    assert main([*args, "--python-arrivals", "2000", "--config", "extended", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["load"] == 1.2
+    assert main([*args, "--python-arrivals", "2000", "--load", "0.5", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["load"] == 0.5 and out["occupancy"] < 0.6
+    for bad in ("0", "-1", "nan", "101"):
+        assert main([*args, "--load", bad]) == 2
+        assert "--load" in capsys.readouterr().err
+
+
+def test_both_configurations_keep_their_agents_equally_busy() -> None:
+    # The extended configuration's multi-channel agents hold several contacts
+    # at once: at the basic configuration's arrival rate its agents would idle
+    # far more, and the two would compare different centers. Its default load
+    # brings it to the basic one's occupancy (sim/routerbench.py).
+    from agner.sim.routerbench import arrival_channels, arrival_queues, time_c_level
+
+    def occupancy(w: Workload) -> float:
+        center = build_center(w)
+        n = int(60 * w.agents * w.arrival_load)  # 60 handle times
+        queues = arrival_queues(w, center, n)
+        return time_c_level(w, center, queues, arrival_channels(w, n, queues))[2]
+
+    basic = occupancy(Workload(agents=1000))
+    assert 0.92 < basic < 0.97
+    assert abs(occupancy(Workload(agents=1000, extended=True)) - basic) < 0.02
+    assert occupancy(Workload(agents=1000, extended=True, load=0.95)) < basic - 0.08
 
 
 def test_bench_router_refuses_bad_counts(capsys: pytest.CaptureFixture[str]) -> None:

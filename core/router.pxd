@@ -206,8 +206,12 @@ cdef class Router:
     cdef agent_t* agents
     cdef chan_t* chans
     cdef skills_t* agent_skills
-    # Pool memberships of every agent, agent after agent (CSR): those of agent
-    # a are memb[memb_off[a]:memb_off[a + 1]].
+    # Pool memberships of every agent, agent after agent (CSR): agent a's are
+    # in memb[memb_off[a]:memb_off[a + 1]], followed there by free entries
+    # (pool -1), room where a new pool's memberships go without moving anyone
+    # else's. A new pool costs O(its members), except when a member has no room
+    # left: then the whole array is laid out again with room for a quarter more
+    # each (amortised O(1) a membership). Walks never reach the free entries.
     cdef member_t* memb
     cdef int32_t* memb_off
     cdef int32_t cap_memb
@@ -344,6 +348,10 @@ cdef class Router:
     cdef int32_t _memb_move(self, int32_t agent, int32_t pid, bint warm) noexcept
     cdef inline int32_t _memb_key(self, int32_t agent, int32_t pid) noexcept
     cdef void _memb_order(self, int32_t agent) noexcept
+    cdef inline void _memb_set(self, member_t* mb, int32_t pid, int32_t m,
+                               int64_t score) noexcept
+    cdef inline int32_t _memb_end(self, int32_t agent) noexcept
+    cdef int _memb_room(self, const int32_t* member_of) noexcept
     cdef inline void _memb_demote(self, int32_t agent, member_t* mb) noexcept
     cdef int _warm_route(self, const route_t* r) noexcept
     cdef int _pool_insert(self, int32_t agent, int32_t mask) noexcept

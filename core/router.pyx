@@ -624,12 +624,7 @@ cdef class Router:
                 if m < 0 or grow(<void**> &self.memb, &self.cap_memb,
                                  self.memb_off[aid + 1] + 1, sizeof(member_t)) != 0:
                     return E_NOMEM
-                self.memb[self.memb_off[aid + 1]].pool = p
-                self.memb[self.memb_off[aid + 1]].member = m
-                self.memb[self.memb_off[aid + 1]].score = <int32_t> score
-                self.memb[self.memb_off[aid + 1]].channel = self.pools[p].channel
-                self.memb[self.memb_off[aid + 1]].ranked = not _heap_strategy(
-                    self.pools[p].strategy)
+                self._memb_set(&self.memb[self.memb_off[aid + 1]], p, m, score)
                 self.memb_off[aid + 1] += 1
         self._memb_order(aid)
         return aid
@@ -643,6 +638,59 @@ cdef class Router:
         if self.chans[agent].multi:
             k += _chan_ord(self.pools[pid].channel) * N_STRATEGIES
         return k
+
+    cdef inline void _memb_set(self, member_t* mb, int32_t pid, int32_t m,
+                               int64_t score) noexcept:
+        # The agent's side of a membership: member m of pool pid.
+        mb.pool = pid
+        mb.member = m
+        mb.score = <int32_t> score
+        mb.channel = <int16_t> self.pools[pid].channel
+        mb.ranked = not _heap_strategy(self.pools[pid].strategy)
+
+    cdef inline int32_t _memb_end(self, int32_t agent) noexcept:
+        # The end of the agent's memberships: its free entries are at the end
+        # of its part of the array (O(room)).
+        cdef int32_t off = self.memb_off[agent], end = self.memb_off[agent + 1]
+        while end > off and self.memb[end - 1].pool < 0:
+            end -= 1
+        return end
+
+    cdef int _memb_room(self, const int32_t* member_of) noexcept:
+        # Lays the membership array out again with room for each agent's
+        # memberships, one more where member_of[agent] >= 0, and a quarter more
+        # (at least 2) to spare, free entries marked pool -1.
+        # O(memberships + agents).
+        cdef int32_t i, j = 0, k, used, room, n = self.n_agents_
+        cdef int64_t total = 0
+        cdef int32_t* ends = <int32_t*> malloc((n + 1) * sizeof(int32_t))
+        if ends == NULL:
+            return E_NOMEM
+        for i in range(n):
+            ends[i] = self._memb_end(i)
+            room = ends[i] - self.memb_off[i] + (member_of[i] >= 0)
+            total += room + 2 + room // 4
+        cdef member_t* memb = NULL
+        if total <= 0x7FFFFFFF:
+            memb = <member_t*> malloc((total if total else 1) * sizeof(member_t))
+        if memb == NULL:
+            free(ends)
+            return E_NOMEM
+        for i in range(n):
+            used = ends[i] - self.memb_off[i]
+            memcpy(&memb[j], &self.memb[self.memb_off[i]], used * sizeof(member_t))
+            room = used + (member_of[i] >= 0)
+            room += 2 + room // 4
+            self.memb_off[i] = j
+            for k in range(j + used, j + room):
+                memb[k].pool = -1
+            j += room
+        self.memb_off[n] = j
+        free(ends)
+        free(self.memb)
+        self.memb = memb
+        self.cap_memb = <int32_t> total
+        return 0
 
     cdef void _memb_order(self, int32_t agent) noexcept:
         # An agent's memberships: those in warm pools first (_memb_key), then
@@ -737,17 +785,15 @@ cdef class Router:
     cdef int c_add_pool(self, int32_t strategy, int32_t tenant, int32_t channel,
                         const skill_t* req, const int32_t* req_off, int32_t n_conj,
                         int32_t step) noexcept:
-        # Config time, O(agents + memberships): the CSR array is rebuilt with the
-        # new pool appended to the memberships of every agent whose first
-        # conjunction met is `step`.
-        cdef int32_t pid = self.n_pools, i, j, k, m, n_new = 0, total, n_req
+        # O(agents + members): every agent whose first conjunction met is
+        # `step` gets a membership of the new pool, in the room after its list
+        # (amortised: _memb_room).
+        cdef int32_t pid = self.n_pools, i, m, n_new = 0, n_req
         cdef pool_t* p
         cdef int64_t score
-        cdef int32_t* offsets
         # Per agent: its member index in the new pool (-1: not eligible), and its score.
         cdef int32_t* member_of = <int32_t*> malloc((self.n_agents_ + 1) * sizeof(int32_t))
         cdef int32_t* score_of = <int32_t*> malloc((self.n_agents_ + 1) * sizeof(int32_t))
-        cdef member_t* memb
         if member_of == NULL or score_of == NULL:
             free(member_of)
             free(score_of)
@@ -802,36 +848,21 @@ cdef class Router:
             free(score_of)
             return E_NOMEM
         if n_new:
-            total = self.memb_off[self.n_agents_]
-            memb = <member_t*> malloc((total + n_new) * sizeof(member_t))
-            offsets = <int32_t*> malloc((self.n_agents_ + 1) * sizeof(int32_t))
-            if memb == NULL or offsets == NULL:
-                free(memb)
-                free(offsets)
-                free(member_of)
-                free(score_of)
-                return E_NOMEM
-            j = 0
+            # Each member's new membership goes in the first free entry after
+            # its list (all laid out anew first if one has none left), then to
+            # the warm part of its list.
             for i in range(self.n_agents_):
-                offsets[i] = j
-                k = self.memb_off[i + 1] - self.memb_off[i]
-                memcpy(&memb[j], &self.memb[self.memb_off[i]], k * sizeof(member_t))
-                j += k
+                if member_of[i] >= 0 and (self.memb_off[i + 1] == self.memb_off[i] or
+                                          self.memb[self.memb_off[i + 1] - 1].pool >= 0):
+                    if self._memb_room(member_of) != 0:
+                        free(member_of)
+                        free(score_of)
+                        return E_NOMEM
+                    break
+            for i in range(self.n_agents_):
                 if member_of[i] >= 0:
-                    memb[j].pool = pid
-                    memb[j].member = member_of[i]
-                    memb[j].score = score_of[i]
-                    memb[j].channel = channel
-                    memb[j].ranked = not _heap_strategy(strategy)
-                    j += 1
-            offsets[self.n_agents_] = j
-            memcpy(self.memb_off, offsets, (self.n_agents_ + 1) * sizeof(int32_t))
-            free(offsets)
-            free(self.memb)
-            self.memb = memb
-            self.cap_memb = j
-            for i in range(self.n_agents_):
-                if member_of[i] >= 0:   # from the end of its list to the warm part
+                    self._memb_set(&self.memb[self._memb_end(i)], pid, member_of[i],
+                                   score_of[i])
                     self._memb_move(i, pid, True)
         free(member_of)
         free(score_of)
@@ -1876,7 +1907,7 @@ cdef class Router:
 
     cdef void _logged(self, int32_t agent, int32_t delta) noexcept:
         cdef int32_t i
-        for i in range(self.memb_off[agent], self.memb_off[agent + 1]):
+        for i in range(self.memb_off[agent], self._memb_end(agent)):
             self.pools[self.memb[i].pool].n_logged += delta
 
     cdef int _agent_ready(self, int32_t agent, time_us_t now, int32_t scan,
@@ -2842,6 +2873,27 @@ cdef class Router:
         cdef queue_t* q
         cdef route_t* r
         cdef rfifo_t* f
+        # Memberships packed, without the free entries after each agent's list.
+        cdef int32_t n = self.n_agents_, end
+        cdef int32_t* off = <int32_t*> malloc((n + 1) * sizeof(int32_t))
+        cdef member_t* packed = <member_t*> malloc(
+            ((self.memb_off[n] if n else 0) + 1) * sizeof(member_t))
+        if off == NULL or packed == NULL:
+            free(off)
+            free(packed)
+            raise MemoryError()
+        j = 0
+        for i in range(n):
+            off[i] = j
+            end = self._memb_end(i)
+            memcpy(&packed[j], &self.memb[self.memb_off[i]],
+                   (end - self.memb_off[i]) * sizeof(member_t))
+            j += end - self.memb_off[i]
+        off[n] = j
+        offsets = _raw(off, (n + 1) * sizeof(int32_t) if n else 0)
+        memb = _raw(packed, j * sizeof(member_t))
+        free(off)
+        free(packed)
         st = {
             "version": SNAPSHOT_VERSION,
             "scalars": [self.now, self.rng, self.seq, self.timer_seq, self.n_agents_,
@@ -2851,11 +2903,9 @@ cdef class Router:
             "agents": _raw(self.agents, self.n_agents_ * sizeof(agent_t)),
             "chans": _raw(self.chans, self.n_agents_ * sizeof(chan_t)),
             "ready_epoch": _raw(self.ready_epoch, self.n_agents_ * sizeof(uint32_t)),
-            "memb_off": _raw(self.memb_off, (self.n_agents_ + 1) * sizeof(int32_t)
-                             if self.n_agents_ else 0),
+            "memb_off": offsets,
             "memb_warm": _raw(self.memb_warm, self.n_agents_ * sizeof(int32_t)),
-            "memb": _raw(self.memb, (self.memb_off[self.n_agents_] if self.n_agents_ else 0)
-                         * sizeof(member_t)),
+            "memb": memb,
             "skills": [_raw(self.agent_skills[i].s, self.agent_skills[i].n * sizeof(skill_t))
                        for i in range(self.n_agents_)],
             "pref": [_raw(self.pref_heap[i].e, self.pref_heap[i].n * sizeof(hentry_t))

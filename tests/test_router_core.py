@@ -154,3 +154,69 @@ def test_times_and_ids_of_any_size_are_refused_cleanly(make_router: Any) -> None
         r.set_not_ready(a, big - 1, 2**31)
     r.set_not_ready(a, big - 1, 2**31 - 1)  # pending: the agent has the contact
     assert r.contact_agent(c) == a
+
+
+def test_pools_made_after_the_agents_fill_and_regrow_their_lists() -> None:
+    # Each new `require` (and each new channel of a queue) makes pools after the
+    # agents exist: their memberships go in the room after each agent's list,
+    # and when an agent has none left the whole array is laid out again. With
+    # 40 pools over 12 agents that happens many times; the choices must stay
+    # the reference's, with agents idle, busy and logged out (the count of
+    # logged-in members a queue's `when_unstaffed` reads) all along, and a
+    # snapshot (which packs the lists) must go on as the original.
+    from reference_router import ReferenceRouter
+
+    from agner import Router
+    from agner.core._api import Channel
+
+    def run(r: Any, snap_at: int | None = None) -> list[tuple[Any, ...]]:
+        queues = [r.add_queue({0: 1}, strategy=st, when_unstaffed="reject") for st in Strategy]
+        agents = [r.add_agent({0: 1 + a % 4, 1: 1 + a % 7, 2: 1 + a % 3, 3: 2}) for a in range(12)]
+        for a in agents:
+            r.login(a, 0)
+            r.set_ready(a, 0)
+        log: list[tuple[Any, ...]] = []
+        busy: list[tuple[int, int]] = []
+        out: list[int] = []
+
+        def decided(t: int) -> None:
+            for d in r.take_decisions():
+                log.append((d.kind, d.agent, d.queue, d.time))
+                if d.kind == DecisionKind.OFFER:
+                    r.accept(d.agent, d.contact, t)
+                    busy.append((d.agent, d.contact))
+
+        t = T
+        for k in range(200):
+            if snap_at is not None and k == snap_at:
+                r = type(r).restore(r.snapshot())
+            if k % 9 == 0:
+                held = {a for a, _ in busy}
+                idle = [a for a in agents if a not in held and a not in out]
+                if idle:
+                    out.append(idle[k % len(idle)])
+                    r.logout(out[-1], t)
+            elif k % 9 == 4 and out:
+                a = out.pop(0)
+                r.login(a, t)
+                r.set_ready(a, t)
+                decided(t)
+            q = queues[k % len(queues)]
+            channel = (Channel.VOICE, Channel.CHAT, Channel.EMAIL)[k % 3]
+            r.arrive(q, t, channel=channel, require={1 + k % 3: 1 + (k // 3) % 7})
+            decided(t)
+            if len(busy) > 6 or k % 5 == 4:
+                while len(busy) > 2:
+                    a, c = busy.pop(0)
+                    r.complete(a, c, t + 1)
+                    decided(t + 1)
+            t += 2
+        return log
+
+    core = run(Router(seed=4))
+    ref = run(ReferenceRouter(seed=4))
+    kinds = [x[0] for x in core]
+    assert kinds.count(DecisionKind.OFFER) > 80 and DecisionKind.REJECT in kinds
+    assert core == ref
+    restored = run(Router(seed=4), snap_at=100)
+    assert restored == core

@@ -10,9 +10,15 @@ time of that `arrive` (the rebuild) and of an ordinary one, per strategy kind
 (fifo: LONGEST_IDLE, heap: FEWEST_CONTACTS, bitset: ROUND_ROBIN), through the
 Python API.
 
-Also the other such call: a contact whose `require` the queue has never seen
+Also the other such calls: a contact whose `require` the queue has never seen
 builds that requirement's pool, checking every agent and ordering the idle ones
-(`new_requirement_ms`, LONGEST_IDLE, agents idle in a shuffled order).
+(`new_requirement_ms`, LONGEST_IDLE, agents idle in a shuffled order); and on
+the extended center of the router benchmark (sim/routerbench.py: queues with
+three or four requirement steps, a pool per step) the first chat of a voice
+queue builds the queue's chat pools (`new_channel_ms`: the first pools made
+after the agents, so it also lays the membership array out with room), its
+first e-mail the e-mail ones (`next_channel_ms`), and a new `require` on it a
+pool per step (`new_step_requirement_ms`), every agent idle.
 
     python bench/warm_pause.py [--agents N] [--json]
 """
@@ -76,6 +82,31 @@ def new_requirement(agents: int) -> float:
     return (time.perf_counter_ns() - t0) / 1e6
 
 
+def new_step_pools(agents: int) -> dict[str, float]:
+    """Milliseconds of the arrives that build a step queue's pools for a new
+    channel and for a new requirement, on the extended benchmark center."""
+    from agner import Channel
+    from agner.sim.routerbench import Workload, build_center, build_router
+
+    w = Workload(agents=agents, extended=True)
+    r = build_router(Router, w, build_center(w))
+    queue = 1  # a voice queue (chat queues are every tenth from 0)
+    t0 = time.perf_counter_ns()
+    r.arrive(queue, 1, channel=Channel.CHAT)
+    channel = time.perf_counter_ns() - t0
+    t0 = time.perf_counter_ns()
+    r.arrive(queue, 2, channel=Channel.EMAIL)
+    again = time.perf_counter_ns() - t0
+    t0 = time.perf_counter_ns()
+    r.arrive(queue, 3, require={49: 1})
+    require = time.perf_counter_ns() - t0
+    return {
+        "new_channel_ms": channel / 1e6,
+        "next_channel_ms": again / 1e6,
+        "new_step_requirement_ms": require / 1e6,
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--agents", type=int, default=100_000, help="agents (default 100000)")
@@ -85,14 +116,20 @@ def main(argv: list[str] | None = None) -> int:
         ap.error("--agents must be at least 1")
     out: dict[str, Any] = {s.name: warm_pause(s, args.agents) for s in KINDS}
     built = new_requirement(args.agents)
+    steps = new_step_pools(args.agents)
     if args.json:
-        print(json.dumps({"agents": args.agents, **out, "new_requirement_ms": built}))
+        print(json.dumps({"agents": args.agents, **out, "new_requirement_ms": built, **steps}))
         return 0
     print(f"{args.agents:,} agents in the cold pool")
     for name, f in out.items():
         warm, ordinary = f["warm_ms"], f["ordinary_ms"]
         print(f"  {name:<16} warming arrive {warm:7.3f} ms   ordinary {ordinary:.3f} ms")
     print(f"  a new requirement's pool built by one arrive: {built:.3f} ms")
+    print(
+        f"  a step queue's pools for a new channel: {steps['new_channel_ms']:.3f} ms, "
+        f"the next channel {steps['next_channel_ms']:.3f} ms, "
+        f"a new requirement {steps['new_step_requirement_ms']:.3f} ms"
+    )
     return 0
 
 

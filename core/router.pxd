@@ -305,7 +305,7 @@ cdef class Router:
                          int32_t agents_key) noexcept
     cdef int c_add_pool(self, int32_t strategy, int32_t tenant, int32_t channel,
                         const skill_t* req, const int32_t* req_off, int32_t n_conj,
-                        int32_t step) noexcept
+                        const int32_t* steps, int32_t n_steps) noexcept
 
     # -- events: 0 or an err_t; arrive returns the contact id or an err_t --
     cdef int c_login(self, int32_t agent, time_us_t now) noexcept

@@ -784,70 +784,100 @@ cdef class Router:
 
     cdef int c_add_pool(self, int32_t strategy, int32_t tenant, int32_t channel,
                         const skill_t* req, const int32_t* req_off, int32_t n_conj,
-                        int32_t step) noexcept:
-        # O(agents + members): every agent whose first conjunction met is
-        # `step` gets a membership of the new pool, in the room after its list
-        # (amortised: _memb_room).
-        cdef int32_t pid = self.n_pools, i, m, n_new = 0, n_req
+                        const int32_t* steps, int32_t n_steps) noexcept:
+        # The pools of one chain's `steps` (distinct, each < n_conj), in one pass
+        # over the agents: pool pid + j, returned first, holds the agents whose
+        # first conjunction met is steps[j]. O(agents + members): each member
+        # gets its membership in the room after its list (amortised:
+        # _memb_room), at most one, as the pools of a chain are disjoint.
+        cdef int32_t pid = self.n_pools, i, j, k, m, n_new = 0, n_req = req_off[n_conj]
         cdef pool_t* p
-        cdef int64_t score
-        # Per agent: its member index in the new pool (-1: not eligible), and its score.
+        cdef int64_t score, s
+        # Per agent: its member index in its new pool (-1: none), the pool, its score.
         cdef int32_t* member_of = <int32_t*> malloc((self.n_agents_ + 1) * sizeof(int32_t))
+        cdef int32_t* pool_of = <int32_t*> malloc((self.n_agents_ + 1) * sizeof(int32_t))
         cdef int32_t* score_of = <int32_t*> malloc((self.n_agents_ + 1) * sizeof(int32_t))
-        if member_of == NULL or score_of == NULL:
+        # The new pool of each step (-1: none).
+        cdef int32_t* new_of = <int32_t*> malloc((n_conj + 1) * sizeof(int32_t))
+        cdef int r = E_NOMEM
+        cdef bint failed
+        if member_of == NULL or pool_of == NULL or score_of == NULL or new_of == NULL:
             free(member_of)
+            free(pool_of)
             free(score_of)
+            free(new_of)
             return E_NOMEM
-        if grow_aligned(<void**> &self.pools, &self.cap_pools, pid, pid + 1, sizeof(pool_t)) != 0 \
-                or grow(<void**> &self.pool_waiting, &self.cap_pool_waiting, pid + 1,
+        if grow_aligned(<void**> &self.pools, &self.cap_pools, pid, pid + n_steps,
+                        sizeof(pool_t)) != 0 \
+                or grow(<void**> &self.pool_waiting, &self.cap_pool_waiting, pid + n_steps,
                         sizeof(int32_t)) != 0 \
-                or grow(<void**> &self.pool_ready, &self.cap_pool_ready, pid + 1,
+                or grow(<void**> &self.pool_ready, &self.cap_pool_ready, pid + n_steps,
                         sizeof(int32_t)) != 0 \
-                or grow(<void**> &self.pool_cold, &self.cap_pool_cold, pid + 1,
+                or grow(<void**> &self.pool_cold, &self.cap_pool_cold, pid + n_steps,
                         sizeof(uint8_t)) != 0:
-            free(member_of)
-            free(score_of)
-            return E_NOMEM
-        self.pool_waiting[pid] = 0
-        self.pool_ready[pid] = 0
-        self.pool_cold[pid] = 0
-        p = &self.pools[pid]
-        memset(p, 0, sizeof(pool_t))
-        p.strategy = strategy
-        p.step = step
-        p.tenant = tenant
-        p.channel = channel
-        n_req = req_off[n_conj]
-        p.req = <skill_t*> malloc((n_req if n_req else 1) * sizeof(skill_t))
-        p.req_off = <int32_t*> malloc((n_conj + 1) * sizeof(int32_t))
-        if p.req == NULL or p.req_off == NULL:
-            free(p.req)
-            free(p.req_off)
-            free(member_of)
-            free(score_of)
-            return E_NOMEM
-        memcpy(p.req, req, n_req * sizeof(skill_t))
-        memcpy(p.req_off, req_off, (n_conj + 1) * sizeof(int32_t))
-        p.n_conj = n_conj
-        self.n_pools += 1
-        for i in range(self.n_agents_):
-            member_of[i] = -1
-            if self.agents[i].tenant == tenant and self.chans[i].cap[channel] > 0 and _meets_pool(
-                    self.agent_skills[i].s, self.agent_skills[i].n, &self.pools[pid], &score):
+            failed = True
+        else:
+            failed = False
+        if not failed:
+            for k in range(n_conj):
+                new_of[k] = -1
+            for j in range(n_steps):
+                new_of[steps[j]] = pid + j
+                self.pool_waiting[pid + j] = 0
+                self.pool_ready[pid + j] = 0
+                self.pool_cold[pid + j] = 0
+                p = &self.pools[pid + j]
+                memset(p, 0, sizeof(pool_t))
+                p.strategy = strategy
+                p.step = steps[j]
+                p.tenant = tenant
+                p.channel = channel
+                p.req = <skill_t*> malloc((n_req if n_req else 1) * sizeof(skill_t))
+                p.req_off = <int32_t*> malloc((n_conj + 1) * sizeof(int32_t))
+                if p.req == NULL or p.req_off == NULL:
+                    free(p.req)
+                    free(p.req_off)
+                    failed = True
+                    break
+                memcpy(p.req, req, n_req * sizeof(skill_t))
+                memcpy(p.req_off, req_off, (n_conj + 1) * sizeof(int32_t))
+                p.n_conj = n_conj
+                self.n_pools += 1
+        if not failed:
+            for i in range(self.n_agents_):
+                member_of[i] = -1
+                if self.agents[i].tenant != tenant or self.chans[i].cap[channel] == 0:
+                    continue
+                # The first conjunction it meets, and its best sum of levels
+                # over every conjunction it meets (MOST_SKILLED): _meets_pool.
+                j = -1
+                score = -1
+                for k in range(n_conj):
+                    if _meets(self.agent_skills[i].s, self.agent_skills[i].n, &req[req_off[k]],
+                              req_off[k + 1] - req_off[k], &s):
+                        if j < 0:
+                            j = k
+                            if new_of[k] < 0:
+                                break
+                        if s > score:
+                            score = s
+                if j < 0 or new_of[j] < 0:
+                    continue
                 # Idle agents join in id order, sorted once below.
-                m = self._pool_add_member(pid, i, score, False)
+                m = self._pool_add_member(new_of[j], i, score, False)
                 if m < 0:
-                    free(member_of)
-                    free(score_of)
-                    return E_NOMEM
+                    failed = True
+                    break
                 member_of[i] = m
+                pool_of[i] = new_of[j]
                 score_of[i] = <int32_t> score
                 n_new += 1
-        if strategy == ST_LONGEST_IDLE and f_sort(&self.pools[pid].idle) != 0:
-            free(member_of)
-            free(score_of)
-            return E_NOMEM
-        if n_new:
+        if not failed and strategy == ST_LONGEST_IDLE:
+            for j in range(n_steps):
+                if f_sort(&self.pools[pid + j].idle) != 0:
+                    failed = True
+                    break
+        if not failed and n_new:
             # Each member's new membership goes in the first free entry after
             # its list (all laid out anew first if one has none left), then to
             # the warm part of its list.
@@ -855,18 +885,21 @@ cdef class Router:
                 if member_of[i] >= 0 and (self.memb_off[i + 1] == self.memb_off[i] or
                                           self.memb[self.memb_off[i + 1] - 1].pool >= 0):
                     if self._memb_room(member_of) != 0:
-                        free(member_of)
-                        free(score_of)
-                        return E_NOMEM
+                        failed = True
                     break
-            for i in range(self.n_agents_):
-                if member_of[i] >= 0:
-                    self._memb_set(&self.memb[self._memb_end(i)], pid, member_of[i],
-                                   score_of[i])
-                    self._memb_move(i, pid, True)
+            if not failed:
+                for i in range(self.n_agents_):
+                    if member_of[i] >= 0:
+                        self._memb_set(&self.memb[self._memb_end(i)], pool_of[i], member_of[i],
+                                       score_of[i])
+                        self._memb_move(i, pool_of[i], True)
+        if not failed:
+            r = pid
         free(member_of)
+        free(pool_of)
         free(score_of)
-        return pid
+        free(new_of)
+        return r
 
     cdef int c_add_queue(self, int32_t strategy, int32_t priority, time_us_t ring_timeout_us,
                          time_us_t sl_threshold_us, int32_t tenant) noexcept:
@@ -919,25 +952,37 @@ cdef class Router:
         return rid
 
     def _pool_for(self, tuple conjs, int step, int strategy, int tenant, int channel):
-        # conjs: a chain's step conjunctions, in step order.
+        # conjs: a chain's step conjunctions, in step order. The pools of all
+        # its steps not made yet are made together (one pass over the agents).
         key = (tenant, conjs, step, strategy, channel)
         pid = self._pool_index.get(key)
         if pid is None:
+            missing = [k for k in range(len(conjs))
+                       if (tenant, conjs, k, strategy, channel) not in self._pool_index]
             flat = tuple(pair for conj in conjs for pair in conj)
             s = _skill_array(flat)
             off = <int32_t*> malloc((len(conjs) + 1) * sizeof(int32_t))
-            if off == NULL:
+            steps = <int32_t*> malloc(len(missing) * sizeof(int32_t))
+            if off == NULL or steps == NULL:
                 free(s)
+                free(off)
+                free(steps)
                 raise MemoryError()
             off[0] = 0
             for k, conj in enumerate(conjs):
                 off[k + 1] = off[k] + len(conj)
-            pid = self.c_add_pool(strategy, tenant, channel, s, off, len(conjs), step)
+            for j, k in enumerate(missing):
+                steps[j] = k
+            first = self.c_add_pool(strategy, tenant, channel, s, off, len(conjs), steps,
+                                    len(missing))
             free(s)
             free(off)
-            if pid < 0:
+            free(steps)
+            if first < 0:
                 raise MemoryError()
-            self._pool_index[key] = pid
+            for j, k in enumerate(missing):
+                self._pool_index[(tenant, conjs, k, strategy, channel)] = first + j
+            pid = self._pool_index[key]
         return pid
 
     def _route_for(self, int queue, tuple conjs, int step, int channel):

@@ -157,22 +157,28 @@ cdef inline bint _meets(const skill_t* have, int32_t n_have, const skill_t* req,
     return True
 
 
+cdef inline int32_t _first_met(const skill_t* have, int32_t n_have, const skill_t* req,
+                               const int32_t* req_off, int32_t n_conj,
+                               int64_t* score) noexcept nogil:
+    """The first of the conjunctions (req[req_off[k]:req_off[k + 1]]) that skills
+    `have` meet, or -1; score = the best sum of levels over every one they meet."""
+    cdef int32_t k, first = -1
+    cdef int64_t s
+    score[0] = -1
+    for k in range(n_conj):
+        if _meets(have, n_have, &req[req_off[k]], req_off[k + 1] - req_off[k], &s):
+            if first < 0:
+                first = k
+            if s > score[0]:
+                score[0] = s
+    return first
+
+
 cdef inline bint _meets_pool(const skill_t* have, int32_t n_have, const pool_t* p,
                              int64_t* score) noexcept nogil:
     """Whether the first of the pool's conjunctions that skills `have` meet is the
     pool's step; score = the best sum over every conjunction they meet."""
-    cdef int32_t k, first = -1
-    cdef int64_t s
-    score[0] = -1
-    for k in range(p.n_conj):
-        if _meets(have, n_have, &p.req[p.req_off[k]], p.req_off[k + 1] - p.req_off[k], &s):
-            if first < 0:
-                first = k
-                if k != p.step:
-                    return False
-            if s > score[0]:
-                score[0] = s
-    return first == p.step
+    return _first_met(have, n_have, p.req, p.req_off, p.n_conj, score) == p.step
 
 
 cdef inline int32_t _upper_bound(const int32_t* a, int32_t n, int32_t x) noexcept nogil:
@@ -792,7 +798,7 @@ cdef class Router:
         # _memb_room), at most one, as the pools of a chain are disjoint.
         cdef int32_t pid = self.n_pools, i, j, k, m, n_new = 0, n_req = req_off[n_conj]
         cdef pool_t* p
-        cdef int64_t score, s
+        cdef int64_t score
         # Per agent: its member index in its new pool (-1: none), the pool, its score.
         cdef int32_t* member_of = <int32_t*> malloc((self.n_agents_ + 1) * sizeof(int32_t))
         cdef int32_t* pool_of = <int32_t*> malloc((self.n_agents_ + 1) * sizeof(int32_t))
@@ -848,19 +854,8 @@ cdef class Router:
                 member_of[i] = -1
                 if self.agents[i].tenant != tenant or self.chans[i].cap[channel] == 0:
                     continue
-                # The first conjunction it meets, and its best sum of levels
-                # over every conjunction it meets (MOST_SKILLED): _meets_pool.
-                j = -1
-                score = -1
-                for k in range(n_conj):
-                    if _meets(self.agent_skills[i].s, self.agent_skills[i].n, &req[req_off[k]],
-                              req_off[k + 1] - req_off[k], &s):
-                        if j < 0:
-                            j = k
-                            if new_of[k] < 0:
-                                break
-                        if s > score:
-                            score = s
+                j = _first_met(self.agent_skills[i].s, self.agent_skills[i].n, req, req_off,
+                               n_conj, &score)
                 if j < 0 or new_of[j] < 0:
                     continue
                 # Idle agents join in id order, sorted once below.

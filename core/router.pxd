@@ -351,6 +351,8 @@ cdef class Router:
     cdef inline void _memb_set(self, member_t* mb, int32_t pid, int32_t m,
                                int64_t score) noexcept
     cdef inline int32_t _memb_end(self, int32_t agent) noexcept
+    cdef int64_t _memb_copy(self, member_t* dst, int32_t* offs,
+                            const int32_t* member_of) noexcept
     cdef int _memb_room(self, const int32_t* member_of) noexcept
     cdef inline void _memb_demote(self, int32_t agent, member_t* mb) noexcept
     cdef int _warm_route(self, const route_t* r) noexcept

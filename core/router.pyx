@@ -662,37 +662,43 @@ cdef class Router:
             end -= 1
         return end
 
-    cdef int _memb_room(self, const int32_t* member_of) noexcept:
-        # Lays the membership array out again with room for each agent's
-        # memberships, one more where member_of[agent] >= 0, and a quarter more
-        # (at least 2) to spare, free entries marked pool -1.
-        # O(memberships + agents).
-        cdef int32_t i, j = 0, k, used, room, n = self.n_agents_
-        cdef int64_t total = 0
-        cdef int32_t* ends = <int32_t*> malloc((n + 1) * sizeof(int32_t))
-        if ends == NULL:
-            return E_NOMEM
+    cdef int64_t _memb_copy(self, member_t* dst, int32_t* offs,
+                            const int32_t* member_of) noexcept:
+        # Every agent's memberships, agent after agent, into dst (NULL: count
+        # only); offs[a] gets where agent a's start, offs[n] the total. With
+        # member_of NULL they are packed; else each list is followed by room
+        # for one more where member_of[a] >= 0 and a quarter more (at least 2),
+        # free entries marked pool -1. Returns the total. offs may be memb_off
+        # itself: each offset is read before it is written.
+        cdef int32_t i, k, src, used, room, n = self.n_agents_
+        cdef int64_t j = 0
         for i in range(n):
-            ends[i] = self._memb_end(i)
-            room = ends[i] - self.memb_off[i] + (member_of[i] >= 0)
-            total += room + 2 + room // 4
+            src = self.memb_off[i]
+            used = self._memb_end(i) - src
+            room = used
+            if member_of != NULL:
+                room += member_of[i] >= 0
+                room += 2 + room // 4
+            if dst != NULL and j + room <= 0x7FFFFFFF:
+                offs[i] = <int32_t> j
+                memcpy(&dst[j], &self.memb[src], used * sizeof(member_t))
+                for k in range(used, room):
+                    dst[j + k].pool = -1
+            j += room
+        if dst != NULL and j <= 0x7FFFFFFF:
+            offs[n] = <int32_t> j
+        return j
+
+    cdef int _memb_room(self, const int32_t* member_of) noexcept:
+        # The membership array laid out again with room after each list
+        # (_memb_copy). O(memberships + agents).
+        cdef int64_t total = self._memb_copy(NULL, NULL, member_of)
         cdef member_t* memb = NULL
         if total <= 0x7FFFFFFF:
             memb = <member_t*> malloc((total if total else 1) * sizeof(member_t))
         if memb == NULL:
-            free(ends)
             return E_NOMEM
-        for i in range(n):
-            used = ends[i] - self.memb_off[i]
-            memcpy(&memb[j], &self.memb[self.memb_off[i]], used * sizeof(member_t))
-            room = used + (member_of[i] >= 0)
-            room += 2 + room // 4
-            self.memb_off[i] = j
-            for k in range(j + used, j + room):
-                memb[k].pool = -1
-            j += room
-        self.memb_off[n] = j
-        free(ends)
+        self._memb_copy(memb, self.memb_off, member_of)
         free(self.memb)
         self.memb = memb
         self.cap_memb = <int32_t> total
@@ -877,8 +883,7 @@ cdef class Router:
             # its list (all laid out anew first if one has none left), then to
             # the warm part of its list.
             for i in range(self.n_agents_):
-                if member_of[i] >= 0 and (self.memb_off[i + 1] == self.memb_off[i] or
-                                          self.memb[self.memb_off[i + 1] - 1].pool >= 0):
+                if member_of[i] >= 0 and self._memb_end(i) == self.memb_off[i + 1]:
                     if self._memb_room(member_of) != 0:
                         failed = True
                     break
@@ -2914,7 +2919,7 @@ cdef class Router:
         cdef route_t* r
         cdef rfifo_t* f
         # Memberships packed, without the free entries after each agent's list.
-        cdef int32_t n = self.n_agents_, end
+        cdef int32_t n = self.n_agents_
         cdef int32_t* off = <int32_t*> malloc((n + 1) * sizeof(int32_t))
         cdef member_t* packed = <member_t*> malloc(
             ((self.memb_off[n] if n else 0) + 1) * sizeof(member_t))
@@ -2922,16 +2927,10 @@ cdef class Router:
             free(off)
             free(packed)
             raise MemoryError()
-        j = 0
-        for i in range(n):
-            off[i] = j
-            end = self._memb_end(i)
-            memcpy(&packed[j], &self.memb[self.memb_off[i]],
-                   (end - self.memb_off[i]) * sizeof(member_t))
-            j += end - self.memb_off[i]
-        off[n] = j
+        off[0] = 0
+        self._memb_copy(packed, off, NULL)
         offsets = _raw(off, (n + 1) * sizeof(int32_t) if n else 0)
-        memb = _raw(packed, j * sizeof(member_t))
+        memb = _raw(packed, off[n] * sizeof(member_t))
         free(off)
         free(packed)
         st = {

@@ -411,7 +411,7 @@ cdef inline int f_push(rfifo_t* f, int64_t a, int32_t agent, uint32_t epoch,
                        bint keep_order) noexcept nogil:
     cdef int32_t i
     cdef rentry_t x
-    if f.n == f.cap and f_contiguous(f, f.cap * 2 if f.cap else 16) != 0:
+    if f.n == f.cap and f_contiguous(f, f.cap * 2 if f.cap else 4) != 0:
         return -1
     x.a = a
     x.b = 0
@@ -513,3 +513,123 @@ cdef inline int f_sort(rfifo_t* f) noexcept nogil:
     if f.head != 0 and f_contiguous(f, f.cap) != 0:
         return -1
     return r_radix_sort(f.e, f.n)
+
+
+# -- the READY agents of a FEWEST_CONTACTS or MOST_SKILLED pool ---------------
+#
+# Their first key (a handled count, minus a sum of levels) is a small integer
+# that many agents share, and ties go to the longest idle: one fifo per key,
+# in a window of consecutive keys, so that a push and the pop of a stale entry
+# cost O(1) where a heap sifts through log(n) levels, each a cache miss in a
+# large pool. Entries in a key's fifo are as in rfifo_t (a = idle time). A key
+# more than KB_WIDTH from the others does not fit the window; the owner keeps
+# such entries in a heap beside it, so no operation costs more than O(log n).
+# The owner counts the entries.
+
+cdef enum:
+    KB_WIDTH = 1024
+    # A pool of fewer members keeps its entries in the heap alone: a heap of
+    # a few dozen entries is cheaper to push into than a fifo per key (fewer
+    # cache lines, fewer mispredicted branches).
+    KB_MIN_MEMBERS = 2048
+
+cdef struct kbuck_t:
+    rfifo_t* q                # q[(head + k) & (cap - 1)]: the fifo of key base + k
+    int64_t base
+    int32_t head
+    int32_t n                 # keys in the window; slots outside it are empty
+    int32_t cap               # slots: a power of two, or 0
+
+
+cdef inline rfifo_t* kb_at(kbuck_t* b, int32_t k) noexcept nogil:
+    """The fifo of key base + k (0 <= k < cap)."""
+    return &b.q[(b.head + k) & (b.cap - 1)]
+
+
+cdef inline int kb_room(kbuck_t* b, int32_t need) noexcept nogil:
+    """At least `need` slots, the window's keys in order from slot 0 after a
+    move; the empty slots keep their buffers for later keys."""
+    cdef int32_t cap = b.cap if b.cap else 8, k
+    cdef rfifo_t* q
+    if need <= b.cap:
+        return 0
+    while cap < need:
+        cap *= 2
+    q = <rfifo_t*> malloc(cap * sizeof(rfifo_t))
+    if q == NULL:
+        return -1
+    for k in range(b.cap):
+        q[k] = kb_at(b, k)[0]
+    memset(&q[b.cap], 0, (cap - b.cap) * sizeof(rfifo_t))
+    free(b.q)
+    b.q = q
+    b.head = 0
+    b.cap = cap
+    return 0
+
+
+cdef inline int kb_push(kbuck_t* b, int64_t key, int64_t idle, int32_t agent,
+                        uint32_t epoch, bint keep_order) noexcept nogil:
+    """0, or 1 when `key` does not fit the window (the caller keeps the entry
+    elsewhere), or -1 when memory is exhausted."""
+    cdef int64_t d
+    if b.n and (key < b.base or key - b.base >= KB_WIDTH):
+        # Out of reach: give up the empty keys at either end first.
+        while b.n and kb_at(b, b.n - 1).n == 0:
+            b.n -= 1
+        while b.n and kb_at(b, 0).n == 0:
+            b.head = (b.head + 1) & (b.cap - 1)
+            b.base += 1
+            b.n -= 1
+    if b.n == 0:
+        if kb_room(b, 1) != 0:
+            return -1
+        b.base = key
+        b.n = 1
+    elif key < b.base:
+        d = b.base - key
+        if b.n + d > KB_WIDTH:
+            return 1
+        if kb_room(b, b.n + <int32_t> d) != 0:
+            return -1
+        b.head = (b.head - <int32_t> d) & (b.cap - 1)
+        b.base = key
+        b.n += <int32_t> d
+    elif key - b.base >= b.n:
+        d = key - b.base + 1
+        if d > KB_WIDTH:
+            return 1
+        if kb_room(b, <int32_t> d) != 0:
+            return -1
+        b.n = <int32_t> d
+    if f_push(kb_at(b, <int32_t> (key - b.base)), idle, agent, epoch, keep_order) != 0:
+        return -1
+    return 0
+
+
+cdef inline void kb_clear(kbuck_t* b) noexcept nogil:
+    """No entries (the buffers are kept)."""
+    cdef int32_t k
+    for k in range(b.n):
+        kb_at(b, k).n = 0
+        kb_at(b, k).head = 0
+    b.n = 0
+
+
+cdef inline int kb_sort(kbuck_t* b) noexcept nogil:
+    """Each key's fifo in idle order after a bulk load that skipped it (f_sort)."""
+    cdef int32_t k
+    for k in range(b.n):
+        if f_sort(kb_at(b, k)) != 0:
+            return -1
+    return 0
+
+
+cdef inline void kb_free(kbuck_t* b) noexcept nogil:
+    cdef int32_t k
+    for k in range(b.cap):
+        free(b.q[k].e)
+    free(b.q)
+    b.q = NULL
+    b.n = 0
+    b.cap = 0

@@ -8,7 +8,9 @@ from libc.stdint cimport int16_t, int32_t, int64_t, uint8_t, uint32_t, uint64_t
 from agner.core._types cimport (
     agent_id_t, contact_id_t, decision_t, queue_id_t, time_us_t,
 )
-from agner.core._structs cimport heap_t, hentry_t, rankset_t, rentry_t, rfifo_t, rheap_t
+from agner.core._structs cimport (
+    heap_t, hentry_t, kbuck_t, rankset_t, rentry_t, rfifo_t, rheap_t,
+)
 
 
 cdef struct skill_t:
@@ -89,14 +91,18 @@ cdef struct pool_t:
     # A pool that is pushed into far more than it is read goes cold
     # (Router.pool_cold): its READY order is dropped and no longer kept, and is
     # rebuilt from its members when a contact next needs it.
+    # The first cache line: what a push and a choice read.
     int32_t strategy
     int32_t channel           # the channel of the contacts it serves
-    int32_t n_logged          # members logged in
-    int32_t step
     rfifo_t idle              # LONGEST_IDLE
-    rheap_t ready             # FEWEST_CONTACTS, LEAST_TALK_TIME, MOST_SKILLED
+    rheap_t ready             # LEAST_TALK_TIME; the keyed ones' keys out of reach
     int32_t unread            # pushes since it was last read
     int32_t cold_after        # it goes cold when unread exceeds this
+    int32_t n_keyed           # entries in `keyed`
+    int32_t use_keyed         # FEWEST_CONTACTS, MOST_SKILLED with KB_MIN_MEMBERS or more
+    kbuck_t keyed             # their fifo per key
+    int32_t n_logged          # members logged in
+    int32_t step
     # second line
     rankset_t order           # ROUND_ROBIN, LINEAR, RANDOM: READY members
     int32_t* member_agent
@@ -110,7 +116,6 @@ cdef struct pool_t:
     int32_t* req_off
     int32_t n_conj
     int32_t tenant
-    int32_t _pad[10]
 
 
 cdef struct route_t:
@@ -366,6 +371,13 @@ cdef class Router:
     cdef bint _live(self, const pool_t* p, const rentry_t* e) noexcept
     cdef void _m_remove(self, int32_t agent, int32_t mask) noexcept
     cdef int _compact(self, int32_t pid) noexcept
+    cdef int32_t _compact_fifo(self, const pool_t* p, rfifo_t* f) noexcept
+    cdef inline int32_t _entries(self, const pool_t* p) noexcept
+    cdef inline int _keyed_put(self, pool_t* p, int64_t key, time_us_t idle, int32_t agent,
+                               uint32_t epoch, bint keep_order) noexcept
+    cdef int _sort_pool(self, pool_t* p) noexcept
+    cdef void _top(self, int32_t pid, rentry_t* out) noexcept
+    cdef bytes _ready_blob(self, pool_t* p)
     cdef int _offer(self, int32_t slot, int32_t agent, time_us_t now) noexcept
     cdef int _contact_waits(self, int32_t slot, time_us_t now) noexcept
     cdef int _enter_queue(self, int32_t slot, time_us_t now) noexcept

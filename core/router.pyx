@@ -14,8 +14,8 @@ from libc.string cimport memcpy, memmove, memset
 
 from agner.core._structs cimport (
     f_at, f_pop, f_push, f_sort, grow, grow_aligned, h_free, posix_memalign, h_heapify, h_less, h_push, h_remove, heap_t,
-    hentry_t,
-    r_heapify, r_less, r_pop, r_push,
+    hentry_t, KB_MIN_MEMBERS, kb_at, kb_clear, kb_free, kb_push, kb_sort, kbuck_t,
+    r_heapify, r_less, r_pop, r_push, rfifo_t,
     rentry_t, rs_clear, rs_rank, rs_resize, rs_select, rs_set,
 )
 from agner.core._types cimport (
@@ -71,7 +71,7 @@ if sizeof(pool_t) != 192 or sizeof(agent_t) != 128:
     raise ImportError("agner.core.router: pool_t must be 3 cache lines, agent_t 2")
 
 #: The format of Router.snapshot(); restore() reads this version only.
-SNAPSHOT_VERSION = 5
+SNAPSHOT_VERSION = 6
 cdef time_us_t _MAX_TIME = <time_us_t> 4611686018427387903
 
 
@@ -102,6 +102,12 @@ cdef inline bint _heap_strategy(int32_t s) noexcept nogil:
         or s == ST_MOST_SKILLED
 
 
+cdef inline bint _keyed(int32_t s) noexcept nogil:
+    # The heap strategies whose first key is a small integer: a fifo per key
+    # (pool_t.keyed, kbuck_t), the heap for keys out of its reach.
+    return s == ST_FEWEST_CONTACTS or s == ST_MOST_SKILLED
+
+
 cdef inline int32_t _heap_key(int32_t s) noexcept nogil:
     # A heap pool's first key, as an index: 0 the agent's handled count
     # (FEWEST_CONTACTS), 1 its talk time (LEAST_TALK_TIME), 2 minus its score
@@ -113,11 +119,16 @@ cdef inline int32_t _memb_rank(int32_t s) noexcept nogil:
     # Where a membership of a pool of strategy s goes in an agent's list: the
     # heap and fifo pools first, the bitset pools after them, so that the loops
     # over the list switch kind as few times as possible (each switch is a
-    # mispredicted branch).
+    # mispredicted branch); the keyed ones (FEWEST_CONTACTS, MOST_SKILLED) next
+    # to each other.
     if s == ST_ROUND_ROBIN:
         return 4
-    if s == ST_FEWEST_CONTACTS or s == ST_LEAST_TALK_TIME or s == ST_MOST_SKILLED:
-        return s - 1
+    if s == ST_FEWEST_CONTACTS:
+        return 1
+    if s == ST_MOST_SKILLED:
+        return 2
+    if s == ST_LEAST_TALK_TIME:
+        return 3
     return s
 
 
@@ -332,6 +343,7 @@ cdef object _restore(Router r, dict st):
     cdef pool_t* p
     cdef route_t* rt
     cdef rfifo_t* f
+    cdef const rentry_t* e
     (now, rng, seq, timer_seq, na, nq, npools, nroutes, nchains, nslots, nfree, ntslots,
      nftimers, ndec) = st["scalars"]
     _check_len(st["agents"], na, sizeof(agent_t), "agents")
@@ -420,9 +432,21 @@ cdef object _restore(Router r, dict st):
         p.req = <skill_t*> _copy_out(req, 0)
         p.req_off = <int32_t*> _copy_out(req_off, 0)
         n = len(ready) // sizeof(rentry_t)
-        p.ready.e = <rentry_t*> _copy_out(ready, 0)
-        p.ready.n = n
-        p.ready.cap = n
+        memset(&p.keyed, 0, sizeof(kbuck_t))
+        p.n_keyed = 0
+        if p.use_keyed:
+            # Heap entries (_ready_blob): each back in the fifo of its key.
+            p.ready.e = NULL
+            p.ready.n = 0
+            p.ready.cap = 0
+            e = <const rentry_t*> <const char*> ready
+            for j in range(n):
+                if r._keyed_put(p, e[j].a, e[j].b, e[j].agent, e[j].epoch, True) != 0:
+                    raise MemoryError()
+        else:
+            p.ready.e = <rentry_t*> _copy_out(ready, 0)
+            p.ready.n = n
+            p.ready.cap = n
         f = &p.idle
         n = len(idle) // sizeof(rentry_t)
         f.cap = _pow2(n)
@@ -517,6 +541,7 @@ cdef class Router:
             free(self.pools[i].routes)
             free(self.pools[i].ready.e)
             free(self.pools[i].idle.e)
+            kb_free(&self.pools[i].keyed)
             free(self.pools[i].order.bits)
             free(self.pools[i].order.words.t)
         free(self.pools)
@@ -777,6 +802,7 @@ cdef class Router:
             p.cap_members = cap
         p.member_agent[m] = agent
         p.n_members += 1
+        p.use_keyed = _keyed(p.strategy) and p.n_members >= KB_MIN_MEMBERS
         # Cooling and warming a pool cost O(members): it goes cold only after
         # as many pushes with no choice reading it, so that a pool read now and
         # then costs at most a bounded factor more than keeping it warm. (1,000
@@ -873,9 +899,9 @@ cdef class Router:
                 pool_of[i] = new_of[j]
                 score_of[i] = <int32_t> score
                 n_new += 1
-        if not failed and strategy == ST_LONGEST_IDLE:
+        if not failed:
             for j in range(n_steps):
-                if f_sort(&self.pools[pid + j].idle) != 0:
+                if self._sort_pool(&self.pools[pid + j]) != 0:
                     failed = True
                     break
         if not failed and n_new:
@@ -1315,14 +1341,14 @@ cdef class Router:
         # a few mispredicted branches) at a time: 16 saves about 40 instructions
         # an event at 1,000 agents, in both configurations of the benchmark.
         cdef pool_t* p = &self.pools[pid]
-        cdef int32_t i, n = 0
+        cdef int32_t i, k, n = 0
         if p.strategy == ST_LONGEST_IDLE:
-            for i in range(p.idle.n):
-                if self._live(p, f_at(&p.idle, i)):
-                    f_at(&p.idle, n)[0] = f_at(&p.idle, i)[0]
-                    n += 1
-            p.idle.n = n
+            self._compact_fifo(p, &p.idle)
             return 0
+        if _keyed(p.strategy):
+            p.n_keyed = 0
+            for k in range(p.keyed.n):
+                p.n_keyed += self._compact_fifo(p, kb_at(&p.keyed, k))
         for i in range(p.ready.n):
             if self._live(p, &p.ready.e[i]):
                 p.ready.e[n] = p.ready.e[i]
@@ -1330,6 +1356,31 @@ cdef class Router:
         p.ready.n = n
         r_heapify(&p.ready)
         return 0
+
+    cdef int32_t _compact_fifo(self, const pool_t* p, rfifo_t* f) noexcept:
+        # The fifo's live entries, in order; returns how many.
+        cdef int32_t i, n = 0
+        for i in range(f.n):
+            if self._live(p, f_at(f, i)):
+                f_at(f, n)[0] = f_at(f, i)[0]
+                n += 1
+        f.n = n
+        return n
+
+    cdef inline int32_t _entries(self, const pool_t* p) noexcept:
+        # Entries a pool keeps, live or stale: a pool uses one or two of these
+        # (a bitset pool none), and the others are 0.
+        return p.idle.n + p.ready.n + p.n_keyed
+
+    cdef inline int _keyed_put(self, pool_t* p, int64_t key, time_us_t idle, int32_t agent,
+                               uint32_t epoch, bint keep_order) noexcept:
+        # Into the fifo of its key, or the heap when the key is out of reach.
+        cdef int r = kb_push(&p.keyed, key, idle, agent, epoch, keep_order)
+        if r == 0:
+            p.n_keyed += 1
+        elif r == 1:
+            r = r_push(&p.ready, key, idle, agent, epoch)
+        return E_NOMEM if r != 0 else 0
 
     cdef inline int _pool_put(self, pool_t* p, int32_t m, int32_t agent, int32_t score,
                               time_us_t idle, int64_t handled, time_us_t talk,
@@ -1348,6 +1399,8 @@ cdef class Router:
             key[0] = handled        # _heap_key
             key[1] = talk
             key[2] = -score
+            if p.use_keyed:
+                return self._keyed_put(p, key[_heap_key(s)], idle, agent, epoch, keep_order)
             r = r_push(&p.ready, key[_heap_key(s)], idle, agent, epoch)
         else:
             rs_set(&p.order, m)
@@ -1362,8 +1415,7 @@ cdef class Router:
         cdef int32_t n, ready
         if self._pool_put(p, m, agent, score, idle, handled, talk, epoch, keep_order) != 0:
             return E_NOMEM
-        # Entries kept (a bitset pool keeps none in `ready`).
-        n = p.idle.n if p.strategy == ST_LONGEST_IDLE else p.ready.n
+        n = self._entries(p)
         ready = self.pool_ready[pid] + 1
         self.pool_ready[pid] = ready
         p.unread += 1
@@ -1386,6 +1438,8 @@ cdef class Router:
         p.ready.n = 0
         p.idle.n = 0
         p.idle.head = 0
+        kb_clear(&p.keyed)
+        p.n_keyed = 0
         for m in range(p.n_routes):
             self.routes[p.routes[m]].n_cold += 1
         # Its memberships leave the warm part of each list lazily, when their
@@ -1405,6 +1459,8 @@ cdef class Router:
         p.ready.n = 0
         p.idle.n = 0
         p.idle.head = 0
+        kb_clear(&p.keyed)
+        p.n_keyed = 0
         if not _heap_strategy(p.strategy):
             if p.order.n_words:
                 memset(p.order.bits, 0, p.order.n_words * sizeof(uint64_t))
@@ -1436,18 +1492,28 @@ cdef class Router:
             if r != 0:
                 break
             n += 1
-        if r == 0 and p.strategy == ST_LONGEST_IDLE:
-            r = f_sort(&p.idle)
+        if r == 0:
+            r = self._sort_pool(p)
         if r != 0:
             p.ready.n = 0           # still cold: rebuilt at the next dispatch
             p.idle.n = 0
             p.idle.head = 0
+            kb_clear(&p.keyed)
+            p.n_keyed = 0
             return E_NOMEM
         for m in range(p.n_routes):
             self.routes[p.routes[m]].n_cold -= 1
         self.pool_ready[pid] = n
         self.pool_cold[pid] = 0
         p.unread = 0
+        return 0
+
+    cdef int _sort_pool(self, pool_t* p) noexcept:
+        # Its fifos in key order after a bulk load that skipped it (in agent order).
+        if p.strategy == ST_LONGEST_IDLE:
+            return f_sort(&p.idle)
+        if _keyed(p.strategy):
+            return kb_sort(&p.keyed)
         return 0
 
     cdef int _warm_route(self, const route_t* r) noexcept:
@@ -1581,8 +1647,8 @@ cdef class Router:
         # READY agents is read (its `unread` reset).
         cdef int32_t i, a, best = -1, first = -1, k, n, lo, hi, mid
         cdef pool_t* p
-        cdef const rentry_t* e
-        cdef const rentry_t* be = NULL
+        cdef rentry_t e, be
+        cdef bint have = False
         if r.n_pools == 1:
             return self._choose_in(r.pools[0], q)
         if q.strategy == ST_RANDOM:
@@ -1611,10 +1677,10 @@ cdef class Router:
                 continue
             p.unread = 0
             if _heap_strategy(p.strategy):
-                self._choose_in(r.pools[i], q)  # drops the stale entries on top
-                e = f_at(&p.idle, 0) if p.strategy == ST_LONGEST_IDLE else &p.ready.e[0]
-                if be == NULL or r_less(e, be):
+                self._top(r.pools[i], &e)
+                if not have or r_less(&e, &be):
                     be = e
+                    have = True
             elif p.strategy == ST_LINEAR:
                 a = p.member_agent[rs_select(&p.order, 0)]
                 if best < 0 or a < best:
@@ -1630,9 +1696,48 @@ cdef class Router:
                 a = p.member_agent[rs_select(&p.order, 0)]
                 if first < 0 or a < first:
                     first = a
-        if be != NULL:
+        if have:
             return be.agent
         return best if best >= 0 else first
+
+    cdef void _top(self, int32_t pid, rentry_t* out) noexcept:
+        # The entry of the best READY agent of a fifo, keyed or heap pool (it
+        # has one), the stale entries before it dropped; its keys as in a heap
+        # pool's entries (a: the first key, or the idle time of a LONGEST_IDLE
+        # pool; b: the idle time, or 0).
+        cdef pool_t* p = &self.pools[pid]
+        cdef kbuck_t* b = &p.keyed
+        cdef rfifo_t* f = NULL
+        if p.strategy == ST_LONGEST_IDLE:
+            while not self._live(p, f_at(&p.idle, 0)):
+                f_pop(&p.idle)
+            out[0] = f_at(&p.idle, 0)[0]
+            return
+        # While idle agents drain away nothing is pushed, so this is where
+        # stale entries pile up: one linear pass beats popping each of them.
+        if self._entries(p) > 2 * self.pool_ready[pid] + 16:
+            self._compact(pid)
+        while b.n:
+            f = kb_at(b, 0)
+            while f.n and not self._live(p, f_at(f, 0)):
+                f_pop(f)
+                p.n_keyed -= 1
+            if f.n:
+                break
+            b.head = (b.head + 1) & (b.cap - 1)     # no entry of this key left
+            b.base += 1
+            b.n -= 1
+        while p.ready.n and not self._live(p, &p.ready.e[0]):
+            r_pop(&p.ready)
+        if b.n == 0:
+            out[0] = p.ready.e[0]
+            return
+        out.a = b.base
+        out.b = f_at(f, 0).a
+        out.agent = f_at(f, 0).agent
+        out.epoch = f_at(f, 0).epoch
+        if p.ready.n and r_less(&p.ready.e[0], out):
+            out[0] = p.ready.e[0]
 
     cdef int32_t _choose_in(self, int32_t pid, queue_t* q) noexcept:
         # The agent (not member) to offer to; the pool has a READY agent.
@@ -1640,20 +1745,15 @@ cdef class Router:
         cdef int32_t n_ready = self.pool_ready[pid]
         cdef int32_t k
         cdef uint64_t x
+        cdef rentry_t e
         p.unread = 0                # read: it stays warm
         if p.strategy == ST_LONGEST_IDLE:
             while not self._live(p, f_at(&p.idle, 0)):
                 f_pop(&p.idle)
             return f_at(&p.idle, 0).agent
         if _heap_strategy(p.strategy):
-            # While idle agents drain away nothing is pushed, so this is where
-            # stale entries pile up: one linear pass beats popping each of them
-            # through a sift-down.
-            if p.ready.n > 2 * n_ready + 16:
-                self._compact(pid)
-            while not self._live(p, &p.ready.e[0]):
-                r_pop(&p.ready)
-            return p.ready.e[0].agent
+            self._top(pid, &e)
+            return e.agent
         if p.strategy == ST_LINEAR:
             return p.member_agent[rs_select(&p.order, 0)]
         if p.strategy == ST_RANDOM:
@@ -2982,7 +3082,7 @@ cdef class Router:
                 _raw(p.routes, p.n_routes * sizeof(int32_t)),
                 _raw(p.req, p.req_off[p.n_conj] * sizeof(skill_t)),
                 _raw(p.req_off, (p.n_conj + 1) * sizeof(int32_t)),
-                _raw(p.ready.e, p.ready.n * sizeof(rentry_t)),
+                self._ready_blob(p),
                 idle,
                 # bits has room for words.cap words (rs_resize counts on it)
                 _raw(p.order.bits, max(p.order.n_words, p.order.words.cap) * sizeof(uint64_t)),
@@ -2995,6 +3095,22 @@ cdef class Router:
                                  _raw(r.waiting.e, r.waiting.n * sizeof(hentry_t)),
                                  _raw(r.pools, r.n_pools * sizeof(int32_t))])
         return msgspec_msgpack.encode(st)
+
+    cdef bytes _ready_blob(self, pool_t* p):
+        # A heap or keyed pool's entries, as heap entries (a: the first key,
+        # b: the idle time).
+        cdef rentry_t e
+        cdef int32_t k, j
+        cdef rfifo_t* f
+        parts = [_raw(p.ready.e, p.ready.n * sizeof(rentry_t))]
+        for k in range(p.keyed.n):
+            f = kb_at(&p.keyed, k)
+            for j in range(f.n):
+                e = f_at(f, j)[0]
+                e.b = e.a
+                e.a = p.keyed.base + k
+                parts.append(_raw(&e, sizeof(rentry_t)))
+        return b"".join(parts)
 
     @classmethod
     def restore(cls, data):

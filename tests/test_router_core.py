@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from agner.core._api import DecisionKind, Strategy
+from agner.core._api import AgentState, DecisionKind, Strategy
 
 T = 1_000_000
 
@@ -220,3 +220,106 @@ def test_pools_made_after_the_agents_fill_and_regrow_their_lists() -> None:
     assert core == ref
     restored = run(Router(seed=4), snap_at=100)
     assert restored == core
+
+
+def keyed_pools(r: Any) -> list[int]:
+    """Per pool, whether the core keeps a fifo per key (its `use_keyed` flag)."""
+    import msgspec
+
+    pool_t = msgspec.msgpack.decode(r.snapshot())["pools"]
+    # pool_t: strategy, channel, idle (24 bytes), ready (16), unread,
+    # cold_after, n_keyed, then use_keyed at byte 60.
+    return [int.from_bytes(p[0][60:64], "little") for p in pool_t]
+
+
+@pytest.mark.parametrize(
+    "strategy", [Strategy.FEWEST_CONTACTS, Strategy.MOST_SKILLED], ids=lambda s: s.name
+)
+def test_large_keyed_pools_keep_the_reference_order(strategy: Strategy) -> None:
+    # A FEWEST_CONTACTS or MOST_SKILLED pool of 2,048 members or more keeps a
+    # fifo per key (kbuck_t) in a window of keys; a key too far from the others
+    # (MOST_SKILLED: sums of two levels from 2 to 2,000) goes to the heap beside
+    # it. Keys below and above the window, agents leaving (not ready, logged
+    # out) and coming back, the pool going cold and warm again, and a snapshot
+    # restored mid-stream must all give the reference's choices.
+    import random
+
+    from reference_router import ReferenceRouter
+
+    from agner import Router
+
+    n = 2_100
+
+    def run(r: Any, snap_at: int | None = None) -> list[Any]:
+        rng = random.Random(7)
+        q = r.add_queue({0: 1, 1: 1}, strategy=strategy, ring_timeout_us=0)
+        other = r.add_queue({0: 1}, strategy=Strategy.LONGEST_IDLE, ring_timeout_us=0)
+        for a in range(n):
+            # Levels spread so that MOST_SKILLED sums span more than the window.
+            r.add_agent({0: 1 + (a * 389) % 1000, 1: 1 + (a * 7) % 1000})
+        for a in range(n):
+            r.login(a, 0)
+        for a in sorted(range(n), key=lambda a: (a * 13) % 97):
+            r.set_ready(a, 1 + (a * 13) % 97)  # many at the same time
+        r.take_decisions()
+        busy: dict[int, int] = {}
+        away: list[int] = []
+        log: list[Any] = []
+        t = T
+        for k in range(2_000):
+            if snap_at is not None and k == snap_at:
+                r = type(r).restore(r.snapshot())
+            t += rng.randrange(1, 4)
+            if k == 1_000:
+                # Every idle agent takes two breaks and comes back: more pushes
+                # than the pool has members, none read, so the pool goes cold
+                # (and warms again at the next contact).
+                idle = [a for a in range(n) if a not in busy and a not in away]
+                for _ in range(2):
+                    for a in idle:
+                        r.set_not_ready(a, t, 2)
+                    # Back in the reverse of member order, a few at a time:
+                    # the rebuild must sort each key's agents by idle time.
+                    for i, a in enumerate(reversed(idle)):
+                        r.set_ready(a, t + i // 3)
+                    t += len(idle) // 3 + 1
+                if isinstance(r, Router):
+                    assert pools_cold(r)[0] == 1
+            queue = other if rng.random() < 0.3 else q
+            r.arrive(queue, t)
+            for d in r.take_decisions():
+                log.append((d.kind, d.agent, d.queue))
+                if d.kind == DecisionKind.OFFER:
+                    r.accept(d.agent, d.contact, t)
+                    busy[d.agent] = d.contact
+            while len(busy) > 40 or (busy and rng.random() < 0.5):
+                a = rng.choice(sorted(busy))
+                r.complete(a, busy.pop(a), t)
+                for d in r.take_decisions():
+                    log.append((d.kind, d.agent, d.queue))
+                    if d.kind == DecisionKind.OFFER:
+                        r.accept(d.agent, d.contact, t)
+                        busy[d.agent] = d.contact
+            if k % 50 == 25:
+                idle = [a for a in range(0, n, 97) if a not in busy and a not in away]
+                a = idle[k % len(idle)]
+                away.append(a)
+                if k % 100 == 25:
+                    r.set_not_ready(a, t, 1)
+                else:
+                    r.logout(a, t)
+            elif k % 50 == 0 and away:
+                a = away.pop(0)
+                if r.agent_state(a) == AgentState.LOGGED_OUT:
+                    r.login(a, t)
+                r.set_ready(a, t)
+            r.take_decisions()
+        if isinstance(r, Router):
+            assert keyed_pools(r)[0] == 1 and keyed_pools(r)[1] == 0
+        return log
+
+    core = run(Router(seed=2))
+    ref = run(ReferenceRouter(seed=2))
+    assert sum(1 for x in core if x[0] == DecisionKind.OFFER and x[2] == 0) > 1_000
+    assert core == ref
+    assert run(Router(seed=2), snap_at=1_300) == core

@@ -108,6 +108,32 @@ def test_bench_router_refuses_bad_counts(capsys: pytest.CaptureFixture[str]) -> 
     assert main(["bench", "router", "--agents", "10", "--arrivals", "0"]) == 2
 
 
+def test_interleaved_centers_decide_as_each_would_alone() -> None:
+    # core/workload.pyx run_many (bench/interleaved_centers.py): centers of
+    # different sizes, their events interleaved at random, each make the
+    # decisions (events, offers, checksum) it makes when run alone.
+    from agner import Router
+    from agner.core.workload import run as run_c
+    from agner.core.workload import run_many
+    from agner.sim.routerbench import arrival_queues
+
+    works = [Workload(agents=n, seed=3 + n, load=1.05) for n in (40, 90, 60)]
+    w = works[0]
+    # One timing for all (run_many takes one): each center's own load differs.
+    timing = (w.dt_us, w.handle_us, w.patience_us, w.break_us, w.rona_per_mille, w.seed)
+    queues, alone, routers = [], [], []
+    for k, x in enumerate(works):
+        center = build_center(x)
+        queues.append(arrival_queues(x, center, 1500 + 500 * k))
+        alone.append(run_c(build_router(Router, x, center), queues[-1], *timing))
+        routers.append(build_router(Router, x, center))
+    assert run_many(routers, queues, *timing) == alone
+    for (events, offers, _), q in zip(alone, queues, strict=True):
+        assert events > 3 * len(q) and offers > 0
+    with pytest.raises(ValueError, match="one arrival list per router"):
+        run_many(routers, queues[:2], *timing)
+
+
 @pytest.mark.parametrize("extended", [False, True])
 def test_the_three_drivers_agree_on_a_busy_center(extended: bool) -> None:
     # The benchmark's own cross-check, at a size where RONA, abandons and

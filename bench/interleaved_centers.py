@@ -46,16 +46,7 @@ def run_centers(agents: int, centers: int, arrivals: int) -> tuple[int, float]:
         queues.append(arrival_queues(w, center, arrivals))
         routers.append(build_router(Router, w, center))
     t0 = time.perf_counter()
-    out = run_many(
-        routers,
-        queues,
-        w.dt_us,
-        w.handle_us,
-        w.patience_us,
-        w.break_us,
-        w.rona_per_mille,
-        w.seed,
-    )
+    out = run_many(routers, queues, *w.driver_args)
     seconds = time.perf_counter() - t0
     return sum(events for events, _, _ in out), seconds
 

@@ -38,9 +38,7 @@ def test_c_level(benchmark: Any, agents: int) -> None:
     w, center, queues = _setup(agents, 300_000)
 
     def target(r: Router) -> tuple[int, int, int]:
-        return run_c(
-            r, queues, w.dt_us, w.handle_us, w.patience_us, w.break_us, w.rona_per_mille, w.seed
-        )
+        return run_c(r, queues, *w.driver_args)
 
     out = benchmark.pedantic(
         target, setup=lambda: ((build_router(Router, w, center),), {}), rounds=3

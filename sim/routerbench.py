@@ -96,6 +96,19 @@ class Workload:
         """Time between arrivals for the target load."""
         return max(1, round(self.handle_us / (self.agents * self.arrival_load)))
 
+    @property
+    def driver_args(self) -> tuple[int, int, int, int, int, int]:
+        """The timing of core/workload.pyx `run` and `run_many`, in their order:
+        dt_us, handle_us, patience_us, break_us, rona_per_mille, seed."""
+        return (
+            self.dt_us,
+            self.handle_us,
+            self.patience_us,
+            self.break_us,
+            self.rona_per_mille,
+            self.seed,
+        )
+
 
 @dataclass(frozen=True)
 class Center:
@@ -332,17 +345,7 @@ def time_c_level(
     r = build_router(Router, w, center)
     chains = arrival_chains(r, queues, channels) if w.extended else None
     t0 = time.perf_counter()
-    out = run_c(
-        r,
-        queues,
-        w.dt_us,
-        w.handle_us,
-        w.patience_us,
-        w.break_us,
-        w.rona_per_mille,
-        w.seed,
-        chains,
-    )
+    out = run_c(r, queues, *w.driver_args, chains)
     seconds = time.perf_counter() - t0
     return out, seconds, occupancy(r)
 

@@ -120,7 +120,7 @@ def test_interleaved_centers_decide_as_each_would_alone() -> None:
     works = [Workload(agents=n, seed=3 + n, load=1.05) for n in (40, 90, 60)]
     w = works[0]
     # One timing for all (run_many takes one): each center's own load differs.
-    timing = (w.dt_us, w.handle_us, w.patience_us, w.break_us, w.rona_per_mille, w.seed)
+    timing = w.driver_args
     queues, alone, routers = [], [], []
     for k, x in enumerate(works):
         center = build_center(x)
@@ -150,15 +150,7 @@ def test_the_three_drivers_agree_on_a_busy_center(extended: bool) -> None:
     assert (channels > 0).any() == extended
     r = build_router(Router, w, center)
     c_out = run_c(
-        r,
-        queues,
-        w.dt_us,
-        w.handle_us,
-        w.patience_us,
-        w.break_us,
-        w.rona_per_mille,
-        w.seed,
-        arrival_chains(r, queues, channels) if extended else None,
+        r, queues, *w.driver_args, arrival_chains(r, queues, channels) if extended else None
     )
     py_out = drive_python(build_router(Router, w, center), queues.tolist(), w, channels.tolist())
     ref = load_reference()

@@ -71,7 +71,7 @@ if sizeof(pool_t) != 192 or sizeof(agent_t) != 128:
     raise ImportError("agner.core.router: pool_t must be 3 cache lines, agent_t 2")
 
 #: The format of Router.snapshot(); restore() reads this version only.
-SNAPSHOT_VERSION = 6
+SNAPSHOT_VERSION = 7
 cdef time_us_t _MAX_TIME = <time_us_t> 4611686018427387903
 
 
@@ -3084,8 +3084,8 @@ cdef class Router:
                 _raw(p.req_off, (p.n_conj + 1) * sizeof(int32_t)),
                 self._ready_blob(p),
                 idle,
-                # bits has room for words.cap words (rs_resize counts on it)
-                _raw(p.order.bits, max(p.order.n_words, p.order.words.cap) * sizeof(uint64_t)),
+                # bits has room for cap_words words (rs_resize counts on it)
+                _raw(p.order.bits, max(p.order.n_words, p.order.cap_words) * sizeof(uint64_t)),
                 _raw(p.order.words.t, (p.order.words.cap + 1) * sizeof(int32_t)
                      if p.order.words.t != NULL else 0),
             ])

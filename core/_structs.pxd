@@ -268,7 +268,7 @@ cdef inline void r_heapify(rheap_t* h) noexcept nogil:
 # 64-bit words: select walks the tree (O(log(n/512))) and then up to RS_GROUP
 # words; a change updates the tree's log(n/512) levels (over single words it
 # was three levels more on every change, for a few popcounts saved on a
-# choice). A pool of 10,000 members takes 1.25 kB of bits and 80 bytes of
+# choice). A pool of 10,000 members takes 2 kB of bits and 132 bytes of
 # tree, so it stays in cache. A set of up to RS_FLAT words (512 positions)
 # keeps no tree: rank and select count the words' bits in turn.
 

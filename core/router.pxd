@@ -376,7 +376,7 @@ cdef class Router:
     cdef inline int _keyed_put(self, pool_t* p, int64_t key, time_us_t idle, int32_t agent,
                                uint32_t epoch, bint keep_order) noexcept
     cdef int _sort_pool(self, pool_t* p) noexcept
-    cdef void _top(self, int32_t pid, rentry_t* out) noexcept
+    cdef inline void _top(self, int32_t pid, rentry_t* out) noexcept
     cdef bytes _ready_blob(self, pool_t* p)
     cdef int _offer(self, int32_t slot, int32_t agent, time_us_t now) noexcept
     cdef int _contact_waits(self, int32_t slot, time_us_t now) noexcept

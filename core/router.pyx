@@ -1700,7 +1700,7 @@ cdef class Router:
             return be.agent
         return best if best >= 0 else first
 
-    cdef void _top(self, int32_t pid, rentry_t* out) noexcept:
+    cdef inline void _top(self, int32_t pid, rentry_t* out) noexcept:
         # The entry of the best READY agent of a fifo, keyed or heap pool (it
         # has one), the stale entries before it dropped; its keys as in a heap
         # pool's entries (a: the first key, or the idle time of a LONGEST_IDLE
@@ -1747,10 +1747,6 @@ cdef class Router:
         cdef uint64_t x
         cdef rentry_t e
         p.unread = 0                # read: it stays warm
-        if p.strategy == ST_LONGEST_IDLE:
-            while not self._live(p, f_at(&p.idle, 0)):
-                f_pop(&p.idle)
-            return f_at(&p.idle, 0).agent
         if _heap_strategy(p.strategy):
             self._top(pid, &e)
             return e.agent

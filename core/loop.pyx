@@ -485,7 +485,7 @@ cdef class EventLoop:
         # channel; a classic agent's one while reserved, busy or in wrap-up.
         cdef Router r = self.r
         cdef int32_t st, x, n = 0
-        if r.chans[a].multi:
+        if r.agents[a].multi:
             for x in range(N_CHANNELS):
                 n += r.chans[a].load[x]
             return n

@@ -31,6 +31,8 @@ cdef struct agent_t:
     # what routing reads; the second what a state change or a statistic reads.
     # The agent's pool memberships are not here but in Router.memb, at an
     # address computed from the agent id alone, so both load in parallel.
+    # A classic agent's routing never reads its chan_t (Router.chans): whether
+    # it is multi-channel, and its routable channels, are here.
     int32_t state             # agent_state_t
     int32_t pending           # pending not-ready reason, NO_PENDING when none
     int32_t contact           # slot of the offered/held contact, -1 when none
@@ -41,7 +43,11 @@ cdef struct agent_t:
     int64_t handled
     time_us_t talk_time_us
     time_us_t state_since
-    int64_t rona
+    int32_t rona
+    uint8_t multi             # a multi-channel agent (its channels in Router.chans)
+    uint8_t routable          # channels whose pools it is in now (bitmask)
+    uint8_t has_pref          # set while contacts may wait for it as a preferred agent
+    uint8_t _pad
     # second line
     time_us_t wrap_up_us      # default wrap-up after complete
     time_us_t time_in_state[6]
@@ -50,11 +56,12 @@ cdef struct agent_t:
 
 
 cdef struct chan_t:
-    # An agent's channels. The classic agent (multi = 0) has capacity 1 on every
-    # channel and any contact blocks them all: the one-contact state machine. A
-    # multi-channel agent holds up to cap[ch] contacts of each channel at once
-    # (ringing, answered or in wrap-up: load[ch]) unless a channel it holds blocks
-    # it (blocks[x]: the channels closed while it holds a contact of channel x).
+    # An agent's channels. The classic agent (agent_t.multi = 0) has capacity 1
+    # on every channel and any contact blocks them all: the one-contact state
+    # machine. A multi-channel agent holds up to cap[ch] contacts of each
+    # channel at once (ringing, answered or in wrap-up: load[ch]) unless a
+    # channel it holds blocks it (blocks[x]: the channels closed while it holds
+    # a contact of channel x).
     time_us_t idle[4]         # multi: when it last became free for each channel
     int64_t handled_at[4]     # multi: its handled count then (FEWEST_CONTACTS key)
     time_us_t talk_at[4]      # multi: its talk time then (LEAST_TALK_TIME key)
@@ -62,10 +69,8 @@ cdef struct chan_t:
     uint8_t cap[4]
     uint8_t load[4]
     uint8_t blocks[4]
-    uint8_t routable          # channels whose pools it is in now (bitmask)
-    uint8_t multi
     uint8_t presence          # multi: AS_LOGGED_OUT, AS_NOT_READY or AS_READY
-    uint8_t _pad
+    uint8_t _pad[3]
     int32_t n_active          # multi: contacts answered and not yet completed
     int32_t n_wrap            # multi: wrap-ups running
     int32_t wrap_head         # multi: the first of their timers (timer_t.next), -1: none

@@ -71,7 +71,7 @@ if sizeof(pool_t) != 192 or sizeof(agent_t) != 128:
     raise ImportError("agner.core.router: pool_t must be 3 cache lines, agent_t 2")
 
 #: The format of Router.snapshot(); restore() reads this version only.
-SNAPSHOT_VERSION = 7
+SNAPSHOT_VERSION = 8
 cdef time_us_t _MAX_TIME = <time_us_t> 4611686018427387903
 
 
@@ -633,9 +633,9 @@ cdef class Router:
         for x in range(N_CHANNELS):
             ch.cap[x] = cap[x] if cap != NULL else 1
             ch.blocks[x] = blocks[x] if blocks != NULL else ALL_CHANNELS
-        ch.multi = cap != NULL
         a = &self.agents[aid]
         memset(a, 0, sizeof(agent_t))
+        a.multi = cap != NULL
         a.state = AS_LOGGED_OUT
         a.pending = NO_PENDING
         a.contact = -1
@@ -666,7 +666,7 @@ cdef class Router:
         # after run; _memb_rank), and for a multi-channel agent by channel
         # first (_chan_ord), so that a walk over some channels stops early.
         cdef int32_t k = _memb_rank(self.pools[pid].strategy)
-        if self.chans[agent].multi:
+        if self.agents[agent].multi:
             k += _chan_ord(self.pools[pid].channel) * N_STRATEGIES
         return k
 
@@ -815,7 +815,7 @@ cdef class Router:
             if rs_resize(&p.order, p.n_members) != 0:
                 return E_NOMEM
         if not self.pool_cold[pid] and self.ready_epoch[agent] \
-                and (self.chans[agent].routable >> p.channel) & 1 \
+                and (self.agents[agent].routable >> p.channel) & 1 \
                 and self._pool_insert_one(pid, m, agent, <int32_t> score, keep_order) != 0:
             return E_NOMEM
         return m
@@ -1473,7 +1473,7 @@ cdef class Router:
             # the rebuild fails below, the pool stays cold and the membership
             # is demoted again when its agent next walks its list.
             self._memb_move(agent, pid, True)
-            if self.ready_epoch[agent] == 0 or not (self.chans[agent].routable >> x) & 1:
+            if self.ready_epoch[agent] == 0 or not (self.agents[agent].routable >> x) & 1:
                 continue
             if p.strategy == ST_MOST_SKILLED:
                 # Its score is kept in its membership record, not in the pool.
@@ -1483,7 +1483,7 @@ cdef class Router:
                         break
             a = &self.agents[agent]
             ch = &self.chans[agent]
-            if ch.multi:
+            if a.multi:
                 r = self._pool_put(p, m, agent, score, ch.idle[x], ch.handled_at[x],
                                    ch.talk_at[x], ch.epoch[x], False)
             else:
@@ -1532,7 +1532,7 @@ cdef class Router:
         cdef agent_t* a = &self.agents[agent]
         cdef chan_t* ch = &self.chans[agent]
         cdef int32_t x = self.pools[pid].channel
-        if ch.multi:
+        if a.multi:
             return self._pool_push(pid, m, agent, score, ch.idle[x],
                                    ch.handled_at[x], ch.talk_at[x], ch.epoch[x], keep_order)
         return self._pool_push(pid, m, agent, score, a.idle_since, a.handled,
@@ -1550,7 +1550,7 @@ cdef class Router:
         cdef int64_t handled
         cdef uint32_t epoch
         cdef int32_t last
-        if ch.multi:
+        if a.multi:
             # Only the channels in `mask` get new entries; the others stay as
             # they are (a change on one channel leaves its other pools alone).
             for x in range(N_CHANNELS):
@@ -1560,7 +1560,7 @@ cdef class Router:
                         a.epoch = 1
                     ch.epoch[x] = a.epoch
             self.ready_epoch[agent] = MULTI_MARK
-            ch.routable |= <uint8_t> mask
+            a.routable |= <uint8_t> mask
             last = _ord_last(mask)
             while mb < end:
                 if self.pool_cold[mb.pool]:
@@ -1580,7 +1580,7 @@ cdef class Router:
         if a.epoch == 0 or a.epoch == MULTI_MARK:
             a.epoch = 1         # 0 means "not idle" in ready_epoch
         self.ready_epoch[agent] = a.epoch
-        ch.routable = <uint8_t> mask
+        a.routable = <uint8_t> mask
         # In locals: the pushes write memory, so gcc would load them anew each time.
         idle = a.idle_since
         handled = a.handled
@@ -1615,21 +1615,23 @@ cdef class Router:
             mb += 1
 
     cdef void _pool_remove(self, int32_t agent) noexcept:
-        self._leave_pools(agent, self.chans[agent].routable)
+        self._leave_pools(agent, self.agents[agent].routable)
         self.ready_epoch[agent] = 0
-        self.chans[agent].routable = 0
-        memset(self.chans[agent].epoch, 0, sizeof(self.chans[agent].epoch))
+        self.agents[agent].routable = 0
+        if self.agents[agent].multi:
+            memset(self.chans[agent].epoch, 0, sizeof(self.chans[agent].epoch))
 
     cdef void _m_remove(self, int32_t agent, int32_t mask) noexcept:
         # A multi-channel agent leaves the pools of the channels in `mask` only.
+        cdef agent_t* a = &self.agents[agent]
         cdef chan_t* ch = &self.chans[agent]
         cdef int32_t x
         self._leave_pools(agent, mask)
         for x in range(N_CHANNELS):
             if (mask >> x) & 1:
                 ch.epoch[x] = 0
-        ch.routable &= <uint8_t> ~mask
-        if ch.routable == 0:
+        a.routable &= <uint8_t> ~mask
+        if a.routable == 0:
             self.ready_epoch[agent] = 0
 
     cdef int32_t _ready_in(self, const route_t* r) noexcept:
@@ -1773,7 +1775,7 @@ cdef class Router:
             p = &self.pools[r.pools[i]]
             candidates += [p.member_agent[m] for m in range(p.n_members)
                            if self.ready_epoch[p.member_agent[m]]
-                           and (self.chans[p.member_agent[m]].routable >> p.channel) & 1]
+                           and (self.agents[p.member_agent[m]].routable >> p.channel) & 1]
         if r.n_pools > 1:
             candidates.sort()
         info = HookContact(self._cid(slot), c.queue, c.priority, Channel(c.channel),
@@ -1804,7 +1806,7 @@ cdef class Router:
         cdef int32_t b
         if self.ready_epoch[agent]:
             self._pool_remove(agent)
-        if self.chans[agent].multi:
+        if self.agents[agent].multi:
             self.chans[agent].load[c.rch] += 1
         self._set_state(a, AS_RESERVED, now)
         a.contact = slot
@@ -1869,6 +1871,7 @@ cdef class Router:
                     h_heapify(h, self.pref_pos)
                 if h_push(h, rank, c.arrival, c.seq, slot, self.pref_pos) != 0:
                     return E_NOMEM
+                self.agents[c.pref[i]].has_pref = 1
         elif h_push(&r.waiting, rank, c.arrival, c.seq, slot, self.contact_pos) != 0:
             return E_NOMEM
         else:
@@ -1910,7 +1913,7 @@ cdef class Router:
         # The first of its preferred agents that is READY, or -1.
         cdef int32_t i
         for i in range(c.n_pref):
-            if self.ready_epoch[c.pref[i]] and (self.chans[c.pref[i]].routable >> c.rch) & 1:
+            if self.ready_epoch[c.pref[i]] and (self.agents[c.pref[i]].routable >> c.rch) & 1:
                 return c.pref[i]
         return -1
 
@@ -2072,20 +2075,24 @@ cdef class Router:
                 if r.waiting.n and (head == NULL or h_less(&r.waiting.e[0], head)):
                     head = &r.waiting.e[0]
                     best = p.routes[j]
-        h = &self.pref_heap[agent]
-        while h.n and not self._pref_live(&h.e[0]):
-            h_remove(h, 0, self.pref_pos)
+        # Its preferred-agent heap only when something was put in it (has_pref):
+        # at 100,000 agents the heap's record is one more miss per agent freed.
         k = -1
-        if scan == ALL_CHANNELS:
-            if h.n:
+        if a.has_pref:
+            h = &self.pref_heap[agent]
+            while h.n and not self._pref_live(&h.e[0]):
+                h_remove(h, 0, self.pref_pos)
+            if h.n == 0:
+                a.has_pref = 0
+            elif scan == ALL_CHANNELS:
                 k = 0
-        else:
-            # Some channels only (a multi-channel agent): the best live entry of
-            # those channels, wherever it is in the heap (it holds few).
-            for j in range(h.n):
-                if self._pref_live(&h.e[j]) and (scan >> self.contacts[h.e[j].id].rch) & 1 \
-                        and (k < 0 or h_less(&h.e[j], &h.e[k])):
-                    k = j
+            else:
+                # Some channels only (a multi-channel agent): the best live entry
+                # of those channels, wherever it is in the heap (it holds few).
+                for j in range(h.n):
+                    if self._pref_live(&h.e[j]) and (scan >> self.contacts[h.e[j].id].rch) & 1 \
+                            and (k < 0 or h_less(&h.e[j], &h.e[k])):
+                        k = j
         if k >= 0 and (head == NULL or h_less(&h.e[k], head)):
             slot = h.e[k].id
             h_remove(h, k, self.pref_pos)
@@ -2095,7 +2102,7 @@ cdef class Router:
             slot = head.id
             self._unwait(slot)
             return self._offer(slot, agent, now)
-        if not self.chans[agent].multi:
+        if not self.agents[agent].multi:
             a.idle_since = now
         return self._pool_insert(agent, insert)
 
@@ -2140,9 +2147,9 @@ cdef class Router:
         if st != a.state:
             self._set_state(a, st, now)
         m = self._m_mask(agent)
-        if ch.routable & ~m:
-            self._m_remove(agent, ch.routable & ~m)
-        newly = m & ~ch.routable
+        if a.routable & ~m:
+            self._m_remove(agent, a.routable & ~m)
+        newly = m & ~a.routable
         if newly == 0:
             return 0
         # The channels that opened up: their keys from now, then dispatch.
@@ -2177,7 +2184,7 @@ cdef class Router:
 
     cdef int _free_ringer(self, int32_t agent, int32_t ch, time_us_t now) noexcept:
         # An agent stops ringing (its caller hung up, or another agent answered).
-        if self.chans[agent].multi:
+        if self.agents[agent].multi:
             self.chans[agent].load[ch] -= 1
             return self._m_settle(agent, now)
         return self._release(agent, now)
@@ -2194,7 +2201,7 @@ cdef class Router:
             a.reason = reason
             a.rona += 1
             self.queues[self.contacts[slot].queue].ring_no_answer += 1
-        if ch.multi:
+        if a.multi:
             ch.load[self.contacts[slot].rch] -= 1
             ch.presence = <uint8_t> state
             self._m_settle(agent, now)
@@ -2337,7 +2344,7 @@ cdef class Router:
             return r
         a = &self.agents[agent]
         ch = &self.chans[agent]
-        if ch.multi:
+        if a.multi:
             if a.state == AS_LOGGED_OUT or ch.n_active:
                 self.err_state = a.state
                 return E_INVALID
@@ -2385,7 +2392,7 @@ cdef class Router:
             return r
         a = &self.agents[agent]
         ch = &self.chans[agent]
-        if ch.multi:
+        if a.multi:
             if a.state != AS_LOGGED_OUT:
                 if a.pending != NO_PENDING and (a.contact >= 0 or ch.n_active):
                     a.pending = NO_PENDING
@@ -2429,7 +2436,7 @@ cdef class Router:
             self.err_state = a.state
             return E_INVALID
         ch = &self.chans[agent]
-        if ch.multi:
+        if a.multi:
             if a.contact >= 0 or ch.n_active:
                 a.pending = reason
             else:
@@ -2567,7 +2574,7 @@ cdef class Router:
         if wait <= q.sl_threshold_us:
             q.answered_within_sl += 1
         self._set_state(a, AS_BUSY, now)
-        if self.chans[agent].multi:
+        if self.agents[agent].multi:
             a.contact = -1          # answered contacts are found by contact.agent
             self.chans[agent].n_active += 1
         # A parallel offer: the others stop ringing at once, in ring order.
@@ -2585,7 +2592,7 @@ cdef class Router:
                 r = self._free_ringer(b, c.rch, now)
             if r:
                 return r
-        if self.chans[agent].multi:
+        if self.agents[agent].multi:
             return self._m_settle(agent, now)
         return 0
 
@@ -2624,7 +2631,7 @@ cdef class Router:
             return slot
         a = &self.agents[agent]
         c = &self.contacts[slot]
-        if self.chans[agent].multi:
+        if self.agents[agent].multi:
             if c.state != CS_ACTIVE or c.agent != agent:
                 self.err_state = a.state
                 return E_INVALID
@@ -2950,7 +2957,7 @@ cdef class Router:
         out = []
         if self.agents[aid].contact >= 0:
             out.append(self._cid(self.agents[aid].contact))
-        if self.chans[aid].multi:
+        if self.agents[aid].multi:
             active = sorted((self.contacts[j].answered_at, self.contacts[j].seq, j)
                             for j in range(self.n_slots)
                             if self.contacts[j].state == CS_ACTIVE and self.contacts[j].agent == aid)
@@ -2963,7 +2970,7 @@ cdef class Router:
         a classic agent's contact (ringing or answered) on its channel."""
         cdef int32_t aid = self._agent_arg(agent, "agent_load")
         cdef chan_t* ch = &self.chans[aid]
-        if ch.multi:
+        if self.agents[aid].multi:
             return tuple(ch.load[x] for x in range(N_CHANNELS))
         out = [0] * N_CHANNELS
         if self.agents[aid].contact >= 0:

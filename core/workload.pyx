@@ -167,7 +167,7 @@ cdef int drive_init(drive_t* d, Router r, const int32_t[::1] arrival_queue,
     d.rona_per_mille = rona_per_mille
     d.seed = seed
     for k in range(n_agents):
-        if r.chans[k].multi:
+        if r.agents[k].multi:
             for x in range(4):
                 held += r.chans[k].cap[x]
         else:

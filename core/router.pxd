@@ -19,11 +19,12 @@ cdef struct skill_t:
 
 
 cdef struct member_t:
+    # 8 bytes, so that an agent's memberships take as few cache lines as can be:
+    # the pool's channel and kind are in Router.pool_kind.
     int32_t pool
-    int32_t member            # index of the agent in that pool
-    int32_t score             # MOST_SKILLED: its best sum of levels over one conjunction
-    int16_t channel           # the pool's channel, read here without touching the pool
-    int16_t ranked            # the pool is a bitset (ROUND_ROBIN, LINEAR, RANDOM)
+    int32_t arg               # a bitset pool (ROUND_ROBIN, LINEAR, RANDOM): the agent's
+                              # index in it; MOST_SKILLED: the agent's best sum of
+                              # levels over one conjunction; other pools: 0
 
 
 cdef struct agent_t:
@@ -257,6 +258,11 @@ cdef class Router:
     # no contact waits in its routes meanwhile (pool_waiting[p] == 0).
     cdef uint8_t* pool_cold
     cdef int32_t cap_pool_cold
+    # pool_kind[p]: pool p's channel (bits 0-1) and PK_RANKED when it is a
+    # bitset pool; read beside pool_cold[p] in every walk over an agent's
+    # memberships, so that these need not hold them.
+    cdef uint8_t* pool_kind
+    cdef int32_t cap_pool_kind
     cdef route_t* routes
     cdef int32_t n_routes
     cdef int32_t cap_routes

@@ -71,7 +71,7 @@ if sizeof(pool_t) != 192 or sizeof(agent_t) != 128:
     raise ImportError("agner.core.router: pool_t must be 3 cache lines, agent_t 2")
 
 #: The format of Router.snapshot(); restore() reads this version only.
-SNAPSHOT_VERSION = 8
+SNAPSHOT_VERSION = 9
 cdef time_us_t _MAX_TIME = <time_us_t> 4611686018427387903
 
 
@@ -100,6 +100,14 @@ cdef object _tuple_new = tuple.__new__
 cdef inline bint _heap_strategy(int32_t s) noexcept nogil:
     return s == ST_LONGEST_IDLE or s == ST_FEWEST_CONTACTS or s == ST_LEAST_TALK_TIME \
         or s == ST_MOST_SKILLED
+
+
+cdef enum:
+    PK_RANKED = 4             # pool_kind: a bitset pool (bits 0-1: its channel)
+
+
+cdef inline uint8_t _pool_kind(const pool_t* p) noexcept nogil:
+    return <uint8_t> (p.channel | (0 if _heap_strategy(p.strategy) else PK_RANKED))
 
 
 cdef inline bint _keyed(int32_t s) noexcept nogil:
@@ -479,6 +487,10 @@ cdef object _restore(Router r, dict st):
     _check_len(st["pool_cold"], npools, sizeof(uint8_t), "pool_cold")
     r.pool_cold = <uint8_t*> _copy_out(st["pool_cold"], max(npools, 1) * sizeof(uint8_t))
     r.cap_pool_cold = max(npools, 1)
+    r.pool_kind = <uint8_t*> _copy_out(b"", max(npools, 1) * sizeof(uint8_t))
+    r.cap_pool_kind = max(npools, 1)
+    for i in range(npools):
+        r.pool_kind[i] = _pool_kind(&r.pools[i])
     r.pool_waiting = <int32_t*> _copy_out(b"", max(npools, 1) * sizeof(int32_t))
     memset(r.pool_waiting, 0, max(npools, 1) * sizeof(int32_t))
     r.cap_pool_waiting = max(npools, 1)
@@ -548,6 +560,7 @@ cdef class Router:
         free(self.pool_waiting)
         free(self.pool_ready)
         free(self.pool_cold)
+        free(self.pool_kind)
         for i in range(self.n_routes):
             h_free(&self.routes[i].waiting)
             free(self.routes[i].pools)
@@ -674,10 +687,12 @@ cdef class Router:
                                int64_t score) noexcept:
         # The agent's side of a membership: member m of pool pid.
         mb.pool = pid
-        mb.member = m
-        mb.score = <int32_t> score
-        mb.channel = <int16_t> self.pools[pid].channel
-        mb.ranked = not _heap_strategy(self.pools[pid].strategy)
+        if self.pool_kind[pid] & PK_RANKED:
+            mb.arg = m
+        elif self.pools[pid].strategy == ST_MOST_SKILLED:
+            mb.arg = <int32_t> score
+        else:
+            mb.arg = 0
 
     cdef inline int32_t _memb_end(self, int32_t agent) noexcept:
         # The end of the agent's memberships: its free entries are at the end
@@ -852,6 +867,8 @@ cdef class Router:
                 or grow(<void**> &self.pool_ready, &self.cap_pool_ready, pid + n_steps,
                         sizeof(int32_t)) != 0 \
                 or grow(<void**> &self.pool_cold, &self.cap_pool_cold, pid + n_steps,
+                        sizeof(uint8_t)) != 0 \
+                or grow(<void**> &self.pool_kind, &self.cap_pool_kind, pid + n_steps,
                         sizeof(uint8_t)) != 0:
             failed = True
         else:
@@ -870,6 +887,7 @@ cdef class Router:
                 p.step = steps[j]
                 p.tenant = tenant
                 p.channel = channel
+                self.pool_kind[pid + j] = _pool_kind(p)
                 p.req = <skill_t*> malloc((n_req if n_req else 1) * sizeof(skill_t))
                 p.req_off = <int32_t*> malloc((n_conj + 1) * sizeof(int32_t))
                 if p.req == NULL or p.req_off == NULL:
@@ -1479,7 +1497,7 @@ cdef class Router:
                 # Its score is kept in its membership record, not in the pool.
                 for i in range(self.memb_off[agent], self.memb_off[agent + 1]):
                     if self.memb[i].pool == pid:
-                        score = self.memb[i].score
+                        score = self.memb[i].arg
                         break
             a = &self.agents[agent]
             ch = &self.chans[agent]
@@ -1567,11 +1585,11 @@ cdef class Router:
                     self._memb_demote(agent, mb)
                     end -= 1
                     continue
-                x = mb.channel
+                x = self.pool_kind[mb.pool] & 3
                 if _chan_ord(x) > last:
                     break           # the channels after: none in the mask
                 if (mask >> x) & 1 and self._pool_push(
-                        mb.pool, mb.member, agent, mb.score, ch.idle[x],
+                        mb.pool, mb.arg, agent, mb.arg, ch.idle[x],
                         ch.handled_at[x], ch.talk_at[x], ch.epoch[x], True) != 0:
                     return E_NOMEM
                 mb += 1
@@ -1591,8 +1609,8 @@ cdef class Router:
                 self._memb_demote(agent, mb)
                 end -= 1
                 continue
-            if (mask >> mb.channel) & 1 and self._pool_push(
-                    mb.pool, mb.member, agent, mb.score, idle, handled, talk, epoch, True) != 0:
+            if (mask >> (self.pool_kind[mb.pool] & 3)) & 1 and self._pool_push(
+                    mb.pool, mb.arg, agent, mb.arg, idle, handled, talk, epoch, True) != 0:
                 return E_NOMEM
             mb += 1
         return 0
@@ -1603,14 +1621,16 @@ cdef class Router:
         # are not touched at all (their counts are in pool_ready).
         cdef member_t* mb = &self.memb[self.memb_off[agent]]
         cdef member_t* end = mb + self.memb_warm[agent]
+        cdef uint8_t k
         while mb < end:
             if self.pool_cold[mb.pool]:
                 self._memb_demote(agent, mb)
                 end -= 1
                 continue
-            if (mask >> mb.channel) & 1:
-                if mb.ranked:
-                    rs_clear(&self.pools[mb.pool].order, mb.member)
+            k = self.pool_kind[mb.pool]
+            if (mask >> (k & 3)) & 1:
+                if k & PK_RANKED:
+                    rs_clear(&self.pools[mb.pool].order, mb.arg)
                 self.pool_ready[mb.pool] -= 1
             mb += 1
 
@@ -2067,7 +2087,8 @@ cdef class Router:
         cdef heap_t* h
         # Its cold pools have no waiting contacts.
         for i in range(self.memb_off[agent], self.memb_off[agent] + self.memb_warm[agent]):
-            if not (scan >> self.memb[i].channel) & 1 or self.pool_waiting[self.memb[i].pool] == 0:
+            if not (scan >> (self.pool_kind[self.memb[i].pool] & 3)) & 1 \
+                    or self.pool_waiting[self.memb[i].pool] == 0:
                 continue
             p = &self.pools[self.memb[i].pool]
             for j in range(p.n_routes):

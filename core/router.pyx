@@ -102,6 +102,10 @@ cdef inline bint _heap_strategy(int32_t s) noexcept nogil:
         or s == ST_MOST_SKILLED
 
 
+cdef extern from *:
+    void __builtin_prefetch(const void* addr, int rw, int locality) nogil
+
+
 cdef enum:
     PK_RANKED = 4             # pool_kind: a bitset pool (bits 0-1: its channel)
 
@@ -1734,6 +1738,12 @@ cdef class Router:
             while not self._live(p, f_at(&p.idle, 0)):
                 f_pop(&p.idle)
             out[0] = f_at(&p.idle, 0)[0]
+            # The next lines of the ring, for the next choice in this pool: its
+            # head is read only here, a line of it every 2.7 entries, and each
+            # was a miss at 100,000 agents (written when its agents went idle).
+            if p.idle.n > 6:
+                __builtin_prefetch(f_at(&p.idle, 3), 0, 3)
+                __builtin_prefetch(f_at(&p.idle, 6), 0, 3)
             return
         # While idle agents drain away nothing is pushed, so this is where
         # stale entries pile up: one linear pass beats popping each of them.
@@ -1754,6 +1764,9 @@ cdef class Router:
         if b.n == 0:
             out[0] = p.ready.e[0]
             return
+        if f.n > 6:
+            __builtin_prefetch(f_at(f, 3), 0, 3)
+            __builtin_prefetch(f_at(f, 6), 0, 3)
         out.a = b.base
         out.b = f_at(f, 0).a
         out.agent = f_at(f, 0).agent

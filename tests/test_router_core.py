@@ -328,3 +328,37 @@ def test_large_pools_keep_the_reference_order(strategy: Strategy) -> None:
     assert sum(1 for x in core if x[0] == DecisionKind.OFFER and x[2] == 0) > 1_000
     assert core == ref
     assert run(Router(seed=2), snap_at=1_300) == core
+
+
+@pytest.mark.parametrize("restore", [False, True])
+def test_a_preferred_agent_freed_finds_its_contact_and_then_routes_as_before(
+    make_router: Any, restore: bool
+) -> None:
+    # An agent freed reads its heap of contacts waiting for it as a preferred
+    # agent only while something was put there (agent_t.has_pref), which a
+    # snapshot carries; once the heap is empty the agent routes as any other.
+    r = make_router()
+    q = r.add_queue()
+    fav, other = r.add_agent({}), r.add_agent({})
+    for a in (fav, other):
+        r.login(a, 0)
+    r.set_ready(other, 0)
+    gone = r.arrive(q, T, preferred=[fav], preferred_us=60 * T)
+    kept = r.arrive(q, 2 * T, preferred=[fav], preferred_us=60 * T)
+    assert r.take_decisions() == []  # `other` is not a preferred agent
+    r.abandon(gone, 3 * T)
+    if restore and hasattr(r, "snapshot"):
+        r = type(r).restore(r.snapshot())
+    r.set_ready(fav, 4 * T)  # skips the abandoned one, takes the other
+    (d,) = r.take_decisions()
+    assert (d.kind, d.contact, d.agent) == (DecisionKind.OFFER, kept, fav)
+    r.accept(fav, kept, 5 * T)
+    r.complete(fav, kept, 6 * T, wrap_up_us=0)
+    assert r.agent_state(fav) == AgentState.READY
+    # Nothing waits for it now: the next contact goes to the longest idle.
+    c = r.arrive(q, 7 * T)
+    (d,) = r.take_decisions()
+    assert (d.contact, d.agent) == (c, other)
+    c = r.arrive(q, 8 * T)
+    (d,) = r.take_decisions()
+    assert (d.contact, d.agent) == (c, fav)

@@ -107,7 +107,8 @@ cdef extern from *:
 
 
 cdef enum:
-    PK_RANKED = 4             # pool_kind: a bitset pool (bits 0-1: its channel)
+    PK_CHANNEL = 3            # pool_kind: the pool's channel, these bits
+    PK_RANKED = 4             # pool_kind: a bitset pool
 
 
 cdef inline uint8_t _pool_kind(const pool_t* p) noexcept nogil:
@@ -1589,7 +1590,7 @@ cdef class Router:
                     self._memb_demote(agent, mb)
                     end -= 1
                     continue
-                x = self.pool_kind[mb.pool] & 3
+                x = self.pool_kind[mb.pool] & PK_CHANNEL
                 if _chan_ord(x) > last:
                     break           # the channels after: none in the mask
                 if (mask >> x) & 1 and self._pool_push(
@@ -1613,7 +1614,8 @@ cdef class Router:
                 self._memb_demote(agent, mb)
                 end -= 1
                 continue
-            if (mask >> (self.pool_kind[mb.pool] & 3)) & 1 and self._pool_push(
+            # mb.arg: the member index of a bitset pool, the score of MOST_SKILLED.
+            if (mask >> (self.pool_kind[mb.pool] & PK_CHANNEL)) & 1 and self._pool_push(
                     mb.pool, mb.arg, agent, mb.arg, idle, handled, talk, epoch, True) != 0:
                 return E_NOMEM
             mb += 1
@@ -1632,7 +1634,7 @@ cdef class Router:
                 end -= 1
                 continue
             k = self.pool_kind[mb.pool]
-            if (mask >> (k & 3)) & 1:
+            if (mask >> (k & PK_CHANNEL)) & 1:
                 if k & PK_RANKED:
                     rs_clear(&self.pools[mb.pool].order, mb.arg)
                 self.pool_ready[mb.pool] -= 1
@@ -2100,7 +2102,7 @@ cdef class Router:
         cdef heap_t* h
         # Its cold pools have no waiting contacts.
         for i in range(self.memb_off[agent], self.memb_off[agent] + self.memb_warm[agent]):
-            if not (scan >> (self.pool_kind[self.memb[i].pool] & 3)) & 1 \
+            if not (scan >> (self.pool_kind[self.memb[i].pool] & PK_CHANNEL)) & 1 \
                     or self.pool_waiting[self.memb[i].pool] == 0:
                 continue
             p = &self.pools[self.memb[i].pool]
